@@ -1,0 +1,70 @@
+"""Checking the fixture corpus: file format, then each body against the contract."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pivotkit.contract import Contract, Violation
+from pivotkit.errors import FixtureError
+from pivotkit.fixtures import Exchange, iter_fixture_files, read_exchange
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """What checking one fixture file found."""
+
+    path: Path
+    problems: tuple[str, ...] = ()
+    violations: tuple[Violation, ...] = field(default=())
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and not self.violations
+
+    def lines(self) -> list[str]:
+        """Human-readable lines: ``file: ok`` or one ``file pointer: message`` per problem."""
+        if self.ok:
+            return [f"ok    {self.path}"]
+        out = [f"FAIL  {self.path}: {p}" for p in self.problems]
+        out += [f"FAIL  {self.path} {v.pointer or '/'}: {v.message}" for v in self.violations]
+        return out
+
+
+def check_exchange(contract: Contract, exchange: Exchange) -> FileResult:
+    """Check one loaded exchange: operation known, path fits, status declared, body valid."""
+    path = exchange.file or Path(exchange.name)
+    op = contract.operations.get(exchange.operation_id)
+    if op is None:
+        return FileResult(path, (f"unknown operation {exchange.operation_id!r} (directory name); "
+                                 f"known: {', '.join(sorted(contract.operations))}",))
+    problems: list[str] = []
+    if exchange.request.method != op.method:
+        problems.append(f"/request/method: {exchange.request.method} but {op.operation_id} "
+                        f"is {op.method}")
+    params = op.match(exchange.request.path)
+    if params is None:
+        problems.append(f"/request/path: {exchange.request.path!r} does not fit {op.path}")
+    status = exchange.response.status
+    if status not in op.statuses:
+        problems.append(f"/response/status: {status} is not declared for {op.operation_id} "
+                        f"({', '.join(map(str, op.statuses))})")
+        return FileResult(path, tuple(problems))
+    if params is not None and status == 200:
+        problems += [f"/request/path: {p}" for p in op.parameter_problems(params)]
+    violations = contract.validate(op.operation_id, status, exchange.response.body)
+    return FileResult(path, tuple(problems), tuple(violations))
+
+
+def check_directory(contract: Contract, root: Path) -> list[FileResult]:
+    """Check every fixture file under ``root``; unreadable files become failed results."""
+    results = []
+    for file in iter_fixture_files(root):
+        try:
+            exchange = read_exchange(file)
+        except FixtureError as exc:
+            where = f"line {exc.line}" if exc.line else (exc.pointer or "/")
+            results.append(FileResult(file, (f"{where}: {exc.reason}",)))
+            continue
+        results.append(check_exchange(contract, exchange))
+    return results

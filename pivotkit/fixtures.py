@@ -1,0 +1,306 @@
+"""Fixtures: frozen records of exchanges; load, index, match and write them atomically."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+from pivotkit.contract import to_pointer
+from pivotkit.errors import FixtureError, FixtureExists, FixtureNotFound
+
+DEFAULT_LANG = "fr"
+FIXTURE_SCHEMA_PATH = Path(__file__).with_name("fixture-file.schema.json")
+
+
+def default_fixtures_dir() -> Path:
+    """Where fixtures live: ``$PIVOT_FIXTURES``, the checkout's ``fixtures/``, or the wheel's."""
+    env = os.environ.get("PIVOT_FIXTURES")
+    if env:
+        return Path(env)
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "fixtures", here / "_bundled" / "fixtures"):
+        if candidate.is_dir():
+            return candidate
+    return here.parent / "fixtures"
+
+
+@cache
+def fixture_file_validator() -> Draft202012Validator:
+    """The validator of the fixture file format itself."""
+    schema = json.loads(FIXTURE_SCHEMA_PATH.read_text(encoding="utf-8"))
+    return Draft202012Validator(schema)
+
+
+def _freeze(value: Mapping[str, str] | None) -> Mapping[str, str]:
+    return MappingProxyType(dict(value or {}))
+
+
+@dataclass(frozen=True)
+class Request:
+    """The request half of an exchange (no key: it is redacted at record time)."""
+
+    method: str
+    path: str
+    query: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def lang(self) -> str:
+        """The ``lang`` the request asked for (``fr`` when absent)."""
+        return self.query.get("lang", DEFAULT_LANG)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"method": self.method, "path": self.path}
+        if self.query:
+            out["query"] = dict(self.query)
+        if self.headers:
+            out["headers"] = dict(self.headers)
+        return out
+
+
+@dataclass(frozen=True)
+class Response:
+    """The response half of an exchange: status, provider headers, decoded JSON body."""
+
+    status: int
+    body: Any
+    headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"status": self.status}
+        if self.headers:
+            out["headers"] = dict(self.headers)
+        out["body"] = self.body
+        return out
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One fixture: a request, its response, and where it came from (``meta``)."""
+
+    operation_id: str
+    name: str
+    request: Request
+    response: Response
+    meta: Mapping[str, Any]
+    file: Path | None = None
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """The index key: method, path and lang."""
+        return (self.request.method, self.request.path, self.request.lang)
+
+    @property
+    def source(self) -> str:
+        """``doc``, ``synthetic`` or ``live``."""
+        return str(self.meta.get("source", ""))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fixture file's content."""
+        return {
+            "request": self.request.to_dict(),
+            "response": self.response.to_dict(),
+            "meta": dict(self.meta),
+        }
+
+    def dumps(self) -> str:
+        """The fixture file's exact text (stable: sorted meta, 2-space indent, final newline)."""
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, name: str = "",
+                  operation_id: str | None = None, file: Path | None = None) -> Exchange:
+        """Build an exchange from a fixture file's content (validated against its format)."""
+        errors = sorted(fixture_file_validator().iter_errors(data), key=lambda e: list(e.path))
+        if errors:
+            err = errors[0]
+            raise FixtureError(file or name or "<fixture>", err.message,
+                               to_pointer(list(err.absolute_path)))
+        req, resp, meta = data["request"], data["response"], data["meta"]
+        return cls(
+            operation_id=operation_id or meta["operationId"],
+            name=name,
+            request=Request(req["method"], req["path"], _freeze(req.get("query")),
+                            _freeze(req.get("headers"))),
+            response=Response(resp["status"], resp["body"], _freeze(resp.get("headers"))),
+            meta=MappingProxyType(dict(meta)),
+            file=file,
+        )
+
+
+def read_exchange(path: Path) -> Exchange:
+    """Read one fixture file; FixtureError names the file, and the line or pointer."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise FixtureError(path, f"not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise FixtureError(path, f"invalid JSON: {exc.msg} (column {exc.colno})",
+                           line=exc.lineno) from None
+    exchange = Exchange.from_dict(data, name=path.stem, operation_id=path.parent.name, file=path)
+    if exchange.meta.get("operationId") != path.parent.name:
+        raise FixtureError(path, f"meta.operationId {exchange.meta.get('operationId')!r} differs "
+                           f"from the directory {path.parent.name!r}", "/meta/operationId")
+    return exchange
+
+
+def iter_fixture_files(root: Path) -> Iterator[Path]:
+    """Every ``<operationId>/<name>.json`` under root, sorted."""
+    yield from sorted(p for p in root.glob("*/*.json") if p.is_file())
+
+
+class FixtureSet:
+    """An indexed, immutable set of exchanges.
+
+    ``match`` is a dictionary lookup on (method, path, lang); an unknown ``lang`` falls back to
+    French, as the provider does.
+    """
+
+    def __init__(self, exchanges: Iterable[Exchange], root: Path | None = None) -> None:
+        self.root = root
+        self.exchanges: tuple[Exchange, ...] = tuple(exchanges)
+        self._index: dict[tuple[str, str, str], Exchange] = {}
+        for ex in self.exchanges:
+            self._index.setdefault(ex.key, ex)
+
+    @classmethod
+    def load(cls, root: Path | str | None = None, *, strict: bool = True) -> FixtureSet:
+        """Load every fixture under root. With ``strict=False`` unreadable files are skipped."""
+        base = Path(root) if root is not None else default_fixtures_dir()
+        exchanges = []
+        for path in iter_fixture_files(base):
+            try:
+                exchanges.append(read_exchange(path))
+            except FixtureError:
+                if strict:
+                    raise
+        return cls(exchanges, base)
+
+    def __len__(self) -> int:
+        return len(self.exchanges)
+
+    def __iter__(self) -> Iterator[Exchange]:
+        return iter(self.exchanges)
+
+    def for_operation(self, operation_id: str) -> list[Exchange]:
+        """Every exchange of one operation, in file order."""
+        return [ex for ex in self.exchanges if ex.operation_id == operation_id]
+
+    def match(self, method: str, path: str, lang: str | None = None) -> Exchange | None:
+        """The exchange for this request, or None. ``lang`` falls back to French."""
+        lang = lang or DEFAULT_LANG
+        found = self._index.get((method.upper(), path, lang))
+        if found is None and lang != DEFAULT_LANG:
+            found = self._index.get((method.upper(), path, DEFAULT_LANG))
+        return found
+
+    def get(self, method: str, path: str, lang: str | None = None) -> Exchange:
+        """Like :meth:`match`, but FixtureNotFound lists the closest recorded paths."""
+        found = self.match(method, path, lang)
+        if found is None:
+            raise FixtureNotFound(method, path, self.closest(path))
+        return found
+
+    def closest(self, path: str, n: int = 3) -> list[str]:
+        """The recorded paths most like ``path``."""
+        paths = sorted({ex.request.path for ex in self.exchanges})
+        return difflib.get_close_matches(path, paths, n=n, cutoff=0.5)
+
+
+def _summary(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+    """One line naming what differs between two fixture dictionaries (meta ignored)."""
+    diffs: list[str] = []
+
+    def walk(a: Any, b: Any, pointer: str) -> None:
+        if len(diffs) > 5:
+            return
+        if isinstance(a, dict) and isinstance(b, dict):
+            for k in sorted(set(a) | set(b)):
+                sub = f"{pointer}/{k}"
+                if k not in a:
+                    diffs.append(f"+{sub}")
+                elif k not in b:
+                    diffs.append(f"-{sub}")
+                else:
+                    walk(a[k], b[k], sub)
+        elif a != b:
+            diffs.append(f"~{pointer or '/'}")
+
+    walk({k: v for k, v in old.items() if k != "meta"},
+         {k: v for k, v in new.items() if k != "meta"}, "")
+    if not diffs:
+        return "only meta differs"
+    more = "" if len(diffs) <= 5 else ", ..."
+    return ", ".join(diffs[:5]) + more
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write through a temporary file in the same directory, then rename over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def safe_name(name: str) -> str:
+    """A fixture name reduced to ``[A-Za-z0-9._-]`` (no path separators, no leading dot)."""
+    cleaned = "".join(c if c.isalnum() or c in "._-" else "-" for c in name).lstrip(".")
+    if not cleaned:
+        raise ValueError(f"fixture name {name!r} has no usable character")
+    return cleaned[:120]
+
+
+def write_exchange(exchange: Exchange, root: Path | str, *, overwrite: bool = False) -> Path:
+    """Write ``exchange`` as ``root/<operationId>/<name>.json``, atomically.
+
+    An identical file is left alone; a different one raises FixtureExists (with a one-line
+    summary of what differs) unless ``overwrite`` is true.
+    """
+    target = Path(root) / safe_name(exchange.operation_id) / f"{safe_name(exchange.name)}.json"
+    text = exchange.dumps()
+    if target.exists():
+        try:
+            old = json.loads(target.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            old = {}
+        if target.read_text(encoding="utf-8", errors="replace") == text:
+            return target
+        if not overwrite:
+            raise FixtureExists(target, _summary(old, exchange.to_dict()))
+    atomic_write_text(target, text)
+    return target
+
+
+__all__ = [
+    "DEFAULT_LANG",
+    "Exchange",
+    "FixtureSet",
+    "Request",
+    "Response",
+    "atomic_write_text",
+    "default_fixtures_dir",
+    "fixture_file_validator",
+    "iter_fixture_files",
+    "read_exchange",
+    "safe_name",
+    "write_exchange",
+]

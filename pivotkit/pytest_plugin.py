@@ -1,0 +1,1 @@
+"""pytest plugin of pivotkit (registered under the pytest11 entry point)."""
