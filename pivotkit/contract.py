@@ -301,7 +301,8 @@ class Contract:
         root = Path(directory) if directory is not None else default_schemas_dir()
         openapi_path = root / OPENAPI_NAME
         if not openapi_path.is_file():
-            raise ContractFileError(openapi_path, "no openapi.yaml here; pass the schemas directory")
+            raise ContractFileError(openapi_path,
+                                    "no openapi.yaml here; pass the schemas directory")
         openapi = _read_yaml(openapi_path)
         if not isinstance(openapi, dict) or "paths" not in openapi:
             raise ContractFileError(openapi_path, "not an OpenAPI document (no 'paths')")

@@ -1,0 +1,1 @@
+"""Tests of pivotkit itself, one file per module."""
