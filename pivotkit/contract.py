@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import quote
 
 import yaml
 from jsonschema import Draft202012Validator
@@ -272,7 +273,7 @@ class Contract:
     """
 
     def __init__(self, directory: Path, openapi: dict[str, Any],
-                 documents: dict[str, tuple[Path, Any]]) -> None:
+                 documents: dict[str, tuple[Path, Any]], engine: str | None = None) -> None:
         self.directory = directory
         self.openapi = openapi
         self._documents = documents
@@ -288,15 +289,17 @@ class Contract:
                 self._validators[op, status, mode] = Draft202012Validator(
                     {"$ref": ref}, registry=registry
                 )
+        self._fast: dict[tuple[str, int, Mode], Any] = self._compile_fast(engine)
 
     # -- loading -------------------------------------------------------------------------
 
     @classmethod
-    def load(cls, directory: Path | str | None = None) -> Contract:
+    def load(cls, directory: Path | str | None = None, *, engine: str | None = None) -> Contract:
         """Read ``openapi.yaml`` and every ``*.json`` schema of ``directory``.
 
-        Raises ContractFileError (file, line) on unreadable files and UnresolvableRef on a
-        ``$ref`` that points at no schema.
+        ``engine`` (or ``$PIVOT_VALIDATOR_ENGINE``): ``auto`` (jsonschema-rs for the fast path
+        when installed), ``rust`` or ``python``. Raises ContractFileError (file, line) on
+        unreadable files and UnresolvableRef on a ``$ref`` that points at no schema.
         """
         root = Path(directory) if directory is not None else default_schemas_dir()
         openapi_path = root / OPENAPI_NAME
@@ -312,7 +315,39 @@ class Contract:
             if not isinstance(schema, dict) or not isinstance(schema.get("$id"), str):
                 raise ContractFileError(path, "a schema file must be an object with an $id")
             documents[schema["$id"]] = (path, schema)
-        return cls(root, openapi, documents)
+        return cls(root, openapi, documents, engine)
+
+    def _compile_fast(self, engine: str | None) -> dict[tuple[str, int, Mode], Any]:
+        """Compile every validator with jsonschema-rs, when it is installed and not disabled.
+
+        It answers the common question (is this body valid?) about two orders of magnitude
+        faster; the detailed violations always come from the reference implementation.
+        """
+        choice = engine or os.environ.get("PIVOT_VALIDATOR_ENGINE", "auto")
+        if choice not in ("auto", "rust", "python"):
+            raise ValueError(f"validator engine must be auto, rust or python, not {choice!r}")
+        if choice == "python":
+            return {}
+        try:
+            import jsonschema_rs
+        except ImportError:
+            if choice == "rust":
+                raise
+            return {}
+        out: dict[tuple[str, int, Mode], Any] = {}
+        for mode in MODES:
+            registry = jsonschema_rs.Registry([
+                (uri, _strict_copy(uri, contents) if mode == "strict" else contents)
+                for uri, (_, contents) in self._documents.items()
+            ])
+            for key, ref in self._schema_refs.items():
+                out[(*key, mode)] = jsonschema_rs.validator_for({"$ref": ref}, registry=registry)
+        return out
+
+    @property
+    def engine(self) -> str:
+        """``rust`` when jsonschema-rs answers the fast path, else ``python``."""
+        return "rust" if self._fast else "python"
 
     def _build_registry(self, *, strict: bool) -> Registry[Any]:
         resources: list[tuple[str, Resource[Any]]] = []
@@ -371,9 +406,8 @@ class Contract:
                     pointer = to_pointer(["paths", template, method, "responses", str(status)])
                     if "$ref" in response:
                         pointer = response["$ref"].lstrip("#")
-                    refs[spec["operationId"], int(status)] = (
-                        f"{OPENAPI_URI}#{pointer}/content/application~1json/schema"
-                    )
+                    fragment = quote(f"{pointer}/content/application~1json/schema", safe="/~")
+                    refs[spec["operationId"], int(status)] = f"{OPENAPI_URI}#{fragment}"
         return refs
 
     # -- queries ---------------------------------------------------------------------------
@@ -422,7 +456,11 @@ class Contract:
     def is_valid(self, operation_id: str, status: int, body: Any,
                  *, mode: Mode = "tolerant") -> bool:
         """Whether the body fits the contract (fast path, no error details)."""
-        return self.validator(operation_id, status, mode).is_valid(body)
+        validator = self.validator(operation_id, status, mode)
+        fast = self._fast.get((operation_id, status, mode))
+        if fast is not None:
+            return bool(fast.is_valid(body))
+        return bool(validator.is_valid(body))
 
     def validate(self, operation_id: str, status: int, body: Any,
                  *, mode: Mode = "tolerant") -> list[Violation]:
@@ -431,12 +469,18 @@ class Contract:
         ``mode="tolerant"`` is the contract; ``mode="strict"`` also reports each undeclared
         field, once, at its own pointer.
         """
-        validator = self.validator(operation_id, status, mode)
-        if validator.is_valid(body):
+        if self.is_valid(operation_id, status, body, mode=mode):
             return []
+        validator = self.validator(operation_id, status, mode)
         out: list[Violation] = []
         for error in validator.iter_errors(body):
             out.extend(self._violations(operation_id, status, error, validator))
+        if not out:  # the engines disagree (e.g. a regex dialect): report the fast engine's view
+            fast = self._fast[operation_id, status, mode]
+            for err in fast.iter_errors(body):
+                out.append(Violation(operation_id, status, to_pointer(list(err.instance_path)),
+                                     "#/" + "/".join(map(str, err.schema_path)), err.message,
+                                     _hashable(err.instance)))
         return sorted(set(out), key=lambda v: (v.pointer, v.schema_path, v.message))
 
     def _violations(self, operation_id: str, status: int, error: ValidationError,

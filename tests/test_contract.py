@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from openapi_spec_validator import validate as validate_openapi
 from openapi_spec_validator.readers import read_from_filename
 
@@ -277,3 +279,55 @@ def test_every_schema_file_is_2020_12_with_id_description_examples() -> None:
         assert schema.get("description"), path
         if path.name != "common.json":
             assert schema.get("examples"), path
+
+
+# -- the two engines agree --------------------------------------------------------------------
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.floats(allow_nan=False)
+    | st.text(max_size=12) | st.sampled_from(["2024-09-27T07:48:30.677", "20241105", "v1"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
+                                                                max_size=3),
+    max_leaves=8,
+)
+
+
+def _pointers(node: Any, prefix: str = "") -> list[str]:
+    out = [prefix] if prefix else []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            out += _pointers(value, f"{prefix}/{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            out += _pointers(value, f"{prefix}/{i}")
+    return out
+
+
+@pytest.fixture(scope="module")
+def python_engine() -> Contract:
+    return Contract.load(engine="python")
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data(), mode=st.sampled_from(["tolerant", "strict"]))
+def test_fast_engine_agrees_with_reference(contract: Contract, python_engine: Contract,
+                                           blade_runner: dict[str, Any], data: st.DataObject,
+                                           mode: str) -> None:
+    """jsonschema-rs (fast path) and jsonschema (violations) agree on mutated bodies.
+
+    The health check is suppressed because the fixtures are read-only and shared on purpose.
+    """
+    body = blade_runner["response"]["body"]
+    pointer = data.draw(st.sampled_from(_pointers(body)))
+    mutated = _mutate(body, pointer, data.draw(_json))
+    fast = contract.is_valid("getContent", 200, mutated, mode=mode)  # type: ignore[arg-type]
+    reference = python_engine.validate("getContent", 200, mutated, mode=mode)  # type: ignore[arg-type]
+    assert fast == (reference == []), (pointer, mutated, reference)
+    assert contract.engine == "rust" and python_engine.engine == "python"
+
+
+def test_engine_choice_is_validated() -> None:
+    """An unknown engine name is refused with the valid choices."""
+    with pytest.raises(ValueError, match="auto, rust or python"):
+        Contract.load(engine="java")
