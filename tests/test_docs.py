@@ -1,0 +1,45 @@
+"""Tests of pivotkit.docs: the reference is derived from the contract and kept current."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from pivotkit.cli import main
+from pivotkit.contract import Contract, load_contract
+from pivotkit.docs import render_reference
+
+from .conftest import ROOT
+
+
+def test_committed_reference_matches_the_contract() -> None:
+    """docs/reference.md is exactly what `pivotkit docs` generates from schemas/."""
+    committed = (ROOT / "docs" / "reference.md").read_text(encoding="utf-8")
+    assert committed == render_reference(load_contract()), "run `pivotkit docs`"
+
+
+def test_reference_lists_every_operation_and_schema() -> None:
+    """Each operation and each schema file has its own section."""
+    contract = load_contract()
+    text = render_reference(contract)
+    for op in contract.operations.values():
+        assert f"### `{op.operation_id}`: {op.method} `{op.path}`" in text
+    for path in contract.directory.glob("*.json"):
+        assert f"### {path.name}\n" in text
+
+
+def test_a_path_changed_in_the_contract_changes_the_docs(schemas_copy: Path,
+                                                         tmp_path: Path) -> None:
+    """Docs derive from the contract: edit a path in openapi.yaml and the reference follows."""
+    openapi = schemas_copy / "openapi.yaml"
+    openapi.write_text(openapi.read_text().replace("/v1/api/v1/days", "/v1/api/v1/calendar"))
+    text = render_reference(Contract.load(schemas_copy))
+    assert "GET `/v1/api/v1/calendar`" in text and "/v1/api/v1/days" not in text
+    out = tmp_path / "ref.md"
+    runner = CliRunner()
+    stale = runner.invoke(main, ["docs", "--check", "--out", str(out)])
+    assert stale.exit_code == 1 and "out of date" in stale.output
+    assert runner.invoke(main, ["docs", "--out", str(out)]).exit_code == 0
+    fresh = runner.invoke(main, ["docs", "--check", "--out", str(out)])
+    assert fresh.exit_code == 0, fresh.output
