@@ -165,7 +165,9 @@ class FixtureSet:
     """An indexed, immutable set of exchanges.
 
     ``match`` is a dictionary lookup on (method, path, lang); an unknown ``lang`` falls back to
-    French, as the provider does.
+    French, as the provider does. Only answers below 400 are indexed for matching: an error
+    exchange (a recorded 401, a 429) is evidence of the error's shape, not the answer a mock
+    should give to every caller of that path; it stays in ``exchanges`` and ``for_operation``.
     """
 
     def __init__(self, exchanges: Iterable[Exchange], root: Path | None = None) -> None:
@@ -173,7 +175,8 @@ class FixtureSet:
         self.exchanges: tuple[Exchange, ...] = tuple(exchanges)
         self._index: dict[tuple[str, str, str], Exchange] = {}
         for ex in self.exchanges:
-            self._index.setdefault(ex.key, ex)
+            if ex.response.status < 400:
+                self._index.setdefault(ex.key, ex)
 
     @classmethod
     def load(cls, root: Path | str | None = None, *, strict: bool = True) -> FixtureSet:

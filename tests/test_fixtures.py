@@ -142,3 +142,16 @@ def test_safe_name_keeps_files_inside_the_directory(raw: str, expected: str) -> 
     assert safe_name(raw) == expected
     with pytest.raises(ValueError):
         safe_name("...")
+
+
+def test_error_exchanges_are_kept_but_never_matched() -> None:
+    """A recorded gateway error stays in the set, yet match() never serves it."""
+    error = Exchange.from_dict({
+        "request": {"method": "GET", "path": "/v1/api/v1/contents/1"},
+        "response": {"status": 401, "body": {"statusCode": 401, "message": "x"}},
+        "meta": {"operationId": "getContent", "source": "synthetic", "recorded": "2026-01-01",
+                 "account": "none"},
+    }, name="401")
+    fixtures = FixtureSet([error])
+    assert fixtures.for_operation("getContent") == [error]
+    assert fixtures.match("GET", "/v1/api/v1/contents/1") is None
