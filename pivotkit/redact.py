@@ -1,0 +1,336 @@
+"""Redaction of secrets in recorded exchanges, and a scanner that finds key-shaped leftovers."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from pivotkit.client import KEY_HEADER, KEY_QUERY, demo_key
+from pivotkit.errors import ConfigError
+from pivotkit.fixtures import Exchange, Request, Response
+
+#: What a redacted subscription key becomes: 32 characters like a key, never a real one (a
+#: key is lowercase hex; ``x`` is not a hex digit), and recognised by :func:`is_placeholder`.
+KEY_PLACEHOLDER = "x" * 32
+ZERO_GUID = "00000000-0000-0000-0000-000000000000"
+REQUEST_CONTEXT_PLACEHOLDER = f"appId=cid-v1:{ZERO_GUID}"
+
+_COOKIE_ATTRIBUTES = frozenset({"expires", "max-age", "domain", "path", "samesite", "priority"})
+_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_HEXISH = re.compile(r"[0-9a-fA-F:_-]+")
+
+# A key is 32 lowercase hex characters [apim]; a longer hex run (a hash, a commit id) is not one.
+KEY_SHAPED = re.compile(r"(?<![0-9A-Za-z])[0-9a-f]{32}(?![0-9A-Za-z])")
+_KEY_ASSIGNMENT = re.compile(
+    r"(?i)(subscription-key|ocp-apim-subscription-key)[\"']?\s*[:=]\s*[\"']?([^\"'&\s,;}]*)"
+)
+
+
+def mask(value: str) -> str:
+    """The format-preserving placeholder of a secret string.
+
+    Length and punctuation are kept; a hex-looking value becomes zeros (a GUID stays a GUID),
+    otherwise digits become ``0`` and letters ``x``/``X``.
+    """
+    if _HEXISH.fullmatch(value) and any(c.isalnum() for c in value):
+        return re.sub(r"[0-9a-fA-F]", "0", value)
+    return "".join("0" if c.isdigit() else ("X" if c.isupper() else "x") if c.isalpha() else c
+                   for c in value)
+
+
+def _mask_json(value: Any) -> Any:
+    """A placeholder of the same JSON type: strings masked, numbers 0, booleans false."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return 0
+    if isinstance(value, float):
+        return 0.0
+    if isinstance(value, str):
+        return mask(value)
+    if isinstance(value, list):
+        return [_mask_json(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _mask_json(v) for k, v in value.items()}
+    return value
+
+
+def is_placeholder(value: str) -> bool:
+    """Whether a value in a key's place is plainly not a key (``xxxx...``, ``<key>``, ``$VAR``)."""
+    value = value.strip()
+    return (not value or len(set(value)) == 1 or value.startswith(("<", "$", "{"))
+            or value.lower() in {"redacted", "placeholder", "your-key", "none", "null"})
+
+
+def parse_field(spec: str) -> tuple[str, ...]:
+    """A ``--redact-field`` spec as path segments.
+
+    A JSON pointer (``/data/token``) or a dotted path (``data.token``); ``*`` matches any key or
+    index of one level, a leading ``**`` any depth (``**.token``: every ``token`` key).
+    """
+    spec = spec.strip()
+    if not spec or spec == "/":
+        raise ConfigError("--redact-field", f"{spec!r} names no field; use /data/token or "
+                          "data.token (** for any depth)")
+    if spec.startswith("/"):
+        parts = [p.replace("~1", "/").replace("~0", "~") for p in spec[1:].split("/")]
+    else:
+        parts = spec.split(".")
+    if "" in parts or "**" in parts[1:]:
+        raise ConfigError("--redact-field", f"{spec!r}: empty segment, or ** not in first place")
+    return tuple(parts)
+
+
+@dataclass(frozen=True)
+class Redactor:
+    """Removes secrets from exchanges before they touch disk.
+
+    ``secrets`` are the actual values (the key) scrubbed wherever they appear; ``headers`` are
+    extra header names to mask; ``fields`` extra body locations (see :func:`parse_field`).
+    """
+
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+    headers: frozenset[str] = frozenset()
+    fields: tuple[tuple[str, ...], ...] = ()
+    _pattern: re.Pattern[str] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        variants = sorted({v for s in self.secrets if s for v in (s, s.upper(), s.lower())},
+                          key=len, reverse=True)
+        pattern = re.compile("|".join(re.escape(v) for v in variants)) if variants else None
+        object.__setattr__(self, "_pattern", pattern)
+
+    @classmethod
+    def build(cls, secrets: Iterable[str] = (), headers: Iterable[str] = (),
+              fields: Iterable[str] = ()) -> Redactor:
+        """A redactor from raw values, header names and ``--redact-field`` specs."""
+        values = sorted({s for s in secrets if s}, key=len, reverse=True)
+        for s in values:
+            if len(s) < 8 or any(c.isspace() for c in s):
+                raise ConfigError("key", "a key is 32 hexadecimal characters; this value is too "
+                                  "short or holds spaces: check the variable --key-env names")
+        return cls(tuple(values), frozenset(h.lower() for h in headers),
+                   tuple(parse_field(f) for f in fields))
+
+    # -- strings ---------------------------------------------------------------------------
+
+    def text(self, value: str) -> str:
+        """``value`` with every secret replaced by its placeholder (for messages, URLs, bodies)."""
+        if self._pattern is None:
+            return value
+        return self._pattern.sub(lambda m: "x" * len(m.group(0)), value)
+
+    def _scrub(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, list):
+            return [self._scrub(v) for v in value]
+        if isinstance(value, dict):
+            return {self.text(k): self._scrub(v) for k, v in value.items()}
+        return value
+
+    # -- parts -----------------------------------------------------------------------------
+
+    def header(self, name: str, value: str) -> str:
+        """The redacted value of one header."""
+        low = name.lower()
+        value = self.text(value)
+        if low == KEY_HEADER.lower():
+            return "x" * len(value)
+        if low == "request-context":
+            out = _GUID.sub(ZERO_GUID, value)
+            return out if out != value else REQUEST_CONTEXT_PLACEHOLDER
+        if low in ("authorization", "proxy-authorization"):
+            scheme, _, credentials = value.partition(" ")
+            return f"{scheme} {mask(credentials)}" if credentials else mask(value)
+        if low in ("cookie", "set-cookie"):
+            return _mask_cookie(value, set_cookie=low == "set-cookie")
+        if low in self.headers:
+            return mask(value)
+        return value
+
+    def header_map(self, headers: Mapping[str, str]) -> dict[str, str]:
+        """Every header redacted (names kept as given)."""
+        return {self.text(k): self.header(k, v) for k, v in headers.items()}
+
+    def query(self, query: Mapping[str, str]) -> dict[str, str]:
+        """Query parameters redacted: the key parameter and the configured field names."""
+        names = {f[-1] for f in self.fields if len(f) == 1 or f[0] == "**"}
+        out: dict[str, str] = {}
+        for k, v in query.items():
+            if k.lower() == KEY_QUERY:
+                out[k] = "x" * len(v)
+            elif k in names:
+                out[k] = mask(v)
+            else:
+                out[k] = self.text(v)
+        return out
+
+    def body(self, body: Any) -> Any:
+        """The body with configured fields masked and every secret scrubbed."""
+        out = self._scrub(body)
+        for path in self.fields:
+            out = _mask_at(out, path)
+        return out
+
+    def exchange(self, exchange: Exchange) -> Exchange:
+        """A copy of ``exchange`` with nothing secret left in it."""
+        req, resp = exchange.request, exchange.response
+        request = Request(req.method, self.text(req.path),
+                          MappingProxyType(self.query(req.query)),
+                          MappingProxyType(self.header_map(req.headers)))
+        response = Response(resp.status, self.body(resp.body),
+                            MappingProxyType(self.header_map(resp.headers)))
+        meta = MappingProxyType(self._scrub(dict(exchange.meta)))
+        out = Exchange(exchange.operation_id, exchange.name, request, response, meta,
+                       exchange.file)
+        self.assert_clean(out.dumps())
+        return out
+
+    def assert_clean(self, text: str) -> None:
+        """Raise if a secret survived in ``text`` (a last guard before anything is written)."""
+        if self._pattern is not None and self._pattern.search(text):
+            raise ConfigError("redaction", "a secret survived redaction; nothing was written")
+
+
+def _mask_cookie(value: str, *, set_cookie: bool) -> str:
+    parts = []
+    for segment in value.split(";"):
+        name, eq, val = segment.partition("=")
+        if eq and not (set_cookie and name.strip().lower() in _COOKIE_ATTRIBUTES):
+            parts.append(f"{name}={mask(val)}")
+        else:
+            parts.append(segment)
+    return ";".join(parts)
+
+
+def _mask_at(node: Any, path: tuple[str, ...]) -> Any:
+    """``node`` with the value(s) at ``path`` masked (a missing path changes nothing)."""
+    if not path:
+        return _mask_json(node)
+    head, rest = path[0], path[1:]
+    if head == "**":
+        node = _mask_at(node, rest)
+        if isinstance(node, dict):
+            return {k: _mask_at(v, path) for k, v in node.items()}
+        if isinstance(node, list):
+            return [_mask_at(v, path) for v in node]
+        return node
+    if isinstance(node, dict):
+        return {k: (_mask_at(v, rest) if head in ("*", k) else v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [(_mask_at(v, rest) if head in ("*", str(i)) else v) for i, v in enumerate(node)]
+    return node
+
+
+# -- the secret scanner ---------------------------------------------------------------------
+
+def demo_keys(accounts_file: Path) -> frozenset[str]:
+    """The demo keys an accounts file may hold: none unless it says ``demo_keys = true``.
+
+    Recomputed from each account's ``name`` for both slots (:func:`pivotkit.client.demo_key`).
+    """
+    if not accounts_file.is_file():
+        return frozenset()
+    try:
+        data = tomllib.loads(accounts_file.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(accounts_file), f"not valid TOML: {exc}") from None
+    if data.get("demo_keys") is not True:
+        return frozenset()
+    accounts = data.get("accounts", [])
+    if isinstance(accounts, dict):
+        accounts = [{"name": k, **v} for k, v in accounts.items() if isinstance(v, dict)]
+    allowed: set[str] = set()
+    for account in accounts:
+        if not isinstance(account, dict) or not isinstance(account.get("name"), str):
+            continue
+        allowed |= {demo_key(account["name"], "primary").reveal(),
+                    demo_key(account["name"], "secondary").reveal()}
+    return frozenset(allowed)
+
+
+@dataclass(frozen=True)
+class SecretFinding:
+    """Something key-shaped in a file: where, and a masked hint of what (never the value)."""
+
+    path: Path
+    line: int
+    kind: str
+    hint: str
+
+    def __str__(self) -> str:
+        return (f"{self.path}:{self.line}: {self.kind} ({self.hint}); replace it with "
+                f"{KEY_PLACEHOLDER[:4]}... (pivotkit record redacts keys) or remove the file")
+
+
+_SKIP_DIRS = frozenset({".git", ".venv", "venv", ".nox", ".tox", "node_modules", "__pycache__",
+                        ".mypy_cache", ".ruff_cache", ".pytest_cache", ".hypothesis", "build",
+                        "dist", "reports", ".peers"})
+
+
+def files_to_scan(root: Path) -> Iterator[Path]:
+    """Every file under ``root/fixtures`` and every ``*.json``/``*.toml`` of the checkout."""
+    seen: set[Path] = set()
+    fixtures = root / "fixtures"
+    candidates = list(fixtures.rglob("*")) if fixtures.is_dir() else []
+    candidates += [p for ext in ("json", "toml") for p in root.rglob(f"*.{ext}")]
+    for path in sorted(candidates):
+        rel = path.relative_to(root).parts
+        if any(part in _SKIP_DIRS or part.endswith(".egg-info") for part in rel[:-1]):
+            continue
+        if path.is_file() and path not in seen:
+            seen.add(path)
+            yield path
+
+
+def scan_text(text: str, path: Path, allowed: frozenset[str] = frozenset()) -> list[SecretFinding]:
+    """Every key-shaped value in ``text`` that is neither a placeholder nor an allowed demo key."""
+    found: list[SecretFinding] = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        for m in KEY_SHAPED.finditer(line):
+            if m.group(0) not in allowed and not is_placeholder(m.group(0)):
+                found.append(SecretFinding(path, lineno, "32 lowercase hex characters",
+                                           f"{m.group(0)[:2]}...{len(m.group(0))} chars"))
+        for m in _KEY_ASSIGNMENT.finditer(line):
+            value = m.group(2)
+            if not is_placeholder(value) and value not in allowed \
+                    and not KEY_SHAPED.fullmatch(value):
+                found.append(SecretFinding(path, lineno, f"{m.group(1)} with a value",
+                                           f"{len(value)} chars"))
+    return found
+
+
+def scan_secrets(root: Path, files: Iterable[Path] | None = None) -> list[SecretFinding]:
+    """Scan a checkout (or some files) for secrets; demo keys of fixtures/accounts.toml pass."""
+    allowed = demo_keys(root / "fixtures" / "accounts.toml")
+    found: list[SecretFinding] = []
+    for path in files if files is not None else files_to_scan(root):
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        found.extend(scan_text(text, path, allowed))
+    return found
+
+
+__all__ = [
+    "KEY_HEADER",
+    "KEY_PLACEHOLDER",
+    "KEY_QUERY",
+    "REQUEST_CONTEXT_PLACEHOLDER",
+    "Redactor",
+    "SecretFinding",
+    "demo_keys",
+    "files_to_scan",
+    "is_placeholder",
+    "mask",
+    "parse_field",
+    "scan_secrets",
+    "scan_text",
+]

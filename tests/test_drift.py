@@ -1,0 +1,675 @@
+"""Tests of pivotkit.drift: a fake drifting upstream on loopback, findings, reports, exit codes."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import gzip
+import json
+import shutil
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree
+
+import pytest
+from click.testing import CliRunner
+from flask import Flask, Response, request
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+from pivotkit.cli import main
+from pivotkit.contract import load_contract
+from pivotkit.drift import (
+    KINDS,
+    AccountProfile,
+    Answer,
+    DriftOptions,
+    analyze,
+    load_account_profile,
+    load_deviations,
+    plan_from_fixtures,
+    run_drift,
+)
+from pivotkit.errors import ConfigError
+from pivotkit.fixtures import Exchange, FixtureSet
+
+from .conftest import FIXTURES, SCHEMAS
+
+KEY = "0123456789abcdef0123456789abcdef"
+CONTENT = "/v1/api/v1/contents/7488"
+EMPTY = "/v1/api/v1/contents/999999999"
+BROADCASTS = "/v1/api/v1/broadcasts/192/20241105/20241105"
+GATEWAY_404 = {"statusCode": 404, "message": "Resource not found"}
+QUOTA = {"statusCode": 403,
+         "message": "Out of call volume quota. Quota will be replenished in 03:30:56."}
+
+Mutation = Callable[[str, int, dict[str, str], Any], tuple[int, dict[str, str], Any]]
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_request(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+class DriftingUpstream:
+    """A Flask app in a thread serving fixture bodies, with a plantable mutation."""
+
+    def __init__(self, root: Path) -> None:
+        self.fixtures = FixtureSet.load(root)
+        self._index: dict[tuple[str, str], Exchange] = {}
+        for ex in self.fixtures:  # every status: a recorded 400 is the upstream's answer too
+            self._index.setdefault((ex.request.path, ex.request.lang), ex)
+        self.mutate: Mutation | None = None
+        self.seen_keys: list[str | None] = []
+        self.calls = 0
+        app = Flask("drifting-upstream")
+        app.add_url_rule("/<path:path>", "serve", self._serve)
+        self._server = make_server("127.0.0.1", 0, app, threaded=True,
+                                   request_handler=_QuietHandler)
+        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._thread.join(5)
+
+    def _serve(self, path: str) -> Response:
+        self.calls += 1
+        self.seen_keys.append(request.headers.get("Ocp-Apim-Subscription-Key"))
+        full = "/" + path
+        lang = request.args.get("lang", "fr")
+        ex = self._index.get((full, lang)) or self._index.get((full, "fr"))
+        if ex is None:
+            status, headers, body = 404, {}, copy.deepcopy(GATEWAY_404)
+        else:
+            status = ex.response.status
+            headers = {k.lower(): v for k, v in ex.response.headers.items()}
+            body = copy.deepcopy(ex.response.body)
+        if self.mutate is not None:
+            status, headers, body = self.mutate(full, status, headers, body)
+        data = json.dumps(body, ensure_ascii=False).encode()
+        encoding = headers.pop("content-encoding", None)
+        headers.pop("content-length", None)
+        content_type = headers.pop("content-type", "application/json; charset=utf-8")
+        headers.pop("date", None)
+        if encoding == "gzip" and "gzip" in request.headers.get("Accept-Encoding", ""):
+            data = gzip.compress(data)
+            headers["Content-Encoding"] = "gzip"
+        return Response(data, status=status, headers=headers, content_type=content_type)
+
+
+def _on(path: str, change: Callable[[int, dict[str, str], Any], tuple[int, dict[str, str], Any]]
+        ) -> Mutation:
+    def mutate(full: str, status: int, headers: dict[str, str],
+               body: Any) -> tuple[int, dict[str, str], Any]:
+        return change(status, headers, body) if full == path else (status, headers, body)
+    return mutate
+
+
+def _data(change: Callable[[dict[str, Any]], None]) -> Mutation:
+    def inner(status: int, headers: dict[str, str], body: Any) -> tuple[int, dict[str, str], Any]:
+        change(body["data"])
+        return status, headers, body
+    return _on(CONTENT, inner)
+
+
+def _write(root: Path, op: str, name: str, data: dict[str, Any]) -> None:
+    target = root / op / f"{name}.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def small_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three fixtures: the documented content, an empty result and a broadcasts list."""
+    root = tmp_path_factory.mktemp("fixtures")
+    blade = json.loads((FIXTURES / "getContent" / "7488.json").read_text("utf-8"))
+    _write(root, "getContent", "7488", blade)
+    empty = copy.deepcopy(blade)
+    empty["request"]["path"] = EMPTY
+    empty["response"]["body"] = {}
+    empty["meta"] = {"operationId": "getContent", "source": "synthetic",
+                     "recorded": "2024-11-07T08:30:00Z", "account": "full"}
+    _write(root, "getContent", "empty-999999999", empty)
+    broadcasts = copy.deepcopy(empty)
+    broadcasts["request"]["path"] = BROADCASTS
+    broadcasts["response"]["body"] = {"version": "v1", "statusCode": 200, "data": [
+        {"id": 900101 + i, "channelId": 192, "contentId": 7488 + i,
+         "start": f"2024-11-05T2{i}:10:00", "end": f"2024-11-05T2{i}:55:00.5"}
+        for i in range(3)
+    ]}
+    broadcasts["meta"]["operationId"] = "listBroadcasts"
+    _write(root, "listBroadcasts", "192-20241105", broadcasts)
+    return root
+
+
+@pytest.fixture(scope="module")
+def _small_server(small_corpus: Path) -> Iterator[DriftingUpstream]:
+    server = DriftingUpstream(small_corpus)
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def upstream(_small_server: DriftingUpstream) -> DriftingUpstream:
+    """The small-corpus upstream, reset: no mutation, no calls seen."""
+    _small_server.mutate = None
+    _small_server.seen_keys.clear()
+    _small_server.calls = 0
+    return _small_server
+
+
+@pytest.fixture(scope="module")
+def full_upstream() -> Iterator[DriftingUpstream]:
+    """An upstream serving the whole fixture corpus as it is."""
+    server = DriftingUpstream(FIXTURES)
+    yield server
+    server.close()
+
+
+def _run(upstream: DriftingUpstream, fixtures: Path, tmp_path: Path,
+         **extra: Any) -> tuple[int, dict[str, Any], list[str]]:
+    lines: list[str] = []
+    options = DriftOptions(target=upstream.url, fixtures_dir=fixtures, schemas_dir=SCHEMAS,
+                           json_out=tmp_path / "drift.json", rate=1000.0, **extra)
+    code = run_drift(options, environ={"PIVOT_API_KEY": KEY}, echo=lines.append)
+    report = json.loads((tmp_path / "drift.json").read_text("utf-8"))
+    return code, report, lines
+
+
+def _active(report: dict[str, Any]) -> set[tuple[str, str, str, str]]:
+    return {(f["operation"], f["pointer"], f["kind"], f["severity"]) for f in report["findings"]}
+
+
+# -- the drifting upstream -----------------------------------------------------------------------
+
+
+PLANTED: list[tuple[str, Mutation, set[tuple[str, str, str, str]]]] = [
+    ("field-removed", _data(lambda d: d.pop("typographicTitle")),
+     {("getContent", "/data/typographicTitle", "field-removed", "breaking")}),
+    ("required-missing", _data(lambda d: d.pop("title")),
+     {("getContent", "/data/title", "required-missing", "breaking")}),
+    ("type-changed", _data(lambda d: d.update(id="7488")),
+     {("getContent", "/data/id", "type-changed", "breaking")}),
+    ("became-nullable", _data(lambda d: d.update(isFre=None)),
+     {("getContent", "/data/isFre", "became-nullable", "breaking")}),
+    ("new-field", _data(lambda d: d.update(ageRating="12")),
+     {("getContent", "/data/ageRating", "new-field", "info")}),
+    ("new-enum-value", _data(lambda d: d.update(csaRating=-14)),
+     {("getContent", "/data/csaRating", "new-enum-value", "warning")}),
+    ("format-changed", _data(lambda d: d.update(lastUpdate="2024-09-27T07:48:30.677+02:00")),
+     {("getContent", "/data/lastUpdate", "format-changed", "breaking")}),
+    ("date-format-changed", _data(lambda d: d.update(lastUpdate="27/09/2024 07:48:30")),
+     {("getContent", "/data/lastUpdate", "format-changed", "breaking")}),
+    ("status-changed", _on(CONTENT, lambda s, h, b: (500, h, {"Message": "An error occurred."})),
+     {("getContent", "", "status-changed", "breaking")}),
+    ("empty-200-became-error",
+     _on(EMPTY, lambda s, h, b: (404, h, {"Message": "No content 999999999."})),
+     {("getContent", "", "status-changed", "breaking")}),
+    ("envelope-changed", _on(CONTENT, lambda s, h, b: (s, h, {**b, "version": "v2"})),
+     {("getContent", "/version", "envelope-changed", "breaking")}),
+    ("envelope-status-changed", _on(CONTENT, lambda s, h, b: (s, h, {**b, "statusCode": "OK"})),
+     {("getContent", "/statusCode", "envelope-changed", "breaking")}),
+    ("content-type-changed",
+     _on(CONTENT, lambda s, h, b: (s, {**h, "content-type": "text/plain; charset=utf-8"}, b)),
+     {("getContent", "headers/content-type", "header-changed", "breaking")}),
+    ("charset-changed",
+     _on(CONTENT, lambda s, h, b: (s, {**h, "content-type": "application/json; "
+                                       "charset=iso-8859-1"}, b)),
+     {("getContent", "headers/content-type", "header-changed", "warning")}),
+    ("encoding-changed",
+     _on(CONTENT, lambda s, h, b: (s, {k: v for k, v in h.items() if k != "content-encoding"},
+                                   b)),
+     {("getContent", "headers/content-encoding", "header-changed", "warning")}),
+    ("operation-gone", _on(BROADCASTS, lambda s, h, b: (404, {}, GATEWAY_404)),
+     {("listBroadcasts", "", "operation-gone", "breaking")}),
+    ("array-item-field-removed",
+     _on(BROADCASTS, lambda s, h, b: (s, h, {**b, "data": [
+         {k: v for k, v in x.items() if k != "end"} for x in b["data"]]})),
+     {("listBroadcasts", "/data/*/end", "field-removed", "breaking")}),
+    ("array-item-type-changed",
+     _on(BROADCASTS, lambda s, h, b: (s, h, {**b, "data": [{**x, "channelId": str(x["channelId"])}
+                                                          for x in b["data"]]})),
+     {("listBroadcasts", "/data/*/channelId", "type-changed", "breaking")}),
+]
+
+
+@pytest.mark.parametrize(("mutation", "expected"), [(m, e) for _, m, e in PLANTED],
+                         ids=[name for name, _, _ in PLANTED])
+def test_each_planted_drift_is_found_once_with_its_pointer_and_severity(
+        upstream: DriftingUpstream, small_corpus: Path, tmp_path: Path, mutation: Mutation,
+        expected: set[tuple[str, str, str, str]]) -> None:
+    """Every kind of drift planted in the upstream is the one finding of the run, with the
+    right operation, pointer, kind and severity, and the exit code follows the severity."""
+    upstream.mutate = mutation
+    code, report, _ = _run(upstream, small_corpus, tmp_path)
+    assert _active(report) == expected
+    breaking = any(sev == "breaking" for *_, sev in expected)
+    assert code == (1 if breaking else 0)
+    assert report["findings"][0]["count"] == 1
+
+
+def test_every_kind_is_planted_and_has_a_severity() -> None:
+    """The planted drifts cover every kind a drift run can report (deviation-expired and
+    constraint-violated have their own tests)."""
+    planted = {kind for _, _, e in PLANTED for _, _, kind, _ in e}
+    assert planted | {"deviation-expired", "constraint-violated"} == set(KINDS)
+    assert set(KINDS.values()) == {"breaking", "warning", "info"}
+
+
+def test_unchanged_upstream_gives_zero_findings_over_repeated_runs(
+        full_upstream: DriftingUpstream, tmp_path: Path) -> None:
+    """The upstream serving every fixture as it is yields no finding, run after run."""
+    for run in range(2):
+        code, report, _ = _run(full_upstream, FIXTURES, tmp_path / str(run))
+        assert report["findings"] == [], report["findings"]
+        assert code == 0
+        assert report["summary"]["answers"] == len(plan_from_fixtures(
+            FixtureSet.load(FIXTURES), load_contract(SCHEMAS)))
+
+
+def test_values_that_differ_between_runs_are_not_findings(
+        upstream: DriftingUpstream, small_corpus: Path, tmp_path: Path) -> None:
+    """New dates, counts, texts and ids (same types and formats) are never findings."""
+    def change(d: dict[str, Any]) -> None:
+        d.update(title="Blade Runner (Final Cut)", lastUpdate="2026-11-27T05:00:01.1",
+                 duration=118, productionYear=2007, synopsis="Autre texte.")
+        d["credits"] = d["credits"][:1]  # the director only: no credit has a character
+    upstream.mutate = _data(change)
+    code, report, _ = _run(upstream, small_corpus, tmp_path)
+    assert report["findings"] == []
+    assert code == 0
+
+
+def test_synthetic_fields_of_a_fixture_are_no_baseline_for_removal(
+        upstream: DriftingUpstream, small_corpus: Path, tmp_path: Path) -> None:
+    """A field the fixture marks as made up (meta.synthetic) may be absent live: not removed."""
+    upstream.mutate = _data(lambda d: d.pop("synopsis"))
+    _, report, _ = _run(upstream, small_corpus, tmp_path)
+    assert report["findings"] == []
+
+
+def test_the_account_profile_withholds_fields(upstream: DriftingUpstream, small_corpus: Path,
+                                              tmp_path: Path) -> None:
+    """A field absent because the account has no right to it is not a finding when the
+    profile says so (dotted path relative to data); without the profile it is."""
+    upstream.mutate = _data(lambda d: [d.pop("typographicTitle"), d.pop("title")])
+    profile = tmp_path / "profile.toml"
+    profile.write_text('name = "basic"\nwithheld = ["typographicTitle", "/title"]\n', "utf-8")
+    code, report, _ = _run(upstream, small_corpus, tmp_path, account_profile=profile)
+    assert report["findings"] == []
+    assert code == 0
+    _, report, _ = _run(upstream, small_corpus, tmp_path)
+    assert {f["kind"] for f in report["findings"]} == {"field-removed", "required-missing"}
+
+
+def test_account_profile_from_the_mocks_accounts_file() -> None:
+    """The mock's accounts file is a valid profile source: --account picks the account."""
+    profile = load_account_profile(FIXTURES / "accounts.toml", "basic")
+    assert profile.withholds(["credits", "*", "character"])
+    assert not profile.withholds(["credits", "*", "name"])
+    assert not profile.may_call("getPerson")
+    with pytest.raises(ConfigError, match="--account"):
+        load_account_profile(FIXTURES / "accounts.toml")
+
+
+def test_allowed_fields_withhold_everything_else() -> None:
+    """A profile listing allowed ``fields`` withholds what is outside them (parents stay)."""
+    profile = AccountProfile(allowed=(("credits", "name"), ("title",)))
+    assert profile.withholds(["synopsis"])
+    assert not profile.withholds(["credits"])
+    assert not profile.withholds(["credits", "*", "name"])
+    assert profile.withholds(["credits", "*", "character"])
+
+
+@pytest.fixture(scope="module")
+def mock_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The project's own mock (every account of fixtures/accounts.toml) on a free port."""
+    from mockserver.app import create_app
+
+    state = tmp_path_factory.mktemp("mock") / "state.sqlite"
+    app = create_app({"TESTING": True, "PIVOT_STATE": str(state)})
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(5)
+
+
+@pytest.mark.parametrize("account", ["full", "basic"])
+def test_drift_against_the_mock_is_clean_with_the_accounts_profile(
+        mock_url: str, account: str, tmp_path: Path) -> None:
+    """The mock serving the fixtures under an account's rights gives no finding when drift
+    knows the account's profile (the mock's own accounts file); the restricted account
+    without it shows its withheld fields and operations as drift."""
+    from pivotkit.client import demo_key
+
+    env = {"PIVOT_API_KEY": demo_key(account).reveal()}
+    options = DriftOptions(target=mock_url, fixtures_dir=FIXTURES, schemas_dir=SCHEMAS,
+                           rate=1000.0, account_profile=FIXTURES / "accounts.toml",
+                           account=account, json_out=tmp_path / "d.json")
+    assert run_drift(options, environ=env, echo=lambda _: None) == 0
+    assert json.loads((tmp_path / "d.json").read_text("utf-8"))["findings"] == []
+    if account == "basic":
+        bare = DriftOptions(target=mock_url, fixtures_dir=FIXTURES, schemas_dir=SCHEMAS,
+                            rate=1000.0, json_out=tmp_path / "bare.json")
+        assert run_drift(bare, environ=env, echo=lambda _: None) == 1
+        kinds = {f["kind"] for f in
+                 json.loads((tmp_path / "bare.json").read_text("utf-8"))["findings"]}
+        assert {"status-changed", "field-removed"} <= kinds
+
+
+# -- known deviations ----------------------------------------------------------------------------
+
+
+DEVIATIONS = """\
+deviations:
+  - operation: getContent
+    pointer: /data/csa*
+    kind: new-enum-value
+    reason: the provider is adding the -14 rating
+    owner: metadata-team@example.org
+    expires: 2026-12-31
+"""
+
+
+def test_known_deviation_suppresses_until_it_expires(upstream: DriftingUpstream,
+                                                     small_corpus: Path, tmp_path: Path) -> None:
+    """A matching entry suppresses the finding until its date; the day after, the finding
+    is back and the lapsed entry is reported as info."""
+    upstream.mutate = _data(lambda d: d.update(csaRating=-14))
+    file = tmp_path / "known.yaml"
+    file.write_text(DEVIATIONS, "utf-8")
+    _, report, _ = _run(upstream, small_corpus, tmp_path, known_deviations=file,
+                        today=dt.date(2026, 12, 31))
+    assert report["findings"] == []
+    assert [s["suppressed"]["owner"] for s in report["suppressed"]] == [
+        "metadata-team@example.org"]
+    _, report, _ = _run(upstream, small_corpus, tmp_path, known_deviations=file,
+                        today=dt.date(2027, 1, 1))
+    assert report["suppressed"] == []
+    assert _active(report) == {
+        ("getContent", "/data/csaRating", "new-enum-value", "warning"),
+        ("getContent", "/data/csa*", "deviation-expired", "info"),
+    }
+
+
+def test_known_deviations_in_toml(tmp_path: Path) -> None:
+    """The same entries may be written in TOML (dates native or quoted)."""
+    file = tmp_path / "known.toml"
+    file.write_text('[[deviations]]\noperation = "get*"\nreason = "r"\nowner = "o"\n'
+                    "expires = 2027-01-31\n", "utf-8")
+    (entry,) = load_deviations(file)
+    assert (entry.pointer, entry.kind, entry.expires) == ("*", "*", dt.date(2027, 1, 31))
+
+
+@pytest.mark.parametrize("text", [
+    "deviations:\n  - operation: getContent\n    reason: r\n    expires: 2027-01-01\n",
+    "deviations:\n  - operation: x\n    reason: r\n    owner: o\n    expires: soon\n",
+    "deviations: [1, 2\n",
+])
+def test_a_bad_known_deviations_file_is_a_usage_error(text: str, tmp_path: Path,
+                                                      full_upstream: DriftingUpstream) -> None:
+    """A missing owner, a date that is none, broken YAML: exit 2 naming the file."""
+    file = tmp_path / "known.yaml"
+    file.write_text(text, "utf-8")
+    result = CliRunner().invoke(main, ["drift", "--target", full_upstream.url,
+                                       "--known-deviations", str(file)],
+                                env={"PIVOT_API_KEY": KEY})
+    assert result.exit_code == 2
+    assert "known.yaml" in result.output
+
+
+# -- the run: budget, 429, quota, unreachable ----------------------------------------------------
+
+
+def test_429_waits_for_retry_after_then_succeeds(upstream: DriftingUpstream, small_corpus: Path,
+                                                 tmp_path: Path) -> None:
+    """A 429 is retried after its Retry-After; the run then finds nothing."""
+    hits: list[int] = []
+
+    def limited(full: str, status: int, headers: dict[str, str],
+                body: Any) -> tuple[int, dict[str, str], Any]:
+        hits.append(1)
+        if len(hits) == 1:
+            return 429, {"retry-after": "7"}, {
+                "statusCode": 429, "message": "Rate limit is exceeded. Try again in 7 seconds."}
+        return status, headers, body
+    upstream.mutate = limited
+    waits: list[float] = []
+    options = DriftOptions(target=upstream.url, fixtures_dir=small_corpus, schemas_dir=SCHEMAS,
+                           json_out=tmp_path / "d.json", concurrency=1, rate=1000.0)
+    code = run_drift(options, environ={"PIVOT_API_KEY": KEY}, echo=lambda _: None,
+                     sleep=waits.append)
+    report = json.loads((tmp_path / "d.json").read_text("utf-8"))
+    assert 7.0 in waits
+    assert code == 0 and report["findings"] == []
+    assert report["summary"]["calls"] == 4
+
+
+def test_a_429_that_outlasts_max_wait_is_an_error_not_a_finding(
+        upstream: DriftingUpstream, small_corpus: Path, tmp_path: Path) -> None:
+    """A Retry-After beyond --max-wait is not waited for: the request is listed as an error,
+    and the run reports no drift for it."""
+    upstream.mutate = _on(CONTENT, lambda s, h, b: (429, {"retry-after": "3600"}, {
+        "statusCode": 429, "message": "Rate limit is exceeded. Try again in 3600 seconds."}))
+    code, report, _ = _run(upstream, small_corpus, tmp_path, max_wait=5.0)
+    assert report["findings"] == []
+    assert code == 0
+    assert any("429" in e for e in report["errors"])
+
+
+def test_a_key_refused_everywhere_is_a_configuration_error(
+        upstream: DriftingUpstream, small_corpus: Path, tmp_path: Path) -> None:
+    """401 on every request means the key, not the API: exit 2, nothing reported as drift."""
+    upstream.mutate = lambda full, s, h, b: (401, {}, {
+        "statusCode": 401, "message": "Access denied due to invalid subscription key. Make "
+        "sure to provide a valid key for an active subscription."})
+    result = CliRunner().invoke(main, ["drift", "--target", upstream.url, "--fixtures",
+                                       str(small_corpus), "--rate", "1000"],
+                                env={"PIVOT_API_KEY": KEY})
+    assert result.exit_code == 2
+    assert "401 to every request" in result.output
+    assert KEY not in result.output
+
+
+def test_quota_exhausted_stops_with_exit_3(upstream: DriftingUpstream, small_corpus: Path,
+                                           tmp_path: Path) -> None:
+    """A 403 quota answer stops the run: exit 3, the report says why."""
+    upstream.mutate = lambda full, s, h, b: (403, {"retry-after": "12656"}, QUOTA)
+    code, report, _ = _run(upstream, small_corpus, tmp_path, concurrency=1)
+    assert code == 3
+    assert "quota" in report["stopped"]
+    assert upstream.calls == 1
+
+
+def test_the_budget_bounds_the_calls(upstream: DriftingUpstream, small_corpus: Path,
+                                     tmp_path: Path) -> None:
+    """--budget 2 sends two requests and says the budget stopped the run."""
+    code, report, _ = _run(upstream, small_corpus, tmp_path, budget=2, concurrency=1)
+    assert upstream.calls == 2
+    assert report["summary"]["answers"] == 2
+    assert "budget" in report["stopped"]
+    assert code == 0
+
+
+def test_an_unreachable_target_exits_3(small_corpus: Path, tmp_path: Path) -> None:
+    """Nothing listening on the port: exit 3 and the errors listed."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    lines: list[str] = []
+    options = DriftOptions(target=f"http://127.0.0.1:{port}", fixtures_dir=small_corpus,
+                           schemas_dir=SCHEMAS, rate=1000.0, timeout=2.0)
+    assert run_drift(options, environ={}, echo=lines.append) == 3
+    assert any(line.startswith("error:") for line in lines)
+
+
+def test_a_plan_file_replays_its_requests_against_their_fixtures(
+        upstream: DriftingUpstream, small_corpus: Path, tmp_path: Path) -> None:
+    """--plan (record's format) replays only its requests; the matching fixture is the
+    baseline, so a removed field is still found."""
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("- operationId: getContent\n  params: {id: '7488'}\n", "utf-8")
+    upstream.mutate = _data(lambda d: d.pop("typographicTitle"))
+    code, report, _ = _run(upstream, small_corpus, tmp_path, plan=plan)
+    assert upstream.calls == 1
+    assert _active(report) == {
+        ("getContent", "/data/typographicTitle", "field-removed", "breaking")}
+    assert code == 1
+
+
+def test_sample_with_seed_is_reproducible() -> None:
+    """--sample N --seed S picks the same N requests every time, in file order."""
+    fixtures, contract = FixtureSet.load(FIXTURES), load_contract(SCHEMAS)
+    a = plan_from_fixtures(fixtures, contract, sample=5, seed=7)
+    b = plan_from_fixtures(fixtures, contract, sample=5, seed=7)
+    assert [p.label for p in a] == [p.label for p in b]
+    assert len(a) == 5
+
+
+def test_the_key_is_sent_but_never_written(upstream: DriftingUpstream, small_corpus: Path,
+                                           tmp_path: Path) -> None:
+    """The key goes in the header; reports, examples and re-recorded fixtures never hold it,
+    even when the upstream echoes it in a body."""
+    upstream.mutate = _data(lambda d: d.update(echo=f"key={KEY}"))
+    out = tmp_path / "review"
+    _, report, lines = _run(upstream, small_corpus, tmp_path, markdown=tmp_path / "d.md",
+                               junit=tmp_path / "d.xml", update_fixtures=out)
+    assert upstream.seen_keys and set(upstream.seen_keys) == {KEY}
+    texts = [p.read_text("utf-8") for p in [*tmp_path.rglob("*.json"), *tmp_path.rglob("*.md"),
+                                           *tmp_path.rglob("*.xml")]]
+    assert texts and not any(KEY in t for t in [*texts, *lines])
+    assert _active(report) == {("getContent", "/data/echo", "new-field", "info")}
+
+
+def test_live_without_a_key_is_a_usage_error() -> None:
+    """--target live with no $PIVOT_API_KEY exits 2 before any request."""
+    result = CliRunner().invoke(main, ["drift", "--target", "live"], env={"PIVOT_API_KEY": ""})
+    assert result.exit_code == 2
+    assert "PIVOT_API_KEY" in result.output
+
+
+def test_a_malformed_key_is_refused_without_showing_it() -> None:
+    """A key of the wrong shape exits 2 and is not echoed."""
+    result = CliRunner().invoke(main, ["drift", "--target", "live"],
+                                env={"PIVOT_API_KEY": "NOT-A-KEY-secretvalue"})
+    assert result.exit_code == 2
+    assert "secretvalue" not in result.output
+
+
+# -- reports ------------------------------------------------------------------------------------
+
+
+def test_reports_markdown_json_junit_and_step_summary(upstream: DriftingUpstream,
+                                                      small_corpus: Path, tmp_path: Path) -> None:
+    """The CLI writes the three reports and appends the Markdown to $GITHUB_STEP_SUMMARY;
+    exit 1 on a breaking finding; JUnit has one test case per operation."""
+    upstream.mutate = _data(lambda d: d.pop("title"))
+    summary = tmp_path / "summary.md"
+    summary.write_text("earlier step\n", "utf-8")
+    result = CliRunner().invoke(main, [
+        "drift", "--target", upstream.url, "--fixtures", str(small_corpus),
+        "--schemas", str(SCHEMAS), "--rate", "1000",
+        "--markdown", str(tmp_path / "d.md"), "--json", str(tmp_path / "d.json"),
+        "--junit", str(tmp_path / "d.xml"),
+    ], env={"PIVOT_API_KEY": KEY, "GITHUB_STEP_SUMMARY": str(summary)})
+    assert result.exit_code == 1, result.output
+    assert "[breaking] getContent /data/title: required-missing" in result.output
+    report = json.loads((tmp_path / "d.json").read_text("utf-8"))
+    assert report["format"] == "pivotkit-drift/1"
+    assert set(report) >= {"target", "summary", "operations", "findings", "suppressed"}
+    assert report["summary"]["breaking"] == 1
+    markdown = (tmp_path / "d.md").read_text("utf-8")
+    assert "| breaking | getContent | `/data/title` | required-missing | required | absent |" \
+        in markdown
+    assert summary.read_text("utf-8").startswith("earlier step\n## pivotkit drift")
+    suite = ElementTree.parse(tmp_path / "d.xml").getroot()
+    cases = {c.get("name"): c for c in suite.iter("testcase")}
+    assert set(cases) == {"getContent", "listBroadcasts"}
+    assert cases["getContent"].find("failure") is not None
+    assert cases["listBroadcasts"].find("failure") is None
+
+
+def test_webhook_posts_json_with_a_text_summary(upstream: DriftingUpstream, small_corpus: Path,
+                                                tmp_path: Path) -> None:
+    """The webhook receives one POST: JSON with a one-paragraph ``text`` and the findings."""
+    received: list[tuple[str, dict[str, Any]]] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers["Content-Length"])
+            received.append((self.headers["Content-Type"], json.loads(self.rfile.read(length))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        upstream.mutate = _data(lambda d: d.update(id="7488"))
+        code, _, _ = _run(upstream, small_corpus, tmp_path,
+                          webhook=f"http://127.0.0.1:{server.server_port}/hook")
+    finally:
+        server.shutdown()
+        thread.join(5)
+        server.server_close()
+    assert code == 1
+    ((content_type, payload),) = received
+    assert content_type == "application/json"
+    assert payload["format"] == "pivotkit-drift/1"
+    assert "BREAKING" in payload["text"] and "/data/id type-changed" in payload["text"]
+    assert "\n" not in payload["text"]
+    assert payload["findings"][0]["pointer"] == "/data/id"
+
+
+def test_update_fixtures_writes_drifted_answers_never_overwriting(
+        upstream: DriftingUpstream, small_corpus: Path, tmp_path: Path) -> None:
+    """Drifted answers become new live fixtures for review; a second run adds, never
+    overwrites; the contract's directory is refused."""
+    upstream.mutate = _data(lambda d: d.update(id="7488", title="Changed"))
+    out = tmp_path / "review"
+    _run(upstream, small_corpus, tmp_path, update_fixtures=out)
+    (first,) = list(out.glob("getContent/*.json"))
+    saved = json.loads(first.read_text("utf-8"))
+    assert saved["meta"]["source"] == "live"
+    assert saved["response"]["body"]["data"]["id"] == "7488"
+    before = first.read_text("utf-8")
+    upstream.mutate = _data(lambda d: d.update(id="7488", title="Changed again"))
+    _run(upstream, small_corpus, tmp_path, update_fixtures=out)
+    assert len(list(out.glob("getContent/*.json"))) == 2
+    assert first.read_text("utf-8") == before
+    schemas = tmp_path / "schemas"
+    shutil.copytree(SCHEMAS, schemas)
+    with pytest.raises(ConfigError, match="inside the contract"):
+        run_drift(DriftOptions(target=upstream.url, fixtures_dir=small_corpus,
+                               schemas_dir=schemas, rate=1000.0,
+                               update_fixtures=schemas / "x"),
+                  environ={}, echo=lambda _: None)
+
+
+# -- in-process analysis -------------------------------------------------------------------------
+
+
+def test_analysis_in_process_of_recorded_answers(blade_runner: dict[str, Any]) -> None:
+    """Answers at hand (no HTTP) go through the same analysis; a constraint outside the
+    contract is a warning."""
+    from pivotkit.fixtures import Exchange
+
+    baseline = Exchange.from_dict(blade_runner, name="7488")
+    body = copy.deepcopy(blade_runner["response"]["body"])
+    body["data"]["duration"] = -5
+    answer = Answer(baseline.operation_id, baseline.request, 200,
+                    dict(baseline.response.headers), body, baseline)
+    report = analyze(load_contract(SCHEMAS), [answer])
+    assert [(f.pointer, f.kind, f.severity) for f in report.findings] == [
+        ("/data/duration", "constraint-violated", "warning")]
+    assert report.exit_code == 0

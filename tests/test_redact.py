@@ -1,0 +1,158 @@
+"""Tests of pivotkit.redact: format-preserving redaction of exchanges."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from types import MappingProxyType
+from typing import Any
+
+import pytest
+
+from pivotkit.errors import ConfigError
+from pivotkit.fixtures import Exchange, Request, Response
+from pivotkit.redact import (
+    KEY_PLACEHOLDER,
+    REQUEST_CONTEXT_PLACEHOLDER,
+    Redactor,
+    is_placeholder,
+    mask,
+    parse_field,
+)
+
+KEY = secrets.token_hex(16)
+
+
+def _exchange(body: Any, req_headers: dict[str, str] | None = None,
+              resp_headers: dict[str, str] | None = None,
+              query: dict[str, str] | None = None, path: str = "/v1/api/v1/contents/1") -> Exchange:
+    return Exchange(
+        "getContent", "1",
+        Request("GET", path, MappingProxyType(query or {}), MappingProxyType(req_headers or {})),
+        Response(200, body, MappingProxyType(resp_headers or {})),
+        MappingProxyType({"operationId": "getContent", "source": "live",
+                          "recorded": "2026-01-01T00:00:00Z", "account": "default"}),
+    )
+
+
+def test_mask_keeps_length_and_punctuation() -> None:
+    """A masked value has the same length and separators; GUIDs stay GUIDs."""
+    assert mask("Bearer-Tok3n.x") == "Xxxxxx-Xxx0x.x"
+    guid = "573995c4-a10b-48e5-b5b5-78ad0699dd05"
+    assert mask(guid) == "00000000-0000-0000-0000-000000000000"
+    assert len(mask(KEY)) == 32
+
+
+def test_key_header_and_query_become_placeholders() -> None:
+    """The key header and the subscription-key parameter keep 32 characters, all ``x``."""
+    red = Redactor.build([KEY])
+    ex = red.exchange(_exchange({}, {"Ocp-Apim-Subscription-Key": KEY},
+                                query={"subscription-key": KEY, "lang": "en"}))
+    assert ex.request.headers["Ocp-Apim-Subscription-Key"] == KEY_PLACEHOLDER
+    assert ex.request.query == {"subscription-key": KEY_PLACEHOLDER, "lang": "en"}
+    assert is_placeholder(KEY_PLACEHOLDER)
+
+
+def test_key_header_redacted_even_without_the_key_value() -> None:
+    """A redactor that does not know the key still masks the key header and parameter."""
+    other = secrets.token_hex(16)
+    ex = Redactor().exchange(_exchange({}, {"ocp-apim-subscription-key": other},
+                                       query={"Subscription-Key": other}))
+    assert other not in ex.dumps()
+    assert ex.request.headers["ocp-apim-subscription-key"] == "x" * 32
+
+
+def test_sensitive_response_headers() -> None:
+    """request-context ids, cookies and authorization are masked; other headers kept."""
+    red = Redactor.build([KEY])
+    ex = red.exchange(_exchange({}, {"Authorization": "Bearer abc.DEF-123",
+                                     "Cookie": "a=1234; b=secret"}, {
+        "request-context": "appId=cid-v1:573995c4-a10b-48e5-b5b5-78ad0699dd05",
+        "set-cookie": "ARRAffinity=9f8e7d; Path=/; HttpOnly; Expires=Wed, 21 Oct 2026 07:28:00 GMT",
+        "x-powered-by": "ASP.NET",
+    }))
+    assert ex.response.headers["request-context"] == REQUEST_CONTEXT_PLACEHOLDER
+    assert ex.response.headers["set-cookie"] == (
+        "ARRAffinity=000000; Path=/; HttpOnly; Expires=Wed, 21 Oct 2026 07:28:00 GMT")
+    assert ex.request.headers["Authorization"] == "Bearer xxx.XXX-000"
+    assert ex.request.headers["Cookie"] == "a=0000; b=xxxxxx"
+    assert ex.response.headers["x-powered-by"] == "ASP.NET"
+
+
+def test_request_context_without_guid_gets_the_placeholder() -> None:
+    """An unexpected request-context shape is replaced whole, not kept."""
+    assert Redactor().header("Request-Context", "appId=something") == REQUEST_CONTEXT_PLACEHOLDER
+
+
+def test_configured_headers_and_fields() -> None:
+    """--redact-header and --redact-field mask values of the same JSON type."""
+    red = Redactor.build(headers=["X-Account"], fields=[
+        "/data/token", "data.items.*.secret", "**.pin", "data.flags"])
+    body = {"data": {"token": "tok-123", "items": [{"secret": 42, "keep": "k"},
+                                                    {"secret": 1.5}],
+                     "deep": {"pin": True, "x": {"pin": "12"}}, "flags": {"a": True},
+                     "title": "Blade Runner"}}
+    ex = red.exchange(_exchange(body, resp_headers={"X-Account": "acme-42", "vary": "Origin"}))
+    assert ex.response.body == {"data": {
+        "token": "xxx-000", "items": [{"secret": 0, "keep": "k"}, {"secret": 0.0}],
+        "deep": {"pin": False, "x": {"pin": "00"}}, "flags": {"a": False},
+        "title": "Blade Runner"}}
+    assert ex.response.headers == {"X-Account": "xxxx-00", "vary": "Origin"}
+
+
+def test_field_names_apply_to_query_parameters() -> None:
+    """A one-segment or ``**`` field also masks a query parameter of that name."""
+    red = Redactor.build(fields=["**.token"])
+    ex = red.exchange(_exchange({}, query={"token": "qrs", "lang": "fr"}))
+    assert ex.request.query == {"token": "xxx", "lang": "fr"}
+
+
+def test_missing_field_changes_nothing() -> None:
+    """A configured field that is absent leaves the body as it was."""
+    body = {"version": "v1", "statusCode": 200, "data": [1, 2]}
+    assert Redactor.build(fields=["/data/0/token", "nothing.here"]).body(body) == body
+
+
+def test_key_scrubbed_everywhere() -> None:
+    """The key's own value is replaced in paths, keys, values, headers, in any case."""
+    red = Redactor.build([KEY])
+    ex = red.exchange(_exchange(
+        {"data": {"url": f"https://x/?subscription-key={KEY}", KEY: [KEY.upper()]}},
+        resp_headers={"location": f"/next?k={KEY}"}, path=f"/v1/api/v1/contents/{KEY}"))
+    text = ex.dumps()
+    assert KEY not in text and KEY.upper() not in text
+    assert ex.response.body["data"]["url"] == "https://x/?subscription-key=" + "x" * 32
+
+
+def test_redacted_exchange_is_still_a_valid_fixture() -> None:
+    """Placeholders keep the fixture file valid and its match key unchanged."""
+    original = _exchange({"version": "v1", "statusCode": 200, "data": {"id": 1}},
+                         {"Ocp-Apim-Subscription-Key": KEY}, {"request-context": "appId=x"},
+                         query={"lang": "en"})
+    ex = Redactor.build([KEY]).exchange(original)
+    again = Exchange.from_dict(ex.to_dict(), name="1")
+    assert again.key == original.key == ("GET", "/v1/api/v1/contents/1", "en")
+
+
+def test_bad_configuration_is_refused() -> None:
+    """A short key or a malformed field spec is a ConfigError that says what to write."""
+    with pytest.raises(ConfigError, match="32 hexadecimal"):
+        Redactor.build(["abc"])
+    for spec in ("", "/", "data..x", "a.**"):
+        with pytest.raises(ConfigError, match="redact-field"):
+            parse_field(spec)
+    assert parse_field("/a~1b/c~0d") == ("a/b", "c~d")
+
+
+def test_assert_clean_is_a_last_guard() -> None:
+    """Text that still holds the key is refused."""
+    red = Redactor.build([KEY])
+    red.assert_clean("nothing here")
+    with pytest.raises(ConfigError, match="survived"):
+        red.assert_clean(f"oops {KEY}")
+
+
+def test_text_replaces_with_same_length() -> None:
+    """Scrubbed messages keep their shape (the placeholder is as long as the key)."""
+    out = Redactor.build([KEY]).text(f"GET /x?subscription-key={KEY}&lang=fr")
+    assert re.fullmatch(r"GET /x\?subscription-key=x{32}&lang=fr", out)
