@@ -197,13 +197,16 @@ def _read_json(path: Path) -> Any:
         raise ContractFileError(path, f"invalid JSON: {exc.msg}", exc.lineno, exc.colno) from None
 
 
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: 7x faster
+
+
 def _read_yaml(path: Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise ContractFileError(path, f"not UTF-8 ({exc.reason} at byte {exc.start})") from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_YAML_LOADER)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         line = mark.line + 1 if mark is not None else None

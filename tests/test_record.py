@@ -602,3 +602,42 @@ def test_an_interrupted_run_keeps_what_it_wrote(upstream: FakeUpstream, tmp_path
     assert report.stopped == "interrupted" and report.exit_code == 130
     assert (tmp_path / "getContent" / "7488.json").is_file()
     _assert_clean(tmp_path)
+
+
+def test_serve_record_from_records_through_a_real_server(upstream: FakeUpstream,
+                                                         tmp_path: Path) -> None:
+    """`pivotkit serve --record-from URL` answers an unrecorded id from upstream and keeps it."""
+    import httpx
+
+    from pivotkit.client import demo_key
+    from tests.test_mock_workers import _free_port, _wait_ready
+
+    upstream.route(CONTENT.format(424242), Reply(200, {**BODY, "data": {**BODY["data"],
+                                                                         "id": 424242}}))
+    fixtures = tmp_path / "fixtures"
+    fixtures.mkdir()
+    shutil.copy(ROOT / "fixtures" / "accounts.toml", fixtures / "accounts.toml")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIVOT_")}
+    env["PIVOT_API_KEY"] = KEY
+    port = _free_port()
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "from pivotkit.cli import main; main()", "serve",
+             "--port", str(port), "--fixtures", str(fixtures), "--state",
+             str(tmp_path / "state.sqlite"), "--record-from", upstream.url],
+            stdout=out, stderr=subprocess.STDOUT, env=env)
+    try:
+        _wait_ready(port, proc, log)
+        resp = httpx.get(f"http://127.0.0.1:{port}{CONTENT.format(424242)}",
+                         headers={"Ocp-Apim-Subscription-Key": demo_key("full").reveal()})
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+    assert resp.status_code == 200 and resp.json()["data"]["id"] == 424242
+    assert [s.path for s in upstream.seen] == [CONTENT.format(424242)]
+    assert upstream.seen[0].headers["ocp-apim-subscription-key"] == KEY
+    ex = read_exchange(fixtures / "getContent" / "424242.json")
+    assert ex.meta["source"] == "live" and ex.response.body["data"]["id"] == 424242
+    assert KEY not in log.read_text(errors="replace")
+    _assert_clean(fixtures / "getContent")

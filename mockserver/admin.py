@@ -1,0 +1,171 @@
+"""Admin endpoints under /__pivot/: health, fixtures, explain, reload, accounts, usage, keys.
+
+Every endpoint but ``health`` needs ``Authorization: Bearer <admin token>`` (the token is
+``PIVOT_ADMIN_TOKEN``, or generated and printed by ``pivotkit serve``).
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar, cast
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from mockserver.backend import Call
+from mockserver.gateway import UnknownAccount
+from mockserver.state import SLOTS
+from pivotkit.errors import PivotError
+
+admin = Blueprint("pivot_admin", __name__)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _mock() -> Any:
+    return current_app.extensions["pivot"]
+
+
+def _error(status: int, message: str) -> tuple[Response, int]:
+    return jsonify({"error": message}), status
+
+
+def _authorized() -> bool:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    expected = str(_mock().admin_token)
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        token.strip().encode("utf-8", "replace"), expected.encode("utf-8"))
+
+
+def _protected(view: F) -> F:
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if not _authorized():
+            response, status = _error(401, "admin token required: Authorization: Bearer <token>")
+            response.headers["WWW-Authenticate"] = 'Bearer realm="pivotkit"'
+            return response, status
+        return view(*args, **kwargs)
+
+    return cast(F, wrapper)
+
+
+@admin.errorhandler(HTTPException)
+def _http_error(exc: HTTPException) -> tuple[Response, int]:
+    return _error(exc.code or 500, exc.description or exc.name)
+
+
+@admin.get("/health")
+def health() -> Response:
+    """Readiness: open to everyone (no secrets)."""
+    mock = _mock()
+    return jsonify({"status": "ok", "pid": os.getpid(),
+                    "fixtures": len(mock.backend.fixtures),
+                    "operations": len(mock.contract.operations)})
+
+
+@admin.get("/fixtures")
+@_protected
+def fixtures() -> Response:
+    """The fixtures served, and the files left out with the reason."""
+    mock = _mock()
+    return jsonify({"root": str(mock.fixtures_dir), "fixtures": mock.backend.describe(),
+                    "problems": mock.fixture_problems})
+
+
+@admin.post("/reload")
+@_protected
+def reload() -> Any:
+    """Re-read fixtures and accounts in every worker."""
+    try:
+        return jsonify(_mock().reload())
+    except PivotError as exc:
+        return _error(400, str(exc))
+
+
+@admin.get("/accounts")
+@_protected
+def accounts() -> Response:
+    """Accounts with their rights, limits and current keys."""
+    mock = _mock()
+    rows = []
+    for account in mock.gateway.accounts:
+        primary, secondary = mock.current_keys(account.name)
+        rows.append({**account.describe(), "primaryKey": primary, "secondaryKey": secondary})
+    return jsonify({"accounts": rows})
+
+
+@admin.post("/accounts/<name>/keys/<slot>")
+@_protected
+def regenerate(name: str, slot: str) -> Any:
+    """Regenerate one key of an account; the old key stops working in every worker."""
+    if slot not in SLOTS:
+        return _error(400, f"slot must be one of {', '.join(SLOTS)}")
+    try:
+        key = _mock().regenerate_key(name, slot)
+    except UnknownAccount as exc:
+        return _error(404, str(exc))
+    return jsonify({"account": name, "slot": slot, "key": key})
+
+
+@admin.get("/explain")
+@_protected
+def explain() -> Response:
+    """How a request would be answered: ``?path=...&method=GET&lang=en`` (no key needed).
+
+    Names the operation and its raw parameters, the parameter problems (-> 400), the fixture
+    that matches, and otherwise the closest recorded paths.
+    """
+    mock = _mock()
+    method = request.args.get("method", "GET").upper()
+    path = request.args.get("path", "")
+    lang = request.args.get("lang")
+    call = Call(method, path, {"lang": lang} if lang else {})
+    closest = mock.backend.fixtures.closest(path)
+    found = mock.backend.router.find(call)
+    if found is None:
+        others = [f"{op.method} {op.path}" for op in mock.contract.path_matches(path)]
+        return jsonify({"answer": "gateway 404 (no operation)", "operation": None,
+                        "sameWithOtherMethod": others, "closest": closest})
+    operation, params = found
+    problems = operation.parameter_problems(params)
+    exchange = None if problems else mock.backend.match(call)
+    if problems:
+        answer = "400 (parameters break the contract)"
+    elif exchange is not None:
+        answer = "fixture"
+    elif mock.settings.dynamic:
+        answer = "dynamic (generated from the schema)"
+    else:
+        answer = "empty-200"
+    return jsonify({
+        "answer": answer, "operation": operation.operation_id, "parameters": params,
+        "problems": problems,
+        "fixture": None if exchange is None else {
+            "name": exchange.name, "lang": exchange.request.lang,
+            "file": None if exchange.file is None else str(exchange.file)},
+        "closest": [] if exchange is not None else closest,
+    })
+
+
+@admin.get("/usage")
+@_protected
+def usage() -> Any:
+    """Calls per day, account, operation and key slot (``?account=`` for one account)."""
+    mock = _mock()
+    name = request.args.get("account")
+    if name:
+        try:
+            rows = [(name, row) for row in mock.usage(name)]
+        except UnknownAccount as exc:
+            return _error(404, str(exc))
+    else:
+        rows = mock.state.all_usage()
+    return jsonify({"usage": [{"account": account, "day": row.day,
+                               "operationId": row.operation_id, "slot": row.slot,
+                               "count": row.count} for account, row in rows]})
+
+
+__all__ = ["admin"]

@@ -1,0 +1,227 @@
+"""The mock's settings: defaults < file (TOML) < environment (PIVOT_) < flags, validated once."""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flask import Config
+
+from mockserver.faults import NO_FAULT, Fault, parse_fault
+from pivotkit.errors import ConfigError
+
+PREFIX = "PIVOT"
+# Settings of other parts, passed through to app.config unchecked: PIVOT_RECORD_* (the
+# record-through hook) and PIVOT_PORTAL_* besides the prefix (the developer portal).
+FOREIGN = ("PIVOT_RECORD_", "PIVOT_PORTAL_")
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes",
+                                                            "no", "on", "off"):
+        return value.strip().lower() in ("true", "1", "yes", "on")
+    raise ValueError(f"{value!r} is not a boolean (true/false)")
+
+
+def _opt_path(value: Any) -> Path | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str | os.PathLike):
+        return Path(value).expanduser()
+    raise ValueError(f"{value!r} is not a path")
+
+
+def _opt_str(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        return value
+    raise ValueError(f"{value!r} is not a string")
+
+
+def _url(value: Any) -> str | None:
+    text = _opt_str(value)
+    if text is not None and not text.startswith(("http://", "https://")):
+        raise ValueError(f"{text!r} is not an http(s) URL")
+    return text.rstrip("/") if text else None
+
+
+def _token(value: Any) -> str | None:
+    text = _opt_str(value)
+    if text is not None and (len(text) < 8 or any(c.isspace() for c in text)):
+        raise ValueError("the admin token needs 8+ characters and no spaces")
+    return text
+
+
+def _faults(value: Any) -> Fault:
+    if isinstance(value, Fault):
+        return value
+    if value is None or value == "":
+        return NO_FAULT
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} is not a fault spec string")
+    return parse_fault(value)
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            raise ValueError(f"{value!r} is not JSON") from None
+    if isinstance(value, dict | list) or value is None:
+        return value
+    raise ValueError(f"{value!r} is not a JSON body")
+
+
+def _seconds(value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{value!r} is not a number of seconds") from None
+    if not 0 <= number <= 3600:
+        raise ValueError("must be 0 to 3600 seconds")
+    return number
+
+
+def _prefix(value: Any) -> str:
+    text = _opt_str(value) or ""
+    if not text.startswith("/") or text.endswith("/") or len(text) < 2 \
+            or text.startswith("/__pivot"):
+        raise ValueError(f"{value!r} must look like /portal (leading slash, no trailing slash, "
+                         "not under /__pivot)")
+    return text
+
+
+# name -> (default, converter, help)
+FIELDS: dict[str, tuple[Any, Callable[[Any], Any], str]] = {
+    "SCHEMAS": (None, _opt_path, "contract directory (default: the bundled schemas/)"),
+    "FIXTURES": (None, _opt_path, "fixtures directory (default: the bundled fixtures/)"),
+    "ACCOUNTS": (None, _opt_path, "accounts file (default: <fixtures>/accounts.toml)"),
+    "STATE": (None, _opt_path, "SQLite state file shared by workers (default: a fresh temp file)"),
+    "DYNAMIC": (False, _bool, "answer unrecorded ids with a body generated from the schema"),
+    "RECORD_FROM": (None, _url, "upstream base URL for record-through (needs the recorder)"),
+    "ADMIN_TOKEN": (None, _token, "bearer token of /__pivot/ (default: generated)"),
+    "FAULTS": (NO_FAULT, _faults, "fault spec applied to every API call"),
+    "FAULT_HEADER": (True, _bool, "honour the x-pivot-fault request header"),
+    "EMPTY_BODY": ({}, _json_value, "the body of the empty-200"),
+    "STRICT_FIXTURES": (False, _bool, "refuse to start when a fixture file is invalid"),
+    "USAGE_FLUSH": (1.0, _seconds, "seconds usage counts stay buffered per worker (0: none)"),
+    "PORTAL_PREFIX": ("/portal", _prefix, "where the developer portal is mounted"),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated settings of one mock app."""
+
+    schemas: Path | None
+    fixtures: Path | None
+    accounts: Path | None
+    state: Path | None
+    dynamic: bool
+    record_from: str | None
+    admin_token: str | None
+    faults: Fault
+    fault_header: bool
+    empty_body: Any
+    strict_fixtures: bool
+    usage_flush: float
+    portal_prefix: str
+    sources: Mapping[str, str]
+
+    def as_config(self) -> dict[str, Any]:
+        """The settings as ``PIVOT_*`` Flask config values."""
+        return {f"{PREFIX}_{name}": getattr(self, name.lower()) for name in FIELDS}
+
+
+def _file_layer(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(str(path), f"cannot read the config file ({exc.strerror})") from None
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(str(path), f"invalid TOML: {exc}") from None
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = key.upper().replace("-", "_")
+        if name.startswith(PREFIX + "_"):
+            name = name[len(PREFIX) + 1:]
+        if name not in FIELDS:
+            raise ConfigError(str(path), f"unknown setting {key!r}; known: "
+                              f"{', '.join(n.lower() for n in FIELDS)}")
+        if isinstance(value, str) and FIELDS[name][1] is _opt_path:
+            value = str((path.parent / value).resolve()) if not Path(value).is_absolute() \
+                else value
+        out[name] = value
+    return out
+
+
+def _env_layer() -> dict[str, Any]:
+    scratch = Config(".")
+    scratch.from_prefixed_env(PREFIX)
+    # Only the mock's own settings: other PIVOT_ variables belong to other tools.
+    out = {k: v for k, v in scratch.items() if k in FIELDS}
+    for key in ("SCHEMAS", "FIXTURES", "ACCOUNTS", "STATE", "RECORD_FROM", "ADMIN_TOKEN",
+                "FAULTS", "PORTAL_PREFIX"):
+        if key in out and not isinstance(out[key], str):
+            out[key] = os.environ[f"{PREFIX}_{key}"]
+    return out
+
+
+def resolve_settings(flags: Mapping[str, Any] | None = None) -> Settings:
+    """Merge defaults < file < environment < flags, validate, and say where each value came from.
+
+    ``flags`` holds ``PIVOT_*`` keys (``create_app(config=...)``); the file is the TOML named by
+    ``PIVOT_CONFIG`` (flag or environment). ConfigError names the layer and the setting.
+    """
+    env = os.environ
+    flag_values: dict[str, Any] = {}
+    for key, value in (flags or {}).items():
+        if not key.startswith(PREFIX + "_"):
+            continue
+        name = key[len(PREFIX) + 1:]
+        if name == "CONFIG":
+            continue
+        if name not in FIELDS:
+            if key.startswith(FOREIGN):
+                continue  # the recorder's and the portal's own settings, read by them
+            raise ConfigError(f"setting {key}", f"unknown; known: "
+                              f"{', '.join(PREFIX + '_' + n for n in FIELDS)} "
+                              f"(and {', '.join(p + '*' for p in FOREIGN)})")
+        flag_values[name] = value
+    config_file = (flags or {}).get(f"{PREFIX}_CONFIG") or env.get(f"{PREFIX}_CONFIG")
+    layers: list[tuple[str, dict[str, Any]]] = [
+        ("default", {name: spec[0] for name, spec in FIELDS.items()})]
+    if config_file:
+        layers.append((f"config file {config_file}", _file_layer(Path(config_file))))
+    layers.append(("environment", _env_layer()))
+    layers.append(("flags", flag_values))
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for source, layer in layers:
+        for name, raw in layer.items():
+            if raw is None and source != "default":
+                continue
+            where = source if source != "environment" else f"environment {PREFIX}_{name}"
+            try:
+                values[name] = FIELDS[name][1](raw)
+            except ConfigError as exc:
+                raise ConfigError(f"{where} ({PREFIX}_{name})", exc.reason) from None
+            except ValueError as exc:
+                raise ConfigError(f"{where} ({PREFIX}_{name})", str(exc)) from None
+            sources[name] = where
+    return Settings(**{name.lower(): values[name] for name in FIELDS},
+                    sources=dict(sources))
+
+
+__all__ = ["FIELDS", "FOREIGN", "PREFIX", "Settings", "resolve_settings"]

@@ -1,0 +1,134 @@
+"""Faults for consumers' resilience tests: latency, error statuses, drops, truncation, bad JSON.
+
+A fault spec is a comma-separated list of items, given by configuration (``PIVOT_FAULTS``,
+applied to every API call) or per request in the ``x-pivot-fault`` header:
+
+================================  ===============================================================
+``latency=200ms``                 wait 200 ms before answering (``s`` also accepted: ``1.5s``)
+``latency=50..300ms``             wait a random time in the range
+``status=500``                    ASP.NET's 500 ``{"Message": "An error has occurred."}``
+``status=503``                    the gateway's 503 (backend unavailable)
+``status=429``                    the gateway's rate-limit 429 with ``Retry-After``
+``status=403``                    the gateway's quota 403 (TimeSpan message) with ``Retry-After``
+``retry-after=5``                 the wait announced by 429/403 (default 60)
+``drop``                          close the connection without answering
+``truncate``                      send half of the body, then close the connection
+``invalid-json``                  a 200 whose body is not JSON
+``p=0.25``                        apply the spec to a quarter of the calls only
+================================  ===============================================================
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+
+from pivotkit.errors import ConfigError
+
+FAULT_HEADER = "x-pivot-fault"
+STATUSES = (403, 429, 500, 502, 503, 504)
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s)?")
+
+
+class FaultSpecError(ConfigError):
+    """A fault spec that cannot be parsed; says which item and what is allowed."""
+
+    def __init__(self, spec: str, message: str) -> None:
+        self.spec = spec
+        super().__init__(f"fault spec {spec!r}", message)
+
+
+def _duration_ms(text: str, spec: str) -> float:
+    m = _DURATION.fullmatch(text.strip())
+    if m is None:
+        raise FaultSpecError(spec, f"{text!r} is not a duration (200ms, 1.5s)")
+    value = float(m.group(1))
+    return value * 1000 if m.group(2) == "s" else value
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A parsed fault spec; the empty spec is :data:`NO_FAULT`."""
+
+    latency_ms: tuple[float, float] | None = None
+    status: int | None = None
+    retry_after: int = 60
+    drop: bool = False
+    truncate: bool = False
+    invalid_json: bool = False
+    probability: float = 1.0
+
+    @property
+    def empty(self) -> bool:
+        """Whether the spec changes nothing."""
+        return self == NO_FAULT
+
+    def applies(self, rng: random.Random | None = None) -> bool:
+        """Whether this call is one of the faulty ones (``p=``)."""
+        if self.probability >= 1.0:
+            return True
+        return (rng or random).random() < self.probability
+
+    def delay(self, rng: random.Random | None = None) -> float:
+        """The latency to add, in seconds."""
+        if self.latency_ms is None:
+            return 0.0
+        low, high = self.latency_ms
+        return ((rng or random).uniform(low, high) if high > low else low) / 1000.0
+
+
+NO_FAULT = Fault()
+
+
+def parse_fault(spec: str) -> Fault:
+    """Parse a fault spec (see the module docstring); FaultSpecError says what is wrong."""
+    fields: dict[str, object] = {}
+    for raw in spec.replace(";", ",").split(","):
+        item = raw.strip().lower()
+        if not item:
+            continue
+        name, _, value = item.partition("=")
+        name = name.strip()
+        value = value.strip()
+        if name in ("drop", "truncate", "invalid-json") and not value:
+            fields[name.replace("-", "_")] = True
+        elif name == "latency" and value:
+            low, sep, high = value.partition("..")
+            if sep:
+                unit = "s" if high.endswith("s") and not high.endswith("ms") else "ms"
+                low_ms = _duration_ms(low if low.endswith(("ms", "s")) else low + unit, spec)
+                high_ms = _duration_ms(high, spec)
+            else:
+                low_ms = high_ms = _duration_ms(value, spec)
+            if high_ms < low_ms or high_ms > 60_000:
+                raise FaultSpecError(spec, "latency must be 0 to 60s, low..high in order")
+            fields["latency_ms"] = (low_ms, high_ms)
+        elif name == "status" and value:
+            if not value.isdigit() or int(value) not in STATUSES:
+                raise FaultSpecError(spec, f"status must be one of {STATUSES}")
+            fields["status"] = int(value)
+        elif name == "retry-after" and value:
+            if not value.isdigit() or not 0 < int(value) <= 10**7:
+                raise FaultSpecError(spec, "retry-after must be a positive number of seconds")
+            fields["retry_after"] = int(value)
+        elif name == "p" and value:
+            try:
+                p = float(value)
+            except ValueError:
+                p = -1.0
+            if not 0.0 <= p <= 1.0:
+                raise FaultSpecError(spec, "p must be a probability from 0 to 1")
+            fields["probability"] = p
+        else:
+            raise FaultSpecError(
+                spec, f"unknown fault {item!r}; use latency=200ms, latency=50..300ms, "
+                      f"status=<{'|'.join(map(str, STATUSES))}>, retry-after=N, drop, truncate, "
+                      "invalid-json, p=0.5")
+    outcomes = sum(bool(fields.get(k)) for k in ("status", "drop", "truncate", "invalid_json"))
+    if outcomes > 1:
+        raise FaultSpecError(spec, "choose one of status=, drop, truncate, invalid-json")
+    return Fault(**fields)  # type: ignore[arg-type]
+
+
+__all__ = ["FAULT_HEADER", "NO_FAULT", "STATUSES", "Fault", "FaultSpecError", "parse_fault"]

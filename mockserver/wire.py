@@ -1,0 +1,155 @@
+"""The wire format: bodies serialised and gzipped once, the provider's headers, encoding choice."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from email.utils import formatdate
+from functools import lru_cache
+from http import HTTPStatus
+from typing import Any
+
+# The provider's header set on a 200 (API.md section 2), minus date and the length/encoding.
+PROVIDER_HEADERS: tuple[tuple[str, str], ...] = (
+    ("cache-control", "no-cache"),
+    ("content-type", "application/json; charset=utf-8"),
+    ("expires", "-1"),
+    ("pragma", "no-cache"),
+    ("vary", "Accept-Encoding,Origin"),
+    ("x-aspnet-version", "4.0.30319"),
+    ("x-powered-by", "ASP.NET"),
+)
+GATEWAY_CONTENT_TYPE = "application/json"
+# Recorded headers the mock recomputes instead of replaying.
+_RECOMPUTED = frozenset({"content-length", "content-encoding", "date", "transfer-encoding",
+                         "connection", "keep-alive", "set-cookie"})
+
+
+def dumps(body: Any) -> bytes:
+    """Compact UTF-8 JSON, as Json.NET writes it."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def gzip_bytes(data: bytes) -> bytes:
+    """Deterministic gzip (no timestamp in the header)."""
+    return gzip.compress(data, compresslevel=6, mtime=0)
+
+
+def status_line(status: int) -> str:
+    """``200 OK`` and the like (``599 Unknown`` for unnamed statuses)."""
+    try:
+        return f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return f"{status} Unknown"
+
+
+@lru_cache(maxsize=512)
+def accepts_gzip(accept_encoding: str) -> bool:
+    """Whether an Accept-Encoding value allows gzip (q-values honoured: ``gzip;q=0`` is no)."""
+    gzip_q: float | None = None
+    star_q: float | None = None
+    for item in accept_encoding.split(","):
+        coding, *params = item.strip().split(";")
+        coding = coding.strip().lower()
+        q = 1.0
+        for param in params:
+            name, _, value = param.strip().partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value.strip())
+                except ValueError:
+                    q = 0.0
+                if not 0.0 <= q <= 1.0:
+                    q = 0.0
+        if coding in ("gzip", "x-gzip"):
+            gzip_q = q if gzip_q is None else max(gzip_q, q)
+        elif coding == "*":
+            star_q = q
+    if gzip_q is not None:
+        return gzip_q > 0
+    return star_q is not None and star_q > 0
+
+
+class HttpDate:
+    """The current ``date`` header value, formatted at most once per second."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._value = ""
+
+    def __call__(self) -> str:
+        now = int(time.time())
+        if now != self._second:
+            self._value = formatdate(now, usegmt=True)
+            self._second = now
+        return self._value
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A response ready to send: status line, both bodies, both header lists (without date)."""
+
+    status: int
+    status_line: str
+    identity: bytes
+    gzipped: bytes | None
+    identity_headers: tuple[tuple[str, str], ...]
+    gzip_headers: tuple[tuple[str, str], ...]
+
+    def pick(self, gzip_ok: bool) -> tuple[bytes, tuple[tuple[str, str], ...]]:
+        """The body and headers for a client that does (or does not) accept gzip."""
+        if gzip_ok and self.gzipped is not None:
+            return self.gzipped, self.gzip_headers
+        return self.identity, self.identity_headers
+
+
+def provider_headers(recorded: Mapping[str, str] | None, request_context: str,
+                     extra: Iterable[tuple[str, str]] = ()) -> list[tuple[str, str]]:
+    """The provider's header set, recorded values winning, plus ``extra``."""
+    headers = dict(PROVIDER_HEADERS)
+    headers["request-context"] = request_context
+    for name, value in (recorded or {}).items():
+        if name.lower() not in _RECOMPUTED:
+            headers[name.lower()] = value
+    out = sorted(headers.items())
+    out.extend(extra)
+    return out
+
+
+def prepare_backend(status: int, body: bytes, headers: Iterable[tuple[str, str]],
+                    *, compress: bool = True) -> Prepared:
+    """A backend answer (provider headers), gzipped once when ``compress``."""
+    base = tuple(headers)
+    identity_headers = (*base, ("content-length", str(len(body))))
+    if not compress:
+        return Prepared(status, status_line(status), body, None, identity_headers,
+                        identity_headers)
+    packed = gzip_bytes(body)
+    gzip_headers = (*base, ("content-encoding", "gzip"), ("content-length", str(len(packed))))
+    return Prepared(status, status_line(status), body, packed, identity_headers, gzip_headers)
+
+
+def prepare_gateway(status: int, body: Any, extra: Iterable[tuple[str, str]] = ()) -> Prepared:
+    """A gateway answer: ``application/json``, identity encoding."""
+    data = dumps(body)
+    headers = (("content-type", GATEWAY_CONTENT_TYPE), *extra,
+               ("content-length", str(len(data))))
+    return Prepared(status, status_line(status), data, None, headers, headers)
+
+
+__all__ = [
+    "GATEWAY_CONTENT_TYPE",
+    "PROVIDER_HEADERS",
+    "HttpDate",
+    "Prepared",
+    "accepts_gzip",
+    "dumps",
+    "gzip_bytes",
+    "prepare_backend",
+    "prepare_gateway",
+    "provider_headers",
+    "status_line",
+]
