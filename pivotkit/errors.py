@@ -102,13 +102,39 @@ class ConfigError(PivotError, ValueError):
         super().__init__(f"{source}: {message}")
 
 
+class BudgetExhausted(PivotError, RuntimeError):
+    """The run's call budget (``--pivot-budget``) is spent: no more requests to this target."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(
+            f"the call budget of {limit} requests is spent; raise it with --pivot-budget=N "
+            "(each live request counts against the account's quota)"
+        )
+
+
+class QuotaExhausted(PivotError, RuntimeError):
+    """The target answered 403 "Out of call volume quota": every further call would fail too."""
+
+    def __init__(self, message: str, retry_after: str | None = None) -> None:
+        self.message = message
+        self.retry_after = retry_after
+        wait = f" (Retry-After: {retry_after} s)" if retry_after else ""
+        super().__init__(
+            f"the account's call quota is exhausted: {message!r}{wait}; wait until it is "
+            "replenished, or run against the mock"
+        )
+
+
 __all__ = [
+    "BudgetExhausted",
     "ConfigError",
     "ContractFileError",
     "FixtureError",
     "FixtureExists",
     "FixtureNotFound",
     "PivotError",
+    "QuotaExhausted",
     "UnknownOperation",
     "UnresolvableRef",
 ]
