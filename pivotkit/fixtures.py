@@ -158,7 +158,7 @@ def read_exchange(path: Path) -> Exchange:
 
 def iter_fixture_files(root: Path) -> Iterator[Path]:
     """Every ``<operationId>/<name>.json`` under root, sorted."""
-    yield from sorted(p for p in root.glob("*/*.json") if p.is_file())
+    yield from sorted((p for p in root.glob("*/*.json") if p.is_file()), key=os.fspath)
 
 
 class FixtureSet:

@@ -237,7 +237,8 @@ def test_empty_body_is_configurable_and_validated(make_app: Callable[..., Flask]
 
 
 @pytest.mark.parametrize(("method", "path"), [
-    ("POST", "/"), ("GET", "/v1"), ("GET", "/v1/api/v1/contentz/7488"), ("GET", "/v1/api/v1/contents"),
+    ("POST", "/"), ("GET", "/v1"), ("GET", "/v1/api/v1/contentz/7488"),
+    ("GET", "/v1/api/v1/contents"),
     ("GET", "/v1/api/v1/contents/7488/"), ("POST", "/v1/api/v1/contents/7488"),
     ("DELETE", "/v1/api/v1/contents/7488"), ("PUT", "/v1/api/v1/channels"),
     ("PATCH", "/v1/api/v1/days"), ("OPTIONS", "/v1/api/v1/days"),
@@ -683,3 +684,41 @@ def test_bundled_accounts_file_keys_are_derived_demo_keys() -> None:
             seed = f"pivotkit-demo-{account['name']}-{slot}".encode()
             assert account[f"{slot}_key"] == hashlib.sha256(seed).hexdigest()[:32]
 
+
+
+# -- loading a large corpus ------------------------------------------------------------------
+
+
+def test_large_corpus_is_prepared_once_in_the_background(make_app: Callable[..., Flask],
+                                                         fixtures_dir: Path) -> None:
+    """Beyond the first batch, fixtures are serialised and gzipped by the warm-up thread."""
+    import mockserver.backend as backend_module
+
+    source = json.loads(BUNDLED_7488.read_text(encoding="utf-8"))
+    count = backend_module._WARM_SYNC + 50
+    for i in range(count):
+        source["request"]["path"] = f"/v1/api/v1/contents/{500_000 + i}"
+        source["response"]["body"]["data"]["id"] = 500_000 + i
+        (fixtures_dir / "getContent" / f"{500_000 + i}.json").write_text(json.dumps(source))
+    app = make_app()
+    backend = app.extensions["pivot"].backend
+    assert backend.warmed.wait(60)
+    unfiltered = [key for key in backend._prepared if key[1] is None]
+    assert len(unfiltered) == len(backend.fixtures) == count + 3
+    last = _get(app.test_client(), f"/v1/api/v1/contents/{500_000 + count - 1}",
+                **{"Accept-Encoding": "gzip"})
+    assert last.headers["content-encoding"] == "gzip"
+    assert json.loads(gzip.decompress(last.data))["data"]["id"] == 500_000 + count - 1
+
+
+def test_fast_and_standard_json_loaders_read_the_same(fixtures_dir: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The orjson path and the standard library path build identical exchanges."""
+    import mockserver.backend as backend_module
+    from pivotkit.contract import load_contract
+
+    fast, _ = backend_module.load_fixtures(fixtures_dir, load_contract())
+    monkeypatch.setattr(backend_module, "_loads", lambda raw: json.loads(raw.decode("utf-8")))
+    slow, _ = backend_module.load_fixtures(fixtures_dir, load_contract())
+    assert [ex.to_dict() for ex in fast] == [ex.to_dict() for ex in slow]
+    assert len(fast) == 3
