@@ -42,3 +42,68 @@ def check(session: nox.Session) -> None:
     """Validate every fixture against its file format and the contract (`pivotkit check`)."""
     session.install("-e", ".")
     session.run("pivotkit", "check", *session.posargs)
+
+
+PEERS = {"wiremock": "3.13.2", "@stoplight/prism-cli": "5.14.2"}
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Benchmark validation and the mock side by side with their peers (bench/README.md).
+
+    Installs what is missing: jsonschema-rs and granian into the session, WireMock and Prism
+    into .peers/ (npm), wrk with apt-get when run as root. Results go to bench/results/.
+    `nox -s bench -- --quick` is a smoke run; other arguments go to bench/bench_mock.py.
+    """
+    import json
+    import shutil
+    from pathlib import Path
+
+    session.install("-e", ".[server]", "jsonschema-rs")
+    peers = Path(".peers")
+    installed = {}
+    for name in PEERS:
+        package = peers / "node_modules" / name / "package.json"
+        if package.exists():
+            installed[name] = json.loads(package.read_text())["version"]
+    if installed != PEERS:
+        peers.mkdir(exist_ok=True)
+        if not (peers / "package.json").exists():
+            (peers / "package.json").write_text('{"name": "pivotkit-peers", "private": true}\n')
+        session.run("npm", "install", "--prefix", str(peers), "--no-audit", "--no-fund",
+                    *(f"{name}@{version}" for name, version in PEERS.items()), external=True)
+    if shutil.which("wrk") is None:
+        if os.geteuid() != 0:
+            session.error("wrk is missing: install it (`sudo apt-get install -y wrk`) and rerun")
+        session.run("sh", "-c",
+                    "apt-get install -y wrk || (apt-get update && apt-get install -y wrk)",
+                    external=True)
+    quick = ["--quick"] if "--quick" in session.posargs else []
+    session.run("python", "bench/bench_validate.py", *quick)
+    session.run("python", "bench/bench_drift.py", *(["--answers", "1000"] if quick else []))
+    session.run("python", "bench/bench_mock.py", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def contract(session: nox.Session) -> None:
+    """Run the contract suite against a target; write reports/pivot-contract.{xml,md}.
+
+    Default target: the mock in-process. `nox -s contract -- --pivot-target=URL` (key in
+    $PIVOT_API_KEY), `-- --pivot-target=live --pivot-budget=50`, `-- --hypothesis-profile=ci`.
+    """
+    session.install("-e", ".")
+    session.run("pytest", "contract_tests", "--pivot-junit=reports/pivot-contract.xml",
+                "--pivot-markdown=reports/pivot-contract.md", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def drift(session: nox.Session) -> None:
+    """Replay the fixtures' requests against the live API (key in $PIVOT_API_KEY) and report
+    drift from the contract to drift.md, drift.json and drift.xml.
+
+    Arguments go to `pivotkit drift`, e.g. `nox -s drift -- --sample 20 --seed 1` or
+    `nox -s drift -- --target http://127.0.0.1:8080`.
+    """
+    session.install("-e", ".")
+    session.run("pivotkit", "drift", "--markdown", "drift.md", "--json", "drift.json",
+                "--junit", "drift.xml", *session.posargs)

@@ -229,6 +229,11 @@ class PivotMock:
         """See :meth:`Gateway.usage`."""
         return self.gateway.usage(name)
 
+    def reset(self) -> None:
+        """Clean state for the next test: keys from the accounts file, no counters, no usage."""
+        self.state.reset()
+        self.gateway.sync(self.state.generations().keys)
+
     # -- the API dispatch (hot path) -------------------------------------------------------
 
     def wsgi(self, flask_wsgi: WSGIApp) -> WSGIApp:

@@ -238,6 +238,22 @@ class State:
             "ORDER BY account, day DESC, operation_id, slot").fetchall()
         return [(r[0], UsageRow(*r[1:])) for r in rows]
 
+    def reset(self) -> None:
+        """Forget regenerated keys, rate and quota windows and usage, in every worker.
+
+        Keys go back to the accounts file; the keys generation is bumped so every worker
+        drops its cached keys on its next request.
+        """
+        with self._lock:
+            self._pending = {}
+        with self._write() as db:
+            db.execute("DELETE FROM keys")
+            db.execute("DELETE FROM counters")
+            db.execute("DELETE FROM usage")
+            db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 "
+                       "WHERE name = 'keys_generation'")
+            self._mirror()
+
     def close(self) -> None:
         """Flush and close this thread's connection."""
         self.flush_usage()

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pivotkit.contract import Contract, Operation, Parameter, Violation, load_contract, validate
 from pivotkit.errors import (
+    BudgetExhausted,
     ConfigError,
     ContractFileError,
     FixtureError,
     FixtureExists,
     FixtureNotFound,
     PivotError,
+    QuotaExhausted,
     UnknownOperation,
     UnresolvableRef,
 )
@@ -18,6 +20,7 @@ from pivotkit.fixtures import Exchange, FixtureSet, Request, Response, write_exc
 __version__ = "0.1.0"
 
 __all__ = [
+    "BudgetExhausted",
     "ConfigError",
     "Contract",
     "ContractFileError",
@@ -29,6 +32,7 @@ __all__ = [
     "Operation",
     "Parameter",
     "PivotError",
+    "QuotaExhausted",
     "Request",
     "Response",
     "UnknownOperation",

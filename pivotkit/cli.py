@@ -336,8 +336,9 @@ def serve(host: str, port: int, fixtures_dir: Path | None, accounts: Path | None
 
 @main.command("test", context_settings={"ignore_unknown_options": True})
 @click.option("--target", default="mock", envvar="PIVOT_TARGET", show_default=True,
-              help="mock (in-process), live (https://api.plurimedia.fr) or a base URL. "
-                   "Every target but mock takes its key from $PIVOT_API_KEY.")
+              help="mock (in-process), mock-server (loopback port), live "
+                   "(https://api.plurimedia.fr) or a base URL; a URL or live takes its key "
+                   "from $PIVOT_API_KEY.")
 @click.option("--budget", type=click.IntRange(min=0), default=None,
               help="Most requests the run may send (default: 50 for live, else unlimited).")
 @click.option("--junit", type=click.Path(path_type=Path, dir_okay=False),
@@ -356,13 +357,16 @@ def test(target: str, budget: int | None, junit: Path, markdown: Path, profile: 
     Extra arguments go to pytest, e.g. `pivotkit test --target live -- -k getContent`.
     Exits with pytest's status: 0 passed, 1 some check failed, 3 quota exhausted.
     """
-    from pivotkit.client import parse_target
+    from pivotkit.client import KEY_ENV, ApiKey, parse_target
     from pivotkit.report import run_suite
 
     try:
-        parse_target(target)
+        chosen = parse_target(target)
     except PivotError as exc:
         raise click.BadParameter(str(exc), param_hint="--target") from None
+    if chosen.needs_key and ApiKey.from_env() is None:
+        click.echo(f"warning: {KEY_ENV} is not set: every test against {chosen.label} will be "
+                   "skipped (nothing is sent)", err=True)
     code = run_suite(target, budget=budget, junit=junit, markdown=markdown, profile=profile,
                      extra=pytest_args)
     click.echo(f"reports: {junit} {markdown}", err=True)

@@ -79,14 +79,18 @@ def demo_key(account: str = "full", slot: Literal["primary", "secondary"] = "pri
 
 @dataclass(frozen=True)
 class Target:
-    """Where requests go: the in-process ``mock``, any base ``url``, or the ``live`` API."""
+    """Where requests go: the ``mock`` (in process, or on a loopback port when ``socket``),
+    any base ``url``, or the ``live`` API."""
 
     kind: TargetKind
     base_url: str
+    socket: bool = False
 
     @property
     def label(self) -> str:
-        """A short name for reports: ``mock``, ``live`` or the base URL."""
+        """A short name for reports: ``mock``, ``mock-server``, ``live`` or the base URL."""
+        if self.kind == "mock" and self.socket:
+            return "mock-server"
         return self.base_url if self.kind == "url" else self.kind
 
     @property
@@ -96,16 +100,19 @@ class Target:
 
 
 def parse_target(spec: str) -> Target:
-    """Read ``--pivot-target``: ``mock``, ``live`` or an ``http(s)://`` base URL."""
+    """Read ``--pivot-target``: ``mock``, ``mock-server``, ``live`` or an ``http(s)://`` URL."""
     value = spec.strip()
     if value == "mock":
         return Target("mock", MOCK_URL)
+    if value == "mock-server":
+        return Target("mock", MOCK_URL, socket=True)
     if value == "live":
         return Target("live", LIVE_URL)
     if value.startswith(("http://", "https://")):
         url = value.rstrip("/")
         return Target("live" if url == LIVE_URL else "url", url)
-    raise ConfigError("--pivot-target", f"{spec!r} is not 'mock', 'live' or an http(s):// URL")
+    raise ConfigError("--pivot-target",
+                      f"{spec!r} is not 'mock', 'mock-server', 'live' or an http(s):// URL")
 
 
 class CallBudget:

@@ -722,3 +722,20 @@ def test_fast_and_standard_json_loaders_read_the_same(fixtures_dir: Path,
     slow, _ = backend_module.load_fixtures(fixtures_dir, load_contract())
     assert [ex.to_dict() for ex in fast] == [ex.to_dict() for ex in slow]
     assert len(fast) == 3
+
+
+def test_reset_restores_keys_and_forgets_counters_and_usage(make_app: Callable[..., Flask]
+                                                            ) -> None:
+    """reset() puts keys back to the accounts file and clears usage, in every app on the state."""
+    app, other = make_app(PIVOT_USAGE_FLUSH=0), make_app(PIVOT_USAGE_FLUSH=0)
+    mock = app.extensions["pivot"]
+    new_key = mock.regenerate_key("full", "primary")
+    url = "/v1/api/v1/contents/7488"
+    assert _get(other.test_client(), url).status_code == 401
+    assert _get(app.test_client(), url, key=new_key).status_code == 200
+    assert mock.usage("full")
+    mock.reset()
+    assert _get(other.test_client(), url).status_code == 200  # the original key again
+    assert _get(other.test_client(), url, key=new_key).status_code == 401
+    assert mock.current_keys("full")[0] == FULL
+    assert [(r.operation_id, r.count) for r in mock.usage("full")] == [("getContent", 1)]

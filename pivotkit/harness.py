@@ -1,0 +1,231 @@
+"""Running the mock inside tests: a loopback thread server, and a respx router into the app."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Literal
+
+import httpx
+
+from pivotkit.client import LIVE_URL, ApiKey, PivotClient, demo_key
+
+if TYPE_CHECKING:
+    import flask
+    import respx
+    from werkzeug.serving import BaseWSGIServer
+
+MOCK_LOGGER = "pivotkit.mock"
+
+
+def make_app(config: Mapping[str, Any] | None = None) -> flask.Flask:
+    """The mock app from ``mockserver.create_app`` (imported here, never at module level)."""
+    from mockserver import create_app
+
+    return create_app(dict(config or {}))
+
+
+def _quiet_handler() -> type[Any]:
+    from werkzeug.serving import WSGIRequestHandler
+
+    class _Quiet(WSGIRequestHandler):
+        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+            """Tests read results, not access logs."""
+
+    return _Quiet
+
+
+class MockServer:
+    """The mock app served on a free 127.0.0.1 port by a background thread.
+
+    ``url`` is its base URL, ``key(account)`` a demo key, ``client(account)`` a PivotClient
+    bound to it. Exceptions raised inside the app are kept and re-raised by
+    :meth:`check_errors` (the ``pivot_mock`` fixture does it after each test).
+    """
+
+    def __init__(self, app: flask.Flask, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.app = app
+        self.host = host
+        self.port = port
+        self.errors: list[BaseException] = []
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._handler: logging.Handler | None = None
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:<port>``."""
+        if self._server is None:
+            raise RuntimeError("the mock server is not started; call start() first")
+        return f"http://{self.host}:{self.port}"
+
+    def _record(self, sender: Any, exception: BaseException, **extra: Any) -> None:
+        with self._lock:
+            self.errors.append(exception)
+
+    def _log_error(self, record: logging.LogRecord) -> bool:
+        """The mock answers its own exceptions with a 500 and logs them: keep them."""
+        if record.exc_info and record.exc_info[1] is not None:
+            self._record(self.app, record.exc_info[1])
+        return False  # recorded; nothing to emit
+
+    def start(self) -> MockServer:
+        """Bind the port and serve in a daemon thread."""
+        from flask import got_request_exception
+        from werkzeug.serving import make_server
+
+        got_request_exception.connect(self._record, self.app)
+        self._handler = logging.Handler(logging.ERROR)
+        self._handler.addFilter(self._log_error)
+        logging.getLogger(MOCK_LOGGER).addHandler(self._handler)
+        self._server = make_server(self.host, self.port, self.app, threaded=True,
+                                   request_handler=_quiet_handler())
+        self.port = self._server.server_port
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        name=f"pivot-mock-{self.port}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and release the port."""
+        from flask import got_request_exception
+
+        got_request_exception.disconnect(self._record, self.app)
+        if self._handler is not None:
+            logging.getLogger(MOCK_LOGGER).removeHandler(self._handler)
+            self._handler = None
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join()
+        self._server = None
+        self._thread = None
+
+    def __enter__(self) -> MockServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def key(self, account: str = "full",
+            slot: Literal["primary", "secondary"] = "primary") -> ApiKey:
+        """The demo key of an account of the default accounts file."""
+        return demo_key(account, slot)
+
+    def client(self, account: str | None = "full", **kwargs: Any) -> PivotClient:
+        """A PivotClient on this server with the account's demo key (None: no key)."""
+        key = self.key(account) if account is not None else None
+        return PivotClient(self.url, key, **kwargs)
+
+    def clear_errors(self) -> None:
+        """Forget exceptions raised so far."""
+        with self._lock:
+            self.errors.clear()
+
+    def check_errors(self) -> None:
+        """Re-raise the first exception raised inside the app since the last clear."""
+        with self._lock:
+            errors, self.errors = self.errors, []
+        if errors:
+            raise errors[0]
+
+    def reset(self) -> None:
+        """Back to a clean state: regenerated keys, usage counts and rate windows forgotten."""
+        reset_app(self.app)
+
+
+def reset_app(app: flask.Flask) -> None:
+    """Clear the mock app's state through its own ``reset()``: keys back to the accounts
+    file, rate and quota windows and usage forgotten."""
+    pivot = app.extensions.get("pivot")
+    if pivot is not None:
+        pivot.reset()
+
+
+def _answer(transport: httpx.WSGITransport, request: httpx.Request) -> httpx.Response:
+    response = transport.handle_request(request)
+    stream = response.stream
+    assert isinstance(stream, httpx.SyncByteStream)
+    try:
+        raw = b"".join(stream)
+    finally:
+        stream.close()
+    # A plain bytes body serves sync and async clients alike; httpx decodes the gzip itself.
+    return httpx.Response(response.status_code, headers=response.headers.raw, content=raw,
+                          request=request)
+
+
+def _router_class() -> type[Any]:
+    import inspect
+
+    import respx
+    from respx.models import Route, SideEffectError
+
+    class PivotRouter(respx.MockRouter):
+        """A MockRouter whose last, implicit route answers from the mock app."""
+
+        def __init__(self, fallback: Route, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.fallback = fallback
+
+        def _candidates(self) -> list[Route]:
+            return [*self.routes, self.fallback]
+
+        def resolve(self, request: httpx.Request) -> Any:
+            with self.resolver(request) as resolved:
+                for route in self._candidates():
+                    prospect: Any = route.match(request)
+                    if prospect is not None:
+                        resolved.route = route
+                        resolved.response = prospect
+                        break
+            if resolved.response and isinstance(resolved.response.stream, httpx.ByteStream):
+                resolved.response.read()
+            return resolved
+
+        async def aresolve(self, request: httpx.Request) -> Any:
+            with self.resolver(request) as resolved:
+                for route in self._candidates():
+                    prospect: Any = route.match(request)
+                    if inspect.isawaitable(prospect):
+                        try:
+                            prospect = await prospect
+                        except Exception as error:
+                            raise SideEffectError(route, origin=error) from error
+                    if prospect is not None:
+                        resolved.route = route
+                        resolved.response = prospect
+                        break
+            if resolved.response and isinstance(resolved.response.stream, httpx.ByteStream):
+                await resolved.response.aread()
+            return resolved
+
+    return PivotRouter
+
+
+@contextmanager
+def respx_router(app: flask.Flask, base_url: str = LIVE_URL, *,
+                 assert_all_called: bool = False) -> Iterator[respx.MockRouter]:
+    """A respx router that answers every request on ``base_url`` from the mock app.
+
+    Routing into the app through WSGI, rather than re-implementing its rules, keeps the
+    answers identical to the mock's: key check and exact 401s, empty-200, 404, lang
+    fallback, gzip and the provider's headers. Routes you add win over the mock (it is an
+    implicit last route, ``router.fallback``); a request to another host is refused.
+    """
+    from respx.models import Route
+    from respx.patterns import M
+
+    transport = httpx.WSGITransport(app=app)
+    fallback = Route(M(url__startswith=base_url.rstrip("/") + "/"))
+    fallback.side_effect = lambda request: _answer(transport, request)
+    router = _router_class()(fallback, base_url=base_url, assert_all_called=assert_all_called)
+    with router:
+        yield router
+
+
+__all__ = ["MockServer", "make_app", "reset_app", "respx_router"]
