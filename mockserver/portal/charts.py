@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from markupsafe import Markup, escape
@@ -102,7 +102,11 @@ def day_chart(series: Sequence[tuple[str, dict[str, int]]], *, title: str, desc:
                          f'class="value">{total}</text>')
         parts.append(f'<text x="{x + bar_w / 2:.1f}" y="{_HEIGHT - _BOTTOM + 16}" '
                      f'text-anchor="middle" class="tick">{escape(day[5:])}</text>')
-    legend_x = _LEFT
+    return _close(parts, _LEFT, labels)
+
+
+def _close(parts: list[str], legend_x: float, labels: Mapping[str, str]) -> Markup:
+    """Append the key-slot legend and close the SVG."""
     for slot, colour in SLOT_COLOURS.items():
         parts.append(f'<rect x="{legend_x}" y="10" width="12" height="12" fill="{colour}"/>')
         parts.append(f'<text x="{legend_x + 18}" y="20" class="legend">'
@@ -144,14 +148,7 @@ def operation_chart(series: Sequence[tuple[str, dict[str, int]]], *, title: str,
             x += w
         parts.append(f'<text x="{x + 6:.1f}" y="{y + 16}" class="value">'
                      f'{sum(slots.values())}</text>')
-    legend_x = label_w
-    for slot, colour in SLOT_COLOURS.items():
-        parts.append(f'<rect x="{legend_x}" y="10" width="12" height="12" fill="{colour}"/>')
-        parts.append(f'<text x="{legend_x + 18}" y="20" class="legend">'
-                     f'{escape(labels.get(slot, slot))}</text>')
-        legend_x += 150
-    parts.append("</svg>")
-    return Markup("".join(parts))
+    return _close(parts, label_w, labels)
 
 
 __all__ = ["SLOT_COLOURS", "Usage", "day_chart", "operation_chart", "per_day", "per_operation"]
