@@ -25,7 +25,16 @@ from werkzeug.serving import WSGIRequestHandler
 
 from mockserver.app import ADMIN_PREFIX, PivotMock, create_app
 
-FACTORY = "mockserver.app:create_app"
+FACTORY = "mockserver.server:prebuilt_app"
+# The app the supervising process built (and warmed) before granian forked its workers: they
+# inherit it copy-on-write instead of each loading every fixture again.
+_PREBUILT: Flask | None = None
+
+
+def prebuilt_app() -> Flask:
+    """The app built before the workers were forked; a spawned worker builds its own from the
+    PIVOT_ variables."""
+    return _PREBUILT if _PREBUILT is not None else create_app()
 _KEY_IN_QUERY = re.compile(r"(subscription-key=)[^&\s]*", re.IGNORECASE)
 
 
@@ -120,8 +129,11 @@ def serve(flags: Mapping[str, Any], *, host: str, port: int, workers: int = 1,
             app.run(host=host, port=port, threaded=True, use_reloader=False,
                     request_handler=RedactingRequestHandler)
         else:
-            del app  # the workers build their own; this process only supervises them
+            global _PREBUILT
+            app.extensions["pivot"].backend.warmed.wait()  # fork once everything is prepared
             gc.collect()
+            gc.freeze()  # keep the loaded objects' pages shared with the forked workers
+            _PREBUILT = app
             _run_granian(settings, host=host, port=port, workers=max(1, workers))
     finally:
         if main_thread:
@@ -153,4 +165,4 @@ def _env_value(value: Any) -> str:
     return str(value)
 
 
-__all__ = ["FACTORY", "RedactingRequestHandler", "banner", "redact", "serve"]
+__all__ = ["FACTORY", "RedactingRequestHandler", "banner", "prebuilt_app", "redact", "serve"]
