@@ -100,6 +100,11 @@ class Parameter:
     required: bool
     schema: Mapping[str, Any]
     description: str = ""
+    _validator: Draft202012Validator = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Compiled once, with the contract: the mock checks parameters on its request path.
+        object.__setattr__(self, "_validator", Draft202012Validator(dict(self.schema)))
 
     def coerce(self, raw: str) -> Any:
         """Turn the raw string into the declared JSON type (``ValueError`` if it cannot)."""
@@ -116,13 +121,7 @@ class Parameter:
             value = self.coerce(raw)
         except ValueError as exc:
             return [str(exc)]
-        validator = _param_validator(json.dumps(dict(self.schema), sort_keys=True))
-        return [f"{self.name}: {e.message}" for e in validator.iter_errors(value)]
-
-
-@cache
-def _param_validator(schema_json: str) -> Draft202012Validator:
-    return Draft202012Validator(json.loads(schema_json))
+        return [f"{self.name}: {e.message}" for e in self._validator.iter_errors(value)]
 
 
 @dataclass(frozen=True)
