@@ -2,21 +2,37 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
 from pivotkit.contract import Contract
 from pivotkit.errors import PivotError
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
 
 def _contract(schemas: Path | None) -> Contract:
-
     try:
         return Contract.load(schemas)
     except PivotError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def _fixtures_option(help: str = "Fixtures directory (default: the bundled fixtures/)."
+                     ) -> Callable[[_F], _F]:
+    """The ``--fixtures DIR`` option, as every command spells it."""
+    return click.option("--fixtures", "fixtures_dir", default=None, help=help,
+                        type=click.Path(path_type=Path, file_okay=False))
+
+
+def _schemas_option(dest: str = "schemas") -> Callable[[_F], _F]:
+    """The ``--schemas DIR`` option, as every command spells it."""
+    return click.option("--schemas", dest, default=None,
+                        type=click.Path(path_type=Path, file_okay=False),
+                        help="Schemas directory (default: the bundled schemas/).")
 
 
 @click.group()
@@ -26,10 +42,8 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--fixtures", "fixtures_dir", type=click.Path(path_type=Path, file_okay=False),
-              default=None, help="Fixtures directory (default: the bundled fixtures/).")
-@click.option("--schemas", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="Schemas directory (default: the bundled schemas/).")
+@_fixtures_option()
+@_schemas_option()
 @click.option("--quiet", "-q", is_flag=True, help="Print failures only.")
 def check(fixtures_dir: Path | None, schemas: Path | None, quiet: bool) -> None:
     """Validate every fixture: file format, then body against the contract.
@@ -64,8 +78,7 @@ def check(fixtures_dir: Path | None, schemas: Path | None, quiet: bool) -> None:
               help="Where to write the Markdown reference.")
 @click.option("--check", "check_only", is_flag=True,
               help="Write nothing; exit 1 if the file differs from the contract.")
-@click.option("--schemas", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="Schemas directory (default: the bundled schemas/).")
+@_schemas_option()
 def docs(out: Path, check_only: bool, schemas: Path | None) -> None:
     """Generate the API reference (Markdown) from the contract in schemas/."""
     from pivotkit.docs import render_reference
@@ -99,8 +112,7 @@ def docs(out: Path, check_only: bool, schemas: Path | None) -> None:
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
               help="A path parameter; repeat a name for several values (all combinations).")
 @click.option("--lang", "langs", multiple=True, help="A lang to ask for (repeatable).")
-@click.option("--fixtures", "fixtures_dir", type=click.Path(path_type=Path, file_okay=False),
-              help="Where --from-fixtures reads (default: the fixtures directory).")
+@_fixtures_option("Where --from-fixtures reads (default: the fixtures directory).")
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False),
               help="Where fixtures are written (default: the fixtures directory).")
 @click.option("--account", default="default", show_default=True,
@@ -120,8 +132,7 @@ def docs(out: Path, check_only: bool, schemas: Path | None) -> None:
               help="Another header to mask (repeatable).")
 @click.option("--redact-field", "redact_fields", multiple=True, metavar="POINTER",
               help="A body field to mask: /data/token, data.token or **.token (repeatable).")
-@click.option("--schemas", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="Schemas directory (default: the bundled schemas/).")
+@_schemas_option()
 def record(upstream: str, key_env: str, plan_file: Path | None, from_fixtures: bool,
            ops: tuple[str, ...], params: tuple[str, ...], langs: tuple[str, ...],
            fixtures_dir: Path | None, out: Path | None, account: str, overwrite: bool,
@@ -196,10 +207,8 @@ def record(upstream: str, key_env: str, plan_file: Path | None, from_fixtures: b
 
 @main.command()
 @click.argument("operation")
-@click.option("--fixtures", "fixtures_dir", type=click.Path(path_type=Path, file_okay=False),
-              default=None, help="Fixtures directory (default: the bundled fixtures/).")
-@click.option("--schemas", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="Schemas directory (default: the bundled schemas/).")
+@_fixtures_option()
+@_schemas_option()
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Proposal file (default: proposals/<operationId>.schema.json).")
 @click.option("--status", type=int, default=200, show_default=True,
@@ -233,12 +242,10 @@ def infer(operation: str, fixtures_dir: Path | None, schemas: Path | None, out: 
 @main.command()
 @click.option("--target", default="live", show_default=True,
               help="'live' (key in $PIVOT_API_KEY) or a base URL (a staging gateway, a mock).")
-@click.option("--fixtures", "fixtures_dir", type=click.Path(path_type=Path, file_okay=False),
-              default=None, help="Fixtures whose requests are replayed and serve as baseline.")
+@_fixtures_option("Fixtures whose requests are replayed and serve as baseline.")
 @click.option("--plan", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Replay this plan (pivotkit record --plan format) instead of the fixtures.")
-@click.option("--schemas", "schemas_dir", type=click.Path(path_type=Path, file_okay=False),
-              default=None, help="Schemas directory (default: the bundled schemas/).")
+@_schemas_option("schemas_dir")
 @click.option("--sample", type=int, default=None, help="Replay a sample of N requests.")
 @click.option("--seed", type=int, default=None, help="Seed of --sample (reproducible).")
 @click.option("--budget", type=int, default=None,
@@ -287,12 +294,10 @@ def drift(today: Any, **options: Any) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535),
               help="Port to listen on.")
-@click.option("--fixtures", "fixtures_dir", type=click.Path(path_type=Path, file_okay=False),
-              default=None, help="Fixtures directory (default: the bundled fixtures/).")
+@_fixtures_option()
 @click.option("--accounts", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Accounts file, TOML (default: <fixtures>/accounts.toml).")
-@click.option("--schemas", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="Schemas directory (default: the bundled schemas/).")
+@_schemas_option()
 @click.option("--state", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="SQLite state shared by workers: keys, usage (default: a temp file).")
 @click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False),
