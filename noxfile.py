@@ -25,9 +25,10 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """Lint with ruff (rules in pyproject.toml)."""
+    """Lint with ruff (rules in pyproject.toml) and check the formatting (`ruff format`)."""
     session.install("ruff")
     session.run("ruff", "check", ".", *session.posargs)
+    session.run("ruff", "format", "--check", ".")
 
 
 @nox.session(python=PYTHON)
@@ -70,14 +71,25 @@ def bench(session: nox.Session) -> None:
         peers.mkdir(exist_ok=True)
         if not (peers / "package.json").exists():
             (peers / "package.json").write_text('{"name": "pivotkit-peers", "private": true}\n')
-        session.run("npm", "install", "--prefix", str(peers), "--no-audit", "--no-fund",
-                    *(f"{name}@{version}" for name, version in PEERS.items()), external=True)
+        session.run(
+            "npm",
+            "install",
+            "--prefix",
+            str(peers),
+            "--no-audit",
+            "--no-fund",
+            *(f"{name}@{version}" for name, version in PEERS.items()),
+            external=True,
+        )
     if shutil.which("wrk") is None:
         if os.geteuid() != 0:
             session.error("wrk is missing: install it (`sudo apt-get install -y wrk`) and rerun")
-        session.run("sh", "-c",
-                    "apt-get install -y wrk || (apt-get update && apt-get install -y wrk)",
-                    external=True)
+        session.run(
+            "sh",
+            "-c",
+            "apt-get install -y wrk || (apt-get update && apt-get install -y wrk)",
+            external=True,
+        )
     quick = ["--quick"] if "--quick" in session.posargs else []
     session.run("python", "bench/bench_validate.py", *quick)
     session.run("python", "bench/bench_drift.py", *(["--answers", "1000"] if quick else []))
@@ -92,8 +104,13 @@ def contract(session: nox.Session) -> None:
     $PIVOT_API_KEY), `-- --pivot-target=live --pivot-budget=50`, `-- --hypothesis-profile=ci`.
     """
     session.install("-e", ".")
-    session.run("pytest", "contract_tests", "--pivot-junit=reports/pivot-contract.xml",
-                "--pivot-markdown=reports/pivot-contract.md", *session.posargs)
+    session.run(
+        "pytest",
+        "contract_tests",
+        "--pivot-junit=reports/pivot-contract.xml",
+        "--pivot-markdown=reports/pivot-contract.md",
+        *session.posargs,
+    )
 
 
 @nox.session(python=PYTHON)
@@ -105,5 +122,14 @@ def drift(session: nox.Session) -> None:
     `nox -s drift -- --target http://127.0.0.1:8080`.
     """
     session.install("-e", ".")
-    session.run("pivotkit", "drift", "--markdown", "drift.md", "--json", "drift.json",
-                "--junit", "drift.xml", *session.posargs)
+    session.run(
+        "pivotkit",
+        "drift",
+        "--markdown",
+        "drift.md",
+        "--json",
+        "drift.json",
+        "--junit",
+        "drift.xml",
+        *session.posargs,
+    )

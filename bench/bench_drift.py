@@ -65,8 +65,16 @@ def build_answers(count: int, drift_share: float) -> list[Answer]:
             body = _vary(body, n)
         if every and n % every == every - 1:
             body = _drift(body, n)
-        out.append(Answer(item.operation_id, item.request, ex.response.status,
-                          {k.lower(): v for k, v in ex.response.headers.items()}, body, ex))
+        out.append(
+            Answer(
+                item.operation_id,
+                item.request,
+                ex.response.status,
+                {k.lower(): v for k, v in ex.response.headers.items()},
+                body,
+                ex,
+            )
+        )
     return out
 
 
@@ -86,8 +94,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--answers", type=int, default=10_000)
     parser.add_argument("--drift", type=float, default=0.01, help="share of drifted answers")
-    parser.add_argument("--pure-python", action="store_true",
-                        help="validate with the contract's Python validator only")
+    parser.add_argument(
+        "--pure-python",
+        action="store_true",
+        help="validate with the contract's Python validator only",
+    )
     args = parser.parse_args()
     answers = build_answers(args.answers, args.drift)
     gc.collect()
@@ -101,11 +112,15 @@ def main() -> None:
     print(f"answers: {len(answers)} ({args.drift:.1%} drifted), validator fast path: {engine}")
     print(f"total: {seconds:.2f} s; per 1,000 answers: {seconds / len(answers) * 1000:.3f} s")
     print(f"peak traced memory of the analysis: {peak / 2**20:.1f} MiB")
-    print(f"findings: {len(active)} ({sum(f.severity == 'breaking' for f in active)} breaking), "
-          f"{analysis.preexisting} preexisting")
+    print(
+        f"findings: {len(active)} ({sum(f.severity == 'breaking' for f in active)} breaking), "
+        f"{analysis.preexisting} preexisting"
+    )
     verdict = "met" if seconds * 10_000 / len(answers) < 5 else "MISSED"
-    print(f"process peak RSS (answers included): "
-          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    print(
+        f"process peak RSS (answers included): "
+        f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB"
+    )
     print(f"target (< 5 s for 10,000): {verdict}")
 
 

@@ -112,7 +112,7 @@ def _children() -> dict[int, list[int]]:
         except OSError:
             continue
         # The command name may hold spaces and parentheses: split after the last ')'.
-        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
         out.setdefault(ppid, []).append(int(entry))
     return out
 
@@ -161,10 +161,15 @@ def pss_mb(pid: int) -> float | None:
 def _get(port: int, timeout: float = 5.0) -> tuple[int, dict[str, str], bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        conn.request("GET", PATH, headers={
-            "Accept-Encoding": "gzip", "Cache-Control": "no-cache",
-            "Ocp-Apim-Subscription-Key": KEY,
-        })
+        conn.request(
+            "GET",
+            PATH,
+            headers={
+                "Accept-Encoding": "gzip",
+                "Cache-Control": "no-cache",
+                "Ocp-Apim-Subscription-Key": KEY,
+            },
+        )
         resp = conn.getresponse()
         return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
     finally:
@@ -192,19 +197,29 @@ class Server:
         with open(self.log, "ab") as log:
             started = time.perf_counter()
             # A session of its own: stop() ends the server and its workers by this one pid.
-            self.proc = subprocess.Popen(self.argv, cwd=self.cwd, env=env, stdout=log,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = subprocess.Popen(
+                self.argv,
+                cwd=self.cwd,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         deadline = started + self.ready_timeout
         while time.perf_counter() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}; "
-                                   f"see {self.log}:\n{self._tail()}")
+                raise RuntimeError(
+                    f"{self.name} exited with {self.proc.returncode}; "
+                    f"see {self.log}:\n{self._tail()}"
+                )
             with contextlib.suppress(OSError, http.client.HTTPException):
                 if _get(self.port, timeout=2.0)[0] == 200:
                     return time.perf_counter() - started
             time.sleep(0.01)
-        raise RuntimeError(f"{self.name} gave no 200 within {self.ready_timeout:.0f} s; "
-                           f"see {self.log}:\n{self._tail()}")
+        raise RuntimeError(
+            f"{self.name} gave no 200 within {self.ready_timeout:.0f} s; "
+            f"see {self.log}:\n{self._tail()}"
+        )
 
     def _tail(self) -> str:
         if self.log is None or not self.log.exists():
@@ -217,8 +232,9 @@ class Server:
     def pss_mb(self) -> float | None:
         return pss_mb(self.proc.pid) if self.proc else None
 
-    def settle(self, window: float = 2.0, tolerance: float = 0.02,
-               limit: float = 120.0) -> tuple[float, float]:
+    def settle(
+        self, window: float = 2.0, tolerance: float = 0.02, limit: float = 120.0
+    ) -> tuple[float, float]:
         """Wait until the RSS stops growing (workers still loading after the first answer).
 
         Returns (seconds until the RSS reached its final level, that RSS in MB): the RSS moved
@@ -312,17 +328,30 @@ def wiremock_server(work: Path, jar: Path) -> Server:
             "status": 200,
             "headers": _peer_headers(fixture),
             # Compact, as pivotkit and Prism serialise it: the same bytes on the wire.
-            "body": json.dumps(fixture["response"]["body"], ensure_ascii=False,
-                               separators=(",", ":")),
+            "body": json.dumps(
+                fixture["response"]["body"], ensure_ascii=False, separators=(",", ":")
+            ),
         },
     }
     (root / "mappings" / "getContent-7488.json").write_text(json.dumps(mapping, indent=2), "utf-8")
     port = _free_port()
     return Server(
-        name=f"WireMock {jar.stem.rsplit('-', 1)[-1]}", kind="peer",
-        argv=["java", "-jar", str(jar), "--port", str(port), "--bind-address", "127.0.0.1",
-              "--root-dir", str(root), "--no-request-journal", "--disable-request-logging",
-              "--disable-banner"],
+        name=f"WireMock {jar.stem.rsplit('-', 1)[-1]}",
+        kind="peer",
+        argv=[
+            "java",
+            "-jar",
+            str(jar),
+            "--port",
+            str(port),
+            "--bind-address",
+            "127.0.0.1",
+            "--root-dir",
+            str(root),
+            "--no-request-journal",
+            "--disable-request-logging",
+            "--disable-banner",
+        ],
         port=port,
     )
 
@@ -331,42 +360,72 @@ def prism_openapi(fixture: dict[str, Any]) -> dict[str, Any]:
     """A self-contained OpenAPI 3.1 document whose 200 example is the fixture's body."""
     headers = {
         name: {"schema": {"type": "string"}, "example": value}
-        for name, value in _peer_headers(fixture).items() if name.lower() != "content-type"
+        for name, value in _peer_headers(fixture).items()
+        if name.lower() != "content-type"
     }
     return {
         "openapi": "3.1.0",
         "info": {"title": "pivotkit bench: getContent/7488 for Prism", "version": "v1"},
         "servers": [{"url": "http://127.0.0.1"}],
-        "components": {"securitySchemes": {"key": {
-            "type": "apiKey", "in": "header", "name": "Ocp-Apim-Subscription-Key"}}},
+        "components": {
+            "securitySchemes": {
+                "key": {"type": "apiKey", "in": "header", "name": "Ocp-Apim-Subscription-Key"}
+            }
+        },
         "security": [{"key": []}],
-        "paths": {"/v1/api/v1/contents/{id}": {"get": {
-            "operationId": "getContent",
-            "parameters": [{"name": "id", "in": "path", "required": True,
-                            "schema": {"type": "integer", "minimum": 1}}],
-            "responses": {"200": {
-                "description": "The 7488 envelope.",
-                "headers": headers,
-                "content": {"application/json": {
-                    "schema": {"type": "object"},
-                    "example": fixture["response"]["body"],
-                }},
-            }},
-        }}},
+        "paths": {
+            "/v1/api/v1/contents/{id}": {
+                "get": {
+                    "operationId": "getContent",
+                    "parameters": [
+                        {
+                            "name": "id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "integer", "minimum": 1},
+                        }
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "The 7488 envelope.",
+                            "headers": headers,
+                            "content": {
+                                "application/json": {
+                                    "schema": {"type": "object"},
+                                    "example": fixture["response"]["body"],
+                                }
+                            },
+                        }
+                    },
+                }
+            }
+        },
     }
 
 
 def prism_server(work: Path, entry: Path) -> Server:
     doc = work / "prism" / "openapi.yaml"
     doc.parent.mkdir(parents=True, exist_ok=True)
-    doc.write_text(yaml.safe_dump(prism_openapi(_fixture()), allow_unicode=True, sort_keys=False),
-                   "utf-8")
+    doc.write_text(
+        yaml.safe_dump(prism_openapi(_fixture()), allow_unicode=True, sort_keys=False), "utf-8"
+    )
     port = _free_port()
     version = json.loads((entry.parent.parent / "package.json").read_text())["version"]
     return Server(
-        name=f"Prism {version}", kind="peer",
-        argv=["node", str(entry), "mock", str(doc), "-p", str(port), "-h", "127.0.0.1",
-              "-v", "silent"],
+        name=f"Prism {version}",
+        kind="peer",
+        argv=[
+            "node",
+            str(entry),
+            "mock",
+            str(doc),
+            "-p",
+            str(port),
+            "-h",
+            "127.0.0.1",
+            "-v",
+            "silent",
+        ],
         port=port,
     )
 
@@ -378,14 +437,22 @@ def pivotkit_command() -> list[str]:
     found = shutil.which("pivotkit")
     if found:
         return [found]
-    return [sys.executable, "-c", "import sys; from pivotkit.cli import main; "
-            "sys.argv[0] = 'pivotkit'; main()"]
+    return [
+        sys.executable,
+        "-c",
+        "import sys; from pivotkit.cli import main; sys.argv[0] = 'pivotkit'; main()",
+    ]
 
 
 def serve_help() -> str | None:
     """``pivotkit serve --help``, or None while the command does not exist."""
-    proc = subprocess.run([*pivotkit_command(), "serve", "--help"], capture_output=True,
-                          text=True, cwd=ROOT, timeout=60)
+    proc = subprocess.run(
+        [*pivotkit_command(), "serve", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
     return proc.stdout if proc.returncode == 0 else None
 
 
@@ -426,8 +493,20 @@ class Load:
 
 
 def wrk(port: int, load: Load, duration: int, script: Path) -> dict[str, Any]:
-    argv = ["wrk", "-t", str(load.threads), "-c", str(load.connections), "-d", f"{duration}s",
-            "--timeout", "10s", "-s", str(script), f"http://127.0.0.1:{port}{PATH}"]
+    argv = [
+        "wrk",
+        "-t",
+        str(load.threads),
+        "-c",
+        str(load.connections),
+        "-d",
+        f"{duration}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(script),
+        f"http://127.0.0.1:{port}{PATH}",
+    ]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60)
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("WRK-JSON ")), None)
     if proc.returncode != 0 or line is None:
@@ -459,9 +538,14 @@ def check(server: Server) -> dict[str, Any]:
         same = json.loads(body) == _fixture()["response"]["body"]
     except ValueError:
         same = False
-    return {"status": status, "content_encoding": encoding, "wire_bytes": len(raw),
-            "body_bytes": len(body), "same_body": same,
-            "content_type": headers.get("content-type", "")}
+    return {
+        "status": status,
+        "content_encoding": encoding,
+        "wire_bytes": len(raw),
+        "body_bytes": len(body),
+        "same_body": same,
+        "content_type": headers.get("content-type", ""),
+    }
 
 
 # -- the phases ------------------------------------------------------------------------------
@@ -476,40 +560,54 @@ def throughput(servers: list[Server], load: Load, rounds: int, work: Path) -> di
     info: dict[str, dict[str, Any]] = {}
     with running(servers, logdir) as startup:
         for server in servers:
-            info[server.name] = {"startup_s": startup[server.name], "check": check(server),
-                                 "rss_idle_mb": server.settle()[1], "argv": server.argv,
-                                 "kind": server.kind}
+            info[server.name] = {
+                "startup_s": startup[server.name],
+                "check": check(server),
+                "rss_idle_mb": server.settle()[1],
+                "argv": server.argv,
+                "kind": server.kind,
+            }
             if not info[server.name]["check"]["same_body"]:
-                print(f"!! {server.name} does not answer the 7488 body: "
-                      f"{info[server.name]['check']}", file=sys.stderr)
-            print(f"   {server.name}: up in {startup[server.name]:.2f} s, "
-                  f"{info[server.name]['check']}", file=sys.stderr)
+                print(
+                    f"!! {server.name} does not answer the 7488 body: {info[server.name]['check']}",
+                    file=sys.stderr,
+                )
+            print(
+                f"   {server.name}: up in {startup[server.name]:.2f} s, "
+                f"{info[server.name]['check']}",
+                file=sys.stderr,
+            )
         for server in servers:  # warm-up: JIT, caches, connection pools
             print(f"   warm-up {server.name} ({load.warmup} s)", file=sys.stderr)
             wrk(server.port, load, load.warmup, script)
         for r in range(rounds):
-            order = servers[r % len(servers):] + servers[:r % len(servers)]
+            order = servers[r % len(servers) :] + servers[: r % len(servers)]
             for server in order:
                 time.sleep(1)
                 result = wrk(server.port, load, load.duration, script)
                 result["rss_mb"] = server.rss_mb()
                 runs[server.name].append(result)
-                print(f"   round {r + 1}/{rounds} {server.name}: {result['rps']:,.0f} req/s, "
-                      f"p50 {result['p50_ms']:.2f} ms, p99 {result['p99_ms']:.2f} ms, "
-                      f"{result['errors']} errors", file=sys.stderr)
+                print(
+                    f"   round {r + 1}/{rounds} {server.name}: {result['rps']:,.0f} req/s, "
+                    f"p50 {result['p50_ms']:.2f} ms, p99 {result['p99_ms']:.2f} ms, "
+                    f"{result['errors']} errors",
+                    file=sys.stderr,
+                )
     rows = []
     for server in servers:
         rs = runs[server.name]
-        rows.append({
-            "server": server.name,
-            **info[server.name],
-            "rps": statistics.median(r["rps"] for r in rs),
-            "p50_ms": statistics.median(r["p50_ms"] for r in rs),
-            "p99_ms": statistics.median(r["p99_ms"] for r in rs),
-            "errors": sum(r["errors"] for r in rs),
-            "rss_loaded_mb": max(r["rss_mb"] for r in rs),
-            "runs": rs,
-        })
+        rows.append(
+            {
+                "server": server.name,
+                **info[server.name],
+                "rps": statistics.median(r["rps"] for r in rs),
+                "p50_ms": statistics.median(r["p50_ms"] for r in rs),
+                "p99_ms": statistics.median(r["p99_ms"] for r in rs),
+                "errors": sum(r["errors"] for r in rs),
+                "rss_loaded_mb": max(r["rss_mb"] for r in rs),
+                "runs": rs,
+            }
+        )
     return {"rows": rows, "ratios": _ratios(rows)}
 
 
@@ -518,17 +616,24 @@ def _ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for mine in (r for r in rows if r["kind"] == "pivotkit"):
         for peer in peers:
-            out.append({
-                "pivotkit": mine["server"], "peer": peer["server"],
-                "throughput": mine["rps"] / peer["rps"],
-                "p99": mine["p99_ms"] / peer["p99_ms"],
-                "p50": mine["p50_ms"] / peer["p50_ms"],
-            })
+            out.append(
+                {
+                    "pivotkit": mine["server"],
+                    "peer": peer["server"],
+                    "throughput": mine["rps"] / peer["rps"],
+                    "p99": mine["p99_ms"] / peer["p99_ms"],
+                    "p50": mine["p50_ms"] / peer["p50_ms"],
+                }
+            )
     return out
 
 
-def startup(variants: list[tuple[str, list[str]]], fixture_sets: list[tuple[str, Path | None]],
-            repeat: int, work: Path) -> list[dict[str, Any]]:
+def startup(
+    variants: list[tuple[str, list[str]]],
+    fixture_sets: list[tuple[str, Path | None]],
+    repeat: int,
+    work: Path,
+) -> list[dict[str, Any]]:
     """Time ``pivotkit serve`` to its first 200 answer, and read its memory, ``repeat`` times."""
     logdir = work / "logs"
     logdir.mkdir(exist_ok=True)
@@ -548,16 +653,28 @@ def startup(variants: list[tuple[str, list[str]]], fixture_sets: list[tuple[str,
                     pss.append(server.pss_mb() or 0.0)
                 finally:
                     server.stop()
-            rows.append({"server": label, "fixtures": fixtures_label,
-                         "startup_s": statistics.median(times), "startup_runs": times,
-                         "settled_s": statistics.median(settled), "settled_runs": settled,
-                         "rss_first_200_mb": statistics.median(first_rss),
-                         "rss_mb": statistics.median(rss), "rss_runs": rss,
-                         "pss_mb": statistics.median(pss), "pss_runs": pss})
-            print(f"   {label}, {fixtures_label}: first 200 after "
-                  f"{statistics.median(times):.2f} s, RSS {statistics.median(rss):.0f} MB, "
-                  f"PSS {statistics.median(pss):.0f} MB "
-                  f"(settled after {statistics.median(settled):.1f} s)", file=sys.stderr)
+            rows.append(
+                {
+                    "server": label,
+                    "fixtures": fixtures_label,
+                    "startup_s": statistics.median(times),
+                    "startup_runs": times,
+                    "settled_s": statistics.median(settled),
+                    "settled_runs": settled,
+                    "rss_first_200_mb": statistics.median(first_rss),
+                    "rss_mb": statistics.median(rss),
+                    "rss_runs": rss,
+                    "pss_mb": statistics.median(pss),
+                    "pss_runs": pss,
+                }
+            )
+            print(
+                f"   {label}, {fixtures_label}: first 200 after "
+                f"{statistics.median(times):.2f} s, RSS {statistics.median(rss):.0f} MB, "
+                f"PSS {statistics.median(pss):.0f} MB "
+                f"(settled after {statistics.median(settled):.1f} s)",
+                file=sys.stderr,
+            )
     return rows
 
 
@@ -576,41 +693,58 @@ def _render_throughput(result: dict[str, Any]) -> list[str]:
         lines.append(
             f"| {row['server']} | {row['rps']:,.0f} | {row['p50_ms']:.2f} | {row['p99_ms']:.2f} "
             f"| {row['errors']} | {c['content_encoding']} | {c['wire_bytes']} "
-            f"| {row['startup_s']:.2f} | {row['rss_idle_mb']:.0f} | {row['rss_loaded_mb']:.0f} |")
-    lines += ["", "| pivotkit | vs | throughput | p50 | p99 | target |",
-              "|---|---|---:|---:|---:|---|"]
+            f"| {row['startup_s']:.2f} | {row['rss_idle_mb']:.0f} | {row['rss_loaded_mb']:.0f} |"
+        )
+    lines += [
+        "",
+        "| pivotkit | vs | throughput | p50 | p99 | target |",
+        "|---|---|---:|---:|---:|---|",
+    ]
     for r in result["throughput"]["ratios"]:
         target = ""
         if r["peer"].startswith("WireMock"):
-            met = r["throughput"] >= TARGETS["throughput_vs_wiremock"] \
+            met = (
+                r["throughput"] >= TARGETS["throughput_vs_wiremock"]
                 and r["p99"] <= TARGETS["p99_vs_wiremock"]
+            )
             target = "met" if met else "missed"
-        lines.append(f"| {r['pivotkit']} | {r['peer']} | {r['throughput']:.2f}x "
-                     f"| {r['p50']:.2f}x | {r['p99']:.2f}x | {target} |")
+        lines.append(
+            f"| {r['pivotkit']} | {r['peer']} | {r['throughput']:.2f}x "
+            f"| {r['p50']:.2f}x | {r['p99']:.2f}x | {target} |"
+        )
     lines.append("")
-    lines.append("Ratios are pivotkit/peer: throughput > 1 is better, latency < 1 is better. "
-                 "Targets (reported, not asserted): throughput >= "
-                 f"{TARGETS['throughput_vs_wiremock']}x WireMock, p99 <= WireMock's.")
+    lines.append(
+        "Ratios are pivotkit/peer: throughput > 1 is better, latency < 1 is better. "
+        "Targets (reported, not asserted): throughput >= "
+        f"{TARGETS['throughput_vs_wiremock']}x WireMock, p99 <= WireMock's."
+    )
     return lines
 
 
 def _render_startup(result: dict[str, Any]) -> list[str]:
     lines: list[str] = []
     if result.get("startup"):
-        lines += ["", "| pivotkit serve | fixtures | first 200 after (s) "
-                  "| memory settled after (s) | RSS (MB) | PSS (MB) |",
-                  "|---|---|---:|---:|---:|---:|"]
+        lines += [
+            "",
+            "| pivotkit serve | fixtures | first 200 after (s) "
+            "| memory settled after (s) | RSS (MB) | PSS (MB) |",
+            "|---|---|---:|---:|---:|---:|",
+        ]
         for row in result["startup"]:
-            lines.append(f"| {row['server']} | {row['fixtures']} | {row['startup_s']:.2f} "
-                         f"| {row['settled_s']:.1f} | {row['rss_mb']:.0f} "
-                         f"| {row.get('pss_mb', 0):.0f} |")
+            lines.append(
+                f"| {row['server']} | {row['fixtures']} | {row['startup_s']:.2f} "
+                f"| {row['settled_s']:.1f} | {row['rss_mb']:.0f} "
+                f"| {row.get('pss_mb', 0):.0f} |"
+            )
         lines.append("")
-        lines.append(f"Targets (reported, not asserted): start-up < {TARGETS['startup_s']:.0f} s, "
-                     f"RSS < {TARGETS['rss_mb']:.0f} MB (summed over the processes). "
-                     "Settled: the RSS moved < 2 % over 2 s, i.e. every worker has loaded "
-                     "(the first 200 comes from the first worker ready). RSS sums VmRSS, so "
-                     "pages a forked master shares with its workers count once per process; "
-                     "PSS counts them once in all.")
+        lines.append(
+            f"Targets (reported, not asserted): start-up < {TARGETS['startup_s']:.0f} s, "
+            f"RSS < {TARGETS['rss_mb']:.0f} MB (summed over the processes). "
+            "Settled: the RSS moved < 2 % over 2 s, i.e. every worker has loaded "
+            "(the first 200 comes from the first worker ready). RSS sums VmRSS, so "
+            "pages a forked master shares with its workers count once per process; "
+            "PSS counts them once in all."
+        )
     return lines
 
 
@@ -635,52 +769,82 @@ def _versions() -> dict[str, Any]:
     out: dict[str, Any] = {}
     with contextlib.suppress(Exception):
         out["wrk"] = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split(
-            "\n")[0]
+            "\n"
+        )[0]
     with contextlib.suppress(Exception):
-        out["java"] = subprocess.run(["java", "-version"], capture_output=True,
-                                     text=True).stderr.split("\n")[0]
+        out["java"] = subprocess.run(
+            ["java", "-version"], capture_output=True, text=True
+        ).stderr.split("\n")[0]
     with contextlib.suppress(Exception):
-        out["node"] = subprocess.run(["node", "--version"], capture_output=True,
-                                     text=True).stdout.strip()
+        out["node"] = subprocess.run(
+            ["node", "--version"], capture_output=True, text=True
+        ).stdout.strip()
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
-    parser.add_argument("--connections", type=int, default=32,
-                        help="wrk connections (default 32)")
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
     parser.add_argument("--duration", type=int, default=10, help="seconds per run (default 10)")
-    parser.add_argument("--warmup", type=int, default=20,
-                        help="warm-up seconds per server, before the first round (default 20:"
-                             " the JVM's JIT needs it)")
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=20,
+        help="warm-up seconds per server, before the first round (default 20:"
+        " the JVM's JIT needs it)",
+    )
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
-    parser.add_argument("--workers", type=int, default=2,
-                        help="workers of pivotkit serve --production (default 2)")
-    parser.add_argument("--generated", type=int, default=10_000,
-                        help="fixtures generated for the memory/start-up phase (default 10000)")
-    parser.add_argument("--startup-repeat", type=int, default=3,
-                        help="start-ups per pivotkit variant (default 3)")
-    parser.add_argument("--only", action="append", default=None,
-                        help="run only servers whose name contains this (repeatable)")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="workers of pivotkit serve --production (default 2)"
+    )
+    parser.add_argument(
+        "--generated",
+        type=int,
+        default=10_000,
+        help="fixtures generated for the memory/start-up phase (default 10000)",
+    )
+    parser.add_argument(
+        "--startup-repeat", type=int, default=3, help="start-ups per pivotkit variant (default 3)"
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=None,
+        help="run only servers whose name contains this (repeatable)",
+    )
     parser.add_argument("--skip-startup", action="store_true", help="skip the start-up phase")
-    parser.add_argument("--skip-throughput", action="store_true",
-                        help="skip the throughput phase")
-    parser.add_argument("--wait-for-serve", type=int, default=0, metavar="SECONDS",
-                        help="poll this long for `pivotkit serve --help` to work (default 0)")
-    parser.add_argument("--quick", action="store_true",
-                        help="a smoke run: 1 round of 3 s, 1 s warm-up, 1,000 fixtures")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="JSON file (default bench/results/mock-<time>.json + mock.json)")
+    parser.add_argument("--skip-throughput", action="store_true", help="skip the throughput phase")
+    parser.add_argument(
+        "--wait-for-serve",
+        type=int,
+        default=0,
+        metavar="SECONDS",
+        help="poll this long for `pivotkit serve --help` to work (default 0)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smoke run: 1 round of 3 s, 1 s warm-up, 1,000 fixtures",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="JSON file (default bench/results/mock-<time>.json + mock.json)",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.duration, args.warmup = 1, 3, 1
         args.generated, args.startup_repeat = 1000, 1
 
     if shutil.which("wrk") is None:
-        print("wrk is missing: `apt-get install -y wrk` (as root), or run `nox -s bench` as root "
-              "to have it installed. No other load generator is used: a Python one saturates "
-              "before the servers do.", file=sys.stderr)
+        print(
+            "wrk is missing: `apt-get install -y wrk` (as root), or run `nox -s bench` as root "
+            "to have it installed. No other load generator is used: a Python one saturates "
+            "before the servers do.",
+            file=sys.stderr,
+        )
         return 2
 
     # SIGTERM unwinds like Ctrl-C, so every server started so far is stopped on the way out.
@@ -700,8 +864,12 @@ def main(argv: list[str] | None = None) -> int:
         "load": load.__dict__,
         "rounds": args.rounds,
         "targets": TARGETS,
-        "environment": {"python": platform.python_version(), "cpus": os.cpu_count(),
-                        "loadavg_before": os.getloadavg(), "versions": _versions()},
+        "environment": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "loadavg_before": os.getloadavg(),
+            "versions": _versions(),
+        },
         "notes": notes,
     }
 
@@ -728,8 +896,9 @@ def main(argv: list[str] | None = None) -> int:
             servers.append(pivotkit_server(label, extra))
         if variants and generated is not None:
             label, extra = variants[-1]
-            servers.append(pivotkit_server(f"{label}, {args.generated:,} fixtures", extra,
-                                           generated))
+            servers.append(
+                pivotkit_server(f"{label}, {args.generated:,} fixtures", extra, generated)
+            )
         jar = wiremock_jar()
         if jar is None:
             notes.append(f"WireMock missing: npm install wiremock@{WIREMOCK_VERSION} in .peers/")
@@ -737,8 +906,9 @@ def main(argv: list[str] | None = None) -> int:
             servers.append(wiremock_server(work, jar))
         entry = prism_entry()
         if entry is None:
-            notes.append(f"Prism missing: npm install @stoplight/prism-cli@{PRISM_VERSION} "
-                         "in .peers/")
+            notes.append(
+                f"Prism missing: npm install @stoplight/prism-cli@{PRISM_VERSION} in .peers/"
+            )
         else:
             servers.append(prism_server(work, entry))
         if args.only:

@@ -126,8 +126,10 @@ def _bad_bodies(body: dict[str, Any]) -> list[tuple[str, Any]]:
     edits: tuple[tuple[str, Callable[[Any], object]], ...] = (
         ("empty title", lambda b: b["data"].__setitem__("title", "")),
         ("lowercase country", lambda b: b["data"].__setitem__("countries", ["usa"])),
-        ("lastUpdate with a zone",
-         lambda b: b["data"].__setitem__("lastUpdate", "2024-09-27T07:48:30Z")),
+        (
+            "lastUpdate with a zone",
+            lambda b: b["data"].__setitem__("lastUpdate", "2024-09-27T07:48:30Z"),
+        ),
         ("statusCode 201", lambda b: b.__setitem__("statusCode", 201)),
         ("no data", lambda b: b.pop("data")),
     )
@@ -177,29 +179,31 @@ def run(rounds: int, seconds: float, schemas: Path) -> dict[str, Any]:
     rates: dict[str, list[float]] = {name: [] for name in candidates}
     names = list(candidates)
     for r in range(rounds):
-        order = names[r % len(names):] + names[:r % len(names)]
+        order = names[r % len(names) :] + names[: r % len(names)]
         for name in order:
             rates[name].append(_batch(candidates[name], body, numbers[name]))
     rows: list[dict[str, Any]] = []
     for name in names:
         median = statistics.median(rates[name])
-        rows.append({
-            "candidate": name,
-            "median_per_s": median,
-            "best_per_s": max(rates[name]),
-            "median_us_per_call": 1e6 / median,
-            "batches": rates[name],
-            "calls_per_batch": numbers[name],
-        })
+        rows.append(
+            {
+                "candidate": name,
+                "median_per_s": median,
+                "best_per_s": max(rates[name]),
+                "median_us_per_call": 1e6 / median,
+                "batches": rates[name],
+                "calls_per_batch": numbers[name],
+            }
+        )
     by: dict[str, float] = {row["candidate"]: row["median_per_s"] for row in rows}
     naive = by["jsonschema naive (per call)"]
     ratios = {
         "pivotkit validate / jsonschema naive": by["pivotkit validate"] / naive,
         "pivotkit is_valid / jsonschema naive": by["pivotkit is_valid"] / naive,
-        "pivotkit validate / jsonschema-rs iter_errors":
-            by["pivotkit validate"] / by["jsonschema-rs iter_errors"],
-        "pivotkit is_valid / jsonschema-rs is_valid":
-            by["pivotkit is_valid"] / by["jsonschema-rs is_valid"],
+        "pivotkit validate / jsonschema-rs iter_errors": by["pivotkit validate"]
+        / by["jsonschema-rs iter_errors"],
+        "pivotkit is_valid / jsonschema-rs is_valid": by["pivotkit is_valid"]
+        / by["jsonschema-rs is_valid"],
     }
     return {
         "benchmark": "validate",
@@ -241,8 +245,10 @@ def render(result: dict[str, Any]) -> str:
         "|---|---:|---:|---:|",
     ]
     for row in result["rows"]:
-        lines.append(f"| {row['candidate']} | {row['median_per_s']:,.0f} | {row['best_per_s']:,.0f}"
-                     f" | {row['median_us_per_call']:,.1f} |")
+        lines.append(
+            f"| {row['candidate']} | {row['median_per_s']:,.0f} | {row['best_per_s']:,.0f}"
+            f" | {row['median_us_per_call']:,.1f} |"
+        )
     lines.append("")
     lines += [f"- {name}: {_ratio(value)}" for name, value in result["ratios"].items()]
     return "\n".join(lines)
@@ -258,13 +264,20 @@ def _ratio(value: float) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds (default 7)")
-    parser.add_argument("--seconds", type=float, default=0.5,
-                        help="target length of one batch in seconds (default 0.5)")
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=0.5,
+        help="target length of one batch in seconds (default 0.5)",
+    )
     parser.add_argument("--schemas", type=Path, default=ROOT / "schemas")
     parser.add_argument("--quick", action="store_true", help="3 rounds of 0.1 s: a smoke run")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="JSON file (default: bench/results/validate-<time>.json"
-                             " and validate.json)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="JSON file (default: bench/results/validate-<time>.json and validate.json)",
+    )
     args = parser.parse_args(argv)
     rounds, seconds = (3, 0.1) if args.quick else (args.rounds, args.seconds)
     result = run(rounds, seconds, args.schemas)

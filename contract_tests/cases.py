@@ -28,8 +28,11 @@ def case_id(exchange: Exchange) -> str:
 def replayable(statuses: Iterable[int] = BACKEND_STATUSES) -> list[Exchange]:
     """Fixtures whose request alone reproduces their status on any target."""
     wanted = set(statuses)
-    return [ex for ex in FIXTURES if ex.response.status in wanted
-            and ex.operation_id in CONTRACT.operations]
+    return [
+        ex
+        for ex in FIXTURES
+        if ex.response.status in wanted and ex.operation_id in CONTRACT.operations
+    ]
 
 
 def is_empty(exchange: Exchange) -> bool:
@@ -66,10 +69,14 @@ def empty_sample(op: Operation) -> tuple[str, str]:
 
 def params(items: Iterable[tuple[str, Any]], check: str) -> list[Any]:
     """pytest params with readable ids, each marked with its operation and check."""
-    return [pytest.param(value, id=ident,
-                         marks=pytest.mark.pivot_check(operation=ident.split("-", 1)[0],
-                                                       check=check))
-            for ident, value in items]
+    return [
+        pytest.param(
+            value,
+            id=ident,
+            marks=pytest.mark.pivot_check(operation=ident.split("-", 1)[0], check=check),
+        )
+        for ident, value in items
+    ]
 
 
 def per_fixture(check: str, statuses: Iterable[int] = BACKEND_STATUSES) -> list[Any]:

@@ -30,8 +30,15 @@ class Probe:
         """Whether the target is the in-process mock (its data is the fixtures' own)."""
         return self.target.kind == "mock"
 
-    def get(self, path: str, query: Mapping[str, str] | None = None, *,
-            encoding: str = "gzip", key: object = "own", method: str = "GET") -> httpx.Response:
+    def get(
+        self,
+        path: str,
+        query: Mapping[str, str] | None = None,
+        *,
+        encoding: str = "gzip",
+        key: object = "own",
+        method: str = "GET",
+    ) -> httpx.Response:
         """One answer of the target, memoised."""
         query = dict(query or {})
         key_kind = key if isinstance(key, str) and key in ("own", "none") else "other"
@@ -42,9 +49,13 @@ class Probe:
                 extensions["pivot_key"] = None
             elif key != "own":
                 extensions["pivot_key"] = key
-            response = self.client.request(method, path, params=query,
-                                           headers={"Accept-Encoding": encoding},
-                                           extensions=extensions)
+            response = self.client.request(
+                method,
+                path,
+                params=query,
+                headers={"Accept-Encoding": encoding},
+                extensions=extensions,
+            )
             if key_kind == "other":
                 return response
             self._memo[memo_key] = response
@@ -63,8 +74,21 @@ def target(pivot_client: PivotClient, pivot_target: Target) -> Probe:
 
 # Against the live API the budget (50 calls by default) runs out long before the suite does:
 # spend it where it tells most, round-robin over the operations, most telling check first.
-_LIVE_ORDER = ("status", "body", "headers", "missing-key", "empty", "invalid-key", "lang",
-               "gzip", "not-found", "images", "updates", "properties-valid", "properties")
+_LIVE_ORDER = (
+    "status",
+    "body",
+    "headers",
+    "missing-key",
+    "empty",
+    "invalid-key",
+    "lang",
+    "gzip",
+    "not-found",
+    "images",
+    "updates",
+    "properties-valid",
+    "properties",
+)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

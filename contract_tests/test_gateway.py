@@ -10,10 +10,14 @@ from contract_tests.cases import CONTRACT, OPERATIONS, empty_sample, params, per
 from contract_tests.conftest import INVALID_KEY, Probe
 from pivotkit.conformance import Conformance
 
-MISSING = ("Access denied due to missing subscription key. Make sure to include subscription "
-           "key when making requests to an API.")
-INVALID = ("Access denied due to invalid subscription key. Make sure to provide a valid key "
-           "for an active subscription.")
+MISSING = (
+    "Access denied due to missing subscription key. Make sure to include subscription "
+    "key when making requests to an API."
+)
+INVALID = (
+    "Access denied due to invalid subscription key. Make sure to provide a valid key "
+    "for an active subscription."
+)
 NOT_FOUND = {"statusCode": 404, "message": "Resource not found"}
 
 
@@ -25,12 +29,13 @@ def _sample_path(op: Any) -> str:
 def _exact(op_id: str, response: Any, status: int, body: dict[str, Any]) -> None:
     assert response.status_code == status, (
         f"{op_id} at /status: expected {status}, got {response.status_code} "
-        f"(value: {response.text[:200]!r})")
+        f"(value: {response.text[:200]!r})"
+    )
     got = response.json()
     for field in sorted(set(body) | set(got)):
         assert got.get(field) == body.get(field), (
-            f"{op_id} at /{field}: expected {body.get(field)!r} "
-            f"(value: {got.get(field)!r})")
+            f"{op_id} at /{field}: expected {body.get(field)!r} (value: {got.get(field)!r})"
+        )
 
 
 @pytest.mark.parametrize("op", per_operation("missing-key"))
@@ -56,12 +61,19 @@ def test_other_method_is_404_not_405(target: Probe, op: Any) -> None:
 
 # Paths in the API's space that no operation matches. ("/" is left out: the mock serves its
 # developer portal there, and nothing documents the live gateway's answer.)
-UNKNOWN_PATHS = ["/v1/api/v1/nothing-here", "/v1/api/v2/contents/7488", "/v1/api/v1",
-                 "/v1/api/v1/contents", "/v1/api/v1/contents/7488/extra", "/v2/api/v1/days"]
+UNKNOWN_PATHS = [
+    "/v1/api/v1/nothing-here",
+    "/v1/api/v2/contents/7488",
+    "/v1/api/v1",
+    "/v1/api/v1/contents",
+    "/v1/api/v1/contents/7488/extra",
+    "/v2/api/v1/days",
+]
 
 
-@pytest.mark.parametrize("path", params(((f"gateway-{i}", p) for i, p in
-                                         enumerate(UNKNOWN_PATHS)), "not-found"))
+@pytest.mark.parametrize(
+    "path", params(((f"gateway-{i}", p) for i, p in enumerate(UNKNOWN_PATHS)), "not-found")
+)
 def test_unknown_path_is_404(target: Probe, pivot_contract: Conformance, path: str) -> None:
     """A path no operation matches answers the gateway's 404, with or without a key."""
     for key in ("own", "none"):
@@ -70,8 +82,9 @@ def test_unknown_path_is_404(target: Probe, pivot_contract: Conformance, path: s
         _exact(f"(no operation) GET {path}", response, 404, NOT_FOUND)
 
 
-@pytest.mark.parametrize("op", per_operation("empty", only=[o for o in OPERATIONS
-                                                             if o.empty_result]))
+@pytest.mark.parametrize(
+    "op", per_operation("empty", only=[o for o in OPERATIONS if o.empty_result])
+)
 def test_no_data_is_an_empty_200(target: Probe, pivot_contract: Conformance, op: Any) -> None:
     """An id or period without data answers 200 with the empty result, never 404."""
     path, origin = empty_sample(op)
@@ -79,4 +92,5 @@ def test_no_data_is_an_empty_200(target: Probe, pivot_contract: Conformance, op:
     body = pivot_contract.check(response, op.operation_id, expect=200)
     assert pivot_contract.is_empty_result(body), (
         f"{op.operation_id} at /data: expected the empty result for {path} ({origin}) "
-        f"(value: {str(body)[:200]})")
+        f"(value: {str(body)[:200]})"
+    )

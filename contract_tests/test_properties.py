@@ -32,20 +32,41 @@ def _invariants(target: Probe, pivot_contract: Conformance, spec: RequestSpec) -
     status = response.status_code
     op_id = spec.operation_id
     if status >= 500:
-        raise ResponseMismatch(request_line(response.request), status, [Problem(
-            op_id, "/status", f"a 5xx answers {spec} (body: {response.text[:200]!r})", status)])
+        raise ResponseMismatch(
+            request_line(response.request),
+            status,
+            [
+                Problem(
+                    op_id,
+                    "/status",
+                    f"a 5xx answers {spec} (body: {response.text[:200]!r})",
+                    status,
+                )
+            ],
+        )
     if not spec.valid and status not in (400, 404):
-        raise ResponseMismatch(request_line(response.request), status, [Problem(
-            op_id, "/status", "a path parameter breaking its schema must get 400 (or 404 "
-            "when the path no longer routes)", status)])
+        raise ResponseMismatch(
+            request_line(response.request),
+            status,
+            [
+                Problem(
+                    op_id,
+                    "/status",
+                    "a path parameter breaking its schema must get 400 (or 404 "
+                    "when the path no longer routes)",
+                    status,
+                )
+            ],
+        )
     found = pivot_contract.problems(response, op_id if status != 404 else None, headers=False)
     if found:
         raise ResponseMismatch(request_line(response.request), status, found)
 
 
 @pytest.mark.parametrize("op", per_operation("properties"))
-def test_any_request_gets_a_documented_answer(target: Probe, pivot_contract: Conformance,
-                                              pytestconfig: pytest.Config, op: Any) -> None:
+def test_any_request_gets_a_documented_answer(
+    target: Probe, pivot_contract: Conformance, pytestconfig: pytest.Config, op: Any
+) -> None:
     """For any parameters (valid, recorded, broken; any lang; undeclared extras) the target
     never answers 5xx; a 200 is a valid envelope or the empty result; a 4xx is a gateway
     or ASP.NET error of the documented shape."""
@@ -58,8 +79,9 @@ def test_any_request_gets_a_documented_answer(target: Probe, pivot_contract: Con
 
 
 @pytest.mark.parametrize("op", per_operation("properties-valid"))
-def test_valid_requests_get_a_valid_200(target: Probe, pivot_contract: Conformance,
-                                        pytestconfig: pytest.Config, op: Any) -> None:
+def test_valid_requests_get_a_valid_200(
+    target: Probe, pivot_contract: Conformance, pytestconfig: pytest.Config, op: Any
+) -> None:
     """Parameters that fit the contract get a 200 that fits it (data or the empty result)."""
 
     @given(spec=requests(op, fixtures=FIXTURES, invalid=False, extras=False))

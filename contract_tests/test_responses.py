@@ -19,18 +19,19 @@ def _fail(response: Any, problems: list[Problem]) -> None:
 
 
 @pytest.mark.parametrize("exchange", per_fixture("status"))
-def test_status_and_content_type(target: Probe, pivot_contract: Conformance,
-                                 exchange: Exchange) -> None:
+def test_status_and_content_type(
+    target: Probe, pivot_contract: Conformance, exchange: Exchange
+) -> None:
     """The target answers the fixture's request with its status and JSON in UTF-8."""
     response = target.replay(exchange)
-    problems = pivot_contract.problems(response, exchange.operation_id,
-                                       expect=exchange.response.status, headers=False)
+    problems = pivot_contract.problems(
+        response, exchange.operation_id, expect=exchange.response.status, headers=False
+    )
     _fail(response, [p for p in problems if p.pointer in ("/status", "/headers/content-type")])
 
 
 @pytest.mark.parametrize("exchange", per_fixture("body"))
-def test_body_fits_contract(target: Probe, pivot_contract: Conformance,
-                            exchange: Exchange) -> None:
+def test_body_fits_contract(target: Probe, pivot_contract: Conformance, exchange: Exchange) -> None:
     """The body fits the contract (tolerant mode) for the status the target gave."""
     response = target.replay(exchange)
     problems = pivot_contract.problems(response, exchange.operation_id, headers=False)
@@ -38,14 +39,15 @@ def test_body_fits_contract(target: Probe, pivot_contract: Conformance,
 
 
 @pytest.mark.parametrize("exchange", per_fixture("headers", statuses=(200,)))
-def test_provider_headers(target: Probe, pivot_contract: Conformance,
-                          exchange: Exchange) -> None:
+def test_provider_headers(target: Probe, pivot_contract: Conformance, exchange: Exchange) -> None:
     """A 200 carries the provider's headers (cache-control, vary, x-powered-by...) and a
     content-length equal to the bytes sent."""
     response = target.replay(exchange)
     if response.status_code != 200:
-        pytest.fail(f"{exchange.operation_id} at /status: expected 200, got "
-                    f"{response.status_code} (value: {response.status_code})")
+        pytest.fail(
+            f"{exchange.operation_id} at /status: expected 200, got "
+            f"{response.status_code} (value: {response.status_code})"
+        )
     _fail(response, pivot_contract.header_problems(exchange.operation_id, response))
 
 
@@ -57,22 +59,24 @@ def _sample(op_id: str) -> Exchange:
 
 
 @pytest.mark.parametrize("op", per_operation("gzip"))
-def test_gzip_and_identity_same_json(target: Probe, pivot_contract: Conformance,
-                                     op: Any) -> None:
+def test_gzip_and_identity_same_json(target: Probe, pivot_contract: Conformance, op: Any) -> None:
     """gzip and identity encodings carry the same JSON; only gzip says content-encoding."""
     sample = _sample(op.operation_id)
     zipped = target.replay(sample, encoding="gzip")
     plain = target.replay(sample, encoding="identity")
     assert zipped.headers.get("content-encoding") == "gzip", (
         f"{op.operation_id} at /headers/content-encoding: gzip accepted but not used "
-        f"(value: {zipped.headers.get('content-encoding')!r})")
+        f"(value: {zipped.headers.get('content-encoding')!r})"
+    )
     assert plain.headers.get("content-encoding") in (None, "identity"), (
         f"{op.operation_id} at /headers/content-encoding: identity asked but encoded "
-        f"(value: {plain.headers.get('content-encoding')!r})")
+        f"(value: {plain.headers.get('content-encoding')!r})"
+    )
     assert zipped.status_code == plain.status_code == 200
     assert zipped.json() == plain.json(), (
         f"{op.operation_id} at /: gzip and identity bodies differ "
-        f"(value: {json.dumps(plain.json())[:200]})")
+        f"(value: {json.dumps(plain.json())[:200]})"
+    )
 
 
 def _shape(value: Any, pointer: str = "", depth: int = 4) -> set[str]:
@@ -105,12 +109,15 @@ def test_lang_is_optional(target: Probe, pivot_contract: Conformance, op: Any) -
     base = _shape(bare.json())
     for label, response in (("lang=fr", french), ("lang=xx", unknown)):
         diff = sorted(base ^ _shape(response.json()))
-        assert not diff, (f"{op.operation_id} at {diff[0].split(':')[0]}: shape differs "
-                          f"with {label} and without lang (value: {diff[:5]})")
+        assert not diff, (
+            f"{op.operation_id} at {diff[0].split(':')[0]}: shape differs "
+            f"with {label} and without lang (value: {diff[:5]})"
+        )
     top = {s for s in base if s.count("/") <= 1}
     other = {s for s in _shape(english.json()) if s.count("/") <= 1}
-    assert top == other, (f"{op.operation_id} at /: envelope differs with lang=en "
-                          f"(value: {sorted(top ^ other)})")
+    assert top == other, (
+        f"{op.operation_id} at /: envelope differs with lang=en (value: {sorted(top ^ other)})"
+    )
 
 
 @pytest.mark.pivot_check(operation="(fixtures)", check="samples")

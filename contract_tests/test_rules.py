@@ -28,10 +28,10 @@ def _data(target: Probe, pivot_contract: Conformance, op_id: str, path: str) -> 
     return data if isinstance(data, list) else []
 
 
-@pytest.mark.parametrize("exchange", params(((case_id(ex), ex) for ex in BROADCASTS),
-                                            "images"))
-def test_lowest_image_hierarchy_exists(target: Probe, pivot_contract: Conformance,
-                                       exchange: Any) -> None:
+@pytest.mark.parametrize("exchange", params(((case_id(ex), ex) for ex in BROADCASTS), "images"))
+def test_lowest_image_hierarchy_exists(
+    target: Probe, pivot_contract: Conformance, exchange: Any
+) -> None:
     """Every broadcast with images has a hierarchy on each image and one lowest image."""
     data = _data(target, pivot_contract, "listBroadcasts", exchange.request.path)
     for i, broadcast in enumerate(data):
@@ -39,13 +39,14 @@ def test_lowest_image_hierarchy_exists(target: Probe, pivot_contract: Conformanc
         levels = [image.get("hierarchy") for image in images]
         for j, level in enumerate(levels):
             assert level in (1, 2, 3, 4), (
-                f"listBroadcasts at /data/{i}/images/{j}/hierarchy: not 1 to 4 "
-                f"(value: {level!r})")
+                f"listBroadcasts at /data/{i}/images/{j}/hierarchy: not 1 to 4 (value: {level!r})"
+            )
         if levels:
             lowest = min(levels)
             assert levels.count(lowest) == 1, (
                 f"listBroadcasts at /data/{i}/images: {levels.count(lowest)} images share the "
-                f"lowest hierarchy {lowest}, the client cannot choose (value: {levels})")
+                f"lowest hierarchy {lowest}, the client cannot choose (value: {levels})"
+            )
 
 
 @pytest.mark.pivot_check(operation="listBroadcasts", check="images")
@@ -58,20 +59,24 @@ def test_data_exercises_the_image_rule() -> None:
             levels = [image.get("hierarchy") for image in broadcast.get("images") or []]
             if len(set(levels)) > 1 and levels[0] != min(levels):
                 return
-    pytest.fail("listBroadcasts at /data/*/images: no broadcast with images in an order "
-                "where the first is not the lowest hierarchy (value: none found)")
+    pytest.fail(
+        "listBroadcasts at /data/*/images: no broadcast with images in an order "
+        "where the first is not the lowest hierarchy (value: none found)"
+    )
 
 
 @pytest.mark.parametrize("exchange", params(((case_id(ex), ex) for ex in UPDATES), "updates"))
-def test_updates_can_be_reimported(target: Probe, pivot_contract: Conformance,
-                                   exchange: Any) -> None:
+def test_updates_can_be_reimported(
+    target: Probe, pivot_contract: Conformance, exchange: Any
+) -> None:
     """Every channel/day of an update is a distinct pair whose broadcasts can be re-imported
     in full for that very day."""
     since = exchange.request.path.rsplit("/", 1)[1]
     items = _data(target, pivot_contract, "listUpdates", exchange.request.path)
     pairs = [(item["channelId"], item["day"]) for item in items]
     assert len(pairs) == len(set(pairs)), (
-        f"listUpdates at /data: a channel/day is reported twice since {since} (value: {pairs})")
+        f"listUpdates at /data: a channel/day is reported twice since {since} (value: {pairs})"
+    )
     budgeted = items[:1] if target.target.kind == "live" else items
     for item in budgeted:
         path = f"/v1/api/v1/broadcasts/{item['channelId']}/{item['day']}/{item['day']}"
@@ -91,6 +96,8 @@ def test_data_exercises_both_update_cases() -> None:
                 later += 1
             else:
                 earlier += 1
-    assert later and earlier, (f"listUpdates at /data/*/lastUpdate: {later} later and "
-                               f"{earlier} earlier than since; both are needed (value: "
-                               f"{later}/{earlier})")
+    assert later and earlier, (
+        f"listUpdates at /data/*/lastUpdate: {later} later and "
+        f"{earlier} earlier than since; both are needed (value: "
+        f"{later}/{earlier})"
+    )

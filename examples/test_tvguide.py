@@ -21,8 +21,11 @@ def guide(pivot_respx: object) -> TvGuide:
 
 def test_best_image_is_the_lowest_hierarchy() -> None:
     """The broadcast's own image (1) wins over the content's (2) and the category's (4)."""
-    images = [{"url": "content", "hierarchy": 2}, {"url": "broadcast", "hierarchy": 1},
-              {"url": "category", "hierarchy": 4}]
+    images = [
+        {"url": "content", "hierarchy": 2},
+        {"url": "broadcast", "hierarchy": 1},
+        {"url": "category", "hierarchy": 4},
+    ]
     assert best_image(images) == "broadcast"
     assert best_image([]) is None
 
@@ -31,8 +34,10 @@ def test_schedule_picks_the_broadcast_image(guide: TvGuide) -> None:
     """Gladiator on TF1 on 3 November 2024 shows the broadcast's image, not the poster
     listed first."""
     slots = guide.schedule(192, SUNDAY)
-    assert Slot("2024-11-03T21:10:00", "Gladiator",
-                "https://img.plurimedia.fr/broadcasts/900102.jpg") in slots
+    assert (
+        Slot("2024-11-03T21:10:00", "Gladiator", "https://img.plurimedia.fr/broadcasts/900102.jpg")
+        in slots
+    )
 
 
 def test_no_broadcasts_is_an_empty_schedule(guide: TvGuide) -> None:

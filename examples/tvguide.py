@@ -56,8 +56,14 @@ class TvGuide:
         stamp = day.strftime("%Y%m%d")
         params = {"lang": lang} if lang else {}
         data = self._data(f"/v1/api/v1/broadcasts/{channel_id}/{stamp}/{stamp}", **params)
-        return [Slot(b["start"], (b.get("content") or {}).get("title", "?"),
-                     best_image(b.get("images") or [])) for b in data or []]
+        return [
+            Slot(
+                b["start"],
+                (b.get("content") or {}).get("title", "?"),
+                best_image(b.get("images") or []),
+            )
+            for b in data or []
+        ]
 
     def title(self, content_id: int, lang: str | None = None) -> str | None:
         """A content's title, None when the API has no such content."""

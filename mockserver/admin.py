@@ -37,7 +37,8 @@ def _authorized() -> bool:
     scheme, _, token = header.partition(" ")
     expected = str(_mock().admin_token)
     return scheme.lower() == "bearer" and hmac.compare_digest(
-        token.strip().encode("utf-8", "replace"), expected.encode("utf-8"))
+        token.strip().encode("utf-8", "replace"), expected.encode("utf-8")
+    )
 
 
 def _protected(view: F) -> F:
@@ -61,9 +62,14 @@ def _http_error(exc: HTTPException) -> tuple[Response, int]:
 def health() -> Response:
     """Readiness: open to everyone (no secrets)."""
     mock = _mock()
-    return jsonify({"status": "ok", "pid": os.getpid(),
-                    "fixtures": len(mock.backend.fixtures),
-                    "operations": len(mock.contract.operations)})
+    return jsonify(
+        {
+            "status": "ok",
+            "pid": os.getpid(),
+            "fixtures": len(mock.backend.fixtures),
+            "operations": len(mock.contract.operations),
+        }
+    )
 
 
 @admin.get("/fixtures")
@@ -71,8 +77,13 @@ def health() -> Response:
 def fixtures() -> Response:
     """The fixtures served, and the files left out with the reason."""
     mock = _mock()
-    return jsonify({"root": str(mock.fixtures_dir), "fixtures": mock.backend.describe(),
-                    "problems": mock.fixture_problems})
+    return jsonify(
+        {
+            "root": str(mock.fixtures_dir),
+            "fixtures": mock.backend.describe(),
+            "problems": mock.fixture_problems,
+        }
+    )
 
 
 @admin.post("/reload")
@@ -127,8 +138,14 @@ def explain() -> Response:
     found = mock.backend.router.find(call)
     if found is None:
         others = [f"{op.method} {op.path}" for op in mock.contract.path_matches(path)]
-        return jsonify({"answer": "gateway 404 (no operation)", "operation": None,
-                        "sameWithOtherMethod": others, "closest": closest})
+        return jsonify(
+            {
+                "answer": "gateway 404 (no operation)",
+                "operation": None,
+                "sameWithOtherMethod": others,
+                "closest": closest,
+            }
+        )
     operation, params = found
     problems = operation.parameter_problems(params)
     exchange = None if problems else mock.backend.match(call)
@@ -140,14 +157,22 @@ def explain() -> Response:
         answer = "dynamic (generated from the schema)"
     else:
         answer = "empty-200"
-    return jsonify({
-        "answer": answer, "operation": operation.operation_id, "parameters": params,
-        "problems": problems,
-        "fixture": None if exchange is None else {
-            "name": exchange.name, "lang": exchange.request.lang,
-            "file": None if exchange.file is None else str(exchange.file)},
-        "closest": [] if exchange is not None else closest,
-    })
+    return jsonify(
+        {
+            "answer": answer,
+            "operation": operation.operation_id,
+            "parameters": params,
+            "problems": problems,
+            "fixture": None
+            if exchange is None
+            else {
+                "name": exchange.name,
+                "lang": exchange.request.lang,
+                "file": None if exchange.file is None else str(exchange.file),
+            },
+            "closest": [] if exchange is not None else closest,
+        }
+    )
 
 
 @admin.get("/usage")
@@ -163,9 +188,20 @@ def usage() -> Any:
             return _error(404, str(exc))
     else:
         rows = mock.state.all_usage()
-    return jsonify({"usage": [{"account": account, "day": row.day,
-                               "operationId": row.operation_id, "slot": row.slot,
-                               "count": row.count} for account, row in rows]})
+    return jsonify(
+        {
+            "usage": [
+                {
+                    "account": account,
+                    "day": row.day,
+                    "operationId": row.operation_id,
+                    "slot": row.slot,
+                    "count": row.count,
+                }
+                for account, row in rows
+            ]
+        }
+    )
 
 
 __all__ = ["admin"]

@@ -54,8 +54,7 @@ log = logging.getLogger("pivotkit.mock")
 ADMIN_PREFIX = "/__pivot"
 _KEY_ENV = "HTTP_OCP_APIM_SUBSCRIPTION_KEY"
 _FAULT_ENV = "HTTP_" + FAULT_HEADER.upper().replace("-", "_")
-_GATEWAY_STATUS_MESSAGES = {502: "Bad Gateway", 503: "Service Unavailable",
-                            504: "Gateway Timeout"}
+_GATEWAY_STATUS_MESSAGES = {502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
@@ -63,8 +62,10 @@ WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 def bundled_accounts_file() -> Path:
     """The default accounts file shipped in ``fixtures/accounts.toml``."""
     here = Path(__file__).resolve().parent.parent
-    for candidate in (here / "fixtures" / "accounts.toml",
-                      here / "pivotkit" / "_bundled" / "fixtures" / "accounts.toml"):
+    for candidate in (
+        here / "fixtures" / "accounts.toml",
+        here / "pivotkit" / "_bundled" / "fixtures" / "accounts.toml",
+    ):
         if candidate.is_file():
             return candidate
     return default_fixtures_dir() / "accounts.toml"
@@ -103,8 +104,9 @@ class _Answer:
 
     __slots__ = ("extra", "fault", "prepared")
 
-    def __init__(self, prepared: Prepared, extra: tuple[tuple[str, str], ...] = (),
-                 fault: Fault = NO_FAULT) -> None:
+    def __init__(
+        self, prepared: Prepared, extra: tuple[tuple[str, str], ...] = (), fault: Fault = NO_FAULT
+    ) -> None:
         self.prepared = prepared
         self.extra = extra
         self.fault = fault
@@ -129,33 +131,41 @@ class PivotMock:
             raise ConfigError("PIVOT_FIXTURES", f"{self.fixtures_dir}: no such directory")
         self.accounts_path = settings.accounts or (
             self.fixtures_dir / "accounts.toml"
-            if (self.fixtures_dir / "accounts.toml").is_file() else bundled_accounts_file())
+            if (self.fixtures_dir / "accounts.toml").is_file()
+            else bundled_accounts_file()
+        )
         accounts = load_accounts(self.accounts_path, self.contract.operations)
         if empty_result_validator(self.contract).is_valid(settings.empty_body) is False:
-            raise ConfigError("PIVOT_EMPTY_BODY", f"{settings.empty_body!r} is not an empty "
-                              "result (see schemas/empty-result.json)")
+            raise ConfigError(
+                "PIVOT_EMPTY_BODY",
+                f"{settings.empty_body!r} is not an empty result (see schemas/empty-result.json)",
+            )
         for op in self.contract.operations.values():
             if op.path.startswith((ADMIN_PREFIX, settings.portal_prefix + "/")):
-                raise ConfigError("PIVOT_PORTAL_PREFIX", f"{op.path} of {op.operation_id} "
-                                  "collides with the mock's own pages")
+                raise ConfigError(
+                    "PIVOT_PORTAL_PREFIX",
+                    f"{op.path} of {op.operation_id} collides with the mock's own pages",
+                )
         state_path = self._state_path(settings)
         try:
             self.state = State(state_path, usage_flush=settings.usage_flush)
         except (OSError, sqlite3.Error) as exc:
-            raise ConfigError("PIVOT_STATE", f"{state_path}: cannot open the state ({exc})") \
-                from None
+            raise ConfigError(
+                "PIVOT_STATE", f"{state_path}: cannot open the state ({exc})"
+            ) from None
         self.gateway = Gateway(accounts, self.state)
         self.admin_token = settings.admin_token or self.state.meta(
-            "admin_token", secrets.token_urlsafe(24))
-        self.request_context = self.state.meta("request_context",
-                                               f"appId=cid-v1:{uuid.uuid4()}")
+            "admin_token", secrets.token_urlsafe(24)
+        )
+        self.request_context = self.state.meta("request_context", f"appId=cid-v1:{uuid.uuid4()}")
         self.date = HttpDate()
         self.fixture_problems: list[str] = []
         self.backend = self._load_backend()
         self._fixtures_generation = self.state.generations().fixtures
         self._valid_paths: dict[tuple[str, str], bool] = {}
-        self._errors = {e: prepare_gateway(e.status, e.body()) for e in (MISSING, INVALID,
-                                                                          UNROUTED)}
+        self._errors = {
+            e: prepare_gateway(e.status, e.body()) for e in (MISSING, INVALID, UNROUTED)
+        }
 
     # -- loading -----------------------------------------------------------------------------
 
@@ -168,21 +178,30 @@ class PivotMock:
         return Path(folder) / "state.sqlite"
 
     def _load_backend(self) -> Backend:
-        fixtures, problems = load_fixtures(self.fixtures_dir, self.contract,
-                                           strict=self.settings.strict_fixtures)
+        fixtures, problems = load_fixtures(
+            self.fixtures_dir, self.contract, strict=self.settings.strict_fixtures
+        )
         for line in problems:
             log.warning("fixture left out: %s", line)
         self.fixture_problems = problems
-        return Backend(self.contract, fixtures, request_context=self.request_context,
-                       empty_body=self.settings.empty_body, dynamic=self.settings.dynamic)
+        return Backend(
+            self.contract,
+            fixtures,
+            request_context=self.request_context,
+            empty_body=self.settings.empty_body,
+            dynamic=self.settings.dynamic,
+        )
 
     def reload(self) -> dict[str, Any]:
         """Re-read fixtures and accounts here, and tell every other worker to do the same."""
         self._reload_local()
         self.state.bump_fixtures()
         self._fixtures_generation = self.state.generations().fixtures
-        return {"fixtures": len(self.backend.fixtures), "problems": self.fixture_problems,
-                "accounts": [a.name for a in self.gateway.accounts]}
+        return {
+            "fixtures": len(self.backend.fixtures),
+            "problems": self.fixture_problems,
+            "accounts": [a.name for a in self.gateway.accounts],
+        }
 
     def _reload_local(self) -> None:
         accounts = load_accounts(self.accounts_path, self.contract.operations)
@@ -251,8 +270,7 @@ class PivotMock:
             if mounted and path == "/" and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
                 # The portal's home is the site root, as on the provider's developer portal;
                 # no API path is "/", so the gateway's behaviour is unchanged elsewhere.
-                start_response("302 Found", [("Location", portal + "/"),
-                                             ("Content-Length", "0")])
+                start_response("302 Found", [("Location", portal + "/"), ("Content-Length", "0")])
                 return [b""]
             try:
                 answer = self.answer(environ)
@@ -315,8 +333,14 @@ class PivotMock:
             return _Answer(backend.prepared(exchange, account), fault=fault)
         return _Answer(self._unrecorded(operation, call, params, account, environ), fault=fault)
 
-    def _unrecorded(self, operation: Any, call: Call, params: Mapping[str, str],
-                    account: Account, environ: Mapping[str, Any]) -> Prepared:
+    def _unrecorded(
+        self,
+        operation: Any,
+        call: Call,
+        params: Mapping[str, str],
+        account: Account,
+        environ: Mapping[str, Any],
+    ) -> Prepared:
         """No fixture: record-through, then a generated body (dynamic), then the empty-200."""
         recorder = self.app.extensions.get("pivot_recorder")
         if self.app.config.get("PIVOT_RECORD_FROM") and callable(recorder):
@@ -329,9 +353,13 @@ class PivotMock:
             if generated is not None:
                 return generated
         if log.isEnabledFor(logging.DEBUG):
-            log.debug("no fixture for %s %s (lang %s): empty-200; closest recorded: %s",
-                      call.method, call.path, call.lang,
-                      ", ".join(self.backend.fixtures.closest(call.path)) or "none")
+            log.debug(
+                "no fixture for %s %s (lang %s): empty-200; closest recorded: %s",
+                call.method,
+                call.path,
+                call.lang,
+                ", ".join(self.backend.fixtures.closest(call.path)) or "none",
+            )
         return self.backend.empty
 
     def _gateway_error(self, error: GatewayError) -> Prepared:
@@ -359,19 +387,24 @@ class PivotMock:
         if status == 500:
             return self.backend.server_error
         if status == 429:
-            return self._gateway_error(GatewayError(429, rate_limited_message(fault.retry_after),
-                                                    fault.retry_after))
+            return self._gateway_error(
+                GatewayError(429, rate_limited_message(fault.retry_after), fault.retry_after)
+            )
         if status == 403:
-            return self._gateway_error(GatewayError(403, quota_message(fault.retry_after),
-                                                    fault.retry_after))
-        return prepare_gateway(status, {"statusCode": status,
-                                        "message": _GATEWAY_STATUS_MESSAGES[status]})
+            return self._gateway_error(
+                GatewayError(403, quota_message(fault.retry_after), fault.retry_after)
+            )
+        return prepare_gateway(
+            status, {"statusCode": status, "message": _GATEWAY_STATUS_MESSAGES[status]}
+        )
 
-    def _send(self, environ: Mapping[str, Any], start_response: StartResponse,
-              answer: _Answer) -> Iterable[bytes]:
+    def _send(
+        self, environ: Mapping[str, Any], start_response: StartResponse, answer: _Answer
+    ) -> Iterable[bytes]:
         prepared, fault = answer.prepared, answer.fault
         gzip_ok = prepared.gzipped is not None and accepts_gzip(
-            environ.get("HTTP_ACCEPT_ENCODING", ""))
+            environ.get("HTTP_ACCEPT_ENCODING", "")
+        )
         body, headers = prepared.pick(gzip_ok)
         if fault is NO_FAULT:
             start_response(prepared.status_line, [("date", self.date()), *headers, *answer.extra])
@@ -386,10 +419,12 @@ class PivotMock:
             return self._truncated(environ, b"")
         if fault.invalid_json:
             broken = prepared.identity[: max(1, len(prepared.identity) // 2)]
-            rebuilt = prepare_backend(prepared.status, broken,
-                                      [h for h in headers if h[0] not in
-                                       ("content-length", "content-encoding")],
-                                      compress=gzip_ok)
+            rebuilt = prepare_backend(
+                prepared.status,
+                broken,
+                [h for h in headers if h[0] not in ("content-length", "content-encoding")],
+                compress=gzip_ok,
+            )
             body, headers = rebuilt.pick(gzip_ok)
         start_response(prepared.status_line, [("date", self.date()), *headers, *answer.extra])
         if fault.truncate:
@@ -413,8 +448,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     settings = resolve_settings(config)
     app = Flask("mockserver", static_folder=None)
     # Flask's own settings and the other parts' PIVOT_RECORD_*/PIVOT_PORTAL_* pass through.
-    app.config.update({k: v for k, v in (config or {}).items()
-                       if not k.startswith("PIVOT_") or k.startswith(FOREIGN)})
+    app.config.update(
+        {
+            k: v
+            for k, v in (config or {}).items()
+            if not k.startswith("PIVOT_") or k.startswith(FOREIGN)
+        }
+    )
     app.config.update(settings.as_config())
     mock = PivotMock(app, settings)
     app.extensions["pivot"] = mock

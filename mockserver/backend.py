@@ -157,7 +157,8 @@ class Router:
 
     def __init__(self, contract: Contract) -> None:
         self.routes = tuple(
-            Route(op, Method(op.method) & PathTemplate(op)) for op in contract.operations.values())
+            Route(op, Method(op.method) & PathTemplate(op)) for op in contract.operations.values()
+        )
         self._cache: dict[tuple[str, str], tuple[Operation, dict[str, str]] | None] = {}
 
     def find(self, call: Call) -> tuple[Operation, dict[str, str]] | None:
@@ -203,17 +204,23 @@ def _read_fixture(path: Path) -> Exchange:
             data = _loads(path.read_bytes())
         except (OSError, ValueError):  # UnicodeDecodeError and JSONDecodeError included
             data = None
-        if data is not None and check(data) \
-                and data["meta"].get("operationId") == path.parent.name:
+        if data is not None and check(data) and data["meta"].get("operationId") == path.parent.name:
             req, resp = data["request"], data["response"]
             return Exchange(
-                operation_id=path.parent.name, name=path.stem,
-                request=Request(req["method"], req["path"],
-                                MappingProxyType(dict(req.get("query") or {})),
-                                MappingProxyType(dict(req.get("headers") or {}))),
-                response=Response(resp["status"], resp["body"],
-                                  MappingProxyType(dict(resp.get("headers") or {}))),
-                meta=MappingProxyType(dict(data["meta"])), file=path)
+                operation_id=path.parent.name,
+                name=path.stem,
+                request=Request(
+                    req["method"],
+                    req["path"],
+                    MappingProxyType(dict(req.get("query") or {})),
+                    MappingProxyType(dict(req.get("headers") or {})),
+                ),
+                response=Response(
+                    resp["status"], resp["body"], MappingProxyType(dict(resp.get("headers") or {}))
+                ),
+                meta=MappingProxyType(dict(data["meta"])),
+                file=path,
+            )
     return read_exchange(path)
 
 
@@ -223,6 +230,7 @@ try:  # orjson parses fixtures 3-4 times faster; the stdlib gives the same objec
     def _loads(raw: bytes) -> Any:
         return _orjson_loads(raw)
 except ImportError:  # pragma: no cover - depends on the environment
+
     def _loads(raw: bytes) -> Any:
         return json.loads(raw.decode("utf-8"))
 
@@ -245,15 +253,15 @@ def _gc_paused() -> Iterator[None]:
         gc.freeze()
 
 
-def load_fixtures(root: Path, contract: Contract, *, strict: bool = False
-                  ) -> tuple[FixtureSet, list[str]]:
+def load_fixtures(
+    root: Path, contract: Contract, *, strict: bool = False
+) -> tuple[FixtureSet, list[str]]:
     """Every usable fixture under root, and one line per file that was left out (and why)."""
     with _gc_paused():
         return _load_fixtures(root, contract, strict=strict)
 
 
-def _load_fixtures(root: Path, contract: Contract, *, strict: bool
-                   ) -> tuple[FixtureSet, list[str]]:
+def _load_fixtures(root: Path, contract: Contract, *, strict: bool) -> tuple[FixtureSet, list[str]]:
     exchanges: list[Exchange] = []
     problems: list[str] = []
     for path in iter_fixture_files(root):
@@ -269,8 +277,10 @@ def _load_fixtures(root: Path, contract: Contract, *, strict: bool
         if op is None:
             reason = f"unknown operation {exchange.operation_id!r}"
         elif exchange.request.method != op.method or op.match(exchange.request.path) is None:
-            reason = (f"{exchange.request.method} {exchange.request.path} does not fit "
-                      f"{op.method} {op.path}")
+            reason = (
+                f"{exchange.request.method} {exchange.request.path} does not fit "
+                f"{op.method} {op.path}"
+            )
         if reason is not None:
             if strict:
                 raise FixtureError(path, reason, "/request")
@@ -342,8 +352,23 @@ def _regex_sample(pattern: str, rng: random.Random) -> str:
 
 _Node = tuple[Any, Any]  # a schema and the referencing resolver it is read with
 _COMPOSITE = frozenset({"$ref", "allOf", "anyOf", "oneOf", "if", "then", "else"})
-_WORDS = ("soleil", "nuit", "ville", "mer", "histoire", "voyage", "secret", "retour", "jardin",
-          "horizon", "lumière", "rivière", "été", "promesse", "étoile")
+_WORDS = (
+    "soleil",
+    "nuit",
+    "ville",
+    "mer",
+    "histoire",
+    "voyage",
+    "secret",
+    "retour",
+    "jardin",
+    "horizon",
+    "lumière",
+    "rivière",
+    "été",
+    "promesse",
+    "étoile",
+)
 
 
 class BodyGenerator:
@@ -377,8 +402,9 @@ class BodyGenerator:
                 out += self._parts([(schema["else"], resolver)], seen + 1)
         return out
 
-    def generate(self, operation_id: str, seed: str,
-                 fix: Callable[[Any], Any] | None = None) -> Any | None:
+    def generate(
+        self, operation_id: str, seed: str, fix: Callable[[Any], Any] | None = None
+    ) -> Any | None:
         """A valid 200 body of the operation for this seed (None if none validates)."""
         schema = {"$ref": self.contract.schema_ref(operation_id, 200)}
         for attempt in range(8):
@@ -402,11 +428,20 @@ class BodyGenerator:
             for key in ("anyOf", "oneOf"):
                 if isinstance(part.get(key), list) and part[key]:
                     local: list[_Node] = [
-                        ({k: v for k, v in p.items()
-                          if k not in _COMPOSITE or (k in ("anyOf", "oneOf") and p is not part)},
-                         r) for p, r in parts]
-                    return self._value([*local, (rng.choice(part[key]), resolver)], rng, depth,
-                                       name)
+                        (
+                            {
+                                k: v
+                                for k, v in p.items()
+                                if k not in _COMPOSITE
+                                or (k in ("anyOf", "oneOf") and p is not part)
+                            },
+                            r,
+                        )
+                        for p, r in parts
+                    ]
+                    return self._value(
+                        [*local, (rng.choice(part[key]), resolver)], rng, depth, name
+                    )
         schemas = [p for p, _ in parts]
         kind = self._type(schemas)
         if kind == "object":
@@ -452,8 +487,7 @@ class BodyGenerator:
             out[key] = self._value(subs, rng, depth + 1, key)
         return out
 
-    def _array(self, parts: list[_Node], rng: random.Random, depth: int,
-               name: str) -> list[Any]:
+    def _array(self, parts: list[_Node], rng: random.Random, depth: int, name: str) -> list[Any]:
         items = [(p["items"], r) for p, r in parts if isinstance(p.get("items"), dict)]
         low = max([int(p.get("minItems", 0)) for p, _ in parts] or [0])
         high = min([int(p.get("maxItems", 3)) for p, _ in parts] + [3])
@@ -503,8 +537,15 @@ class Backend:
     (fixture, account).
     """
 
-    def __init__(self, contract: Contract, fixtures: FixtureSet, *, request_context: str,
-                 empty_body: Any = None, dynamic: bool = False) -> None:
+    def __init__(
+        self,
+        contract: Contract,
+        fixtures: FixtureSet,
+        *,
+        request_context: str,
+        empty_body: Any = None,
+        dynamic: bool = False,
+    ) -> None:
         self.contract = contract
         self.fixtures = fixtures
         # Fixtures recorded with query parameters besides ``lang`` match only requests that
@@ -518,18 +559,19 @@ class Backend:
                 for name, value in sorted(extra.items()):
                     pattern = pattern & QueryParam(name, value)
                 self._by_query.setdefault(
-                    (exchange.request.method, exchange.request.path), []).append(
-                    (pattern, exchange))
+                    (exchange.request.method, exchange.request.path), []
+                ).append((pattern, exchange))
         self.router = Router(contract)
         self.dynamic = dynamic
         self.request_context = request_context
         self._base_headers = tuple(provider_headers(None, request_context))
-        self.empty = prepare_backend(200, dumps({} if empty_body is None else empty_body),
-                                     self._base_headers)
-        self.invalid_request = prepare_backend(400, dumps(INVALID_REQUEST_BODY),
-                                               self._base_headers)
-        self.server_error = prepare_backend(500, dumps({"Message": "An error has occurred."}),
-                                            self._base_headers)
+        self.empty = prepare_backend(
+            200, dumps({} if empty_body is None else empty_body), self._base_headers
+        )
+        self.invalid_request = prepare_backend(400, dumps(INVALID_REQUEST_BODY), self._base_headers)
+        self.server_error = prepare_backend(
+            500, dumps({"Message": "An error has occurred."}), self._base_headers
+        )
         self._prepared: dict[tuple[int, str | None], Prepared] = {}
         self._generator = BodyGenerator(contract)
         self._dynamic: dict[tuple[str, str, str, str | None], Prepared | None] = {}
@@ -543,8 +585,9 @@ class Backend:
             self.prepared(exchange, None)
         rest = list(fixtures)[_WARM_SYNC:]
         if rest:
-            threading.Thread(target=self._warm, args=(rest,), name="pivot-warm-up",
-                             daemon=True).start()
+            threading.Thread(
+                target=self._warm, args=(rest,), name="pivot-warm-up", daemon=True
+            ).start()
         else:
             self.warmed.set()
 
@@ -555,8 +598,9 @@ class Backend:
         finally:
             self.warmed.set()
 
-    def prepare_exchange(self, exchange: Exchange, account: Account | None,
-                         extra: Iterable[tuple[str, str]] = ()) -> Prepared:
+    def prepare_exchange(
+        self, exchange: Exchange, account: Account | None, extra: Iterable[tuple[str, str]] = ()
+    ) -> Prepared:
         """An exchange's answer for an account (uncached: for recorded or generated ones)."""
         body = exchange.response.body
         if account is not None:
@@ -588,8 +632,9 @@ class Backend:
                         return exchange
         return self._plain.match(call.method, call.path, call.lang)
 
-    def generated(self, operation: Operation, call: Call, params: Mapping[str, str],
-                  account: Account | None) -> Prepared | None:
+    def generated(
+        self, operation: Operation, call: Call, params: Mapping[str, str], account: Account | None
+    ) -> Prepared | None:
         """A schema-generated answer, deterministic per operation, path and lang (dynamic mode).
 
         None when no generated body validates (the caller then answers the empty-200).
@@ -606,8 +651,9 @@ class Backend:
                 data["id"] = typed["id"]
             return body
 
-        body = self._generator.generate(operation.operation_id,
-                                        f"{operation.operation_id}|{call.path}|{call.lang}", fix)
+        body = self._generator.generate(
+            operation.operation_id, f"{operation.operation_id}|{call.path}|{call.lang}", fix
+        )
         prepared = None
         if body is not None:
             if name is not None and account is not None:
@@ -621,15 +667,26 @@ class Backend:
 
     def describe(self) -> list[dict[str, Any]]:
         """The fixtures served, as JSON-ready rows."""
-        return [{"operationId": ex.operation_id, "name": ex.name, "method": ex.request.method,
-                 "path": ex.request.path, "lang": ex.request.lang, "status": ex.response.status,
-                 "source": ex.source} for ex in self.fixtures]
+        return [
+            {
+                "operationId": ex.operation_id,
+                "name": ex.name,
+                "method": ex.request.method,
+                "path": ex.request.path,
+                "lang": ex.request.lang,
+                "status": ex.response.status,
+                "source": ex.source,
+            }
+            for ex in self.fixtures
+        ]
 
 
 def empty_result_validator(contract: Contract) -> Draft202012Validator:
     """The validator of the empty-200 body (``empty-result.json``)."""
-    return Draft202012Validator({"$ref": SCHEMA_BASE + "empty-result.json"},
-                                registry=contract.registry)
+    return Draft202012Validator(
+        {"$ref": SCHEMA_BASE + "empty-result.json"}, registry=contract.registry
+    )
+
 
 __all__ = [
     "INVALID_REQUEST_BODY",

@@ -26,8 +26,16 @@ def _bool(value: Any) -> bool:
         return value
     if isinstance(value, int) and value in (0, 1):
         return bool(value)
-    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes",
-                                                            "no", "on", "off"):
+    if isinstance(value, str) and value.strip().lower() in (
+        "true",
+        "false",
+        "1",
+        "0",
+        "yes",
+        "no",
+        "on",
+        "off",
+    ):
         return value.strip().lower() in ("true", "1", "yes", "on")
     raise ValueError(f"{value!r} is not a boolean (true/false)")
 
@@ -95,10 +103,16 @@ def _seconds(value: Any) -> float:
 
 def _prefix(value: Any) -> str:
     text = _opt_str(value) or ""
-    if not text.startswith("/") or text.endswith("/") or len(text) < 2 \
-            or text.startswith("/__pivot"):
-        raise ValueError(f"{value!r} must look like /portal (leading slash, no trailing slash, "
-                         "not under /__pivot)")
+    if (
+        not text.startswith("/")
+        or text.endswith("/")
+        or len(text) < 2
+        or text.startswith("/__pivot")
+    ):
+        raise ValueError(
+            f"{value!r} must look like /portal (leading slash, no trailing slash, "
+            "not under /__pivot)"
+        )
     return text
 
 
@@ -155,13 +169,13 @@ def _file_layer(path: Path) -> dict[str, Any]:
     for key, value in data.items():
         name = key.upper().replace("-", "_")
         if name.startswith(PREFIX + "_"):
-            name = name[len(PREFIX) + 1:]
+            name = name[len(PREFIX) + 1 :]
         if name not in FIELDS:
-            raise ConfigError(str(path), f"unknown setting {key!r}; known: "
-                              f"{', '.join(n.lower() for n in FIELDS)}")
+            raise ConfigError(
+                str(path), f"unknown setting {key!r}; known: {', '.join(n.lower() for n in FIELDS)}"
+            )
         if isinstance(value, str) and FIELDS[name][1] is _opt_path:
-            value = str((path.parent / value).resolve()) if not Path(value).is_absolute() \
-                else value
+            value = str((path.parent / value).resolve()) if not Path(value).is_absolute() else value
         out[name] = value
     return out
 
@@ -171,8 +185,16 @@ def _env_layer() -> dict[str, Any]:
     scratch.from_prefixed_env(PREFIX)
     # Only the mock's own settings: other PIVOT_ variables belong to other tools.
     out = {k: v for k, v in scratch.items() if k in FIELDS}
-    for key in ("SCHEMAS", "FIXTURES", "ACCOUNTS", "STATE", "RECORD_FROM", "ADMIN_TOKEN",
-                "FAULTS", "PORTAL_PREFIX"):
+    for key in (
+        "SCHEMAS",
+        "FIXTURES",
+        "ACCOUNTS",
+        "STATE",
+        "RECORD_FROM",
+        "ADMIN_TOKEN",
+        "FAULTS",
+        "PORTAL_PREFIX",
+    ):
         if key in out and not isinstance(out[key], str):
             out[key] = os.environ[f"{PREFIX}_{key}"]
     return out
@@ -189,19 +211,23 @@ def resolve_settings(flags: Mapping[str, Any] | None = None) -> Settings:
     for key, value in (flags or {}).items():
         if not key.startswith(PREFIX + "_"):
             continue
-        name = key[len(PREFIX) + 1:]
+        name = key[len(PREFIX) + 1 :]
         if name == "CONFIG":
             continue
         if name not in FIELDS:
             if key.startswith(FOREIGN):
                 continue  # the recorder's and the portal's own settings, read by them
-            raise ConfigError(f"setting {key}", f"unknown; known: "
-                              f"{', '.join(PREFIX + '_' + n for n in FIELDS)} "
-                              f"(and {', '.join(p + '*' for p in FOREIGN)})")
+            raise ConfigError(
+                f"setting {key}",
+                f"unknown; known: "
+                f"{', '.join(PREFIX + '_' + n for n in FIELDS)} "
+                f"(and {', '.join(p + '*' for p in FOREIGN)})",
+            )
         flag_values[name] = value
     config_file = (flags or {}).get(f"{PREFIX}_CONFIG") or env.get(f"{PREFIX}_CONFIG")
     layers: list[tuple[str, dict[str, Any]]] = [
-        ("default", {name: spec[0] for name, spec in FIELDS.items()})]
+        ("default", {name: spec[0] for name, spec in FIELDS.items()})
+    ]
     if config_file:
         layers.append((f"config file {config_file}", _file_layer(Path(config_file))))
     layers.append(("environment", _env_layer()))
@@ -220,8 +246,7 @@ def resolve_settings(flags: Mapping[str, Any] | None = None) -> Settings:
             except ValueError as exc:
                 raise ConfigError(f"{where} ({PREFIX}_{name})", str(exc)) from None
             sources[name] = where
-    return Settings(**{name.lower(): values[name] for name in FIELDS},
-                    sources=dict(sources))
+    return Settings(**{name.lower(): values[name] for name in FIELDS}, sources=dict(sources))
 
 
 __all__ = ["FIELDS", "FOREIGN", "PREFIX", "Settings", "resolve_settings"]

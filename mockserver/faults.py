@@ -122,9 +122,11 @@ def parse_fault(spec: str) -> Fault:
             fields["probability"] = p
         else:
             raise FaultSpecError(
-                spec, f"unknown fault {item!r}; use latency=200ms, latency=50..300ms, "
-                      f"status=<{'|'.join(map(str, STATUSES))}>, retry-after=N, drop, truncate, "
-                      "invalid-json, p=0.5")
+                spec,
+                f"unknown fault {item!r}; use latency=200ms, latency=50..300ms, "
+                f"status=<{'|'.join(map(str, STATUSES))}>, retry-after=N, drop, truncate, "
+                "invalid-json, p=0.5",
+            )
     outcomes = sum(bool(fields.get(k)) for k in ("status", "drop", "truncate", "invalid_json"))
     if outcomes > 1:
         raise FaultSpecError(spec, "choose one of status=, drop, truncate, invalid-json")

@@ -30,10 +30,14 @@ from werkzeug.security import check_password_hash
 from mockserver.state import SLOTS, State, UsageRow
 from pivotkit.errors import ConfigError, PivotError
 
-MISSING_KEY = ("Access denied due to missing subscription key. Make sure to include subscription "
-               "key when making requests to an API.")
-INVALID_KEY = ("Access denied due to invalid subscription key. Make sure to provide a valid key "
-               "for an active subscription.")
+MISSING_KEY = (
+    "Access denied due to missing subscription key. Make sure to include subscription "
+    "key when making requests to an API."
+)
+INVALID_KEY = (
+    "Access denied due to invalid subscription key. Make sure to provide a valid key "
+    "for an active subscription."
+)
 NOT_FOUND = "Resource not found"
 KEY_HEADER = "Ocp-Apim-Subscription-Key"
 KEY_QUERY = "subscription-key"
@@ -213,9 +217,14 @@ class AccountsFile:
 def _limit(raw: Any, where: str) -> Limit | None:
     if raw is None:
         return None
-    if not isinstance(raw, Mapping) or set(raw) != {"calls", "period"} or not all(
+    if (
+        not isinstance(raw, Mapping)
+        or set(raw) != {"calls", "period"}
+        or not all(
             isinstance(raw[k], int) and not isinstance(raw[k], bool) and raw[k] > 0
-            for k in ("calls", "period")):
+            for k in ("calls", "period")
+        )
+    ):
         raise ValueError(f"{where}: must be {{ calls = N, period = seconds }} with positive ints")
     return Limit(int(raw["calls"]), int(raw["period"]))
 
@@ -226,7 +235,7 @@ def _str_list(raw: Any, where: str, default: list[str]) -> list[str]:
     if raw == "*":
         return ["*"]
     if not isinstance(raw, list) or not all(isinstance(x, str) and x for x in raw):
-        raise ValueError(f"{where}: must be a list of non-empty strings (or \"*\")")
+        raise ValueError(f'{where}: must be a list of non-empty strings (or "*")')
     return list(raw)
 
 
@@ -237,12 +246,22 @@ def _account(raw: Any, i: int, known_operations: Iterable[str] | None) -> Accoun
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
         raise ValueError(f"accounts[{i}].name: must be 1-64 characters of [A-Za-z0-9_.-]")
     where = f"accounts[{i}] ({name})"
-    allowed = {"name", "password_hash", "primary_key", "secondary_key", "operations", "fields",
-               "withheld", "rate_limit", "quota"}
+    allowed = {
+        "name",
+        "password_hash",
+        "primary_key",
+        "secondary_key",
+        "operations",
+        "fields",
+        "withheld",
+        "rate_limit",
+        "quota",
+    }
     extra = sorted(set(raw) - allowed)
     if extra:
-        raise ValueError(f"{where}: unknown setting(s) {', '.join(extra)}; "
-                         f"allowed: {', '.join(sorted(allowed))}")
+        raise ValueError(
+            f"{where}: unknown setting(s) {', '.join(extra)}; allowed: {', '.join(sorted(allowed))}"
+        )
     keys = []
     for slot in SLOTS:
         key = raw.get(f"{slot}_key")
@@ -257,22 +276,31 @@ def _account(raw: Any, i: int, known_operations: Iterable[str] | None) -> Accoun
         known = set(known_operations)
         unknown = [o for o in ops if o not in known]
         if unknown:
-            raise ValueError(f"{where}.operations: unknown {', '.join(unknown)}; "
-                             f"known: {', '.join(sorted(known))}")
+            raise ValueError(
+                f"{where}.operations: unknown {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(known))}"
+            )
     field_specs = _str_list(raw.get("fields"), f"{where}.fields", ["*"])
     withheld_specs = _str_list(raw.get("withheld"), f"{where}.withheld", [])
     try:
-        fields = None if "*" in field_specs else build_trie(
-            parse_field_path(f) for f in field_specs)
+        fields = (
+            None if "*" in field_specs else build_trie(parse_field_path(f) for f in field_specs)
+        )
         withheld = build_trie(parse_field_path(f) for f in withheld_specs if f != "*")
     except ValueError as exc:
         raise ValueError(f"{where}: {exc}") from None
     return Account(
-        name=name, password_hash=password_hash, primary_key=keys[0], secondary_key=keys[1],
-        operations=None if "*" in ops else frozenset(ops), fields=fields, withheld=withheld,
+        name=name,
+        password_hash=password_hash,
+        primary_key=keys[0],
+        secondary_key=keys[1],
+        operations=None if "*" in ops else frozenset(ops),
+        fields=fields,
+        withheld=withheld,
         rate_limit=_limit(raw.get("rate_limit"), f"{where}.rate_limit"),
         quota=_limit(raw.get("quota"), f"{where}.quota"),
-        field_specs=tuple(field_specs), withheld_specs=tuple(withheld_specs),
+        field_specs=tuple(field_specs),
+        withheld_specs=tuple(withheld_specs),
     )
 
 
@@ -319,8 +347,9 @@ class Gateway:
     worker.
     """
 
-    def __init__(self, accounts: AccountsFile, state: State,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, accounts: AccountsFile, state: State, clock: Callable[[], float] = time.time
+    ) -> None:
         self.file = accounts
         self.state = state
         self.clock = clock
@@ -358,8 +387,10 @@ class Gateway:
         """The account's (primary, secondary) keys as they are now, regenerations included."""
         account = self.account(name)
         self.sync(self.state.generations().keys)
-        return (self._overrides.get((name, "primary"), account.primary_key),
-                self._overrides.get((name, "secondary"), account.secondary_key))
+        return (
+            self._overrides.get((name, "primary"), account.primary_key),
+            self._overrides.get((name, "secondary"), account.secondary_key),
+        )
 
     def regenerate_key(self, name: str, slot: str) -> str:
         """Replace one key by a fresh one (32 lowercase hex); the old one stops working."""
@@ -385,8 +416,7 @@ class Gateway:
         self._overrides = self.state.key_overrides()
         candidates = []
         for account in self.accounts:
-            for slot, key in zip(SLOTS, (account.primary_key, account.secondary_key),
-                                 strict=True):
+            for slot, key in zip(SLOTS, (account.primary_key, account.secondary_key), strict=True):
                 current = self._overrides.get((account.name, slot), key)
                 candidates.append((current.encode("ascii"), account, slot))
         self._candidates = candidates

@@ -35,6 +35,8 @@ def prebuilt_app() -> Flask:
     """The app built before the workers were forked; a spawned worker builds its own from the
     PIVOT_ variables."""
     return _PREBUILT if _PREBUILT is not None else create_app()
+
+
 _KEY_IN_QUERY = re.compile(r"(subscription-key=)[^&\s]*", re.IGNORECASE)
 
 
@@ -65,42 +67,67 @@ def _mask(key: str) -> str:
     return key[:4] + "..." + key[-2:]
 
 
-def banner(app: Flask, host: str, port: int, *, token_generated: bool,
-           workers: int = 1) -> list[str]:
+def banner(
+    app: Flask, host: str, port: int, *, token_generated: bool, workers: int = 1
+) -> list[str]:
     """The lines ``pivotkit serve`` prints at start: URL, accounts and keys, admin token."""
     mock: PivotMock = app.extensions["pivot"]
     base = f"http://{host}:{port}"
-    lines = [f"pivotkit mock on {base} ({workers} worker{'s' if workers > 1 else ''}; "
-             f"{len(mock.backend.fixtures)} fixtures from {mock.fixtures_dir}"
-             + (f", {len(mock.fixture_problems)} left out: see {ADMIN_PREFIX}/fixtures"
-                if mock.fixture_problems else "") + ")"]
+    lines = [
+        f"pivotkit mock on {base} ({workers} worker{'s' if workers > 1 else ''}; "
+        f"{len(mock.backend.fixtures)} fixtures from {mock.fixtures_dir}"
+        + (
+            f", {len(mock.fixture_problems)} left out: see {ADMIN_PREFIX}/fixtures"
+            if mock.fixture_problems
+            else ""
+        )
+        + ")"
+    ]
     demo = mock.accounts_file.demo_keys
-    lines.append(f"accounts from {mock.accounts_path}"
-                 + (" (public demo keys)" if demo else " (keys masked)"))
+    lines.append(
+        f"accounts from {mock.accounts_path}"
+        + (" (public demo keys)" if demo else " (keys masked)")
+    )
     for account in mock.gateway.accounts:
         primary, secondary = mock.current_keys(account.name)
         regenerated = (primary, secondary) != (account.primary_key, account.secondary_key)
-        shown = (primary, secondary) if demo and not regenerated else (
-            _mask(primary), _mask(secondary))
-        ops = "all operations" if account.operations is None else \
-            f"{len(account.operations)} operations"
+        shown = (
+            (primary, secondary) if demo and not regenerated else (_mask(primary), _mask(secondary))
+        )
+        ops = (
+            "all operations"
+            if account.operations is None
+            else f"{len(account.operations)} operations"
+        )
         lines.append(f"  {account.name:<10} primary {shown[0]}  secondary {shown[1]}  ({ops})")
     if token_generated:
-        lines.append(f"admin token (generated): {mock.admin_token}  -> "
-                     f"Authorization: Bearer <token> on {base}{ADMIN_PREFIX}/")
+        lines.append(
+            f"admin token (generated): {mock.admin_token}  -> "
+            f"Authorization: Bearer <token> on {base}{ADMIN_PREFIX}/"
+        )
     else:
         lines.append(f"admin token: from configuration ({base}{ADMIN_PREFIX}/)")
     if any(name != "pivot_admin" for name in app.blueprints):
-        lines.append(f"developer portal: {base}{mock.settings.portal_prefix}/ "
-                     "(log in with an account name and its password)")
+        lines.append(
+            f"developer portal: {base}{mock.settings.portal_prefix}/ "
+            "(log in with an account name and its password)"
+        )
     if mock.settings.dynamic:
-        lines.append("dynamic mode: unrecorded ids get schema-generated bodies "
-                     "(x-pivot-mock: dynamic)")
+        lines.append(
+            "dynamic mode: unrecorded ids get schema-generated bodies (x-pivot-mock: dynamic)"
+        )
     return lines
 
 
-def serve(flags: Mapping[str, Any], *, host: str, port: int, workers: int = 1,
-          production: bool = False, echo: Callable[[str], None] = print) -> None:
+def serve(
+    flags: Mapping[str, Any],
+    *,
+    host: str,
+    port: int,
+    workers: int = 1,
+    production: bool = False,
+    echo: Callable[[str], None] = print,
+) -> None:
     """Validate the settings, print the banner, then serve until interrupted.
 
     With ``production`` (or ``workers`` > 1) the app runs in granian worker processes that share
@@ -108,8 +135,7 @@ def serve(flags: Mapping[str, Any], *, host: str, port: int, workers: int = 1,
     """
     settings = dict(flags)
     production = production or workers > 1
-    token_generated = not (settings.get("PIVOT_ADMIN_TOKEN")
-                           or os.environ.get("PIVOT_ADMIN_TOKEN"))
+    token_generated = not (settings.get("PIVOT_ADMIN_TOKEN") or os.environ.get("PIVOT_ADMIN_TOKEN"))
     if production:
         if not (settings.get("PIVOT_STATE") or os.environ.get("PIVOT_STATE")):
             folder = tempfile.mkdtemp(prefix="pivotkit-state-")
@@ -118,16 +144,22 @@ def serve(flags: Mapping[str, Any], *, host: str, port: int, workers: int = 1,
         if token_generated:
             settings["PIVOT_ADMIN_TOKEN"] = secrets.token_urlsafe(24)
     app = create_app(settings)
-    for line in banner(app, host, port, token_generated=token_generated,
-                       workers=workers if production else 1):
+    for line in banner(
+        app, host, port, token_generated=token_generated, workers=workers if production else 1
+    ):
         echo(line)
     # SIGTERM ends the process through SystemExit, so atexit cleanups (temp state) run.
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _exit_on_sigterm) if main_thread else None
     try:
         if not production:
-            app.run(host=host, port=port, threaded=True, use_reloader=False,
-                    request_handler=RedactingRequestHandler)
+            app.run(
+                host=host,
+                port=port,
+                threaded=True,
+                use_reloader=False,
+                request_handler=RedactingRequestHandler,
+            )
         else:
             global _PREBUILT
             app.extensions["pivot"].backend.warmed.wait()  # fork once everything is prepared
@@ -149,14 +181,21 @@ def _run_granian(settings: Mapping[str, Any], *, host: str, port: int, workers: 
         from granian import Granian
         from granian.constants import Interfaces
     except ImportError:
-        raise RuntimeError("--production needs granian: pip install 'pivotkit[server]'") \
-            from None
+        raise RuntimeError("--production needs granian: pip install 'pivotkit[server]'") from None
     # Workers build their own app from the environment: flags become PIVOT_ variables.
     for key, value in settings.items():
         if key.startswith("PIVOT_") and value is not None:
             os.environ[key] = _env_value(value)
-    Granian(FACTORY, address=host, port=port, interface=Interfaces.WSGI, workers=workers,
-            factory=True, log_access=False, websockets=False).serve()
+    Granian(
+        FACTORY,
+        address=host,
+        port=port,
+        interface=Interfaces.WSGI,
+        workers=workers,
+        factory=True,
+        log_access=False,
+        websockets=False,
+    ).serve()
 
 
 def _env_value(value: Any) -> str:

@@ -83,8 +83,9 @@ class State:
         local = self._local
         db: sqlite3.Connection | None = getattr(local, "db", None)
         if db is None or local.pid != os.getpid():
-            db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None,
-                                 check_same_thread=True)
+            db = sqlite3.connect(
+                self.path, timeout=30.0, isolation_level=None, check_same_thread=True
+            )
             db.execute("PRAGMA busy_timeout=30000")
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
@@ -120,13 +121,19 @@ class State:
     def _mirror(self, mapped: mmap.mmap | None = None) -> None:
         """Copy the generation rows from SQLite into the shared map."""
         current = self._read_generations()
-        _GEN.pack_into(mapped if mapped is not None else self._gen_map, 0,
-                       current.keys, current.fixtures)
+        _GEN.pack_into(
+            mapped if mapped is not None else self._gen_map, 0, current.keys, current.fixtures
+        )
 
     def _read_generations(self) -> Generations:
-        rows = dict(self._db().execute(
-            "SELECT name, value FROM meta WHERE name IN ('keys_generation', 'fixtures_generation')"
-        ).fetchall())
+        rows = dict(
+            self._db()
+            .execute(
+                "SELECT name, value FROM meta "
+                "WHERE name IN ('keys_generation', 'fixtures_generation')"
+            )
+            .fetchall()
+        )
         return Generations(int(rows["keys_generation"]), int(rows["fixtures_generation"]))
 
     def generations(self) -> Generations:
@@ -137,8 +144,10 @@ class State:
     def bump_fixtures(self) -> None:
         """Tell every worker to reload its fixtures on its next request."""
         with self._write() as db:
-            db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 "
-                       "WHERE name = 'fixtures_generation'")
+            db.execute(
+                "UPDATE meta SET value = CAST(value AS INTEGER) + 1 "
+                "WHERE name = 'fixtures_generation'"
+            )
             self._mirror()
 
     def meta(self, name: str, default: str) -> str:
@@ -160,11 +169,15 @@ class State:
         if slot not in SLOTS:
             raise ValueError(f"slot must be one of {SLOTS}, not {slot!r}")
         with self._write() as db:
-            db.execute("INSERT INTO keys (account, slot, key, updated) VALUES (?, ?, ?, ?) "
-                       "ON CONFLICT (account, slot) DO UPDATE SET key = excluded.key, "
-                       "updated = excluded.updated", (account, slot, key, time.time()))
-            db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 "
-                       "WHERE name = 'keys_generation'")
+            db.execute(
+                "INSERT INTO keys (account, slot, key, updated) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (account, slot) DO UPDATE SET key = excluded.key, "
+                "updated = excluded.updated",
+                (account, slot, key, time.time()),
+            )
+            db.execute(
+                "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE name = 'keys_generation'"
+            )
             self._mirror()
 
     # -- counters (rate limit, quota) ------------------------------------------------------
@@ -175,15 +188,26 @@ class State:
             row = db.execute(
                 "INSERT INTO counters (account, kind, window, count) VALUES (?, ?, ?, 1) "
                 "ON CONFLICT (account, kind, window) DO UPDATE SET count = count + 1 "
-                "RETURNING count", (account, kind, window)).fetchone()
-            db.execute("DELETE FROM counters WHERE account = ? AND kind = ? AND window < ?",
-                       (account, kind, window))
+                "RETURNING count",
+                (account, kind, window),
+            ).fetchone()
+            db.execute(
+                "DELETE FROM counters WHERE account = ? AND kind = ? AND window < ?",
+                (account, kind, window),
+            )
         return int(row[0])
 
     # -- usage -----------------------------------------------------------------------------
 
-    def record_call(self, account: str, operation_id: str, slot: str, *,
-                    now: float | None = None, write_through: bool = False) -> None:
+    def record_call(
+        self,
+        account: str,
+        operation_id: str,
+        slot: str,
+        *,
+        now: float | None = None,
+        write_through: bool = False,
+    ) -> None:
         """Count one call in the usage table (buffered unless ``write_through``)."""
         stamp = time.time() if now is None else now
         day_key = int(stamp // 86400)
@@ -193,8 +217,11 @@ class State:
         key = (self._day, account, operation_id, slot)
         with self._lock:
             self._pending[key] = self._pending.get(key, 0) + 1
-            due = write_through or self.usage_flush <= 0 \
+            due = (
+                write_through
+                or self.usage_flush <= 0
                 or time.monotonic() - self._last_flush >= self.usage_flush
+            )
         if due:
             self.flush_usage()
 
@@ -211,7 +238,8 @@ class State:
                     "INSERT INTO usage (day, account, operation_id, slot, count) "
                     "VALUES (?, ?, ?, ?, ?) ON CONFLICT (day, account, operation_id, slot) "
                     "DO UPDATE SET count = count + excluded.count",
-                    [(*k, n) for k, n in pending.items()])
+                    [(*k, n) for k, n in pending.items()],
+                )
         except sqlite3.Error:
             with self._lock:  # keep the counts for the next flush
                 for k, n in pending.items():
@@ -225,17 +253,28 @@ class State:
     def usage(self, account: str) -> list[UsageRow]:
         """Usage rows of one account, newest day first."""
         self.flush_usage()
-        rows = self._db().execute(
-            "SELECT day, operation_id, slot, count FROM usage WHERE account = ? "
-            "ORDER BY day DESC, operation_id, slot", (account,)).fetchall()
+        rows = (
+            self._db()
+            .execute(
+                "SELECT day, operation_id, slot, count FROM usage WHERE account = ? "
+                "ORDER BY day DESC, operation_id, slot",
+                (account,),
+            )
+            .fetchall()
+        )
         return [UsageRow(*r) for r in rows]
 
     def all_usage(self) -> list[tuple[str, UsageRow]]:
         """Usage rows of every account as (account, row)."""
         self.flush_usage()
-        rows = self._db().execute(
-            "SELECT account, day, operation_id, slot, count FROM usage "
-            "ORDER BY account, day DESC, operation_id, slot").fetchall()
+        rows = (
+            self._db()
+            .execute(
+                "SELECT account, day, operation_id, slot, count FROM usage "
+                "ORDER BY account, day DESC, operation_id, slot"
+            )
+            .fetchall()
+        )
         return [(r[0], UsageRow(*r[1:])) for r in rows]
 
     def reset(self) -> None:
@@ -250,8 +289,9 @@ class State:
             db.execute("DELETE FROM keys")
             db.execute("DELETE FROM counters")
             db.execute("DELETE FROM usage")
-            db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 "
-                       "WHERE name = 'keys_generation'")
+            db.execute(
+                "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE name = 'keys_generation'"
+            )
             self._mirror()
 
     def close(self) -> None:

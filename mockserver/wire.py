@@ -24,8 +24,17 @@ PROVIDER_HEADERS: tuple[tuple[str, str], ...] = (
 )
 GATEWAY_CONTENT_TYPE = "application/json"
 # Recorded headers the mock recomputes instead of replaying.
-_RECOMPUTED = frozenset({"content-length", "content-encoding", "date", "transfer-encoding",
-                         "connection", "keep-alive", "set-cookie"})
+_RECOMPUTED = frozenset(
+    {
+        "content-length",
+        "content-encoding",
+        "date",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "set-cookie",
+    }
+)
 
 
 def dumps(body: Any) -> bytes:
@@ -117,8 +126,9 @@ class Prepared:
         return self.identity, self.identity_headers
 
 
-def provider_headers(recorded: Mapping[str, str] | None, request_context: str,
-                     extra: Iterable[tuple[str, str]] = ()) -> list[tuple[str, str]]:
+def provider_headers(
+    recorded: Mapping[str, str] | None, request_context: str, extra: Iterable[tuple[str, str]] = ()
+) -> list[tuple[str, str]]:
     """The provider's header set, recorded values winning, plus ``extra``."""
     headers = dict(PROVIDER_HEADERS)
     headers["request-context"] = request_context
@@ -130,14 +140,14 @@ def provider_headers(recorded: Mapping[str, str] | None, request_context: str,
     return out
 
 
-def prepare_backend(status: int, body: bytes, headers: Iterable[tuple[str, str]],
-                    *, compress: bool = True) -> Prepared:
+def prepare_backend(
+    status: int, body: bytes, headers: Iterable[tuple[str, str]], *, compress: bool = True
+) -> Prepared:
     """A backend answer (provider headers), gzipped once when ``compress``."""
     base = tuple(headers)
     identity_headers = (*base, ("content-length", str(len(body))))
     if not compress:
-        return Prepared(status, status_line(status), body, None, identity_headers,
-                        identity_headers)
+        return Prepared(status, status_line(status), body, None, identity_headers, identity_headers)
     packed = gzip_bytes(body)
     gzip_headers = (*base, ("content-encoding", "gzip"), ("content-length", str(len(packed))))
     return Prepared(status, status_line(status), body, packed, identity_headers, gzip_headers)
@@ -146,8 +156,7 @@ def prepare_backend(status: int, body: bytes, headers: Iterable[tuple[str, str]]
 def prepare_gateway(status: int, body: Any, extra: Iterable[tuple[str, str]] = ()) -> Prepared:
     """A gateway answer: ``application/json``, identity encoding."""
     data = dumps(body)
-    headers = (("content-type", GATEWAY_CONTENT_TYPE), *extra,
-               ("content-length", str(len(data))))
+    headers = (("content-type", GATEWAY_CONTENT_TYPE), *extra, ("content-length", str(len(data))))
     return Prepared(status, status_line(status), data, None, headers, headers)
 
 

@@ -36,19 +36,27 @@ def check_exchange(contract: Contract, exchange: Exchange) -> FileResult:
     path = exchange.file or Path(exchange.name)
     op = contract.operations.get(exchange.operation_id)
     if op is None:
-        return FileResult(path, (f"unknown operation {exchange.operation_id!r} (directory name); "
-                                 f"known: {', '.join(sorted(contract.operations))}",))
+        return FileResult(
+            path,
+            (
+                f"unknown operation {exchange.operation_id!r} (directory name); "
+                f"known: {', '.join(sorted(contract.operations))}",
+            ),
+        )
     problems: list[str] = []
     if exchange.request.method != op.method:
-        problems.append(f"/request/method: {exchange.request.method} but {op.operation_id} "
-                        f"is {op.method}")
+        problems.append(
+            f"/request/method: {exchange.request.method} but {op.operation_id} is {op.method}"
+        )
     params = op.match(exchange.request.path)
     if params is None:
         problems.append(f"/request/path: {exchange.request.path!r} does not fit {op.path}")
     status = exchange.response.status
     if status not in op.statuses:
-        problems.append(f"/response/status: {status} is not declared for {op.operation_id} "
-                        f"({', '.join(map(str, op.statuses))})")
+        problems.append(
+            f"/response/status: {status} is not declared for {op.operation_id} "
+            f"({', '.join(map(str, op.statuses))})"
+        )
         return FileResult(path, tuple(problems))
     if params is not None and status == 200:
         problems += [f"/request/path: {p}" for p in op.parameter_problems(params)]

@@ -21,18 +21,28 @@ def _contract(schemas: Path | None) -> Contract:
         raise click.ClickException(str(exc)) from None
 
 
-def _fixtures_option(help: str = "Fixtures directory (default: the bundled fixtures/)."
-                     ) -> Callable[[_F], _F]:
+def _fixtures_option(
+    help: str = "Fixtures directory (default: the bundled fixtures/).",
+) -> Callable[[_F], _F]:
     """The ``--fixtures DIR`` option, as every command spells it."""
-    return click.option("--fixtures", "fixtures_dir", default=None, help=help,
-                        type=click.Path(path_type=Path, file_okay=False))
+    return click.option(
+        "--fixtures",
+        "fixtures_dir",
+        default=None,
+        help=help,
+        type=click.Path(path_type=Path, file_okay=False),
+    )
 
 
 def _schemas_option(dest: str = "schemas") -> Callable[[_F], _F]:
     """The ``--schemas DIR`` option, as every command spells it."""
-    return click.option("--schemas", dest, default=None,
-                        type=click.Path(path_type=Path, file_okay=False),
-                        help="Schemas directory (default: the bundled schemas/).")
+    return click.option(
+        "--schemas",
+        dest,
+        default=None,
+        type=click.Path(path_type=Path, file_okay=False),
+        help="Schemas directory (default: the bundled schemas/).",
+    )
 
 
 @click.group()
@@ -66,18 +76,27 @@ def check(fixtures_dir: Path | None, schemas: Path | None, quiet: bool) -> None:
             continue
         for line in result.lines():
             click.echo(line, err=not result.ok)
-    click.echo(f"{len(results) - len(failed)} passed, {len(failed)} failed "
-               f"({len(results)} fixtures)")
+    click.echo(
+        f"{len(results) - len(failed)} passed, {len(failed)} failed ({len(results)} fixtures)"
+    )
     if failed:
         raise SystemExit(1)
 
 
 @main.command()
-@click.option("--out", type=click.Path(path_type=Path, dir_okay=False),
-              default=Path("docs/reference.md"), show_default=True,
-              help="Where to write the Markdown reference.")
-@click.option("--check", "check_only", is_flag=True,
-              help="Write nothing; exit 1 if the file differs from the contract.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=Path("docs/reference.md"),
+    show_default=True,
+    help="Where to write the Markdown reference.",
+)
+@click.option(
+    "--check",
+    "check_only",
+    is_flag=True,
+    help="Write nothing; exit 1 if the file differs from the contract.",
+)
 @_schemas_option()
 def docs(out: Path, check_only: bool, schemas: Path | None) -> None:
     """Generate the API reference (Markdown) from the contract in schemas/."""
@@ -88,8 +107,9 @@ def docs(out: Path, check_only: bool, schemas: Path | None) -> None:
     current = out.read_text(encoding="utf-8") if out.is_file() else None
     if check_only:
         if current != text:
-            raise click.ClickException(f"{out} is out of date with the contract; "
-                                       "run `pivotkit docs` to regenerate it")
+            raise click.ClickException(
+                f"{out} is out of date with the contract; run `pivotkit docs` to regenerate it"
+            )
         click.echo(f"{out} is up to date")
         return
     if current == text:
@@ -100,45 +120,122 @@ def docs(out: Path, check_only: bool, schemas: Path | None) -> None:
 
 
 @main.command()
-@click.option("--upstream", required=True, envvar="PIVOT_UPSTREAM", metavar="URL",
-              help="Base URL to record from, e.g. https://api.plurimedia.fr ($PIVOT_UPSTREAM).")
-@click.option("--key-env", default="PIVOT_API_KEY", show_default=True, metavar="VAR",
-              help="Environment variable holding the subscription key (never a flag).")
-@click.option("--plan", "plan_file", type=click.Path(path_type=Path, dir_okay=False, exists=True),
-              help="YAML/JSON list of {operationId, params, lang?, name?}.")
+@click.option(
+    "--upstream",
+    required=True,
+    envvar="PIVOT_UPSTREAM",
+    metavar="URL",
+    help="Base URL to record from, e.g. https://api.plurimedia.fr ($PIVOT_UPSTREAM).",
+)
+@click.option(
+    "--key-env",
+    default="PIVOT_API_KEY",
+    show_default=True,
+    metavar="VAR",
+    help="Environment variable holding the subscription key (never a flag).",
+)
+@click.option(
+    "--plan",
+    "plan_file",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="YAML/JSON list of {operationId, params, lang?, name?}.",
+)
 @click.option("--from-fixtures", is_flag=True, help="Re-record every request in --fixtures.")
-@click.option("--op", "ops", multiple=True, metavar="OPERATION_ID",
-              help="An operation to record (repeatable), with --param and --lang.")
-@click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
-              help="A path parameter; repeat a name for several values (all combinations).")
+@click.option(
+    "--op",
+    "ops",
+    multiple=True,
+    metavar="OPERATION_ID",
+    help="An operation to record (repeatable), with --param and --lang.",
+)
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A path parameter; repeat a name for several values (all combinations).",
+)
 @click.option("--lang", "langs", multiple=True, help="A lang to ask for (repeatable).")
 @_fixtures_option("Where --from-fixtures reads (default: the fixtures directory).")
-@click.option("--out", type=click.Path(path_type=Path, file_okay=False),
-              help="Where fixtures are written (default: the fixtures directory).")
-@click.option("--account", default="default", show_default=True,
-              help="The account profile written in meta.account.")
-@click.option("--overwrite", is_flag=True,
-              help="Replace a fixture that differs (default: keep it, write <name>-2.json).")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Where fixtures are written (default: the fixtures directory).",
+)
+@click.option(
+    "--account",
+    default="default",
+    show_default=True,
+    help="The account profile written in meta.account.",
+)
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace a fixture that differs (default: keep it, write <name>-2.json).",
+)
 @click.option("--budget", type=click.IntRange(min=0), help="At most this many upstream calls.")
-@click.option("--rate", type=click.FloatRange(min=0, min_open=True),
-              help="At most this many calls per second.")
-@click.option("--max-wait", type=click.FloatRange(min=0), default=60.0, show_default=True,
-              help="Longest wait on a 429 Retry-After, in seconds.")
-@click.option("--retries", type=click.IntRange(min=0), default=3, show_default=True,
-              help="Retries of a request answered 429.")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=30.0,
-              show_default=True, help="Seconds to wait for each answer.")
-@click.option("--redact-header", "redact_headers", multiple=True, metavar="NAME",
-              help="Another header to mask (repeatable).")
-@click.option("--redact-field", "redact_fields", multiple=True, metavar="POINTER",
-              help="A body field to mask: /data/token, data.token or **.token (repeatable).")
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0, min_open=True),
+    help="At most this many calls per second.",
+)
+@click.option(
+    "--max-wait",
+    type=click.FloatRange(min=0),
+    default=60.0,
+    show_default=True,
+    help="Longest wait on a 429 Retry-After, in seconds.",
+)
+@click.option(
+    "--retries",
+    type=click.IntRange(min=0),
+    default=3,
+    show_default=True,
+    help="Retries of a request answered 429.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="Seconds to wait for each answer.",
+)
+@click.option(
+    "--redact-header",
+    "redact_headers",
+    multiple=True,
+    metavar="NAME",
+    help="Another header to mask (repeatable).",
+)
+@click.option(
+    "--redact-field",
+    "redact_fields",
+    multiple=True,
+    metavar="POINTER",
+    help="A body field to mask: /data/token, data.token or **.token (repeatable).",
+)
 @_schemas_option()
-def record(upstream: str, key_env: str, plan_file: Path | None, from_fixtures: bool,
-           ops: tuple[str, ...], params: tuple[str, ...], langs: tuple[str, ...],
-           fixtures_dir: Path | None, out: Path | None, account: str, overwrite: bool,
-           budget: int | None, rate: float | None, max_wait: float, retries: int,
-           timeout: float, redact_headers: tuple[str, ...], redact_fields: tuple[str, ...],
-           schemas: Path | None) -> None:
+def record(
+    upstream: str,
+    key_env: str,
+    plan_file: Path | None,
+    from_fixtures: bool,
+    ops: tuple[str, ...],
+    params: tuple[str, ...],
+    langs: tuple[str, ...],
+    fixtures_dir: Path | None,
+    out: Path | None,
+    account: str,
+    overwrite: bool,
+    budget: int | None,
+    rate: float | None,
+    max_wait: float,
+    retries: int,
+    timeout: float,
+    redact_headers: tuple[str, ...],
+    redact_fields: tuple[str, ...],
+    schemas: Path | None,
+) -> None:
     """Record live exchanges from an upstream into fixtures, with secrets redacted.
 
     The requests come from --plan, --from-fixtures and/or --op/--param/--lang. Each answer is
@@ -167,8 +264,10 @@ def record(upstream: str, key_env: str, plan_file: Path | None, from_fixtures: b
         raise click.UsageError("--param and --lang go with --op")
     key = os.environ.get(key_env, "").strip()
     if not key:
-        raise click.UsageError(f"${key_env} is empty: export your subscription key there "
-                               "(or name another variable with --key-env)")
+        raise click.UsageError(
+            f"${key_env} is empty: export your subscription key there "
+            "(or name another variable with --key-env)"
+        )
     contract = _contract(schemas)
     items: list[PlanItem] = []
     try:
@@ -179,10 +278,20 @@ def record(upstream: str, key_env: str, plan_file: Path | None, from_fixtures: b
         if ops:
             items += plan_from_options(ops, params, langs, contract)
         redactor = Redactor.build(headers=redact_headers, fields=redact_fields)
-        recorder = Recorder(upstream, key, out or default_fixtures_dir(), account=account,
-                            contract=contract, redactor=redactor, overwrite=overwrite,
-                            budget=budget, rate=rate, max_wait=max_wait, retries=retries,
-                            timeout=timeout)
+        recorder = Recorder(
+            upstream,
+            key,
+            out or default_fixtures_dir(),
+            account=account,
+            contract=contract,
+            redactor=redactor,
+            overwrite=overwrite,
+            budget=budget,
+            rate=rate,
+            max_wait=max_wait,
+            retries=retries,
+            timeout=timeout,
+        )
     except PivotError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -191,8 +300,12 @@ def record(upstream: str, key_env: str, plan_file: Path | None, from_fixtures: b
 
     with recorder:
         if sys.stdout.isatty() and len(items) > 1:
-            with click.progressbar(items, label="recording", file=sys.stdout,
-                                   item_show_func=lambda i: i.label() if i else None) as bar:
+            with click.progressbar(
+                items,
+                label="recording",
+                file=sys.stdout,
+                item_show_func=lambda i: i.label() if i else None,
+            ) as bar:
                 report = recorder.run(bar)
             for outcome in report.outcomes:
                 if outcome.status != "recorded" or outcome.message:
@@ -209,12 +322,22 @@ def record(upstream: str, key_env: str, plan_file: Path | None, from_fixtures: b
 @click.argument("operation")
 @_fixtures_option()
 @_schemas_option()
-@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="Proposal file (default: proposals/<operationId>.schema.json).")
-@click.option("--status", type=int, default=200, show_default=True,
-              help="Response status whose fixtures are used.")
-def infer(operation: str, fixtures_dir: Path | None, schemas: Path | None, out: Path | None,
-          status: int) -> None:
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Proposal file (default: proposals/<operationId>.schema.json).",
+)
+@click.option(
+    "--status",
+    type=int,
+    default=200,
+    show_default=True,
+    help="Response status whose fixtures are used.",
+)
+def infer(
+    operation: str, fixtures_dir: Path | None, schemas: Path | None, out: Path | None, status: int
+) -> None:
     """Infer OPERATION's schema from its fixtures and diff it with the contract.
 
     Uses every fixture of the operation with the status and a non-empty body; prints one line
@@ -229,9 +352,11 @@ def infer(operation: str, fixtures_dir: Path | None, schemas: Path | None, out: 
     contract = _contract(schemas)
     try:
         result = infer_schema(contract, FixtureSet.load(fixtures_dir), operation, status)
-        target = write_proposal(result.schema,
-                                out or Path("proposals") / f"{operation}.schema.json",
-                                schemas_dir=contract.directory)
+        target = write_proposal(
+            result.schema,
+            out or Path("proposals") / f"{operation}.schema.json",
+            schemas_dir=contract.directory,
+        )
     except PivotError as exc:
         raise click.ClickException(str(exc)) from None
     for line in result.report_lines():
@@ -240,38 +365,94 @@ def infer(operation: str, fixtures_dir: Path | None, schemas: Path | None, out: 
 
 
 @main.command()
-@click.option("--target", default="live", show_default=True,
-              help="'live' (key in $PIVOT_API_KEY) or a base URL (a staging gateway, a mock).")
+@click.option(
+    "--target",
+    default="live",
+    show_default=True,
+    help="'live' (key in $PIVOT_API_KEY) or a base URL (a staging gateway, a mock).",
+)
 @_fixtures_option("Fixtures whose requests are replayed and serve as baseline.")
-@click.option("--plan", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="Replay this plan (pivotkit record --plan format) instead of the fixtures.")
+@click.option(
+    "--plan",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Replay this plan (pivotkit record --plan format) instead of the fixtures.",
+)
 @_schemas_option("schemas_dir")
 @click.option("--sample", type=int, default=None, help="Replay a sample of N requests.")
 @click.option("--seed", type=int, default=None, help="Seed of --sample (reproducible).")
-@click.option("--budget", type=int, default=None,
-              help="Most calls to send, retries included (live default: 50).")
-@click.option("--concurrency", type=click.IntRange(1, 32), default=4, show_default=True,
-              help="Requests in flight at once.")
-@click.option("--rate", type=click.FloatRange(0, min_open=True), default=5.0,
-              show_default=True, help="Most requests started per second.")
-@click.option("--max-wait", type=float, default=120.0, show_default=True,
-              help="Longest Retry-After wait on a 429, in seconds.")
-@click.option("--account-profile", type=click.Path(path_type=Path, dir_okay=False),
-              default=None, help="TOML/JSON: fields withheld from the account (mock notation).")
+@click.option(
+    "--budget",
+    type=int,
+    default=None,
+    help="Most calls to send, retries included (live default: 50).",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 32),
+    default=4,
+    show_default=True,
+    help="Requests in flight at once.",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(0, min_open=True),
+    default=5.0,
+    show_default=True,
+    help="Most requests started per second.",
+)
+@click.option(
+    "--max-wait",
+    type=float,
+    default=120.0,
+    show_default=True,
+    help="Longest Retry-After wait on a 429, in seconds.",
+)
+@click.option(
+    "--account-profile",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="TOML/JSON: fields withheld from the account (mock notation).",
+)
 @click.option("--account", default=None, help="Account name in an accounts-file profile.")
-@click.option("--known-deviations", type=click.Path(path_type=Path, dir_okay=False),
-              default=None, help="YAML/TOML file of accepted findings, with owner and expiry.")
-@click.option("--markdown", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="Markdown report (also appended to $GITHUB_STEP_SUMMARY when set).")
-@click.option("--json", "json_out", type=click.Path(path_type=Path, dir_okay=False),
-              default=None, help="JSON report, format pivotkit-drift/1.")
-@click.option("--junit", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="JUnit XML report, one test case per operation.")
+@click.option(
+    "--known-deviations",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="YAML/TOML file of accepted findings, with owner and expiry.",
+)
+@click.option(
+    "--markdown",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Markdown report (also appended to $GITHUB_STEP_SUMMARY when set).",
+)
+@click.option(
+    "--json",
+    "json_out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="JSON report, format pivotkit-drift/1.",
+)
+@click.option(
+    "--junit",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="JUnit XML report, one test case per operation.",
+)
 @click.option("--webhook", default=None, help="POST a JSON summary (Slack-style 'text').")
-@click.option("--update-fixtures", type=click.Path(path_type=Path, file_okay=False),
-              default=None, help="Write drifted answers as new fixtures here, for review.")
-@click.option("--today", type=click.DateTime(["%Y-%m-%d"]), default=None,
-              help="Date for deviation expiry (default: today).")
+@click.option(
+    "--update-fixtures",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Write drifted answers as new fixtures here, for review.",
+)
+@click.option(
+    "--today",
+    type=click.DateTime(["%Y-%m-%d"]),
+    default=None,
+    help="Date for deviation expiry (default: today).",
+)
 def drift(today: Any, **options: Any) -> None:
     """Replay requests against a target and report drift from the contract.
 
@@ -283,8 +464,9 @@ def drift(today: Any, **options: Any) -> None:
     from pivotkit.drift import DriftOptions, run_drift
 
     try:
-        code = run_drift(DriftOptions(today=today.date() if today else None, **options),
-                         echo=click.echo)
+        code = run_drift(
+            DriftOptions(today=today.date() if today else None, **options), echo=click.echo
+        )
     except PivotError as exc:
         raise click.UsageError(str(exc)) from None
     raise SystemExit(code)
@@ -292,31 +474,79 @@ def drift(today: Any, **options: Any) -> None:
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
-@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535),
-              help="Port to listen on.")
+@click.option(
+    "--port",
+    default=8080,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to listen on.",
+)
 @_fixtures_option()
-@click.option("--accounts", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="Accounts file, TOML (default: <fixtures>/accounts.toml).")
+@click.option(
+    "--accounts",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Accounts file, TOML (default: <fixtures>/accounts.toml).",
+)
 @_schemas_option()
-@click.option("--state", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="SQLite state shared by workers: keys, usage (default: a temp file).")
-@click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False),
-              default=None, help="Settings file, TOML (below PIVOT_ variables and flags).")
+@click.option(
+    "--state",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="SQLite state shared by workers: keys, usage (default: a temp file).",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Settings file, TOML (below PIVOT_ variables and flags).",
+)
 @click.option("--admin-token", default=None, help="Bearer token of /__pivot/ (default: generated).")
-@click.option("--faults", default=None, metavar="SPEC",
-              help="Fault spec for every call, e.g. 'latency=50..300ms' or 'status=503,p=0.1'.")
-@click.option("--dynamic", is_flag=True, default=None,
-              help="Answer unrecorded ids with bodies generated from the schemas.")
-@click.option("--record-from", default=None, metavar="URL",
-              help="Upstream for record-through of unrecorded requests.")
-@click.option("--workers", default=None, type=click.IntRange(min=1),
-              help="Worker processes (implies --production when > 1; default 2 there).")
-@click.option("--production", is_flag=True,
-              help="Serve with granian worker processes instead of the development server.")
-def serve(host: str, port: int, fixtures_dir: Path | None, accounts: Path | None,
-          schemas: Path | None, state: Path | None, config_file: Path | None,
-          admin_token: str | None, faults: str | None, dynamic: bool | None,
-          record_from: str | None, workers: int | None, production: bool) -> None:
+@click.option(
+    "--faults",
+    default=None,
+    metavar="SPEC",
+    help="Fault spec for every call, e.g. 'latency=50..300ms' or 'status=503,p=0.1'.",
+)
+@click.option(
+    "--dynamic",
+    is_flag=True,
+    default=None,
+    help="Answer unrecorded ids with bodies generated from the schemas.",
+)
+@click.option(
+    "--record-from",
+    default=None,
+    metavar="URL",
+    help="Upstream for record-through of unrecorded requests.",
+)
+@click.option(
+    "--workers",
+    default=None,
+    type=click.IntRange(min=1),
+    help="Worker processes (implies --production when > 1; default 2 there).",
+)
+@click.option(
+    "--production",
+    is_flag=True,
+    help="Serve with granian worker processes instead of the development server.",
+)
+def serve(
+    host: str,
+    port: int,
+    fixtures_dir: Path | None,
+    accounts: Path | None,
+    schemas: Path | None,
+    state: Path | None,
+    config_file: Path | None,
+    admin_token: str | None,
+    faults: str | None,
+    dynamic: bool | None,
+    record_from: str | None,
+    workers: int | None,
+    production: bool,
+) -> None:
     """Serve the mock of the Pivot API (point your client at http://HOST:PORT).
 
     Prints each account's keys (the bundled ones are public demo keys) and the admin token.
@@ -324,15 +554,21 @@ def serve(host: str, port: int, fixtures_dir: Path | None, accounts: Path | None
     """
     from mockserver.server import serve as run
 
-    flags = {"PIVOT_FIXTURES": fixtures_dir, "PIVOT_ACCOUNTS": accounts,
-             "PIVOT_SCHEMAS": schemas, "PIVOT_STATE": state, "PIVOT_CONFIG": config_file,
-             "PIVOT_ADMIN_TOKEN": admin_token, "PIVOT_FAULTS": faults,
-             "PIVOT_DYNAMIC": dynamic, "PIVOT_RECORD_FROM": record_from}
+    flags = {
+        "PIVOT_FIXTURES": fixtures_dir,
+        "PIVOT_ACCOUNTS": accounts,
+        "PIVOT_SCHEMAS": schemas,
+        "PIVOT_STATE": state,
+        "PIVOT_CONFIG": config_file,
+        "PIVOT_ADMIN_TOKEN": admin_token,
+        "PIVOT_FAULTS": faults,
+        "PIVOT_DYNAMIC": dynamic,
+        "PIVOT_RECORD_FROM": record_from,
+    }
     flags = {k: str(v) if isinstance(v, Path) else v for k, v in flags.items() if v is not None}
     count = workers if workers is not None else (2 if production else 1)
     try:
-        run(flags, host=host, port=port, workers=count, production=production,
-            echo=click.echo)
+        run(flags, host=host, port=port, workers=count, production=production, echo=click.echo)
     except PivotError as exc:
         raise click.ClickException(str(exc)) from None
     except RuntimeError as exc:
@@ -340,23 +576,50 @@ def serve(host: str, port: int, fixtures_dir: Path | None, accounts: Path | None
 
 
 @main.command("test", context_settings={"ignore_unknown_options": True})
-@click.option("--target", default="mock", envvar="PIVOT_TARGET", show_default=True,
-              help="mock (in-process), mock-server (loopback port), live "
-                   "(https://api.plurimedia.fr) or a base URL; a URL or live takes its key "
-                   "from $PIVOT_API_KEY.")
-@click.option("--budget", type=click.IntRange(min=0), default=None,
-              help="Most requests the run may send (default: 50 for live, else unlimited).")
-@click.option("--junit", type=click.Path(path_type=Path, dir_okay=False),
-              default=Path("reports/pivot-contract.xml"), show_default=True,
-              help="JUnit XML report: one test case per operation and check.")
-@click.option("--markdown", type=click.Path(path_type=Path, dir_okay=False),
-              default=Path("reports/pivot-contract.md"), show_default=True,
-              help="Markdown summary (appended when it is $GITHUB_STEP_SUMMARY).")
-@click.option("--profile", type=click.Choice(["dev", "ci"]), default=None,
-              help="Hypothesis profile of the property tests (default: dev).")
+@click.option(
+    "--target",
+    default="mock",
+    envvar="PIVOT_TARGET",
+    show_default=True,
+    help="mock (in-process), mock-server (loopback port), live "
+    "(https://api.plurimedia.fr) or a base URL; a URL or live takes its key "
+    "from $PIVOT_API_KEY.",
+)
+@click.option(
+    "--budget",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Most requests the run may send (default: 50 for live, else unlimited).",
+)
+@click.option(
+    "--junit",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=Path("reports/pivot-contract.xml"),
+    show_default=True,
+    help="JUnit XML report: one test case per operation and check.",
+)
+@click.option(
+    "--markdown",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=Path("reports/pivot-contract.md"),
+    show_default=True,
+    help="Markdown summary (appended when it is $GITHUB_STEP_SUMMARY).",
+)
+@click.option(
+    "--profile",
+    type=click.Choice(["dev", "ci"]),
+    default=None,
+    help="Hypothesis profile of the property tests (default: dev).",
+)
 @click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)
-def test(target: str, budget: int | None, junit: Path, markdown: Path, profile: str | None,
-         pytest_args: tuple[str, ...]) -> None:
+def test(
+    target: str,
+    budget: int | None,
+    junit: Path,
+    markdown: Path,
+    profile: str | None,
+    pytest_args: tuple[str, ...],
+) -> None:
     """Run the contract suite against a target and write JUnit XML and Markdown reports.
 
     Extra arguments go to pytest, e.g. `pivotkit test --target live -- -k getContent`.
@@ -370,9 +633,13 @@ def test(target: str, budget: int | None, junit: Path, markdown: Path, profile: 
     except PivotError as exc:
         raise click.BadParameter(str(exc), param_hint="--target") from None
     if chosen.needs_key and ApiKey.from_env() is None:
-        click.echo(f"warning: {KEY_ENV} is not set: every test against {chosen.label} will be "
-                   "skipped (nothing is sent)", err=True)
-    code = run_suite(target, budget=budget, junit=junit, markdown=markdown, profile=profile,
-                     extra=pytest_args)
+        click.echo(
+            f"warning: {KEY_ENV} is not set: every test against {chosen.label} will be "
+            "skipped (nothing is sent)",
+            err=True,
+        )
+    code = run_suite(
+        target, budget=budget, junit=junit, markdown=markdown, profile=profile, extra=pytest_args
+    )
     click.echo(f"reports: {junit} {markdown}", err=True)
     raise SystemExit(code)

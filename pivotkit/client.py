@@ -38,8 +38,9 @@ class ApiKey:
         self._value = value
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None,
-                 name: str = KEY_ENV) -> ApiKey | None:
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, name: str = KEY_ENV
+    ) -> ApiKey | None:
         """The key in ``$PIVOT_API_KEY`` (or ``name``), None when unset or blank."""
         raw = (os.environ if environ is None else environ).get(name, "")
         return cls(raw) if raw.strip() else None
@@ -111,8 +112,9 @@ def parse_target(spec: str) -> Target:
     if value.startswith(("http://", "https://")):
         url = value.rstrip("/")
         return Target("live" if url == LIVE_URL else "url", url)
-    raise ConfigError("--pivot-target",
-                      f"{spec!r} is not 'mock', 'mock-server', 'live' or an http(s):// URL")
+    raise ConfigError(
+        "--pivot-target", f"{spec!r} is not 'mock', 'mock-server', 'live' or an http(s):// URL"
+    )
 
 
 class CallBudget:
@@ -186,10 +188,18 @@ class PivotClient(httpx.Client):
     (``transport=`` routes into a WSGI app or a respx mock).
     """
 
-    def __init__(self, base_url: str = LIVE_URL, key: ApiKey | str | None = None, *,
-                 lang: str | None = None, budget: CallBudget | None = None,
-                 max_retries: int = 2, max_wait: float = 120.0,
-                 sleep: Callable[[float], None] = time.sleep, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        base_url: str = LIVE_URL,
+        key: ApiKey | str | None = None,
+        *,
+        lang: str | None = None,
+        budget: CallBudget | None = None,
+        max_retries: int = 2,
+        max_wait: float = 120.0,
+        sleep: Callable[[float], None] = time.sleep,
+        **kwargs: Any,
+    ) -> None:
         self.key = ApiKey(key) if isinstance(key, str) else key
         self.lang = lang
         self.budget = budget if budget is not None else CallBudget()
@@ -206,8 +216,11 @@ class PivotClient(httpx.Client):
     def _prepare(self, request: httpx.Request) -> None:
         chosen = request.extensions.get(KEY_EXTENSION, self.key)
         key = ApiKey(chosen) if isinstance(chosen, str) else chosen
-        if (isinstance(key, ApiKey) and KEY_HEADER not in request.headers
-                and KEY_QUERY not in request.url.params):
+        if (
+            isinstance(key, ApiKey)
+            and KEY_HEADER not in request.headers
+            and KEY_QUERY not in request.url.params
+        ):
             request.headers[KEY_HEADER] = key.reveal()
         if self.lang is not None and "lang" not in request.url.params:
             request.url = request.url.copy_merge_params({"lang": self.lang})
@@ -235,9 +248,15 @@ class PivotClient(httpx.Client):
             attempt += 1
             self._sleep(wait)
 
-    def call(self, operation_id: str, *, params: Mapping[str, str] | None = None,
-             key: object = KEY_EXTENSION,
-             headers: Mapping[str, str] | None = None, **path_params: object) -> httpx.Response:
+    def call(
+        self,
+        operation_id: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        key: object = KEY_EXTENSION,
+        headers: Mapping[str, str] | None = None,
+        **path_params: object,
+    ) -> httpx.Response:
         """GET one operation of the contract by id, e.g. ``call("getContent", id=7488)``.
 
         ``key=None`` sends no key, a string or ApiKey sends that one.

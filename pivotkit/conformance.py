@@ -28,8 +28,11 @@ class Problem:
     value: Any = None
 
     def __str__(self) -> str:
-        value = json.dumps(self.value, ensure_ascii=False) if not isinstance(self.value, str) \
+        value = (
+            json.dumps(self.value, ensure_ascii=False)
+            if not isinstance(self.value, str)
             else repr(self.value)
+        )
         if len(value) > 200:
             value = value[:197] + "..."
         return f"{self.operation_id} at {self.pointer or '/'}: {self.message} (value: {value})"
@@ -38,7 +41,8 @@ class Problem:
 def request_line(request: httpx.Request) -> str:
     """``GET /path?query`` of a request, without the key if it was sent in the query."""
     params: list[tuple[str, str | int | float | bool | None]] = [
-        (k, v) for k, v in request.url.params.multi_items() if k not in _HIDDEN_QUERY]
+        (k, v) for k, v in request.url.params.multi_items() if k not in _HIDDEN_QUERY
+    ]
     query = str(httpx.QueryParams(params))
     return f"{request.method} {request.url.path}" + (f"?{query}" if query else "")
 
@@ -74,7 +78,8 @@ class Conformance:
         if name not in self._schemas:
             self._schemas[name] = Draft202012Validator(
                 {"$ref": f"{OPENAPI_URI}#/components/schemas/{name}"},
-                registry=self.contract.registry)
+                registry=self.contract.registry,
+            )
         return self._schemas[name]
 
     def operation_for(self, request: httpx.Request) -> Operation | None:
@@ -99,8 +104,10 @@ class Conformance:
 
     def body_problems(self, operation_id: str, status: int, body: Any) -> list[Problem]:
         """The body's violations of the contract, as problems."""
-        return [Problem(operation_id, v.pointer, v.message, v.value)
-                for v in self.contract.validate(operation_id, status, body)]
+        return [
+            Problem(operation_id, v.pointer, v.message, v.value)
+            for v in self.contract.validate(operation_id, status, body)
+        ]
 
     def header_problems(self, operation_id: str, response: httpx.Response) -> list[Problem]:
         """The provider's headers a 200 must carry, each against its schema."""
@@ -112,47 +119,89 @@ class Conformance:
             value = response.headers.get(name)
             if name.lower() == "content-encoding":
                 if gzip_ok and value != "gzip":
-                    problems.append(Problem(operation_id, pointer,
-                                            "gzip was accepted but the body is not gzip", value))
+                    problems.append(
+                        Problem(
+                            operation_id,
+                            pointer,
+                            "gzip was accepted but the body is not gzip",
+                            value,
+                        )
+                    )
                 elif not gzip_ok and value not in (None, "identity"):
-                    problems.append(Problem(operation_id, pointer,
-                                            "gzip was not accepted but the body is encoded",
-                                            value))
+                    problems.append(
+                        Problem(
+                            operation_id,
+                            pointer,
+                            "gzip was not accepted but the body is encoded",
+                            value,
+                        )
+                    )
                 continue
             if value is None:
-                problems.append(Problem(operation_id, pointer, "header missing",
-                                        schema.get("const", schema.get("pattern"))))
+                problems.append(
+                    Problem(
+                        operation_id,
+                        pointer,
+                        "header missing",
+                        schema.get("const", schema.get("pattern")),
+                    )
+                )
                 continue
             for error in Draft202012Validator(schema).iter_errors(value):
                 problems.append(Problem(operation_id, pointer, error.message, value))
         length = response.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) != response.num_bytes_downloaded:
-            problems.append(Problem(
-                operation_id, "/headers/content-length",
-                f"says {length} bytes but {response.num_bytes_downloaded} came on the wire",
-                length))
+            problems.append(
+                Problem(
+                    operation_id,
+                    "/headers/content-length",
+                    f"says {length} bytes but {response.num_bytes_downloaded} came on the wire",
+                    length,
+                )
+            )
         return problems
 
-    def problems(self, response: httpx.Response, operation_id: str | None = None, *,
-                 expect: int | Iterable[int] | None = None,
-                 headers: bool = True) -> list[Problem]:
+    def problems(
+        self,
+        response: httpx.Response,
+        operation_id: str | None = None,
+        *,
+        expect: int | Iterable[int] | None = None,
+        headers: bool = True,
+    ) -> list[Problem]:
         """Every problem of one response: status (declared, or in ``expect``), content type,
         body against the contract and, on a 200, the provider's headers."""
-        op = self.contract.operation(operation_id) if operation_id else \
-            self.operation_for(response.request)
+        op = (
+            self.contract.operation(operation_id)
+            if operation_id
+            else self.operation_for(response.request)
+        )
         name = op.operation_id if op is not None else "(no operation)"
         status = response.status_code
         out: list[Problem] = []
         wanted = {expect} if isinstance(expect, int) else set(expect or ())
         if wanted and status not in wanted:
             body = response.text[:200]
-            out.append(Problem(name, "/status", f"expected {' or '.join(map(str, sorted(wanted)))}"
-                               f", got {status} (body: {body!r})", status))
+            out.append(
+                Problem(
+                    name,
+                    "/status",
+                    f"expected {' or '.join(map(str, sorted(wanted)))}"
+                    f", got {status} (body: {body!r})",
+                    status,
+                )
+            )
             return out
         declared = op.statuses if op is not None else (404,)
         if status not in declared:
-            out.append(Problem(name, "/status", f"status {status} is not declared "
-                               f"(declared: {', '.join(map(str, declared))})", status))
+            out.append(
+                Problem(
+                    name,
+                    "/status",
+                    f"status {status} is not declared (declared: {', '.join(map(str, declared))})",
+                    status,
+                )
+            )
             return out
         ctype = response.headers.get("content-type", "")
         if not ctype.lower().startswith(JSON_TYPE):
@@ -165,16 +214,24 @@ class Conformance:
             return out
         if op is None:
             errors = self._validator("GatewayNotFound").iter_errors(body)
-            out += [Problem(name, "".join(f"/{p}" for p in e.absolute_path), e.message,
-                            e.instance) for e in errors]
+            out += [
+                Problem(name, "".join(f"/{p}" for p in e.absolute_path), e.message, e.instance)
+                for e in errors
+            ]
             return out
         out += self.body_problems(op.operation_id, status, body)
         if headers and status == 200:
             out += self.header_problems(op.operation_id, response)
         return out
 
-    def check(self, response: httpx.Response, operation_id: str | None = None, *,
-              expect: int | Iterable[int] | None = None, headers: bool = True) -> Any:
+    def check(
+        self,
+        response: httpx.Response,
+        operation_id: str | None = None,
+        *,
+        expect: int | Iterable[int] | None = None,
+        headers: bool = True,
+    ) -> Any:
         """Raise ResponseMismatch (an AssertionError) listing every problem; return the JSON
         body when there is none."""
         found = self.problems(response, operation_id, expect=expect, headers=headers)

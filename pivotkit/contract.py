@@ -30,8 +30,19 @@ Mode = Literal["tolerant", "strict"]
 MODES: tuple[Mode, ...] = ("tolerant", "strict")
 
 # Keywords whose value is one subschema, a list of them, or a map of them (2020-12 applicators).
-_ONE = ("additionalProperties", "unevaluatedProperties", "items", "contains", "not", "if", "then",
-        "else", "propertyNames", "unevaluatedItems", "contentSchema")
+_ONE = (
+    "additionalProperties",
+    "unevaluatedProperties",
+    "items",
+    "contains",
+    "not",
+    "if",
+    "then",
+    "else",
+    "propertyNames",
+    "unevaluatedItems",
+    "contentSchema",
+)
 _MANY = ("allOf", "anyOf", "oneOf", "prefixItems")
 _MAP = ("properties", "patternProperties", "$defs", "dependentSchemas")
 
@@ -239,8 +250,11 @@ def _make_strict(schema: dict[str, Any]) -> None:
     ``unevaluatedProperties: false`` sees the properties declared through ``$ref``, ``allOf``
     and ``if``/``else`` in the same schema object, so composition keeps working.
     """
-    if "properties" in schema and "unevaluatedProperties" not in schema \
-            and "additionalProperties" not in schema:
+    if (
+        "properties" in schema
+        and "unevaluatedProperties" not in schema
+        and "additionalProperties" not in schema
+    ):
         schema["unevaluatedProperties"] = False
     for sub in _subschemas(schema):
         _make_strict(sub)
@@ -274,8 +288,13 @@ class Contract:
     Build it with :meth:`load`; it is immutable afterwards and safe to share between threads.
     """
 
-    def __init__(self, directory: Path, openapi: dict[str, Any],
-                 documents: dict[str, tuple[Path, Any]], engine: str | None = None) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        openapi: dict[str, Any],
+        documents: dict[str, tuple[Path, Any]],
+        engine: str | None = None,
+    ) -> None:
         self.directory = directory
         self.openapi = openapi
         self._documents = documents
@@ -306,8 +325,9 @@ class Contract:
         root = Path(directory) if directory is not None else default_schemas_dir()
         openapi_path = root / OPENAPI_NAME
         if not openapi_path.is_file():
-            raise ContractFileError(openapi_path,
-                                    "no openapi.yaml here; pass the schemas directory")
+            raise ContractFileError(
+                openapi_path, "no openapi.yaml here; pass the schemas directory"
+            )
         openapi = _read_yaml(openapi_path)
         if not isinstance(openapi, dict) or "paths" not in openapi:
             raise ContractFileError(openapi_path, "not an OpenAPI document (no 'paths')")
@@ -338,10 +358,12 @@ class Contract:
             return {}
         out: dict[tuple[str, int, Mode], Any] = {}
         for mode in MODES:
-            registry = jsonschema_rs.Registry([
-                (uri, _strict_copy(uri, contents) if mode == "strict" else contents)
-                for uri, (_, contents) in self._documents.items()
-            ])
+            registry = jsonschema_rs.Registry(
+                [
+                    (uri, _strict_copy(uri, contents) if mode == "strict" else contents)
+                    for uri, (_, contents) in self._documents.items()
+                ]
+            )
             for key, ref in self._schema_refs.items():
                 out[(*key, mode)] = jsonschema_rs.validator_for({"$ref": ref}, registry=registry)
         return out
@@ -375,15 +397,21 @@ class Contract:
                     continue
                 params = tuple(
                     Parameter(
-                        name=p["name"], location=p["in"], required=bool(p.get("required")),
-                        schema=p.get("schema", {}), description=p.get("description", ""),
+                        name=p["name"],
+                        location=p["in"],
+                        required=bool(p.get("required")),
+                        schema=p.get("schema", {}),
+                        description=p.get("description", ""),
                     )
                     for p in (self._deref(raw) for raw in spec.get("parameters", []))
                 )
                 op_id = spec["operationId"]
                 ops[op_id] = Operation(
-                    operation_id=op_id, method=method.upper(), path=template,
-                    summary=spec.get("summary", ""), parameters=params,
+                    operation_id=op_id,
+                    method=method.upper(),
+                    path=template,
+                    summary=spec.get("summary", ""),
+                    parameters=params,
                     statuses=tuple(sorted(int(s) for s in spec.get("responses", {}))),
                     path_source=spec.get("x-pivot-path-source", "assumed"),
                     empty_result=bool(spec.get("x-pivot-empty-result", False)),
@@ -447,16 +475,18 @@ class Contract:
         """The schema (tolerant form) at an absolute URI."""
         return self.registry.resolver().lookup(uri).contents
 
-    def validator(self, operation_id: str, status: int,
-                  mode: Mode = "tolerant") -> Draft202012Validator:
+    def validator(
+        self, operation_id: str, status: int, mode: Mode = "tolerant"
+    ) -> Draft202012Validator:
         """The precompiled validator for one operation, status and mode."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
         self.schema_ref(operation_id, status)
         return self._validators[operation_id, status, mode]
 
-    def is_valid(self, operation_id: str, status: int, body: Any,
-                 *, mode: Mode = "tolerant") -> bool:
+    def is_valid(
+        self, operation_id: str, status: int, body: Any, *, mode: Mode = "tolerant"
+    ) -> bool:
         """Whether the body fits the contract (fast path, no error details)."""
         validator = self.validator(operation_id, status, mode)
         fast = self._fast.get((operation_id, status, mode))
@@ -464,8 +494,9 @@ class Contract:
             return bool(fast.is_valid(body))
         return bool(validator.is_valid(body))
 
-    def validate(self, operation_id: str, status: int, body: Any,
-                 *, mode: Mode = "tolerant") -> list[Violation]:
+    def validate(
+        self, operation_id: str, status: int, body: Any, *, mode: Mode = "tolerant"
+    ) -> list[Violation]:
         """Every violation of the contract by ``body`` (empty list when it fits).
 
         ``mode="tolerant"`` is the contract; ``mode="strict"`` also reports each undeclared
@@ -480,13 +511,25 @@ class Contract:
         if not out:  # the engines disagree (e.g. a regex dialect): report the fast engine's view
             fast = self._fast[operation_id, status, mode]
             for err in fast.iter_errors(body):
-                out.append(Violation(operation_id, status, to_pointer(list(err.instance_path)),
-                                     "#/" + "/".join(map(str, err.schema_path)), err.message,
-                                     _hashable(err.instance)))
+                out.append(
+                    Violation(
+                        operation_id,
+                        status,
+                        to_pointer(list(err.instance_path)),
+                        "#/" + "/".join(map(str, err.schema_path)),
+                        err.message,
+                        _hashable(err.instance),
+                    )
+                )
         return sorted(set(out), key=lambda v: (v.pointer, v.schema_path, v.message))
 
-    def _violations(self, operation_id: str, status: int, error: ValidationError,
-                    validator: Draft202012Validator) -> Iterator[Violation]:
+    def _violations(
+        self,
+        operation_id: str,
+        status: int,
+        error: ValidationError,
+        validator: Draft202012Validator,
+    ) -> Iterator[Violation]:
         # if/else and anyOf hide the interesting error one level down: descend to it.
         if error.validator in ("anyOf", "oneOf") and error.context:
             deepest = best_match(error.context)
@@ -500,13 +543,18 @@ class Contract:
             for key in error.instance:
                 if key not in declared:
                     yield Violation(
-                        operation_id, status, f"{pointer}/{escape_pointer_segment(key)}",
-                        schema_path, f"undeclared field {key!r}", _hashable(error.instance[key]),
+                        operation_id,
+                        status,
+                        f"{pointer}/{escape_pointer_segment(key)}",
+                        schema_path,
+                        f"undeclared field {key!r}",
+                        _hashable(error.instance[key]),
                         "undeclared",
                     )
             return
-        yield Violation(operation_id, status, pointer, schema_path, error.message,
-                        _hashable(error.instance))
+        yield Violation(
+            operation_id, status, pointer, schema_path, error.message, _hashable(error.instance)
+        )
 
 
 def _hashable(value: Any) -> Any:
@@ -516,8 +564,9 @@ def _hashable(value: Any) -> Any:
     return value
 
 
-def _declared_keys(schema: Any, registry: Registry[Any],
-                   seen: frozenset[int] = frozenset()) -> set[str]:
+def _declared_keys(
+    schema: Any, registry: Registry[Any], seen: frozenset[int] = frozenset()
+) -> set[str]:
     """Property names a schema object declares, through $ref, allOf and if/then/else.
 
     Every schema file shares one base URI, so a relative ``$ref`` resolves against it.
@@ -549,8 +598,14 @@ def load_contract(directory: Path | str | None = None) -> Contract:
     return _default_contract(str(root.resolve()))
 
 
-def validate(operation_id: str, status: int, body: Any, *, mode: Mode = "tolerant",
-             directory: Path | str | None = None) -> list[Violation]:
+def validate(
+    operation_id: str,
+    status: int,
+    body: Any,
+    *,
+    mode: Mode = "tolerant",
+    directory: Path | str | None = None,
+) -> list[Violation]:
     """Every violation of the default contract by ``body``; see :meth:`Contract.validate`."""
     return load_contract(directory).validate(operation_id, status, body, mode=mode)
 

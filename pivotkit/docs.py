@@ -58,13 +58,19 @@ def _anchor(name: str) -> str:
 
 
 def _operation(op: Operation, contract: Contract) -> list[str]:
-    lines = [f"### `{op.operation_id}`: {op.method} `{op.path}`", "",
-             f"{op.summary} Path source: **{op.path_source}**."
-             + (" No result answers 200 with an empty JSON." if op.empty_result else ""), ""]
+    lines = [
+        f"### `{op.operation_id}`: {op.method} `{op.path}`",
+        "",
+        f"{op.summary} Path source: **{op.path_source}**."
+        + (" No result answers 200 with an empty JSON." if op.empty_result else ""),
+        "",
+    ]
     lines += ["| parameter | in | required | type |", "|---|---|---|---|"]
     for p in op.parameters:
-        lines.append(f"| `{p.name}` | {p.location} | {'yes' if p.required else 'no'} | "
-                     f"{_type_of(dict(p.schema), contract, 'openapi.yaml')} |")
+        lines.append(
+            f"| `{p.name}` | {p.location} | {'yes' if p.required else 'no'} | "
+            f"{_type_of(dict(p.schema), contract, 'openapi.yaml')} |"
+        )
     lines += ["", "| status | body |", "|---|---|"]
     for status in op.statuses:
         schema = contract.resolve(contract.schema_ref(op.operation_id, status))
@@ -92,15 +98,20 @@ def _entity(name: str, schema: dict[str, Any], contract: Contract) -> list[str]:
     lines += ["| field | type | required | notes |", "|---|---|---|---|"]
     for field, sub in props.items():
         note = (sub.get("description", "") if isinstance(sub, dict) else "").replace("|", "\\|")
-        lines.append(f"| `{field}` | {_type_of(sub, contract, name)} | "
-                     f"{'yes' if field in required else 'no'} | {note} |")
+        lines.append(
+            f"| `{field}` | {_type_of(sub, contract, name)} | "
+            f"{'yes' if field in required else 'no'} | {note} |"
+        )
     return [*lines, ""]
 
 
 def render_reference(contract: Contract) -> str:
     """The whole reference: operations, then every entity schema with its fields."""
-    out = [_HEADER.format(description=contract.openapi["info"].get("description", "")),
-           "## Operations", ""]
+    out = [
+        _HEADER.format(description=contract.openapi["info"].get("description", "")),
+        "## Operations",
+        "",
+    ]
     for op in contract.operations.values():
         out += _operation(op, contract)
     out += ["## Schemas", ""]
@@ -110,8 +121,10 @@ def render_reference(contract: Contract) -> str:
         defs = schema.get("$defs", {})
         if defs:
             out += ["| definition | type | notes |", "|---|---|---|"]
-            out += [f"| `{key}` | {_type_of(sub, contract, path.name)} | "
-                    f"{sub.get('description', '')} |" for key, sub in defs.items()]
+            out += [
+                f"| `{key}` | {_type_of(sub, contract, path.name)} | {sub.get('description', '')} |"
+                for key, sub in defs.items()
+            ]
             out.append("")
     return "\n".join(out).rstrip() + "\n"
 

@@ -55,21 +55,23 @@ SEVERITIES = ("breaking", "warning", "info")
 
 #: Every finding kind and its severity. ``header-changed`` is breaking only when the
 #: content type stops being one the contract declares (see :func:`_header_findings`).
-KINDS: Mapping[str, str] = MappingProxyType({
-    "operation-gone": "breaking",
-    "status-changed": "breaking",
-    "envelope-changed": "breaking",
-    "field-removed": "breaking",
-    "required-missing": "breaking",
-    "type-changed": "breaking",
-    "became-nullable": "breaking",
-    "format-changed": "breaking",
-    "header-changed": "warning",
-    "new-enum-value": "warning",
-    "constraint-violated": "warning",
-    "new-field": "info",
-    "deviation-expired": "info",
-})
+KINDS: Mapping[str, str] = MappingProxyType(
+    {
+        "operation-gone": "breaking",
+        "status-changed": "breaking",
+        "envelope-changed": "breaking",
+        "field-removed": "breaking",
+        "required-missing": "breaking",
+        "type-changed": "breaking",
+        "became-nullable": "breaking",
+        "format-changed": "breaking",
+        "header-changed": "warning",
+        "new-enum-value": "warning",
+        "constraint-violated": "warning",
+        "new-field": "info",
+        "deviation-expired": "info",
+    }
+)
 
 #: Fixtures whose status is one of these are replayed by default: the backend's answers.
 #: Gateway answers (401, 403, 404, 429) depend on the key and the quota, not on the API.
@@ -79,9 +81,22 @@ HEADER_POINTER = "headers/"
 _EXAMPLE_MAX = 120
 _KEY_SHAPED = re.compile(r"(?<![0-9A-Za-z])[0-9a-f]{32}(?![0-9A-Za-z])")
 _REQUIRED_MESSAGE = re.compile(r"^'(.+)' is a required property$")
-_CONSTRAINTS = frozenset({"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
-                          "minLength", "maxLength", "minItems", "maxItems", "multipleOf",
-                          "uniqueItems", "minProperties", "maxProperties"})
+_CONSTRAINTS = frozenset(
+    {
+        "minimum",
+        "maximum",
+        "exclusiveMinimum",
+        "exclusiveMaximum",
+        "minLength",
+        "maxLength",
+        "minItems",
+        "maxItems",
+        "multipleOf",
+        "uniqueItems",
+        "minProperties",
+        "maxProperties",
+    }
+)
 _DEVIATIONS_SCHEMA_PATH = Path(__file__).with_name("known-deviations.schema.json")
 
 
@@ -118,9 +133,14 @@ class Answer:
     @classmethod
     def from_exchange(cls, exchange: Exchange, *, baseline: Exchange | None = None) -> Answer:
         """An answer made of a recorded exchange (for benchmarks and offline analysis)."""
-        return cls(exchange.operation_id, exchange.request, exchange.response.status,
-                   {k.lower(): v for k, v in exchange.response.headers.items()},
-                   exchange.response.body, baseline)
+        return cls(
+            exchange.operation_id,
+            exchange.request,
+            exchange.response.status,
+            {k.lower(): v for k, v in exchange.response.headers.items()},
+            exchange.response.body,
+            baseline,
+        )
 
 
 @dataclass(frozen=True)
@@ -136,9 +156,11 @@ class Deviation:
 
     def matches(self, finding: Finding) -> bool:
         """Whether the finding fits the pattern (globs on operation, pointer and kind)."""
-        return (fnmatch.fnmatchcase(finding.operation, self.operation)
-                and fnmatch.fnmatchcase(finding.pointer, self.pointer)
-                and fnmatch.fnmatchcase(finding.kind, self.kind))
+        return (
+            fnmatch.fnmatchcase(finding.operation, self.operation)
+            and fnmatch.fnmatchcase(finding.pointer, self.pointer)
+            and fnmatch.fnmatchcase(finding.kind, self.kind)
+        )
 
     def expired(self, today: dt.date) -> bool:
         """An entry holds through its expiry date and lapses the day after."""
@@ -146,8 +168,14 @@ class Deviation:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form."""
-        return {"operation": self.operation, "pointer": self.pointer, "kind": self.kind,
-                "reason": self.reason, "owner": self.owner, "expires": self.expires.isoformat()}
+        return {
+            "operation": self.operation,
+            "pointer": self.pointer,
+            "kind": self.kind,
+            "reason": self.reason,
+            "owner": self.owner,
+            "expires": self.expires.isoformat(),
+        }
 
 
 @dataclass(frozen=True)
@@ -172,8 +200,10 @@ class Finding:
     def line(self) -> str:
         """One readable line."""
         where = self.pointer or "/"
-        return (f"[{self.severity}] {self.operation} {where}: {self.kind} - expected "
-                f"{self.expected}; observed {self.observed} ({self.count}/{self.answers} answers)")
+        return (
+            f"[{self.severity}] {self.operation} {where}: {self.kind} - expected "
+            f"{self.expected}; observed {self.observed} ({self.count}/{self.answers} answers)"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form (keys stable across versions of format pivotkit-drift/1)."""
@@ -202,8 +232,11 @@ def _field_path(spec: str, source: str) -> tuple[str, ...]:
         parts = spec.split(".")
     parts = [p for p in parts if p != ITEMS]
     if not parts or "" in parts:
-        raise ConfigError(source, f"{spec!r} names no field; use /credits/character or "
-                          "credits.character (relative to data)")
+        raise ConfigError(
+            source,
+            f"{spec!r} names no field; use /credits/character or "
+            "credits.character (relative to data)",
+        )
     return tuple(parts)
 
 
@@ -225,11 +258,11 @@ class AccountProfile:
         path = tuple(p for p in relative if p != ITEMS)
         if not path:
             return False
-        if any(path[:len(w)] == w for w in self.withheld):
+        if any(path[: len(w)] == w for w in self.withheld):
             return True
         if self.allowed is None:
             return False
-        return not any(path[:len(a)] == a or a[:len(path)] == path for a in self.allowed)
+        return not any(path[: len(a)] == a or a[: len(path)] == path for a in self.allowed)
 
     def may_call(self, operation_id: str) -> bool:
         """Whether the account's rights include the operation."""
@@ -238,6 +271,7 @@ class AccountProfile:
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], source: str) -> AccountProfile:
         """A profile from a parsed file (one account's table)."""
+
         def names(key: str) -> list[str] | None:
             raw = data.get(key)
             if raw is None:
@@ -251,10 +285,10 @@ class AccountProfile:
         return cls(
             name=str(data.get("name", "default")),
             withheld=tuple(_field_path(s, source) for s in names("withheld") or []),
-            allowed=None if fields is None or "*" in fields
+            allowed=None
+            if fields is None or "*" in fields
             else tuple(_field_path(s, source) for s in fields),
-            operations=None if operations is None or "*" in operations
-            else frozenset(operations),
+            operations=None if operations is None or "*" in operations else frozenset(operations),
         )
 
 
@@ -269,14 +303,18 @@ def load_account_profile(path: Path, account: str | None = None) -> AccountProfi
     try:
         data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
     except (ValueError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(source, f"not valid {'JSON' if path.suffix == '.json' else 'TOML'}:"
-                          f" {exc}") from None
+        raise ConfigError(
+            source, f"not valid {'JSON' if path.suffix == '.json' else 'TOML'}: {exc}"
+        ) from None
     if not isinstance(data, dict):
         raise ConfigError(source, "an account profile is a table (object)")
     accounts = data.get("accounts")
     if isinstance(accounts, list):
-        chosen = [a for a in accounts if isinstance(a, dict)
-                  and (account is None or a.get("name") == account)]
+        chosen = [
+            a
+            for a in accounts
+            if isinstance(a, dict) and (account is None or a.get("name") == account)
+        ]
         if len(chosen) != 1:
             known = ", ".join(str(a.get("name")) for a in accounts if isinstance(a, dict))
             raise ConfigError(source, f"choose one account with --account (known: {known})")
@@ -328,10 +366,19 @@ def load_deviations(path: Path) -> list[Deviation]:
         try:
             expires = dt.date.fromisoformat(entry["expires"])
         except ValueError:
-            raise ConfigError(source, f"expires {entry['expires']!r} is not a date "
-                              "(YYYY-MM-DD)") from None
-        out.append(Deviation(entry["operation"], entry.get("pointer", "*"),
-                             entry.get("kind", "*"), entry["reason"], entry["owner"], expires))
+            raise ConfigError(
+                source, f"expires {entry['expires']!r} is not a date (YYYY-MM-DD)"
+            ) from None
+        out.append(
+            Deviation(
+                entry["operation"],
+                entry.get("pointer", "*"),
+                entry.get("kind", "*"),
+                entry["reason"],
+                entry["owner"],
+                expires,
+            )
+        )
     return out
 
 
@@ -393,7 +440,7 @@ def _normalize(body: Any, pointer: str) -> str:
 
 
 def _parent(pointer: str) -> str:
-    return pointer[:pointer.rfind("/")] if pointer else ""
+    return pointer[: pointer.rfind("/")] if pointer else ""
 
 
 def _depth(pointer: str) -> int:
@@ -431,8 +478,13 @@ class DriftAnalysis:
     counted in :attr:`preexisting` instead.
     """
 
-    def __init__(self, contract: Contract, *, profile: AccountProfile | None = None,
-                 secrets: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        contract: Contract,
+        *,
+        profile: AccountProfile | None = None,
+        secrets: Iterable[str] = (),
+    ) -> None:
         self.contract = contract
         self.profile = profile or AccountProfile()
         self._secrets = tuple(secrets)
@@ -467,14 +519,16 @@ class DriftAnalysis:
             tally = self._tallies.get((op.operation_id, pointer, kind))
             if tally is None:
                 tally = self._tallies[op.operation_id, pointer, kind] = _Tally(
-                    severity, expected, observed, redact_example(example, self._secrets))
+                    severity, expected, observed, redact_example(example, self._secrets)
+                )
             elif SEVERITIES.index(severity) < SEVERITIES.index(tally.severity):
                 tally.severity = severity
             tally.count += 1
         return {kind for _, kind in found}
 
-    def findings(self, deviations: Iterable[Deviation] = (),
-                 today: dt.date | None = None) -> tuple[list[Finding], list[Finding]]:
+    def findings(
+        self, deviations: Iterable[Deviation] = (), today: dt.date | None = None
+    ) -> tuple[list[Finding], list[Finding]]:
         """The active and the suppressed findings, each sorted (severity, operation, pointer).
 
         Observer-diff findings are added where per-answer analysis found nothing at the same
@@ -489,36 +543,63 @@ class DriftAnalysis:
         active: list[Finding] = []
         suppressed: list[Finding] = []
         for (op_id, pointer, kind), t in tallies.items():
-            finding = Finding(op_id, pointer, kind, t.severity, t.expected, t.observed,
-                              t.example, t.count, self.answers[op_id])
-            entry = next((d for d in entries if not d.expired(today) and d.matches(finding)),
-                         None)
+            finding = Finding(
+                op_id,
+                pointer,
+                kind,
+                t.severity,
+                t.expected,
+                t.observed,
+                t.example,
+                t.count,
+                self.answers[op_id],
+            )
+            entry = next((d for d in entries if not d.expired(today) and d.matches(finding)), None)
             if entry is None:
                 active.append(finding)
             else:
                 suppressed.append(dataclasses.replace(finding, suppressed_by=entry))
         for entry in entries:
             if entry.expired(today):
-                active.append(Finding(
-                    entry.operation, entry.pointer, "deviation-expired", KINDS["deviation-expired"],
-                    f"suppressed until {entry.expires.isoformat()}",
-                    f"expired; matching findings are reported again (reason: {entry.reason}; "
-                    f"owner: {entry.owner})", None, 0, 0))
-        return (sorted(active, key=lambda f: f.sort_key),
-                sorted(suppressed, key=lambda f: f.sort_key))
+                active.append(
+                    Finding(
+                        entry.operation,
+                        entry.pointer,
+                        "deviation-expired",
+                        KINDS["deviation-expired"],
+                        f"suppressed until {entry.expires.isoformat()}",
+                        f"expired; matching findings are reported again (reason: {entry.reason}; "
+                        f"owner: {entry.owner})",
+                        None,
+                        0,
+                        0,
+                    )
+                )
+        return (
+            sorted(active, key=lambda f: f.sort_key),
+            sorted(suppressed, key=lambda f: f.sort_key),
+        )
 
     # -- per answer --
 
-    def _put(self, found: dict[tuple[str, str], tuple[str, str, str, Any]], pointer: str,
-             kind: str, expected: str, observed: str, example: Any = None,
-             severity: str | None = None) -> None:
+    def _put(
+        self,
+        found: dict[tuple[str, str], tuple[str, str, str, Any]],
+        pointer: str,
+        kind: str,
+        expected: str,
+        observed: str,
+        example: Any = None,
+        severity: str | None = None,
+    ) -> None:
         sev = severity or KINDS[kind]
         old = found.get((pointer, kind))
         if old is None or SEVERITIES.index(sev) < SEVERITIES.index(old[0]):
             found[pointer, kind] = (sev, expected, observed, example)
 
-    def _examine(self, op: Operation, answer: Answer,
-                 found: dict[tuple[str, str], tuple[str, str, str, Any]]) -> None:
+    def _examine(
+        self, op: Operation, answer: Answer, found: dict[tuple[str, str], tuple[str, str, str, Any]]
+    ) -> None:
         baseline = answer.baseline
         expected_status = baseline.response.status if baseline is not None else 200
         status = answer.status
@@ -527,47 +608,69 @@ class DriftAnalysis:
             return
         self._header_findings(op, answer, found)
         if answer.not_json:
-            self._put(found, "", "envelope-changed", "a JSON body", "a body that is not JSON",
-                      answer.body)
+            self._put(
+                found, "", "envelope-changed", "a JSON body", "a body that is not JSON", answer.body
+            )
             return
         body = answer.body
         if status not in op.statuses:
             return
         if not self.contract.is_valid(op.operation_id, status, body, mode="strict"):
-            for violation in self.contract.validate(op.operation_id, status, body,
-                                                    mode="strict"):
+            for violation in self.contract.validate(op.operation_id, status, body, mode="strict"):
                 self._classify(op, answer, violation, found)
         if status != 200 or is_empty_result(body):
             return
         seen: list[Node] = []
-        self.observers.setdefault(op.operation_id, Observer(op.operation_id)).add(body,
-                                                                                  seen=seen)
+        self.observers.setdefault(op.operation_id, Observer(op.operation_id)).add(body, seen=seen)
         if baseline is not None and not is_empty_result(baseline.response.body):
             live = {node.pointer for node in seen}
             self._removed_fields(op, baseline, live, found)
 
-    def _status_finding(self, op: Operation, answer: Answer, expected_status: int,
-                        found: dict[tuple[str, str], tuple[str, str, str, Any]]) -> None:
+    def _status_finding(
+        self,
+        op: Operation,
+        answer: Answer,
+        expected_status: int,
+        found: dict[tuple[str, str], tuple[str, str, str, Any]],
+    ) -> None:
         body = answer.body
-        if answer.status == 404 and 404 in op.statuses and not answer.not_json \
-                and self.contract.is_valid(op.operation_id, 404, body):
-            self._put(found, "", "operation-gone", f"{expected_status} from the backend",
-                      "404 from the gateway: no operation matches the path", body)
+        if (
+            answer.status == 404
+            and 404 in op.statuses
+            and not answer.not_json
+            and self.contract.is_valid(op.operation_id, 404, body)
+        ):
+            self._put(
+                found,
+                "",
+                "operation-gone",
+                f"{expected_status} from the backend",
+                "404 from the gateway: no operation matches the path",
+                body,
+            )
             return
         expected = str(expected_status)
         if answer.baseline is not None and is_empty_result(answer.baseline.response.body):
             expected += " (empty result)"
         self._put(found, "", "status-changed", expected, str(answer.status), body)
 
-    def _header_findings(self, op: Operation, answer: Answer,
-                         found: dict[tuple[str, str], tuple[str, str, str, Any]]) -> None:
+    def _header_findings(
+        self, op: Operation, answer: Answer, found: dict[tuple[str, str], tuple[str, str, str, Any]]
+    ) -> None:
         declared = _declared_media_types(self.contract, op, answer.status)
         live_type = answer.headers.get("content-type", "")
         media, charset = _media_type(live_type)
         pointer = HEADER_POINTER + "content-type"
         if declared and media not in declared:
-            self._put(found, pointer, "header-changed", " or ".join(sorted(declared)),
-                      live_type or "no content-type", live_type, severity="breaking")
+            self._put(
+                found,
+                pointer,
+                "header-changed",
+                " or ".join(sorted(declared)),
+                live_type or "no content-type",
+                live_type,
+                severity="breaking",
+            )
         baseline = answer.baseline
         if baseline is None:
             return
@@ -575,33 +678,59 @@ class DriftAnalysis:
         if "content-type" in recorded:
             _, old_charset = _media_type(recorded["content-type"])
             if old_charset != charset:
-                self._put(found, pointer, "header-changed", recorded["content-type"],
-                          live_type or "no content-type", live_type)
+                self._put(
+                    found,
+                    pointer,
+                    "header-changed",
+                    recorded["content-type"],
+                    live_type or "no content-type",
+                    live_type,
+                )
         if "content-encoding" in recorded:
             old = recorded["content-encoding"].lower()
             new = answer.headers.get("content-encoding", "").lower()
             if old != new:
-                self._put(found, HEADER_POINTER + "content-encoding", "header-changed", old,
-                          new or "identity (no content-encoding)", new)
+                self._put(
+                    found,
+                    HEADER_POINTER + "content-encoding",
+                    "header-changed",
+                    old,
+                    new or "identity (no content-encoding)",
+                    new,
+                )
 
-    def _classify(self, op: Operation, answer: Answer, violation: Violation,
-                  found: dict[tuple[str, str], tuple[str, str, str, Any]]) -> None:
+    def _classify(
+        self,
+        op: Operation,
+        answer: Answer,
+        violation: Violation,
+        found: dict[tuple[str, str], tuple[str, str, str, Any]],
+    ) -> None:
         body = answer.body
         pointer = _normalize(body, violation.pointer)
         keyword = violation.schema_path.rsplit("/", 1)[-1]
         value = violation.value
-        if violation.kind == "undeclared" or keyword in ("unevaluatedProperties",
-                                                         "additionalProperties"):
-            self._put(found, pointer, "new-field", "not declared",
-                      f"new field of type {_json_type(value)}", value)
+        if violation.kind == "undeclared" or keyword in (
+            "unevaluatedProperties",
+            "additionalProperties",
+        ):
+            self._put(
+                found,
+                pointer,
+                "new-field",
+                "not declared",
+                f"new field of type {_json_type(value)}",
+                value,
+            )
             return
         if keyword == "required":
             match = _REQUIRED_MESSAGE.match(violation.message)
             name = match.group(1) if match else "?"
             missing = f"{pointer}/{escape_pointer_segment(name)}"
             if _depth(missing) <= 1:
-                self._put(found, missing, "envelope-changed", "required envelope field",
-                          "absent", None)
+                self._put(
+                    found, missing, "envelope-changed", "required envelope field", "absent", None
+                )
             elif not self._withheld(op, missing):
                 self._put(found, missing, "required-missing", "required", "absent", None)
             return
@@ -609,12 +738,21 @@ class DriftAnalysis:
         expected = view.describe() if view is not None else keyword
         envelope = _depth(pointer) <= 1
         if keyword == "type":
-            kind = "envelope-changed" if envelope else (
-                "became-nullable" if value is None else "type-changed")
+            kind = (
+                "envelope-changed"
+                if envelope
+                else ("became-nullable" if value is None else "type-changed")
+            )
             self._put(found, pointer, kind, expected, _json_type(value), value)
         elif keyword in ("const", "enum"):
-            self._put(found, pointer, "envelope-changed" if envelope else "new-enum-value",
-                      expected, json.dumps(value, ensure_ascii=False), value)
+            self._put(
+                found,
+                pointer,
+                "envelope-changed" if envelope else "new-enum-value",
+                expected,
+                json.dumps(value, ensure_ascii=False),
+                value,
+            )
         elif keyword in ("pattern", "format"):
             observed = _json_type(value)
             if isinstance(value, str):
@@ -622,23 +760,45 @@ class DriftAnalysis:
                 observed = describe_format(fmt)
             self._put(found, pointer, "format-changed", expected, observed, value)
         elif keyword in _CONSTRAINTS:
-            self._put(found, pointer, "constraint-violated", f"{keyword} of the contract",
-                      violation.message[:200], value)
+            self._put(
+                found,
+                pointer,
+                "constraint-violated",
+                f"{keyword} of the contract",
+                violation.message[:200],
+                value,
+            )
         else:
-            self._put(found, pointer, "envelope-changed" if envelope else "type-changed",
-                      expected, violation.message[:200], value)
+            self._put(
+                found,
+                pointer,
+                "envelope-changed" if envelope else "type-changed",
+                expected,
+                violation.message[:200],
+                value,
+            )
 
-    def _removed_fields(self, op: Operation, baseline: Exchange, live: set[str],
-                        found: dict[tuple[str, str], tuple[str, str, str, Any]]) -> None:
+    def _removed_fields(
+        self,
+        op: Operation,
+        baseline: Exchange,
+        live: set[str],
+        found: dict[tuple[str, str], tuple[str, str, str, Any]],
+    ) -> None:
         recorded = self._recorded_pointers(baseline)
         for pointer in sorted(recorded - live):
             if _parent(pointer) not in live or self._withheld(op, pointer):
                 continue
             if (pointer, "required-missing") in found or (pointer, "envelope-changed") in found:
                 continue
-            self._put(found, pointer, "field-removed",
-                      f"present (recorded in fixture {baseline.operation_id}/{baseline.name})",
-                      "absent", None)
+            self._put(
+                found,
+                pointer,
+                "field-removed",
+                f"present (recorded in fixture {baseline.operation_id}/{baseline.name})",
+                "absent",
+                None,
+            )
 
     # -- helpers --
 
@@ -650,12 +810,16 @@ class DriftAnalysis:
         cached = self._baseline_pointers.get(key)
         if cached is None:
             body = baseline.response.body
-            synthetic = [_normalize(body, p) for p in baseline.meta.get("synthetic", [])
-                         if isinstance(p, str)]
+            synthetic = [
+                _normalize(body, p)
+                for p in baseline.meta.get("synthetic", [])
+                if isinstance(p, str)
+            ]
             observer = Observer()
             observer.add(body)
             cached = frozenset(
-                p for p in _steady_pointers(observer.root)
+                p
+                for p in _steady_pointers(observer.root)
                 if not any(p == s or p.startswith(s + "/") for s in synthetic)
             )
             self._baseline_pointers[key] = cached
@@ -672,12 +836,14 @@ class DriftAnalysis:
                 body = baseline.response.body
                 if not self.contract.is_valid(op.operation_id, status, body, mode="strict"):
                     as_answer = Answer.from_exchange(baseline, baseline=None)
-                    for violation in self.contract.validate(op.operation_id, status, body,
-                                                            mode="strict"):
+                    for violation in self.contract.validate(
+                        op.operation_id, status, body, mode="strict"
+                    ):
                         self._classify(op, as_answer, violation, found)
                 if status == 200 and not is_empty_result(body):
                     self._baseline_observers.setdefault(
-                        op.operation_id, Observer(op.operation_id)).add(body)
+                        op.operation_id, Observer(op.operation_id)
+                    ).add(body)
             cached = self._baseline_keys[key] = frozenset(found)
         return cached
 
@@ -689,8 +855,11 @@ class DriftAnalysis:
             cached = ""
             view = self._view_at(operation_id, 200, "")
             if view is not None:
-                holders = [k for k, f in view.props.items()
-                           if (f().effective_types() or set()) & {"object", "array"}]
+                holders = [
+                    k
+                    for k, f in view.props.items()
+                    if (f().effective_types() or set()) & {"object", "array"}
+                ]
                 if len(holders) == 1:
                     cached = "/" + escape_pointer_segment(holders[0])
             self._payload[operation_id] = cached
@@ -700,7 +869,7 @@ class DriftAnalysis:
         base = self._payload_pointer(op.operation_id)
         if base and not pointer.startswith(base + "/"):
             return False
-        return self.profile.withholds(_segments(pointer[len(base):]))
+        return self.profile.withholds(_segments(pointer[len(base) :]))
 
     def _view_at(self, operation_id: str, status: int, pointer: str) -> View | None:
         key = (operation_id, status)
@@ -720,8 +889,9 @@ class DriftAnalysis:
                 view = thunk() if thunk is not None else None
         return view
 
-    def _observed_findings(self, op_id: str,
-                           observer: Observer) -> dict[tuple[str, str, str], _Tally]:
+    def _observed_findings(
+        self, op_id: str, observer: Observer
+    ) -> dict[tuple[str, str, str], _Tally]:
         """Findings from the observed schema's diff with the contract, by direction; a
         difference the recorded fixtures already show is not one."""
         view = self._view_at(op_id, 200, "")
@@ -736,29 +906,36 @@ class DriftAnalysis:
             kind = _DIRECTION.get(d.kind)
             if kind is None or (d.pointer, d.kind) in known:
                 continue
-            if kind in ("required-missing", "field-removed") and \
-                    self._withheld(self.contract.operation(op_id), d.pointer):
+            if kind in ("required-missing", "field-removed") and self._withheld(
+                self.contract.operation(op_id), d.pointer
+            ):
                 continue
             if _depth(d.pointer) <= 1 and kind != "new-field":
                 kind = "envelope-changed"
             example = _example_at(observer, d)
-            out[op_id, d.pointer, kind] = _Tally(KINDS[kind], d.contract, d.observed,
-                                                 redact_example(example, self._secrets),
-                                                 d.answers)
+            out[op_id, d.pointer, kind] = _Tally(
+                KINDS[kind],
+                d.contract,
+                d.observed,
+                redact_example(example, self._secrets),
+                d.answers,
+            )
         return out
 
 
 #: Observed-vs-contract differences that are drift, and the finding kind they become.
 #: The others (only in the contract, always present but optional, narrower types, enums
 #: or formats the contract leaves open) do not break a consumer.
-_DIRECTION: Mapping[str, str] = MappingProxyType({
-    "type-differs": "type-changed",
-    "nullable-observed": "became-nullable",
-    "format-differs": "format-changed",
-    "enum-new-values": "new-enum-value",
-    "only-observed": "new-field",
-    "required-in-contract-missing-in-observed": "required-missing",
-})
+_DIRECTION: Mapping[str, str] = MappingProxyType(
+    {
+        "type-differs": "type-changed",
+        "nullable-observed": "became-nullable",
+        "format-differs": "format-changed",
+        "enum-new-values": "new-enum-value",
+        "only-observed": "new-field",
+        "required-in-contract-missing-in-observed": "required-missing",
+    }
+)
 
 
 _FixtureKey = tuple[str, str, tuple[str, str, str]]
@@ -813,8 +990,7 @@ def _declared_media_types(contract: Contract, op: Operation, status: int) -> fro
 
 
 @cache
-def _media_types_cached(contract: Contract, path: str, method: str,
-                        status: int) -> frozenset[str]:
+def _media_types_cached(contract: Contract, path: str, method: str, status: int) -> frozenset[str]:
     spec = contract.openapi.get("paths", {}).get(path, {}).get(method, {})
     response = spec.get("responses", {}).get(str(status))
     if not isinstance(response, dict):
@@ -827,9 +1003,14 @@ def _media_types_cached(contract: Contract, path: str, method: str,
 # -- the plan and the run ----------------------------------------------------------------------
 
 
-def plan_from_fixtures(fixtures: FixtureSet, contract: Contract, *, sample: int | None = None,
-                       seed: int | None = None,
-                       profile: AccountProfile | None = None) -> list[PlannedRequest]:
+def plan_from_fixtures(
+    fixtures: FixtureSet,
+    contract: Contract,
+    *,
+    sample: int | None = None,
+    seed: int | None = None,
+    profile: AccountProfile | None = None,
+) -> list[PlannedRequest]:
     """The request of every replayable fixture (one per method, path and query), or a seeded
     sample of ``sample`` of them, in file order."""
     profile = profile or AccountProfile()
@@ -851,8 +1032,9 @@ def plan_from_fixtures(fixtures: FixtureSet, contract: Contract, *, sample: int 
     return plan
 
 
-def plan_from_file(path: Path, fixtures: FixtureSet, contract: Contract, *,
-                   profile: AccountProfile | None = None) -> list[PlannedRequest]:
+def plan_from_file(
+    path: Path, fixtures: FixtureSet, contract: Contract, *, profile: AccountProfile | None = None
+) -> list[PlannedRequest]:
     """A plan from a file in ``pivotkit record --plan`` format (YAML or JSON list of
     ``{operationId, params, lang?}``); the fixture of the same request, if any, is the
     baseline."""
@@ -916,11 +1098,19 @@ class _Pacer:
             self._sleep(start - now)
 
 
-def replay(plan: Sequence[PlannedRequest], base_url: str, *, key: Any = None,
-           budget: int | None = None, concurrency: int = 4, rate: float | None = 5.0,
-           max_wait: float = 120.0, timeout: float = 30.0,
-           transport: httpx.BaseTransport | None = None,
-           sleep: Callable[[float], None] = time.sleep) -> RunResult:
+def replay(
+    plan: Sequence[PlannedRequest],
+    base_url: str,
+    *,
+    key: Any = None,
+    budget: int | None = None,
+    concurrency: int = 4,
+    rate: float | None = 5.0,
+    max_wait: float = 120.0,
+    timeout: float = 30.0,
+    transport: httpx.BaseTransport | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> RunResult:
     """Send every planned request to ``base_url`` (bounded concurrency and rate, a call
     budget, 429s retried after Retry-After, a quota answer stops the run)."""
     from pivotkit.client import CallBudget, PivotClient
@@ -943,8 +1133,9 @@ def replay(plan: Sequence[PlannedRequest], base_url: str, *, key: Any = None,
             # their packages happen to be installed, and the encoding would drift with them.
             headers["Accept-Encoding"] = "gzip"
         try:
-            response = client.request(req.method, req.path, params=dict(req.query) or None,
-                                      headers=headers)
+            response = client.request(
+                req.method, req.path, params=dict(req.query) or None, headers=headers
+            )
         except QuotaExhausted as exc:
             with lock:
                 result.quota = exc
@@ -962,13 +1153,23 @@ def replay(plan: Sequence[PlannedRequest], base_url: str, *, key: Any = None,
             return
         if response.status_code == 429:  # still limited after the retries: not an answer
             with lock:
-                result.errors.append(f"{item.label}: still rate limited (429) after retries; "
-                                     "lower --rate or raise --max-wait")
+                result.errors.append(
+                    f"{item.label}: still rate limited (429) after retries; "
+                    "lower --rate or raise --max-wait"
+                )
             return
         slots[index] = _answer_of(item, response)
 
-    with PivotClient(base_url, key, budget=calls, max_retries=3, max_wait=max_wait,
-                     transport=transport, timeout=timeout, sleep=sleep) as client:
+    with PivotClient(
+        base_url,
+        key,
+        budget=calls,
+        max_retries=3,
+        max_wait=max_wait,
+        transport=transport,
+        timeout=timeout,
+        sleep=sleep,
+    ) as client:
         workers = max(1, min(concurrency, len(plan) or 1))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pivot-drift") as pool:
             for future in [pool.submit(one, i, item, client) for i, item in enumerate(plan)]:
@@ -985,8 +1186,15 @@ def _answer_of(item: PlannedRequest, response: httpx.Response) -> Answer:
         not_json = False
     except ValueError:
         body, not_json = response.text[:2000], True
-    return Answer(item.operation_id, item.request, response.status_code, headers, body,
-                  item.baseline, not_json)
+    return Answer(
+        item.operation_id,
+        item.request,
+        response.status_code,
+        headers,
+        body,
+        item.baseline,
+        not_json,
+    )
 
 
 # -- the report --------------------------------------------------------------------------------
@@ -1043,10 +1251,14 @@ class DriftReport:
             "summary": self.summary(),
             "stopped": self.stopped,
             "operations": [
-                {"operation": op, "answers": self.answers.get(op, 0),
-                 "statuses": {str(s): n for s, n in sorted(self.statuses.get(op, {}).items())},
-                 "breaking": sum(1 for f in self.findings
-                                 if f.operation == op and f.severity == "breaking")}
+                {
+                    "operation": op,
+                    "answers": self.answers.get(op, 0),
+                    "statuses": {str(s): n for s, n in sorted(self.statuses.get(op, {}).items())},
+                    "breaking": sum(
+                        1 for f in self.findings if f.operation == op and f.severity == "breaking"
+                    ),
+                }
                 for op in self.operations
             ],
             "findings": [f.to_dict() for f in self.findings],
@@ -1061,11 +1273,18 @@ class DriftReport:
     def text_summary(self) -> str:
         """One paragraph for chat (the webhook's ``text``)."""
         s = self.summary()
-        verdict = ("BREAKING drift" if s["breaking"] else
-                   "drift without breaking change" if self.findings else "no drift")
-        text = (f"pivotkit drift against {self.target}: {verdict}. {s['answers']} answers from "
-                f"{len(self.operations)} operations: {s['breaking']} breaking, {s['warning']} "
-                f"warning, {s['info']} info, {s['suppressed']} suppressed.")
+        verdict = (
+            "BREAKING drift"
+            if s["breaking"]
+            else "drift without breaking change"
+            if self.findings
+            else "no drift"
+        )
+        text = (
+            f"pivotkit drift against {self.target}: {verdict}. {s['answers']} answers from "
+            f"{len(self.operations)} operations: {s['breaking']} breaking, {s['warning']} "
+            f"warning, {s['info']} info, {s['suppressed']} suppressed."
+        )
         top = [f for f in self.findings if f.severity == "breaking"][:3]
         if top:
             text += " " + "; ".join(f"{f.operation} {f.pointer or '/'} {f.kind}" for f in top)
@@ -1077,28 +1296,41 @@ class DriftReport:
     def to_markdown(self) -> str:
         """A Markdown page for a CI step summary."""
         s = self.summary()
-        lines = [f"## pivotkit drift: {self.target}", "",
-                 self.text_summary(), "",
-                 "| breaking | warning | info | suppressed | answers | calls |",
-                 "|---:|---:|---:|---:|---:|---:|",
-                 f"| {s['breaking']} | {s['warning']} | {s['info']} | {s['suppressed']} | "
-                 f"{s['answers']} | {s['calls']} |", ""]
+        lines = [
+            f"## pivotkit drift: {self.target}",
+            "",
+            self.text_summary(),
+            "",
+            "| breaking | warning | info | suppressed | answers | calls |",
+            "|---:|---:|---:|---:|---:|---:|",
+            f"| {s['breaking']} | {s['warning']} | {s['info']} | {s['suppressed']} | "
+            f"{s['answers']} | {s['calls']} |",
+            "",
+        ]
         if self.findings:
-            lines += ["### Findings", "",
-                      "| severity | operation | pointer | kind | expected | observed | example "
-                      "| answers |",
-                      "|---|---|---|---|---|---|---|---:|"]
+            lines += [
+                "### Findings",
+                "",
+                "| severity | operation | pointer | kind | expected | observed | example "
+                "| answers |",
+                "|---|---|---|---|---|---|---|---:|",
+            ]
             lines += [_md_row(f) for f in self.findings]
             lines.append("")
         if self.suppressed:
-            lines += ["### Suppressed (known deviations)", "",
-                      "| operation | pointer | kind | reason | owner | until |",
-                      "|---|---|---|---|---|---|"]
+            lines += [
+                "### Suppressed (known deviations)",
+                "",
+                "| operation | pointer | kind | reason | owner | until |",
+                "|---|---|---|---|---|---|",
+            ]
             for f in self.suppressed:
                 d = f.suppressed_by
                 assert d is not None
-                lines.append(f"| {f.operation} | `{f.pointer or '/'}` | {f.kind} | "
-                             f"{_md(d.reason)} | {_md(d.owner)} | {d.expires.isoformat()} |")
+                lines.append(
+                    f"| {f.operation} | `{f.pointer or '/'}` | {f.kind} | "
+                    f"{_md(d.reason)} | {_md(d.owner)} | {d.expires.isoformat()} |"
+                )
             lines.append("")
         if self.errors:
             lines += ["### Errors", ""] + [f"- {_md(e)}" for e in self.errors] + [""]
@@ -1106,38 +1338,53 @@ class DriftReport:
 
     def to_junit(self) -> str:
         """JUnit XML: one test case per operation, failed by its breaking findings."""
-        suite = ElementTree.Element("testsuite", {
-            "name": "pivotkit-drift", "tests": str(len(self.operations)),
-            "failures": str(sum(1 for op in self.operations if self._breaking(op))),
-            "errors": "0", "skipped": str(sum(1 for op in self.operations
-                                              if not self.answers.get(op))),
-        })
+        suite = ElementTree.Element(
+            "testsuite",
+            {
+                "name": "pivotkit-drift",
+                "tests": str(len(self.operations)),
+                "failures": str(sum(1 for op in self.operations if self._breaking(op))),
+                "errors": "0",
+                "skipped": str(sum(1 for op in self.operations if not self.answers.get(op))),
+            },
+        )
         for op in self.operations:
-            case = ElementTree.SubElement(suite, "testcase",
-                                          {"classname": "pivotkit.drift", "name": op})
+            case = ElementTree.SubElement(
+                suite, "testcase", {"classname": "pivotkit.drift", "name": op}
+            )
             breaking = self._breaking(op)
             others = [f for f in self.findings if f.operation == op and f.severity != "breaking"]
             if not self.answers.get(op):
                 ElementTree.SubElement(case, "skipped", {"message": "no answer"})
             elif breaking:
-                failure = ElementTree.SubElement(case, "failure", {
-                    "message": f"{len(breaking)} breaking finding(s)", "type": "drift"})
+                failure = ElementTree.SubElement(
+                    case,
+                    "failure",
+                    {"message": f"{len(breaking)} breaking finding(s)", "type": "drift"},
+                )
                 failure.text = "\n".join(f.line() for f in breaking)
             if others:
                 out = ElementTree.SubElement(case, "system-out")
                 out.text = "\n".join(f.line() for f in others)
         ElementTree.indent(suite)
-        return ('<?xml version="1.0" encoding="UTF-8"?>\n'
-                + ElementTree.tostring(suite, encoding="unicode") + "\n")
+        return (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            + ElementTree.tostring(suite, encoding="unicode")
+            + "\n"
+        )
 
     def _breaking(self, op: str) -> list[Finding]:
         return [f for f in self.findings if f.operation == op and f.severity == "breaking"]
 
     def webhook_payload(self) -> dict[str, Any]:
         """The webhook's JSON: a Slack-style ``text`` plus the machine-readable summary."""
-        return {"text": self.text_summary(), "format": FORMAT, "target": self.target,
-                "summary": self.summary(),
-                "findings": [f.to_dict() for f in self.findings[:50]]}
+        return {
+            "text": self.text_summary(),
+            "format": FORMAT,
+            "target": self.target,
+            "summary": self.summary(),
+            "findings": [f.to_dict() for f in self.findings[:50]],
+        }
 
 
 def _md(text: str) -> str:
@@ -1149,13 +1396,22 @@ def _md_row(f: Finding) -> str:
     if len(example) > 60:
         example = example[:57] + "..."
     shown = f"`{_md(example)}`" if example else ""
-    return (f"| {f.severity} | {f.operation} | `{f.pointer or '/'}` | {f.kind} | "
-            f"{_md(f.expected)} | {_md(f.observed)} | {shown} | {f.count}/{f.answers} |")
+    return (
+        f"| {f.severity} | {f.operation} | `{f.pointer or '/'}` | {f.kind} | "
+        f"{_md(f.expected)} | {_md(f.observed)} | {shown} | {f.count}/{f.answers} |"
+    )
 
 
-def build_report(analysis: DriftAnalysis, *, target: str, deviations: Iterable[Deviation] = (),
-                 today: dt.date | None = None, run: RunResult | None = None,
-                 operations: Iterable[str] | None = None, started: str = "") -> DriftReport:
+def build_report(
+    analysis: DriftAnalysis,
+    *,
+    target: str,
+    deviations: Iterable[Deviation] = (),
+    today: dt.date | None = None,
+    run: RunResult | None = None,
+    operations: Iterable[str] | None = None,
+    started: str = "",
+) -> DriftReport:
     """Turn an analysis (and the run that fed it) into a report."""
     active, suppressed = analysis.findings(deviations, today)
     ops = sorted(set(operations or ()) | set(analysis.answers))
@@ -1165,19 +1421,31 @@ def build_report(analysis: DriftAnalysis, *, target: str, deviations: Iterable[D
     elif run is not None and run.budget_spent:
         stopped = f"call budget spent after {run.calls} calls"
     return DriftReport(
-        target=target, findings=active, suppressed=suppressed,
+        target=target,
+        findings=active,
+        suppressed=suppressed,
         answers=dict(analysis.answers),
         statuses={k: dict(v) for k, v in analysis.statuses.items()},
-        operations=ops, errors=list(run.errors) if run else [],
-        calls=run.calls if run else 0, planned=run.planned if run else 0,
-        preexisting=analysis.preexisting, stopped=stopped,
-        started=started, finished=_now(),
+        operations=ops,
+        errors=list(run.errors) if run else [],
+        calls=run.calls if run else 0,
+        planned=run.planned if run else 0,
+        preexisting=analysis.preexisting,
+        stopped=stopped,
+        started=started,
+        finished=_now(),
     )
 
 
-def analyze(contract: Contract, answers: Iterable[Answer], *,
-            profile: AccountProfile | None = None, deviations: Iterable[Deviation] = (),
-            today: dt.date | None = None, target: str = "recorded") -> DriftReport:
+def analyze(
+    contract: Contract,
+    answers: Iterable[Answer],
+    *,
+    profile: AccountProfile | None = None,
+    deviations: Iterable[Deviation] = (),
+    today: dt.date | None = None,
+    target: str = "recorded",
+) -> DriftReport:
     """The drift report of answers already at hand (no HTTP): the in-process entry point."""
     analysis = DriftAnalysis(contract, profile=profile)
     for answer in answers:
@@ -1189,17 +1457,28 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
-def post_webhook(url: str, report: DriftReport, *, timeout: float = 10.0,
-                 transport: httpx.BaseTransport | None = None) -> int:
+def post_webhook(
+    url: str,
+    report: DriftReport,
+    *,
+    timeout: float = 10.0,
+    transport: httpx.BaseTransport | None = None,
+) -> int:
     """POST the report's webhook payload as JSON; returns the receiver's status."""
     with httpx.Client(timeout=timeout, transport=transport) as client:
         response = client.post(url, json=report.webhook_payload())
     return response.status_code
 
 
-def write_drift_fixtures(answers: Iterable[tuple[Answer, set[str]]], root: Path, *,
-                         schemas_dir: Path | None = None, account: str = "live",
-                         upstream: str = "", secrets: Iterable[str] = ()) -> list[Path]:
+def write_drift_fixtures(
+    answers: Iterable[tuple[Answer, set[str]]],
+    root: Path,
+    *,
+    schemas_dir: Path | None = None,
+    account: str = "live",
+    upstream: str = "",
+    secrets: Iterable[str] = (),
+) -> list[Path]:
     """Write each drifted answer as a new fixture under ``root`` for review.
 
     Atomic, ``meta.source`` live, never overwriting (a taken name gets ``-2``, ``-3``...),
@@ -1209,8 +1488,10 @@ def write_drift_fixtures(answers: Iterable[tuple[Answer, set[str]]], root: Path,
     if schemas_dir is not None:
         guard = schemas_dir.resolve()
         if target == guard or guard in target.parents:
-            raise ConfigError("--update-fixtures", f"{root} is inside the contract "
-                              f"({schemas_dir}); fixtures for review go elsewhere")
+            raise ConfigError(
+                "--update-fixtures",
+                f"{root} is inside the contract ({schemas_dir}); fixtures for review go elsewhere",
+            )
     try:
         from pivotkit.redact import Redactor
 
@@ -1222,31 +1503,51 @@ def write_drift_fixtures(answers: Iterable[tuple[Answer, set[str]]], root: Path,
     for answer, kinds in answers:
         if not kinds:
             continue
-        base = answer.baseline.name if answer.baseline is not None else \
-            safe_name(answer.request.path.strip("/").replace("/", "-"))
-        headers = {k: v for k, v in answer.headers.items()
-                   if k not in ("content-length", "transfer-encoding", "connection")}
-        request_headers = {k: v for k, v in answer.request.headers.items()
-                           if k.lower() != "ocp-apim-subscription-key"}
+        base = (
+            answer.baseline.name
+            if answer.baseline is not None
+            else safe_name(answer.request.path.strip("/").replace("/", "-"))
+        )
+        headers = {
+            k: v
+            for k, v in answer.headers.items()
+            if k not in ("content-length", "transfer-encoding", "connection")
+        }
+        request_headers = {
+            k: v
+            for k, v in answer.request.headers.items()
+            if k.lower() != "ocp-apim-subscription-key"
+        }
         exchange = Exchange(
-            answer.operation_id, "",
-            Request(answer.request.method, answer.request.path,
-                    MappingProxyType(dict(answer.request.query)),
-                    MappingProxyType(request_headers)),
+            answer.operation_id,
+            "",
+            Request(
+                answer.request.method,
+                answer.request.path,
+                MappingProxyType(dict(answer.request.query)),
+                MappingProxyType(request_headers),
+            ),
             Response(answer.status, answer.body, MappingProxyType(headers)),
-            MappingProxyType({
-                "operationId": answer.operation_id, "source": "live", "recorded": stamp,
-                "account": account, "upstream": upstream,
-                "notes": "re-recorded by pivotkit drift for review: " + ", ".join(sorted(kinds)),
-            }),
+            MappingProxyType(
+                {
+                    "operationId": answer.operation_id,
+                    "source": "live",
+                    "recorded": stamp,
+                    "account": account,
+                    "upstream": upstream,
+                    "notes": "re-recorded by pivotkit drift for review: "
+                    + ", ".join(sorted(kinds)),
+                }
+            ),
         )
         if redactor is not None:
             exchange = redactor.exchange(exchange)
         day = stamp[:10].replace("-", "")
         for n in range(1, 1000):
             name = f"{base}-drift-{day}" + (f"-{n}" if n > 1 else "")
-            candidate = Exchange(exchange.operation_id, name, exchange.request,
-                                 exchange.response, exchange.meta)
+            candidate = Exchange(
+                exchange.operation_id, name, exchange.request, exchange.response, exchange.meta
+            )
             try:
                 written.append(write_exchange(candidate, target, overwrite=False))
                 break
@@ -1297,10 +1598,14 @@ class DriftOptions:
     timeout: float = 30.0
 
 
-def run_drift(options: DriftOptions, *, environ: Mapping[str, str] | None = None,
-              echo: Callable[[str], None] = print,
-              transport: httpx.BaseTransport | None = None,
-              sleep: Callable[[float], None] = time.sleep) -> int:
+def run_drift(
+    options: DriftOptions,
+    *,
+    environ: Mapping[str, str] | None = None,
+    echo: Callable[[str], None] = print,
+    transport: httpx.BaseTransport | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
     """Run ``pivotkit drift``: plan, replay, analyse, report. Returns the exit code (0 no
     breaking finding, 1 breaking, 3 unreachable or out of quota); ConfigError for exit 2."""
     import os
@@ -1311,24 +1616,33 @@ def run_drift(options: DriftOptions, *, environ: Mapping[str, str] | None = None
     env = os.environ if environ is None else environ
     target = parse_target(options.target)
     if target.kind == "mock":
-        raise ConfigError("--target", "drift needs a server: start `pivotkit serve` and pass "
-                          "its URL, or 'live'")
+        raise ConfigError(
+            "--target", "drift needs a server: start `pivotkit serve` and pass its URL, or 'live'"
+        )
     key = ApiKey.from_env(env, KEY_ENV)
     if key is not None and not KEY_SHAPE.fullmatch(key.reveal()):
-        raise ConfigError(KEY_ENV, "a key is 32 lowercase hexadecimal characters; the value "
-                          "set has another shape (it is not shown)")
+        raise ConfigError(
+            KEY_ENV,
+            "a key is 32 lowercase hexadecimal characters; the value "
+            "set has another shape (it is not shown)",
+        )
     if key is None and target.kind == "live":
-        raise ConfigError(KEY_ENV, "set the subscription key in $PIVOT_API_KEY to run "
-                          "against the live API")
+        raise ConfigError(
+            KEY_ENV, "set the subscription key in $PIVOT_API_KEY to run against the live API"
+        )
     budget = options.budget
     if budget is None and target.kind == "live":
         budget = DEFAULT_LIVE_BUDGET
     contract = Contract.load(options.schemas_dir)
     fixtures = FixtureSet.load(options.fixtures_dir)
-    profile = (load_account_profile(options.account_profile, options.account)
-               if options.account_profile is not None else AccountProfile(name="default"))
-    deviations = (load_deviations(options.known_deviations)
-                  if options.known_deviations is not None else [])
+    profile = (
+        load_account_profile(options.account_profile, options.account)
+        if options.account_profile is not None
+        else AccountProfile(name="default")
+    )
+    deviations = (
+        load_deviations(options.known_deviations) if options.known_deviations is not None else []
+    )
     if options.sample is not None and options.sample < 1:
         raise ConfigError("--sample", "must be 1 or more")
     if options.plan is not None:
@@ -1337,26 +1651,50 @@ def run_drift(options: DriftOptions, *, environ: Mapping[str, str] | None = None
             chosen = sorted(random.Random(options.seed).sample(range(len(plan)), options.sample))
             plan = [plan[i] for i in chosen]
     else:
-        plan = plan_from_fixtures(fixtures, contract, sample=options.sample, seed=options.seed,
-                                  profile=profile)
+        plan = plan_from_fixtures(
+            fixtures, contract, sample=options.sample, seed=options.seed, profile=profile
+        )
     if not plan:
-        raise ConfigError("--fixtures", f"no replayable fixture under {fixtures.root} "
-                          f"(status {', '.join(map(str, sorted(REPLAYED_STATUSES)))})")
+        raise ConfigError(
+            "--fixtures",
+            f"no replayable fixture under {fixtures.root} "
+            f"(status {', '.join(map(str, sorted(REPLAYED_STATUSES)))})",
+        )
     started = _now()
-    echo(f"drift: {len(plan)} requests to {target.label}"
-         + (f" (budget {budget})" if budget is not None else ""))
-    run = replay(plan, target.base_url, key=key, budget=budget,
-                 concurrency=options.concurrency, rate=options.rate, max_wait=options.max_wait,
-                 timeout=options.timeout, transport=transport, sleep=sleep)
+    echo(
+        f"drift: {len(plan)} requests to {target.label}"
+        + (f" (budget {budget})" if budget is not None else "")
+    )
+    run = replay(
+        plan,
+        target.base_url,
+        key=key,
+        budget=budget,
+        concurrency=options.concurrency,
+        rate=options.rate,
+        max_wait=options.max_wait,
+        timeout=options.timeout,
+        transport=transport,
+        sleep=sleep,
+    )
     if run.answers and all(a.status == 401 for a in run.answers):
-        raise ConfigError(KEY_ENV, f"{target.label} answered 401 to every request: the key is "
-                          "missing, unknown, regenerated, or not subscribed to this API")
+        raise ConfigError(
+            KEY_ENV,
+            f"{target.label} answered 401 to every request: the key is "
+            "missing, unknown, regenerated, or not subscribed to this API",
+        )
     secrets = [key.reveal()] if key is not None else []
     analysis = DriftAnalysis(contract, profile=profile, secrets=secrets)
     drifted = [(answer, analysis.add(answer)) for answer in run.answers]
-    report = build_report(analysis, target=target.label, deviations=deviations,
-                          today=options.today, run=run,
-                          operations=sorted({p.operation_id for p in plan}), started=started)
+    report = build_report(
+        analysis,
+        target=target.label,
+        deviations=deviations,
+        today=options.today,
+        run=run,
+        operations=sorted({p.operation_id for p in plan}),
+        started=started,
+    )
     for finding in report.findings:
         echo(finding.line())
     for finding in report.suppressed:
@@ -1366,18 +1704,23 @@ def run_drift(options: DriftOptions, *, environ: Mapping[str, str] | None = None
     echo(report.text_summary())
     _write_reports(report, options, env, echo)
     if options.update_fixtures is not None:
-        written = write_drift_fixtures(drifted, options.update_fixtures,
-                                       schemas_dir=contract.directory, account=profile.name,
-                                       upstream=target.label, secrets=secrets)
-        echo(f"{len(written)} drifted answers written under {options.update_fixtures} "
-             "for review")
+        written = write_drift_fixtures(
+            drifted,
+            options.update_fixtures,
+            schemas_dir=contract.directory,
+            account=profile.name,
+            upstream=target.label,
+            secrets=secrets,
+        )
+        echo(f"{len(written)} drifted answers written under {options.update_fixtures} for review")
     if run.quota is not None or run.unreachable:
         return 3
     return report.exit_code
 
 
-def _write_reports(report: DriftReport, options: DriftOptions, env: Mapping[str, str],
-                   echo: Callable[[str], None]) -> None:
+def _write_reports(
+    report: DriftReport, options: DriftOptions, env: Mapping[str, str], echo: Callable[[str], None]
+) -> None:
     markdown = report.to_markdown()
     if options.markdown is not None:
         write_text(options.markdown, markdown)

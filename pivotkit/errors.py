@@ -16,8 +16,9 @@ class ContractFileError(PivotError, ValueError):
     parser's own message.
     """
 
-    def __init__(self, path: Path | str, message: str, line: int | None = None,
-                 column: int | None = None) -> None:
+    def __init__(
+        self, path: Path | str, message: str, line: int | None = None, column: int | None = None
+    ) -> None:
         self.path = Path(path)
         self.line = line
         self.column = column
@@ -51,16 +52,19 @@ class UnknownOperation(PivotError, LookupError):
         if status is None:
             msg = f"unknown operation {operation_id!r}; known: {', '.join(known)}"
         else:
-            msg = (f"operation {operation_id!r} declares no response {status}; "
-                   f"declared: {', '.join(known)}")
+            msg = (
+                f"operation {operation_id!r} declares no response {status}; "
+                f"declared: {', '.join(known)}"
+            )
         super().__init__(msg)
 
 
 class FixtureError(PivotError, ValueError):
     """A fixture file is not a valid exchange."""
 
-    def __init__(self, path: Path | str, message: str, pointer: str = "",
-                 line: int | None = None) -> None:
+    def __init__(
+        self, path: Path | str, message: str, pointer: str = "", line: int | None = None
+    ) -> None:
         self.path = Path(path)
         self.pointer = pointer
         self.line = line

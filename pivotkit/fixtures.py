@@ -118,20 +118,28 @@ class Exchange:
         return json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], *, name: str = "",
-                  operation_id: str | None = None, file: Path | None = None) -> Exchange:
+    def from_dict(
+        cls,
+        data: Mapping[str, Any],
+        *,
+        name: str = "",
+        operation_id: str | None = None,
+        file: Path | None = None,
+    ) -> Exchange:
         """Build an exchange from a fixture file's content (validated against its format)."""
         errors = sorted(fixture_file_validator().iter_errors(data), key=lambda e: list(e.path))
         if errors:
             err = errors[0]
-            raise FixtureError(file or name or "<fixture>", err.message,
-                               to_pointer(list(err.absolute_path)))
+            raise FixtureError(
+                file or name or "<fixture>", err.message, to_pointer(list(err.absolute_path))
+            )
         req, resp, meta = data["request"], data["response"], data["meta"]
         return cls(
             operation_id=operation_id or meta["operationId"],
             name=name,
-            request=Request(req["method"], req["path"], _freeze(req.get("query")),
-                            _freeze(req.get("headers"))),
+            request=Request(
+                req["method"], req["path"], _freeze(req.get("query")), _freeze(req.get("headers"))
+            ),
             response=Response(resp["status"], resp["body"], _freeze(resp.get("headers"))),
             meta=MappingProxyType(dict(meta)),
             file=file,
@@ -147,12 +155,17 @@ def read_exchange(path: Path) -> Exchange:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise FixtureError(path, f"invalid JSON: {exc.msg} (column {exc.colno})",
-                           line=exc.lineno) from None
+        raise FixtureError(
+            path, f"invalid JSON: {exc.msg} (column {exc.colno})", line=exc.lineno
+        ) from None
     exchange = Exchange.from_dict(data, name=path.stem, operation_id=path.parent.name, file=path)
     if exchange.meta.get("operationId") != path.parent.name:
-        raise FixtureError(path, f"meta.operationId {exchange.meta.get('operationId')!r} differs "
-                           f"from the directory {path.parent.name!r}", "/meta/operationId")
+        raise FixtureError(
+            path,
+            f"meta.operationId {exchange.meta.get('operationId')!r} differs "
+            f"from the directory {path.parent.name!r}",
+            "/meta/operationId",
+        )
     return exchange
 
 
@@ -241,8 +254,11 @@ def _summary(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
         elif a != b:
             diffs.append(f"~{pointer or '/'}")
 
-    walk({k: v for k, v in old.items() if k != "meta"},
-         {k: v for k, v in new.items() if k != "meta"}, "")
+    walk(
+        {k: v for k, v in old.items() if k != "meta"},
+        {k: v for k, v in new.items() if k != "meta"},
+        "",
+    )
     if not diffs:
         return "only meta differs"
     more = "" if len(diffs) <= 5 else ", ..."

@@ -81,11 +81,13 @@ class MockServer:
         self._handler = logging.Handler(logging.ERROR)
         self._handler.addFilter(self._log_error)
         logging.getLogger(MOCK_LOGGER).addHandler(self._handler)
-        self._server = make_server(self.host, self.port, self.app, threaded=True,
-                                   request_handler=_quiet_handler())
+        self._server = make_server(
+            self.host, self.port, self.app, threaded=True, request_handler=_quiet_handler()
+        )
         self.port = self._server.server_port
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        name=f"pivot-mock-{self.port}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name=f"pivot-mock-{self.port}", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -111,8 +113,9 @@ class MockServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def key(self, account: str = "full",
-            slot: Literal["primary", "secondary"] = "primary") -> ApiKey:
+    def key(
+        self, account: str = "full", slot: Literal["primary", "secondary"] = "primary"
+    ) -> ApiKey:
         """The demo key of an account of the default accounts file."""
         return demo_key(account, slot)
 
@@ -155,8 +158,9 @@ def _answer(transport: httpx.WSGITransport, request: httpx.Request) -> httpx.Res
     finally:
         stream.close()
     # A plain bytes body serves sync and async clients alike; httpx decodes the gzip itself.
-    return httpx.Response(response.status_code, headers=response.headers.raw, content=raw,
-                          request=request)
+    return httpx.Response(
+        response.status_code, headers=response.headers.raw, content=raw, request=request
+    )
 
 
 def _router_class() -> type[Any]:
@@ -208,8 +212,9 @@ def _router_class() -> type[Any]:
 
 
 @contextmanager
-def respx_router(app: flask.Flask, base_url: str = LIVE_URL, *,
-                 assert_all_called: bool = False) -> Iterator[respx.MockRouter]:
+def respx_router(
+    app: flask.Flask, base_url: str = LIVE_URL, *, assert_all_called: bool = False
+) -> Iterator[respx.MockRouter]:
     """A respx router that answers every request on ``base_url`` from the mock app.
 
     Routing into the app through WSGI, rather than re-implementing its rules, keeps the

@@ -41,10 +41,16 @@ _ZONE = r"(Z|[+-]([01]\d|2[0-3]):?[0-5]\d)"
 FORMATS: dict[str, tuple[re.Pattern[str], str, str]] = {
     "yyyyMMdd": (re.compile(_DAY), "day as yyyyMMdd", "20241105"),
     "yyyy-MM-dd": (re.compile(_DATE), "date as yyyy-MM-dd", "2024-11-05"),
-    "local-date-time": (re.compile(rf"{_DATE}T{_TIME}(\.(\d{{1,7}}))?"),
-                        "date-time without zone", "2024-11-05T21:10:00.123"),
-    "date-time": (re.compile(rf"{_DATE}T{_TIME}(\.(\d{{1,9}}))?{_ZONE}"),
-                  "date-time with zone", "2024-11-05T21:10:00.123+01:00"),
+    "local-date-time": (
+        re.compile(rf"{_DATE}T{_TIME}(\.(\d{{1,7}}))?"),
+        "date-time without zone",
+        "2024-11-05T21:10:00.123",
+    ),
+    "date-time": (
+        re.compile(rf"{_DATE}T{_TIME}(\.(\d{{1,9}}))?{_ZONE}"),
+        "date-time with zone",
+        "2024-11-05T21:10:00.123+01:00",
+    ),
     "url": (re.compile(r"https?://[^\s]+"), "URL", "https://img.example.org/a.jpg"),
 }
 _DATETIME_FORMATS = ("local-date-time", "date-time")
@@ -95,28 +101,49 @@ def describe_format(name: str | None, fmin: int | None = None, fmax: int | None 
         return "free text"
     label = FORMATS[name][1]
     if name in _DATETIME_FORMATS and fmin is not None and fmax is not None and fmax >= 0:
-        label += (f", {fmin} fraction digits" if fmin == fmax
-                  else f", {fmin} to {fmax} fraction digits")
+        label += (
+            f", {fmin} fraction digits" if fmin == fmax else f", {fmin} to {fmax} fraction digits"
+        )
     return label
 
 
 # -- the observer --------------------------------------------------------------------------
 
-_TYPE_NAMES: dict[type, str] = {dict: "object", list: "array", str: "string", bool: "boolean",
-                                int: "integer", float: "number", type(None): "null"}
+_TYPE_NAMES: dict[type, str] = {
+    dict: "object",
+    list: "array",
+    str: "string",
+    bool: "boolean",
+    int: "integer",
+    float: "number",
+    type(None): "null",
+}
 
 
 class Node:
     """What was observed at one position (a JSON pointer, ``*`` for array items)."""
 
-    __slots__ = ("answers", "count", "empty_arrays", "fmax", "fmin", "formats", "items", "last",
-                 "overflow", "pointer", "props", "types", "values")
+    __slots__ = (
+        "answers",
+        "count",
+        "empty_arrays",
+        "fmax",
+        "fmin",
+        "formats",
+        "items",
+        "last",
+        "overflow",
+        "pointer",
+        "props",
+        "types",
+        "values",
+    )
 
     def __init__(self, pointer: str) -> None:
         self.pointer = pointer
-        self.count = 0            # values seen here
-        self.answers = 0          # answers (bodies) in which this position appeared
-        self.last = -1            # id of the last answer seen, to count answers once
+        self.count = 0  # values seen here
+        self.answers = 0  # answers (bodies) in which this position appeared
+        self.last = -1  # id of the last answer seen, to count answers once
         self.types: dict[str, int] = {}
         self.formats: dict[str | None, int] = {}
         self.fmin = 99
@@ -161,8 +188,12 @@ class Node:
             return None
         samples = sum(self.values.values())
         distinct = len(self.values)
-        if not distinct or distinct > ENUM_MAX_VALUES or samples < ENUM_MIN_SAMPLES \
-                or samples < 3 * distinct:
+        if (
+            not distinct
+            or distinct > ENUM_MAX_VALUES
+            or samples < ENUM_MIN_SAMPLES
+            or samples < 3 * distinct
+        ):
             return None
         return sorted(self.values, key=lambda v: (str(type(v)), v))
 
@@ -288,8 +319,10 @@ class Observer:
         schema: dict[str, Any] = {"$schema": JSON_SCHEMA_DIALECT}
         if self.title:
             schema["title"] = self.title
-        schema["description"] = (f"Observed over {self.samples} answers by pivotkit infer; "
-                                 "a proposal for a person to review, not the contract.")
+        schema["description"] = (
+            f"Observed over {self.samples} answers by pivotkit infer; "
+            "a proposal for a person to review, not the contract."
+        )
         if self.samples:
             schema.update(_node_schema(self.root, self.samples))
         return schema
@@ -410,6 +443,7 @@ def _intersect(a: View, b: View) -> View:
 def _both(f: _Thunk, g: _Thunk) -> _Thunk:
     def thunk() -> View:
         return _intersect(f(), g())
+
     return thunk
 
 
@@ -419,12 +453,14 @@ def _either(fs: list[_Thunk]) -> _Thunk:
 
     def thunk() -> View:
         return _union([f() for f in fs])
+
     return thunk
 
 
 def _lazy(schema: Any, resolver: Resolver[Any]) -> _Thunk:
     def thunk() -> View:
         return view_of(schema, resolver)
+
     return thunk
 
 
@@ -438,8 +474,9 @@ def _union(views: list[View]) -> View:
     required: set[str] | None = None
     for v in views:
         types = None if types is None or v.types is None else types | v.types
-        enum = None if enum is None or v.enum is None else enum + [x for x in v.enum
-                                                                   if x not in enum]
+        enum = (
+            None if enum is None or v.enum is None else enum + [x for x in v.enum if x not in enum]
+        )
         for k, f in v.props.items():
             props.setdefault(k, []).append(f)
         if v.items is not None:
@@ -529,13 +566,19 @@ class Difference:
 
     def __str__(self) -> str:
         label = self.kind.replace("-", " ")
-        return (f"{self.pointer or '/'}: {label} (contract: {self.contract}; "
-                f"observed: {self.observed})")
+        return (
+            f"{self.pointer or '/'}: {label} (contract: {self.contract}; observed: {self.observed})"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form."""
-        return {"pointer": self.pointer, "kind": self.kind, "contract": self.contract,
-                "observed": self.observed, "answers": self.answers}
+        return {
+            "pointer": self.pointer,
+            "kind": self.kind,
+            "contract": self.contract,
+            "observed": self.observed,
+            "answers": self.answers,
+        }
 
 
 def _observed_types(node: Node) -> list[str]:
@@ -558,21 +601,38 @@ def _diff_node(node: Node, view: View, out: list[Difference]) -> None:
     observed = [t for t in _observed_types(node) if t != "null"]
     contract_types = view.effective_types()
     if "null" in node.types and not view.allows_type("null"):
-        out.append(Difference(node.pointer, "nullable-observed", view.describe(),
-                              f"null in {node.types['null']} of {node.count} values",
-                              node.answers, None))
+        out.append(
+            Difference(
+                node.pointer,
+                "nullable-observed",
+                view.describe(),
+                f"null in {node.types['null']} of {node.count} values",
+                node.answers,
+                None,
+            )
+        )
     extra = [t for t in observed if not view.allows_type(t)]
     if extra:
-        out.append(Difference(node.pointer, "type-differs", view.describe(),
-                              "|".join(_observed_types(node)), node.answers))
+        out.append(
+            Difference(
+                node.pointer,
+                "type-differs",
+                view.describe(),
+                "|".join(_observed_types(node)),
+                node.answers,
+            )
+        )
         return
     if contract_types is not None and observed:
         wider = {t for t in contract_types if t != "null"} - set(observed)
         if "number" in wider and "integer" in observed:
             wider.discard("number")
         if wider:
-            out.append(Difference(node.pointer, "type-narrower", view.describe(),
-                                  "|".join(observed), node.answers))
+            out.append(
+                Difference(
+                    node.pointer, "type-narrower", view.describe(), "|".join(observed), node.answers
+                )
+            )
     if "string" in node.types:
         _diff_format(node, view, out)
     _diff_enum(node, view, out)
@@ -580,44 +640,74 @@ def _diff_node(node: Node, view: View, out: list[Difference]) -> None:
         objects = node.objects
         for key, sub in sorted(node.props.items()):
             if key not in view.props:
-                out.append(Difference(sub.pointer, "only-observed", "not declared",
-                                      "|".join(_observed_types(sub)), sub.answers))
+                out.append(
+                    Difference(
+                        sub.pointer,
+                        "only-observed",
+                        "not declared",
+                        "|".join(_observed_types(sub)),
+                        sub.answers,
+                    )
+                )
                 continue
             if sub.count == objects and key not in view.required:
-                out.append(Difference(sub.pointer, "required-observed-optional-in-contract",
-                                      "optional", f"present in all {objects} objects",
-                                      sub.answers))
+                out.append(
+                    Difference(
+                        sub.pointer,
+                        "required-observed-optional-in-contract",
+                        "optional",
+                        f"present in all {objects} objects",
+                        sub.answers,
+                    )
+                )
             elif sub.count < objects and key in view.required:
-                out.append(Difference(sub.pointer, "required-in-contract-missing-in-observed",
-                                      "required", f"missing in {objects - sub.count} of "
-                                      f"{objects} objects", node.answers))
+                out.append(
+                    Difference(
+                        sub.pointer,
+                        "required-in-contract-missing-in-observed",
+                        "required",
+                        f"missing in {objects - sub.count} of {objects} objects",
+                        node.answers,
+                    )
+                )
             _diff_node(sub, view.props[key](), out)
         for key in sorted(set(view.props) - set(node.props)):
             pointer = f"{node.pointer}/{escape_pointer_segment(key)}"
             label = "required" if key in view.required else "optional"
-            out.append(Difference(pointer, "only-in-contract", f"declared ({label})",
-                                  "never present", 0))
-    if "array" in node.types and node.items is not None and view.items is not None \
-            and view.allows_type("array"):
+            out.append(
+                Difference(pointer, "only-in-contract", f"declared ({label})", "never present", 0)
+            )
+    if (
+        "array" in node.types
+        and node.items is not None
+        and view.items is not None
+        and view.allows_type("array")
+    ):
         _diff_node(node.items, view.items(), out)
 
 
 def _diff_format(node: Node, view: View, out: list[Difference]) -> None:
     accepted = view.formats()
     seen = {f: n for f, n in node.formats.items()}
-    described = ", ".join(f"{describe_format(f, node.fmin, node.fmax)} ({n})"
-                          for f, n in sorted(seen.items(), key=lambda kv: str(kv[0])))
+    described = ", ".join(
+        f"{describe_format(f, node.fmin, node.fmax)} ({n})"
+        for f, n in sorted(seen.items(), key=lambda kv: str(kv[0]))
+    )
     if accepted is None:
         fmt = node.single_format()
         if fmt is not None and view.enum is None:
-            out.append(Difference(node.pointer, "format-observed", view.describe(), described,
-                                  node.answers))
+            out.append(
+                Difference(
+                    node.pointer, "format-observed", view.describe(), described, node.answers
+                )
+            )
         return
     if not accepted:
         return  # the contract's pattern is no known format (a code list, say): not compared
     if any(f not in accepted for f in seen):
-        out.append(Difference(node.pointer, "format-differs", view.describe(), described,
-                              node.answers))
+        out.append(
+            Difference(node.pointer, "format-differs", view.describe(), described, node.answers)
+        )
 
 
 def _diff_enum(node: Node, view: View, out: list[Difference]) -> None:
@@ -628,14 +718,20 @@ def _diff_enum(node: Node, view: View, out: list[Difference]) -> None:
         new = [v for v in values if v not in view.enum]
         if new:
             shown = ", ".join(json.dumps(v, ensure_ascii=False) for v in new[:5])
-            out.append(Difference(node.pointer, "enum-new-values", view.describe(),
-                                  f"also {shown}", node.answers))
+            out.append(
+                Difference(
+                    node.pointer, "enum-new-values", view.describe(), f"also {shown}", node.answers
+                )
+            )
         return
     observed = node.enum_values()
     if observed is not None:
         shown = ", ".join(json.dumps(v, ensure_ascii=False) for v in observed)
-        out.append(Difference(node.pointer, "enum-observed", view.describe(),
-                              f"only {shown}", node.answers))
+        out.append(
+            Difference(
+                node.pointer, "enum-observed", view.describe(), f"only {shown}", node.answers
+            )
+        )
 
 
 # -- infer over fixtures ---------------------------------------------------------------------
@@ -647,8 +743,10 @@ class NoSamples(PivotError, LookupError):
     def __init__(self, operation_id: str, root: Path | None) -> None:
         self.operation_id = operation_id
         where = f" under {root}" if root is not None else ""
-        super().__init__(f"no fixture of {operation_id}{where} has status 200 and a non-empty "
-                         "body; record some with `pivotkit record` first")
+        super().__init__(
+            f"no fixture of {operation_id}{where} has status 200 and a non-empty "
+            "body; record some with `pivotkit record` first"
+        )
 
 
 def is_empty_result(body: Any) -> bool:
@@ -672,13 +770,16 @@ class Inference:
 
     def report_lines(self) -> list[str]:
         """The readable diff, one line per difference."""
-        head = (f"{self.operation_id} {self.status}: {len(self.exchanges)} fixtures, "
-                f"{len(self.differences)} differences with the contract")
+        head = (
+            f"{self.operation_id} {self.status}: {len(self.exchanges)} fixtures, "
+            f"{len(self.differences)} differences with the contract"
+        )
         return [head] + [f"  {d}" for d in self.differences]
 
 
-def observe_exchanges(exchanges: Iterable[Exchange], operation_id: str,
-                      status: int = 200) -> tuple[Observer, list[Exchange]]:
+def observe_exchanges(
+    exchanges: Iterable[Exchange], operation_id: str, status: int = 200
+) -> tuple[Observer, list[Exchange]]:
     """An observer over the non-empty bodies of the exchanges with ``status``."""
     observer = Observer(f"{operation_id} {status} (observed)")
     used = []
@@ -692,8 +793,9 @@ def observe_exchanges(exchanges: Iterable[Exchange], operation_id: str,
     return observer, used
 
 
-def infer(contract: Contract, fixtures: FixtureSet, operation_id: str,
-          status: int = 200) -> Inference:
+def infer(
+    contract: Contract, fixtures: FixtureSet, operation_id: str, status: int = 200
+) -> Inference:
     """Infer the observed schema of an operation from its fixtures and diff it with the contract.
 
     Raises UnknownOperation for an id the contract lacks and NoSamples when no fixture fits.
@@ -707,8 +809,9 @@ def infer(contract: Contract, fixtures: FixtureSet, operation_id: str,
     return Inference(operation_id, status, observer, schema, differences, used)
 
 
-def write_proposal(schema: Mapping[str, Any], path: Path, *,
-                   schemas_dir: Path | None = None) -> Path:
+def write_proposal(
+    schema: Mapping[str, Any], path: Path, *, schemas_dir: Path | None = None
+) -> Path:
     """Write a proposed schema atomically; refuses to write inside the contract's directory."""
     target = path.resolve()
     if schemas_dir is not None:
@@ -725,8 +828,10 @@ class ProposalInContract(PivotError, ValueError):
     def __init__(self, path: Path, schemas_dir: Path) -> None:
         self.path = path
         self.schemas_dir = schemas_dir
-        super().__init__(f"{path} is inside the contract ({schemas_dir}); write proposals "
-                         "elsewhere (default proposals/) and copy what you accept by hand")
+        super().__init__(
+            f"{path} is inside the contract ({schemas_dir}); write proposals "
+            "elsewhere (default proposals/) and copy what you accept by hand"
+        )
 
 
 __all__ = [

@@ -28,23 +28,39 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     """Options of the contract suite, usable by any test suite."""
     group = parser.getgroup("pivotkit", "Pivot API contract (pivotkit)")
     group.addoption(
-        "--pivot-target", default=None, metavar="TARGET",
+        "--pivot-target",
+        default=None,
+        metavar="TARGET",
         help="mock (default: the mock in-process), mock-server (the mock on a free loopback "
-             "port), live (https://api.plurimedia.fr) or a base URL; a URL or live takes its "
-             "key from $PIVOT_API_KEY. Default: $PIVOT_TARGET, else mock.")
+        "port), live (https://api.plurimedia.fr) or a base URL; a URL or live takes its "
+        "key from $PIVOT_API_KEY. Default: $PIVOT_TARGET, else mock.",
+    )
     group.addoption(
-        "--pivot-budget", type=int, default=None, metavar="N",
+        "--pivot-budget",
+        type=int,
+        default=None,
+        metavar="N",
         help="most requests the whole run may send to the target (default: 50 for live, "
-             "unlimited for the mock and URL targets)")
+        "unlimited for the mock and URL targets)",
+    )
     group.addoption(
-        "--pivot-account", default="full", metavar="NAME",
-        help="demo account whose key the mock target uses (full, basic, limited)")
+        "--pivot-account",
+        default="full",
+        metavar="NAME",
+        help="demo account whose key the mock target uses (full, basic, limited)",
+    )
     group.addoption(
-        "--pivot-junit", default=None, metavar="PATH",
-        help="write a JUnit XML report with one test case per operation and check")
+        "--pivot-junit",
+        default=None,
+        metavar="PATH",
+        help="write a JUnit XML report with one test case per operation and check",
+    )
     group.addoption(
-        "--pivot-markdown", default=None, metavar="PATH",
-        help="write a Markdown summary table (e.g. $GITHUB_STEP_SUMMARY)")
+        "--pivot-markdown",
+        default=None,
+        metavar="PATH",
+        help="write a Markdown summary table (e.g. $GITHUB_STEP_SUMMARY)",
+    )
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -60,8 +76,10 @@ def pytest_configure(config: pytest.Config) -> None:
     from pivotkit.errors import ConfigError
 
     config.addinivalue_line(
-        "markers", "pivot_check(operation, check): a contract check of one operation "
-        "(the unit of pivotkit's JUnit and Markdown reports)")
+        "markers",
+        "pivot_check(operation, check): a contract check of one operation "
+        "(the unit of pivotkit's JUnit and Markdown reports)",
+    )
     spec = config.getoption("pivot_target") or os.environ.get("PIVOT_TARGET") or "mock"
     try:
         target = parse_target(spec)
@@ -80,8 +98,11 @@ def pytest_configure(config: pytest.Config) -> None:
     if junit or markdown:
         from pivotkit.report import SuiteReport
 
-        report = SuiteReport(target.label, junit=Path(junit) if junit else None,
-                             markdown=Path(markdown) if markdown else None)
+        report = SuiteReport(
+            target.label,
+            junit=Path(junit) if junit else None,
+            markdown=Path(markdown) if markdown else None,
+        )
         config.pluginmanager.register(report, "pivotkit-report")
 
 
@@ -98,17 +119,19 @@ def register_profiles() -> None:
 
     wanted: dict[str, dict[str, Any]] = {
         "dev": {"max_examples": 25},
-        "ci": {"max_examples": 100, "derandomize": True, "database": None,
-               "print_blob": True},
+        "ci": {"max_examples": 100, "derandomize": True, "database": None, "print_blob": True},
     }
     for name, options in wanted.items():
         try:
             settings.get_profile(name)
         except InvalidArgument:
-            settings.register_profile(name, deadline=None,
-                                      suppress_health_check=[HealthCheck.too_slow],
-                                      phases=[p for p in Phase if p is not Phase.explain],
-                                      **options)
+            settings.register_profile(
+                name,
+                deadline=None,
+                suppress_health_check=[HealthCheck.too_slow],
+                phases=[p for p in Phase if p is not Phase.explain],
+                **options,
+            )
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -128,8 +151,7 @@ def _scrub(text: str, secrets: list[str]) -> str:
     return text
 
 
-def _scrub_report(report: pytest.TestReport | pytest.CollectReport,
-                  secrets: list[str]) -> None:
+def _scrub_report(report: pytest.TestReport | pytest.CollectReport, secrets: list[str]) -> None:
     if not secrets:
         return
     longrepr = report.longrepr
@@ -183,9 +205,10 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item,
-                              call: pytest.CallInfo[None],
-                              ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+def pytest_runtest_makereport(
+    item: pytest.Item,
+    call: pytest.CallInfo[None],
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """Scrub the key out of failure reports before anything prints or stores them."""
     report: pytest.TestReport = yield
     _scrub_report(report, item.config.stash.get(_STASH_SECRETS, []))
@@ -194,7 +217,8 @@ def pytest_runtest_makereport(item: pytest.Item,
 
 @pytest.hookimpl(wrapper=True)
 def pytest_make_collect_report(
-        collector: pytest.Collector) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
+    collector: pytest.Collector,
+) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
     """Scrub the key out of collection errors too."""
     report: pytest.CollectReport = yield
     _scrub_report(report, collector.config.stash.get(_STASH_SECRETS, []))
@@ -225,8 +249,10 @@ def pivot_key(pytestconfig: pytest.Config, pivot_target: Target) -> ApiKey:
         return demo_key(pytestconfig.getoption("pivot_account"))
     key = ApiKey.from_env(name=KEY_ENV)
     if key is None:
-        pytest.skip(f"{KEY_ENV} is not set: tests against {pivot_target.label} need the "
-                    f"account's key (export {KEY_ENV}=<primary key from the portal's Profile>)")
+        pytest.skip(
+            f"{KEY_ENV} is not set: tests against {pivot_target.label} need the "
+            f"account's key (export {KEY_ENV}=<primary key from the portal's Profile>)"
+        )
     return key
 
 
@@ -288,8 +314,12 @@ def pivot_mock(pivot_mock_server: MockServer) -> Iterator[MockServer]:
 
 
 @pytest.fixture(scope="session")
-def pivot_client(request: pytest.FixtureRequest, pivot_target: Target, pivot_key: ApiKey,
-                 pivot_budget: CallBudget) -> Iterator[PivotClient]:
+def pivot_client(
+    request: pytest.FixtureRequest,
+    pivot_target: Target,
+    pivot_key: ApiKey,
+    pivot_budget: CallBudget,
+) -> Iterator[PivotClient]:
     """An ``httpx.Client`` bound to the target and its key (the in-process app for ``mock``,
     the session's loopback server for ``mock-server``)."""
     from pivotkit.client import PivotClient

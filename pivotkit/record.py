@@ -49,8 +49,19 @@ log = logging.getLogger("pivotkit.record")
 DEFAULT_KEY_ENV = "PIVOT_API_KEY"
 #: Response headers never stored: hop-by-hop ones, and ones that change on every call (the
 #: recording time is ``meta.recorded``), so re-recording an unchanged upstream changes nothing.
-UNSTORED_HEADERS = frozenset({"date", "age", "connection", "keep-alive", "transfer-encoding",
-                              "proxy-connection", "upgrade", "te", "trailer"})
+UNSTORED_HEADERS = frozenset(
+    {
+        "date",
+        "age",
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "proxy-connection",
+        "upgrade",
+        "te",
+        "trailer",
+    }
+)
 #: Request headers sent upstream besides the key (and stored in the fixture).
 SENT_HEADERS: Mapping[str, str] = MappingProxyType({"Cache-Control": "no-cache"})
 
@@ -59,6 +70,7 @@ STATUSES: tuple[Status, ...] = ("recorded", "unchanged", "skipped", "failed")
 
 
 # -- the plan -------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class PlanItem:
@@ -87,26 +99,34 @@ class PlanItem:
         by ``-`` (``7488``, ``7488-en``, ``en``), ``all`` when there is neither."""
         if self.name:
             return safe_name(self.name)
-        values = [str(self.params[p.name]) for p in operation.path_parameters
-                  if p.name in self.params]
+        values = [
+            str(self.params[p.name]) for p in operation.path_parameters if p.name in self.params
+        ]
         return safe_name("-".join([*values, *([self.lang] if self.lang else [])]) or "all")
 
 
 def _item_from_mapping(raw: Any, where: str) -> PlanItem:
     if not isinstance(raw, dict) or not isinstance(raw.get("operationId"), str):
-        raise ConfigError(where, "each request is a mapping with an operationId, e.g. "
-                          "{operationId: getContent, params: {id: 7488}, lang: en}")
+        raise ConfigError(
+            where,
+            "each request is a mapping with an operationId, e.g. "
+            "{operationId: getContent, params: {id: 7488}, lang: en}",
+        )
     params = raw.get("params") or {}
     if not isinstance(params, dict):
         raise ConfigError(where, "params must be a mapping of parameter names to values")
     unknown = set(raw) - {"operationId", "params", "lang", "name"}
     if unknown:
-        raise ConfigError(where, f"unknown keys {sorted(unknown)}; allowed: operationId, "
-                          "params, lang, name")
+        raise ConfigError(
+            where, f"unknown keys {sorted(unknown)}; allowed: operationId, params, lang, name"
+        )
     lang, name = raw.get("lang"), raw.get("name")
-    return PlanItem(raw["operationId"], MappingProxyType({str(k): str(v) for k, v in
-                                                         params.items()}),
-                    None if lang is None else str(lang), None if name is None else str(name))
+    return PlanItem(
+        raw["operationId"],
+        MappingProxyType({str(k): str(v) for k, v in params.items()}),
+        None if lang is None else str(lang),
+        None if name is None else str(name),
+    )
 
 
 def load_plan(path: Path) -> list[PlanItem]:
@@ -132,27 +152,48 @@ def plan_from_fixtures(root: Path, contract: Contract) -> list[PlanItem]:
         try:
             ex = read_exchange(path)
         except FixtureError as exc:
-            items.append(PlanItem(path.parent.name, name=path.stem,
-                                  error=f"unreadable fixture: {exc}"))
+            items.append(
+                PlanItem(path.parent.name, name=path.stem, error=f"unreadable fixture: {exc}")
+            )
             continue
         found = contract.find_operation(ex.request.method, ex.request.path)
         if found is None:
-            items.append(PlanItem(ex.operation_id, name=ex.name, error=(
-                f"{path}: {ex.request.method} {ex.request.path} fits no operation of the "
-                "contract; fix the path in the fixture or in schemas/openapi.yaml")))
+            items.append(
+                PlanItem(
+                    ex.operation_id,
+                    name=ex.name,
+                    error=(
+                        f"{path}: {ex.request.method} {ex.request.path} fits no operation of the "
+                        "contract; fix the path in the fixture or in schemas/openapi.yaml"
+                    ),
+                )
+            )
             continue
         op, params = found
         status = ex.response.status
-        skip = "" if 200 <= status < 300 else (
-            f"{path}: a {status} answer is not re-recorded (the upstream gives it only in "
-            "that condition)")
-        items.append(PlanItem(op.operation_id, MappingProxyType(params),
-                              ex.request.query.get("lang"), ex.name, skip=skip))
+        skip = (
+            ""
+            if 200 <= status < 300
+            else (
+                f"{path}: a {status} answer is not re-recorded (the upstream gives it only in "
+                "that condition)"
+            )
+        )
+        items.append(
+            PlanItem(
+                op.operation_id,
+                MappingProxyType(params),
+                ex.request.query.get("lang"),
+                ex.name,
+                skip=skip,
+            )
+        )
     return items
 
 
-def plan_from_options(operations: Sequence[str], params: Sequence[str], langs: Sequence[str],
-                      contract: Contract) -> list[PlanItem]:
+def plan_from_options(
+    operations: Sequence[str], params: Sequence[str], langs: Sequence[str], contract: Contract
+) -> list[PlanItem]:
     """Items for ``--op``/``--param``/``--lang``: every combination of the given values.
 
     ``--param id=1 --param id=2`` records both ids for each ``--op`` that takes an ``id``.
@@ -170,14 +211,16 @@ def plan_from_options(operations: Sequence[str], params: Sequence[str], langs: S
         names = [p.name for p in op.path_parameters]
         missing = [n for n in names if n not in values]
         if missing:
-            raise ConfigError("--param", f"{op_id} needs {', '.join(missing)} "
-                              f"(e.g. --param {missing[0]}=...)")
+            raise ConfigError(
+                "--param", f"{op_id} needs {', '.join(missing)} (e.g. --param {missing[0]}=...)"
+            )
         used.update(names)
         for combo in product(*(values[n] for n in names)):
             lang_choices: list[str | None] = [*langs] or [None]
             for lang in lang_choices:
-                items.append(PlanItem(op_id, MappingProxyType(dict(zip(names, combo,
-                                                                       strict=True))), lang))
+                items.append(
+                    PlanItem(op_id, MappingProxyType(dict(zip(names, combo, strict=True))), lang)
+                )
     unused = set(values) - used
     if unused:
         raise ConfigError("--param", f"no --op takes {', '.join(sorted(unused))}")
@@ -185,6 +228,7 @@ def plan_from_options(operations: Sequence[str], params: Sequence[str], langs: S
 
 
 # -- outcomes -------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -243,14 +287,16 @@ class Report:
 class _Failure(Exception):
     """A request that produced nothing worth writing (internal to the recorder)."""
 
-    def __init__(self, message: str, *, unreachable: bool = False,
-                 status: Status = "failed") -> None:
+    def __init__(
+        self, message: str, *, unreachable: bool = False, status: Status = "failed"
+    ) -> None:
         super().__init__(message)
         self.unreachable = unreachable
         self.status: Status = status
 
 
 # -- the recorder ---------------------------------------------------------------------------
+
 
 def base_url(upstream: str) -> str:
     """The upstream without credentials, query or fragment (what ``meta.upstream`` holds)."""
@@ -306,13 +352,17 @@ def _parse_json(response: httpx.Response, data: bytes) -> Any:
     if "html" in ctype or text.lstrip()[:1] == "<":
         title = re.search(r"<title>(.*?)</title>", text, re.I | re.S)
         hint = f" {title.group(1).strip()[:60]!r}" if title else ""
-        raise _Failure(f"HTML page instead of JSON (HTTP {response.status_code}, "
-                       f"{ctype or 'no content-type'}){hint}")
+        raise _Failure(
+            f"HTML page instead of JSON (HTTP {response.status_code}, "
+            f"{ctype or 'no content-type'}){hint}"
+        )
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise _Failure(f"invalid JSON (HTTP {response.status_code}): {exc.msg} at line "
-                       f"{exc.lineno} column {exc.colno}") from None
+        raise _Failure(
+            f"invalid JSON (HTTP {response.status_code}): {exc.msg} at line "
+            f"{exc.lineno} column {exc.colno}"
+        ) from None
 
 
 def _message(response: httpx.Response, raw: bytes) -> str:
@@ -344,18 +394,32 @@ class Recorder:
     between threads (the mock's record-through calls it from request handlers).
     """
 
-    def __init__(self, upstream: str, key: str, out_dir: Path | str, *,
-                 account: str = "default", contract: Contract | None = None,
-                 redactor: Redactor | None = None, overwrite: bool = False,
-                 budget: int | None = None, rate: float | None = None,
-                 max_wait: float = 60.0, retries: int = 3, timeout: float = 30.0,
-                 transport: httpx.BaseTransport | None = None,
-                 sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.monotonic,
-                 now: Callable[[], str] = _utc_now) -> None:
+    def __init__(
+        self,
+        upstream: str,
+        key: str,
+        out_dir: Path | str,
+        *,
+        account: str = "default",
+        contract: Contract | None = None,
+        redactor: Redactor | None = None,
+        overwrite: bool = False,
+        budget: int | None = None,
+        rate: float | None = None,
+        max_wait: float = 60.0,
+        retries: int = 3,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], str] = _utc_now,
+    ) -> None:
         if not key:
-            raise ConfigError("key", f"no key: set ${DEFAULT_KEY_ENV} (or the variable "
-                              "--key-env names) to your subscription key")
+            raise ConfigError(
+                "key",
+                f"no key: set ${DEFAULT_KEY_ENV} (or the variable "
+                "--key-env names) to your subscription key",
+            )
         if rate is not None and rate <= 0:
             raise ConfigError("--rate", "the rate is calls per second, more than 0")
         self.upstream = base_url(upstream)
@@ -376,8 +440,12 @@ class Recorder:
         self._now = now
         self._lock = threading.Lock()
         self._next_call = 0.0
-        self._client = httpx.Client(timeout=httpx.Timeout(timeout), transport=transport,
-                                    follow_redirects=False, trust_env=False)
+        self._client = httpx.Client(
+            timeout=httpx.Timeout(timeout),
+            transport=transport,
+            follow_redirects=False,
+            trust_env=False,
+        )
 
     def close(self) -> None:
         """Close the HTTP client."""
@@ -406,11 +474,11 @@ class Recorder:
         try:
             self.budget.spend()
         except QuotaExhausted as exc:
-            raise _Failure(f"not sent: quota exhausted ({exc.message})", status="skipped") \
-                from None
+            raise _Failure(f"not sent: quota exhausted ({exc.message})", status="skipped") from None
         except BudgetExhausted as exc:
-            raise _Failure(f"not sent: the budget of {exc.limit} calls is spent",
-                           status="skipped") from None
+            raise _Failure(
+                f"not sent: the budget of {exc.limit} calls is spent", status="skipped"
+            ) from None
         wait = 0.0
         with self._lock:
             if self.rate:
@@ -425,21 +493,27 @@ class Recorder:
         self._take_call()
         headers = {**SENT_HEADERS, KEY_HEADER: self._key.reveal(), "Accept-Encoding": "gzip"}
         try:
-            request = self._client.build_request("GET", self.upstream + path,
-                                                 params=dict(query), headers=headers)
+            request = self._client.build_request(
+                "GET", self.upstream + path, params=dict(query), headers=headers
+            )
             response = self._client.send(request, stream=True)
             try:
                 raw = b"".join(response.iter_raw())
             finally:
                 response.close()
         except httpx.ConnectError as exc:
-            raise _Failure(f"cannot connect to {self.upstream}: {self.redactor.text(str(exc))}",
-                           unreachable=True) from None
+            raise _Failure(
+                f"cannot connect to {self.upstream}: {self.redactor.text(str(exc))}",
+                unreachable=True,
+            ) from None
         except httpx.TimeoutException as exc:
             raise _Failure(f"timed out ({type(exc).__name__})", unreachable=True) from None
         except httpx.TransportError as exc:
-            raise _Failure(f"connection broken mid-response ({type(exc).__name__}: "
-                           f"{self.redactor.text(str(exc))})", unreachable=True) from None
+            raise _Failure(
+                f"connection broken mid-response ({type(exc).__name__}: "
+                f"{self.redactor.text(str(exc))})",
+                unreachable=True,
+            ) from None
         return response, raw
 
     def fetch(self, operation: Operation, path: str, query: Mapping[str, str]) -> Response:
@@ -472,8 +546,10 @@ class Recorder:
             self.budget.stop(QuotaExhausted(message, response.headers.get("retry-after")))
             return _Failure(f"not recorded: quota exhausted ({message})", status="skipped")
         if status == 401:
-            return _Failure(f"HTTP 401{detail} (check the key, and that the account may call "
-                            f"{operation.operation_id})")
+            return _Failure(
+                f"HTTP 401{detail} (check the key, and that the account may call "
+                f"{operation.operation_id})"
+            )
         if status == 404:
             return _Failure(f"HTTP 404{detail} (is the path in schemas/openapi.yaml right?)")
         return _Failure(f"HTTP {status}" + (" from upstream" if status >= 500 else "") + detail)
@@ -492,8 +568,9 @@ class Recorder:
             return Outcome(item, "failed", str(exc))
         problems = op.parameter_problems(item.params)
         known = {p.name for p in op.path_parameters}
-        problems += [f"{k}: not a path parameter of {op.operation_id}"
-                     for k in item.params if k not in known]
+        problems += [
+            f"{k}: not a path parameter of {op.operation_id}" for k in item.params if k not in known
+        ]
         if problems:
             return Outcome(item, "failed", "; ".join(problems))
         path = op.expand(**item.params)
@@ -501,18 +578,26 @@ class Recorder:
         try:
             response = self.fetch(op, path, query)
         except _Failure as exc:
-            return Outcome(item, exc.status, self.redactor.text(str(exc)),
-                           unreachable=exc.unreachable)
+            return Outcome(
+                item, exc.status, self.redactor.text(str(exc)), unreachable=exc.unreachable
+            )
         request_headers = {**SENT_HEADERS, KEY_HEADER: self._key.reveal()}
         exchange = Exchange(
             operation_id=op.operation_id,
             name=item.fixture_name(op),
-            request=Request("GET", path, MappingProxyType(query),
-                            MappingProxyType(request_headers)),
+            request=Request(
+                "GET", path, MappingProxyType(query), MappingProxyType(request_headers)
+            ),
             response=response,
-            meta=MappingProxyType({"operationId": op.operation_id, "source": "live",
-                                   "recorded": self._now(), "account": self.account,
-                                   "upstream": self.upstream}),
+            meta=MappingProxyType(
+                {
+                    "operationId": op.operation_id,
+                    "source": "live",
+                    "recorded": self._now(),
+                    "account": self.account,
+                    "upstream": self.upstream,
+                }
+            ),
         )
         try:
             exchange = self.redactor.exchange(exchange)
@@ -528,8 +613,7 @@ class Recorder:
     def _contract_note(self, op: Operation, response: Response) -> str:
         """A short note when a recorded body breaks the contract (drift, worth a look)."""
         try:
-            violations = self.contract.validate(op.operation_id, response.status,
-                                                response.body)
+            violations = self.contract.validate(op.operation_id, response.status, response.body)
         except PivotError:
             return f"the contract declares no {response.status} for {op.operation_id}"
         if not violations:
@@ -537,7 +621,8 @@ class Recorder:
         first = violations[0]
         return self.redactor.text(
             f"breaks the contract at {len(violations)} place(s), first {first.pointer or '/'}: "
-            f"{first.message[:80]} (run pivotkit check)")
+            f"{first.message[:80]} (run pivotkit check)"
+        )
 
     def _write(self, item: PlanItem, exchange: Exchange) -> Outcome:
         """Write atomically; an equal fixture is left alone, a different one kept beside."""
@@ -557,28 +642,43 @@ class Recorder:
                 except (OSError, ValueError):
                     old = None
                 if isinstance(old, dict) and _comparable(old) == new:
-                    return Outcome(item, "unchanged", "", target,
-                                   dataclasses.replace(candidate, file=target))
+                    return Outcome(
+                        item, "unchanged", "", target, dataclasses.replace(candidate, file=target)
+                    )
                 if self.overwrite:
                     written = write_exchange(candidate, self.out_dir, overwrite=True)
-                    return Outcome(item, "recorded", f"overwritten ({exc.summary})", written,
-                                   dataclasses.replace(candidate, file=written))
+                    return Outcome(
+                        item,
+                        "recorded",
+                        f"overwritten ({exc.summary})",
+                        written,
+                        dataclasses.replace(candidate, file=written),
+                    )
                 if n == 1:
                     first_summary = exc.summary
                 continue
             if existed:
-                return Outcome(item, "unchanged", "", written,
-                               dataclasses.replace(candidate, file=written))
-            note = "" if n == 1 else (f"{name}.json differs ({first_summary}); kept it, "
-                                      "pass --overwrite to replace it")
-            return Outcome(item, "recorded", note, written,
-                           dataclasses.replace(candidate, file=written))
+                return Outcome(
+                    item, "unchanged", "", written, dataclasses.replace(candidate, file=written)
+                )
+            note = (
+                ""
+                if n == 1
+                else (
+                    f"{name}.json differs ({first_summary}); kept it, "
+                    "pass --overwrite to replace it"
+                )
+            )
+            return Outcome(
+                item, "recorded", note, written, dataclasses.replace(candidate, file=written)
+            )
         return Outcome(item, "failed", f"{name}-2 to -999 exist; clean up {target.parent}")
 
     # -- a run ------------------------------------------------------------------------
 
-    def run(self, items: Iterable[PlanItem],
-            on_outcome: Callable[[Outcome], None] | None = None) -> Report:
+    def run(
+        self, items: Iterable[PlanItem], on_outcome: Callable[[Outcome], None] | None = None
+    ) -> Report:
         """Record every item in order; a quota stop or a spent budget skips the rest."""
         report = Report()
         try:
@@ -603,8 +703,9 @@ class Recorder:
 RecordThrough = Callable[[Operation, Any], "Exchange | None"]
 
 
-def make_record_through(upstream: str, key: str, out_dir: Path | str, account: str = "default",
-                        **options: Any) -> RecordThrough:
+def make_record_through(
+    upstream: str, key: str, out_dir: Path | str, account: str = "default", **options: Any
+) -> RecordThrough:
     """A callable ``(operation, flask_request) -> Exchange | None`` for the mock.
 
     It forwards the request upstream (with ``key``, never the client's key), redacts, writes
@@ -622,8 +723,7 @@ def make_record_through(upstream: str, key: str, out_dir: Path | str, account: s
         if cached is not None:  # recorded by this process: replay, spend no quota
             return cached
         params = operation.match(path) or {}
-        outcome = recorder.record(PlanItem(operation.operation_id, MappingProxyType(params),
-                                           lang))
+        outcome = recorder.record(PlanItem(operation.operation_id, MappingProxyType(params), lang))
         log.info("record-through %s", outcome.line())
         if outcome.exchange is not None:
             seen[path, lang] = outcome.exchange
@@ -676,12 +776,14 @@ def install_record_through(app: Any, **overrides: Any) -> RecordThrough | None:
     key_env = str(_get("KEY_ENV") or DEFAULT_KEY_ENV)
     key = os.environ.get(key_env, "").strip()
     if not key:
-        raise ConfigError("PIVOT_RECORD_KEY_ENV", f"record-through needs the upstream key in "
-                          f"${key_env}; export it (the key is never written anywhere)")
+        raise ConfigError(
+            "PIVOT_RECORD_KEY_ENV",
+            f"record-through needs the upstream key in "
+            f"${key_env}; export it (the key is never written anywhere)",
+        )
     out = _get("OUT") or app.config.get("PIVOT_FIXTURES") or default_fixtures_dir()
     options: dict[str, Any] = {
-        "redactor": Redactor.build(headers=_list("REDACT_HEADERS"),
-                                   fields=_list("REDACT_FIELDS")),
+        "redactor": Redactor.build(headers=_list("REDACT_HEADERS"), fields=_list("REDACT_FIELDS")),
         "overwrite": str(_get("OVERWRITE")).lower() in ("1", "true", "yes"),
         "budget": _number("BUDGET", int),
         "rate": _number("RATE", float),
@@ -689,8 +791,9 @@ def install_record_through(app: Any, **overrides: Any) -> RecordThrough | None:
     timeout = _number("TIMEOUT", float)
     if timeout is not None:
         options["timeout"] = timeout
-    fn = make_record_through(str(upstream), key, Path(out), str(_get("ACCOUNT") or "default"),
-                             **options)
+    fn = make_record_through(
+        str(upstream), key, Path(out), str(_get("ACCOUNT") or "default"), **options
+    )
     app.extensions["pivot_recorder"] = fn
     return fn
 

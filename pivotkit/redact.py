@@ -39,8 +39,9 @@ def mask(value: str) -> str:
     """
     if _HEXISH.fullmatch(value) and any(c.isalnum() for c in value):
         return re.sub(r"[0-9a-fA-F]", "0", value)
-    return "".join("0" if c.isdigit() else ("X" if c.isupper() else "x") if c.isalpha() else c
-                   for c in value)
+    return "".join(
+        "0" if c.isdigit() else ("X" if c.isupper() else "x") if c.isalpha() else c for c in value
+    )
 
 
 def _mask_json(value: Any) -> Any:
@@ -63,8 +64,12 @@ def _mask_json(value: Any) -> Any:
 def is_placeholder(value: str) -> bool:
     """Whether a value in a key's place is plainly not a key (``xxxx...``, ``<key>``, ``$VAR``)."""
     value = value.strip()
-    return (not value or len(set(value)) == 1 or value.startswith(("<", "$", "{"))
-            or value.lower() in {"redacted", "placeholder", "your-key", "none", "null"})
+    return (
+        not value
+        or len(set(value)) == 1
+        or value.startswith(("<", "$", "{"))
+        or value.lower() in {"redacted", "placeholder", "your-key", "none", "null"}
+    )
 
 
 def parse_field(spec: str) -> tuple[str, ...]:
@@ -75,8 +80,10 @@ def parse_field(spec: str) -> tuple[str, ...]:
     """
     spec = spec.strip()
     if not spec or spec == "/":
-        raise ConfigError("--redact-field", f"{spec!r} names no field; use /data/token or "
-                          "data.token (** for any depth)")
+        raise ConfigError(
+            "--redact-field",
+            f"{spec!r} names no field; use /data/token or data.token (** for any depth)",
+        )
     if spec.startswith("/"):
         parts = [p.replace("~1", "/").replace("~0", "~") for p in spec[1:].split("/")]
     else:
@@ -100,22 +107,30 @@ class Redactor:
     _pattern: re.Pattern[str] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        variants = sorted({v for s in self.secrets if s for v in (s, s.upper(), s.lower())},
-                          key=len, reverse=True)
+        variants = sorted(
+            {v for s in self.secrets if s for v in (s, s.upper(), s.lower())}, key=len, reverse=True
+        )
         pattern = re.compile("|".join(re.escape(v) for v in variants)) if variants else None
         object.__setattr__(self, "_pattern", pattern)
 
     @classmethod
-    def build(cls, secrets: Iterable[str] = (), headers: Iterable[str] = (),
-              fields: Iterable[str] = ()) -> Redactor:
+    def build(
+        cls, secrets: Iterable[str] = (), headers: Iterable[str] = (), fields: Iterable[str] = ()
+    ) -> Redactor:
         """A redactor from raw values, header names and ``--redact-field`` specs."""
         values = sorted({s for s in secrets if s}, key=len, reverse=True)
         for s in values:
             if len(s) < 8 or any(c.isspace() for c in s):
-                raise ConfigError("key", "a key is 32 hexadecimal characters; this value is too "
-                                  "short or holds spaces: check the variable --key-env names")
-        return cls(tuple(values), frozenset(h.lower() for h in headers),
-                   tuple(parse_field(f) for f in fields))
+                raise ConfigError(
+                    "key",
+                    "a key is 32 hexadecimal characters; this value is too "
+                    "short or holds spaces: check the variable --key-env names",
+                )
+        return cls(
+            tuple(values),
+            frozenset(h.lower() for h in headers),
+            tuple(parse_field(f) for f in fields),
+        )
 
     # -- strings ---------------------------------------------------------------------------
 
@@ -181,14 +196,17 @@ class Redactor:
     def exchange(self, exchange: Exchange) -> Exchange:
         """A copy of ``exchange`` with nothing secret left in it."""
         req, resp = exchange.request, exchange.response
-        request = Request(req.method, self.text(req.path),
-                          MappingProxyType(self.query(req.query)),
-                          MappingProxyType(self.header_map(req.headers)))
-        response = Response(resp.status, self.body(resp.body),
-                            MappingProxyType(self.header_map(resp.headers)))
+        request = Request(
+            req.method,
+            self.text(req.path),
+            MappingProxyType(self.query(req.query)),
+            MappingProxyType(self.header_map(req.headers)),
+        )
+        response = Response(
+            resp.status, self.body(resp.body), MappingProxyType(self.header_map(resp.headers))
+        )
         meta = MappingProxyType(self._scrub(dict(exchange.meta)))
-        out = Exchange(exchange.operation_id, exchange.name, request, response, meta,
-                       exchange.file)
+        out = Exchange(exchange.operation_id, exchange.name, request, response, meta, exchange.file)
         self.assert_clean(out.dumps())
         return out
 
@@ -230,6 +248,7 @@ def _mask_at(node: Any, path: tuple[str, ...]) -> Any:
 
 # -- the secret scanner ---------------------------------------------------------------------
 
+
 def demo_keys(accounts_file: Path) -> frozenset[str]:
     """The demo keys an accounts file may hold: none unless it says ``demo_keys = true``.
 
@@ -250,8 +269,10 @@ def demo_keys(accounts_file: Path) -> frozenset[str]:
     for account in accounts:
         if not isinstance(account, dict) or not isinstance(account.get("name"), str):
             continue
-        allowed |= {demo_key(account["name"], "primary").reveal(),
-                    demo_key(account["name"], "secondary").reveal()}
+        allowed |= {
+            demo_key(account["name"], "primary").reveal(),
+            demo_key(account["name"], "secondary").reveal(),
+        }
     return frozenset(allowed)
 
 
@@ -265,13 +286,31 @@ class SecretFinding:
     hint: str
 
     def __str__(self) -> str:
-        return (f"{self.path}:{self.line}: {self.kind} ({self.hint}); replace it with "
-                f"{KEY_PLACEHOLDER[:4]}... (pivotkit record redacts keys) or remove the file")
+        return (
+            f"{self.path}:{self.line}: {self.kind} ({self.hint}); replace it with "
+            f"{KEY_PLACEHOLDER[:4]}... (pivotkit record redacts keys) or remove the file"
+        )
 
 
-_SKIP_DIRS = frozenset({".git", ".venv", "venv", ".nox", ".tox", "node_modules", "__pycache__",
-                        ".mypy_cache", ".ruff_cache", ".pytest_cache", ".hypothesis", "build",
-                        "dist", "reports", ".peers"})
+_SKIP_DIRS = frozenset(
+    {
+        ".git",
+        ".venv",
+        "venv",
+        ".nox",
+        ".tox",
+        "node_modules",
+        "__pycache__",
+        ".mypy_cache",
+        ".ruff_cache",
+        ".pytest_cache",
+        ".hypothesis",
+        "build",
+        "dist",
+        "reports",
+        ".peers",
+    }
+)
 
 
 def files_to_scan(root: Path) -> Iterator[Path]:
@@ -295,14 +334,24 @@ def scan_text(text: str, path: Path, allowed: frozenset[str] = frozenset()) -> l
     for lineno, line in enumerate(text.splitlines(), 1):
         for m in KEY_SHAPED.finditer(line):
             if m.group(0) not in allowed and not is_placeholder(m.group(0)):
-                found.append(SecretFinding(path, lineno, "32 lowercase hex characters",
-                                           f"{m.group(0)[:2]}...{len(m.group(0))} chars"))
+                found.append(
+                    SecretFinding(
+                        path,
+                        lineno,
+                        "32 lowercase hex characters",
+                        f"{m.group(0)[:2]}...{len(m.group(0))} chars",
+                    )
+                )
         for m in _KEY_ASSIGNMENT.finditer(line):
             value = m.group(2)
-            if not is_placeholder(value) and value not in allowed \
-                    and not KEY_SHAPED.fullmatch(value):
-                found.append(SecretFinding(path, lineno, f"{m.group(1)} with a value",
-                                           f"{len(value)} chars"))
+            if (
+                not is_placeholder(value)
+                and value not in allowed
+                and not KEY_SHAPED.fullmatch(value)
+            ):
+                found.append(
+                    SecretFinding(path, lineno, f"{m.group(1)} with a value", f"{len(value)} chars")
+                )
     return found
 
 

@@ -14,8 +14,14 @@ import pytest
 
 from pivotkit.fixtures import atomic_write_text
 
-_ICONS = {"passed": "✅", "failed": "❌", "error": "💥", "skipped": "⏭️", "xfailed": "xfail",
-          "xpassed": "❗"}
+_ICONS = {
+    "passed": "✅",
+    "failed": "❌",
+    "error": "💥",
+    "skipped": "⏭️",
+    "xfailed": "xfail",
+    "xpassed": "❗",
+}
 _ORDER = ("failed", "error", "xpassed", "passed", "xfailed", "skipped")
 
 
@@ -43,8 +49,15 @@ def _message(text: str, limit: int = 2000) -> str:
     kept: list[str] = []
     text = re.sub(r"^[\w.]*(AssertionError|ResponseMismatch): ", "", text.strip())
     for line in text.splitlines():
-        if line.startswith(("Failing test case", "Falsifying example", "Explanation:",
-                            "assert ", "You can reproduce")):
+        if line.startswith(
+            (
+                "Failing test case",
+                "Falsifying example",
+                "Explanation:",
+                "assert ",
+                "You can reproduce",
+            )
+        ):
             break
         kept.append(line.rstrip())
     return "\n".join(kept)[:limit]
@@ -63,8 +76,9 @@ def _failure_text(report: pytest.TestReport) -> str:
 class SuiteReport:
     """Collects the suite's results (as a pytest plugin) and writes JUnit XML and Markdown."""
 
-    def __init__(self, target: str, *, junit: Path | None = None,
-                 markdown: Path | None = None) -> None:
+    def __init__(
+        self, target: str, *, junit: Path | None = None, markdown: Path | None = None
+    ) -> None:
         self.target = target
         self.junit = junit
         self.markdown = markdown
@@ -86,8 +100,7 @@ class SuiteReport:
             operation = mark.kwargs.get("operation", mark.args[0] if mark.args else "-")
             check = mark.kwargs.get("check", mark.args[1] if len(mark.args) > 1 else item.name)
             callspec = getattr(item, "callspec", None)
-            self.register(item.nodeid, str(operation), str(check),
-                          str(getattr(callspec, "id", "")))
+            self.register(item.nodeid, str(operation), str(check), str(getattr(callspec, "id", "")))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Record the outcome of each test phase."""
@@ -127,14 +140,17 @@ class SuiteReport:
         if previous is not None and previous.outcome in ("failed", "error"):
             return
         message = "" if outcome == "passed" else _message(_failure_text(report))
-        details = str(report.longrepr or "") if outcome in ("failed", "error", "xpassed") \
-            else ""
+        details = str(report.longrepr or "") if outcome in ("failed", "error", "xpassed") else ""
         if xfail and not message:
             message = str(getattr(report, "wasxfail", ""))
-        self.results[report.nodeid] = CaseResult(*label, outcome=outcome,
-                                                 duration=self._durations[report.nodeid],
-                                                 message=message, nodeid=report.nodeid,
-                                                 details=details)
+        self.results[report.nodeid] = CaseResult(
+            *label,
+            outcome=outcome,
+            duration=self._durations[report.nodeid],
+            message=message,
+            nodeid=report.nodeid,
+            details=details,
+        )
 
     # -- summaries -------------------------------------------------------------------------
 
@@ -159,21 +175,34 @@ class SuiteReport:
             cases = by_op[operation]
             counts = Counter(c.outcome for c in cases)
             suite = ET.SubElement(
-                root, "testsuite", name=operation, tests=str(len(cases)),
-                failures=str(counts["failed"] + counts["xpassed"]), errors=str(counts["error"]),
+                root,
+                "testsuite",
+                name=operation,
+                tests=str(len(cases)),
+                failures=str(counts["failed"] + counts["xpassed"]),
+                errors=str(counts["error"]),
                 skipped=str(counts["skipped"] + counts["xfailed"]),
-                time=f"{sum(c.duration for c in cases):.3f}")
-            ET.SubElement(ET.SubElement(suite, "properties"), "property",
-                          name="target", value=self.target)
+                time=f"{sum(c.duration for c in cases):.3f}",
+            )
+            ET.SubElement(
+                ET.SubElement(suite, "properties"), "property", name="target", value=self.target
+            )
             for case in sorted(cases, key=lambda c: (c.check, c.case)):
-                node = ET.SubElement(suite, "testcase", classname=f"pivot.{operation}",
-                                     name=case.name, time=f"{case.duration:.3f}")
+                node = ET.SubElement(
+                    suite,
+                    "testcase",
+                    classname=f"pivot.{operation}",
+                    name=case.name,
+                    time=f"{case.duration:.3f}",
+                )
                 if case.outcome in ("failed", "xpassed"):
-                    ET.SubElement(node, "failure", message=case.message).text = \
+                    ET.SubElement(node, "failure", message=case.message).text = (
                         case.details or case.message
+                    )
                 elif case.outcome == "error":
-                    ET.SubElement(node, "error", message=case.message).text = \
+                    ET.SubElement(node, "error", message=case.message).text = (
                         case.details or case.message
+                    )
                 elif case.outcome in ("skipped", "xfailed"):
                     ET.SubElement(node, "skipped", message=case.message)
             totals.update(counts)
@@ -192,19 +221,23 @@ class SuiteReport:
         cells: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
         for r in self.results.values():
             cells[r.operation, r.check][r.outcome] += 1
-        verdict = "❌ failed" if counts["failed"] or counts["error"] or counts["xpassed"] \
-            else "✅ passed"
+        verdict = (
+            "❌ failed" if counts["failed"] or counts["error"] or counts["xpassed"] else "✅ passed"
+        )
         summary = ", ".join(f"{counts[o]} {o}" for o in _ORDER if counts[o])
-        lines = [f"### Pivot contract against `{self.target}`: {verdict}", "",
-                 f"{summary or 'no contract test ran'} in {self.elapsed:.1f} s", ""]
+        lines = [
+            f"### Pivot contract against `{self.target}`: {verdict}",
+            "",
+            f"{summary or 'no contract test ran'} in {self.elapsed:.1f} s",
+            "",
+        ]
         if operations:
             lines.append("| operation | " + " | ".join(checks) + " |")
             lines.append("|---|" + "---|" * len(checks))
             for op in operations:
                 row = [_cell(cells.get((op, check), Counter())) for check in checks]
                 lines.append(f"| `{op}` | " + " | ".join(row) + " |")
-        failures = [r for r in self.results.values()
-                    if r.outcome in ("failed", "error", "xpassed")]
+        failures = [r for r in self.results.values() if r.outcome in ("failed", "error", "xpassed")]
         if failures:
             lines += ["", "#### Failures", ""]
             for r in sorted(failures, key=lambda r: (r.operation, r.check, r.case)):
@@ -249,8 +282,6 @@ def _cell(counter: Counter[str]) -> str:
     return "-"
 
 
-
-
 def suite_dir() -> Path:
     """Where the contract suite (the ``contract_tests`` package) is installed."""
     import importlib.util
@@ -263,9 +294,15 @@ def suite_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-def suite_command(target: str = "mock", *, budget: int | None = None,
-                  junit: Path | None = None, markdown: Path | None = None,
-                  profile: str | None = None, extra: tuple[str, ...] = ()) -> list[str]:
+def suite_command(
+    target: str = "mock",
+    *,
+    budget: int | None = None,
+    junit: Path | None = None,
+    markdown: Path | None = None,
+    profile: str | None = None,
+    extra: tuple[str, ...] = (),
+) -> list[str]:
     """The pytest command line that runs the contract suite against ``target``.
 
     The suite brings its own pytest configuration (``contract_tests/suite.ini``), so the
@@ -274,8 +311,17 @@ def suite_command(target: str = "mock", *, budget: int | None = None,
     import sys
 
     where = suite_dir()
-    command = [sys.executable, "-m", "pytest", str(where), "-c", str(where / "suite.ini"),
-               "--rootdir", str(where.parent), f"--pivot-target={target}"]
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        str(where),
+        "-c",
+        str(where / "suite.ini"),
+        "--rootdir",
+        str(where.parent),
+        f"--pivot-target={target}",
+    ]
     if budget is not None:
         command.append(f"--pivot-budget={budget}")
     if junit is not None:

@@ -82,14 +82,16 @@ def _calendar_values(fmt: str) -> st.SearchStrategy[str]:
     return moments.map(lambda moment: moment.strftime(fmt))
 
 
-def periods(fmt: str = "%Y%m%d", *, max_days: int = 14,
-            reversed_ok: bool = True) -> st.SearchStrategy[tuple[str, str]]:
+def periods(
+    fmt: str = "%Y%m%d", *, max_days: int = 14, reversed_ok: bool = True
+) -> st.SearchStrategy[tuple[str, str]]:
     """(start, end) pairs of real days, ``end`` up to ``max_days`` later (or, when
     ``reversed_ok``, sometimes earlier)."""
     span = st.integers(min_value=-3 if reversed_ok else 0, max_value=max_days)
     days = st.dates(min_value=date(2000, 1, 1), max_value=date(2035, 12, 31))
     return st.tuples(days, span).map(
-        lambda pair: (pair[0].strftime(fmt), (pair[0] + timedelta(days=pair[1])).strftime(fmt)))
+        lambda pair: (pair[0].strftime(fmt), (pair[0] + timedelta(days=pair[1])).strftime(fmt))
+    )
 
 
 def parameter_values(param: Parameter) -> st.SearchStrategy[str]:
@@ -98,7 +100,8 @@ def parameter_values(param: Parameter) -> st.SearchStrategy[str]:
     schema = _ascii_schema(param.schema)
     if param.name == "lang" and schema.get("type") == "string" and "pattern" not in schema:
         generated: st.SearchStrategy[Any] = st.sampled_from(LANGS) | st.text(
-            alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=8)
+            alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=8
+        )
     else:
         generated = from_schema(schema, allow_x00=False)
     examples = [_raw(e) for e in param.schema.get("examples", [])]
@@ -116,8 +119,22 @@ def _near_misses(kind: str, pattern: str) -> st.SearchStrategy[str]:
     near: list[st.SearchStrategy[str]] = []
     junk = st.text(alphabet=SEGMENT_ALPHABET, min_size=1, max_size=24).filter(_segment_ok)
     if kind == "integer":
-        near.append(st.sampled_from(["0", "-1", "1.5", "1e3", "0x1A", "2147483648",
-                                     "99999999999999999999", "+7", "seven", "٧٤٨٨"]))
+        near.append(
+            st.sampled_from(
+                [
+                    "0",
+                    "-1",
+                    "1.5",
+                    "1e3",
+                    "0x1A",
+                    "2147483648",
+                    "99999999999999999999",
+                    "+7",
+                    "seven",
+                    "٧٤٨٨",
+                ]
+            )
+        )
         near.append(st.integers(max_value=0).map(str))
         near.append(st.integers(min_value=2**31).map(str))
     if pattern:
@@ -140,10 +157,10 @@ def invalid_values(param: Parameter) -> st.SearchStrategy[str]:
 
 def extra_query(max_size: int = 3) -> st.SearchStrategy[dict[str, str]]:
     """Query parameters the contract does not declare (never ``lang`` or the key)."""
-    names = st.text(alphabet=st.sampled_from("abcdefghijklmnopqrstuvwxyz_-0123456789"),
-                    min_size=1, max_size=12).filter(lambda n: n not in _RESERVED_QUERY)
-    values = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]),
-                     max_size=16)
+    names = st.text(
+        alphabet=st.sampled_from("abcdefghijklmnopqrstuvwxyz_-0123456789"), min_size=1, max_size=12
+    ).filter(lambda n: n not in _RESERVED_QUERY)
+    values = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=16)
     return st.dictionaries(names, values, max_size=max_size)
 
 
@@ -163,8 +180,9 @@ def known_path_params(op: Operation, fixtures: FixtureSet) -> list[dict[str, str
     return out
 
 
-def path_params(op: Operation, *, fixtures: FixtureSet | None = None,
-                invalid: bool = False) -> st.SearchStrategy[dict[str, str]]:
+def path_params(
+    op: Operation, *, fixtures: FixtureSet | None = None, invalid: bool = False
+) -> st.SearchStrategy[dict[str, str]]:
     """Path parameters of ``op``: recorded ones and schema-valid ones, or (``invalid``) at
     least one parameter broken."""
     params = op.path_parameters
@@ -177,7 +195,8 @@ def path_params(op: Operation, *, fixtures: FixtureSet | None = None,
         if fmt is not None and fmt == date_format(by_name["end"]):
             period = periods(fmt)
             valid = valid | st.tuples(valid, period).map(
-                lambda pair: {**pair[0], "start": pair[1][0], "end": pair[1][1]})
+                lambda pair: {**pair[0], "start": pair[1][0], "end": pair[1][1]}
+            )
     if not invalid:
         known = known_path_params(op, fixtures) if fixtures is not None else []
         return st.sampled_from(known) | valid if known else valid
@@ -194,9 +213,14 @@ def path_params(op: Operation, *, fixtures: FixtureSet | None = None,
     return broken()
 
 
-def requests(op: Operation | str, *, fixtures: FixtureSet | None = None,
-             invalid: bool | None = False, contract: Contract | None = None,
-             extras: bool = True) -> st.SearchStrategy[RequestSpec]:
+def requests(
+    op: Operation | str,
+    *,
+    fixtures: FixtureSet | None = None,
+    invalid: bool | None = False,
+    contract: Contract | None = None,
+    extras: bool = True,
+) -> st.SearchStrategy[RequestSpec]:
     """Requests of one operation: path parameters, optional ``lang``, undeclared extras.
 
     ``invalid=None`` mixes valid and invalid path parameters.
@@ -206,10 +230,12 @@ def requests(op: Operation | str, *, fixtures: FixtureSet | None = None,
     operation = op
     if invalid is None:
         pairs = st.tuples(path_params(operation, fixtures=fixtures), st.just(True)) | st.tuples(
-            path_params(operation, invalid=True), st.just(False))
+            path_params(operation, invalid=True), st.just(False)
+        )
     else:
-        pairs = st.tuples(path_params(operation, fixtures=fixtures, invalid=invalid),
-                          st.just(not invalid))
+        pairs = st.tuples(
+            path_params(operation, fixtures=fixtures, invalid=invalid), st.just(not invalid)
+        )
     lang_param = next((p for p in operation.query_parameters if p.name == "lang"), None)
     langs: st.SearchStrategy[str | None] = st.none()
     if lang_param is not None:
@@ -225,7 +251,11 @@ def requests(op: Operation | str, *, fixtures: FixtureSet | None = None,
         if lang is not None:
             query["lang"] = lang
         return RequestSpec(
-            operation.operation_id, operation.expand(**values), query, valid, dict(values),
+            operation.operation_id,
+            operation.expand(**values),
+            query,
+            valid,
+            dict(values),
         )
 
     return build()

@@ -39,8 +39,10 @@ def test_cli_reports_each_file_and_exits_1_on_failure(tmp_path: Path) -> None:
     (root / "getContent" / "bad.json").write_text(json.dumps(bad))
     result = CliRunner().invoke(main, ["check", "--fixtures", str(root)])
     assert result.exit_code == 1
-    assert f"FAIL  {root / 'getContent' / 'bad.json'} /data/productionYear: '1982' is not of " \
-           "type 'integer'" in result.output
+    assert (
+        f"FAIL  {root / 'getContent' / 'bad.json'} /data/productionYear: '1982' is not of "
+        "type 'integer'" in result.output
+    )
     assert f"ok    {root / 'getContent' / '7488.json'}" in result.output
     assert "1 passed, 1 failed (2 fixtures)" in result.output
 
@@ -64,15 +66,17 @@ def test_cli_flags_path_and_status_mismatches(tmp_path: Path) -> None:
     (root / "getContent" / "wrong.json").write_text(json.dumps(data))
     result = CliRunner().invoke(main, ["check", "--fixtures", str(root), "-q"])
     assert result.exit_code == 1
-    assert "/request/path: '/v1/api/v1/persons/7488' does not fit /v1/api/v1/contents/{id}" \
+    assert (
+        "/request/path: '/v1/api/v1/persons/7488' does not fit /v1/api/v1/contents/{id}"
         in result.output
+    )
     assert "/response/status: 418 is not declared" in result.output
     assert "ok    " not in result.output
 
 
 def test_broken_schema_is_a_clean_cli_error(tmp_path: Path, schemas_copy: Path) -> None:
     """A broken contract file makes check exit 1 with the file and line."""
-    (schemas_copy / "award.json").write_text("{\n  \"$id\": ,\n}")
+    (schemas_copy / "award.json").write_text('{\n  "$id": ,\n}')
     result = CliRunner().invoke(main, ["check", "--schemas", str(schemas_copy)])
     assert result.exit_code == 1
     assert f"Error: {schemas_copy / 'award.json'}:2:" in result.output
@@ -86,6 +90,7 @@ def test_check_runs_as_a_real_command(tmp_path: Path) -> None:
     assert " 0 failed" in ok.stdout
     empty = tmp_path / "empty"
     empty.mkdir()
-    bad = subprocess.run([str(exe), "check", "--fixtures", str(empty)], capture_output=True,
-                         text=True, check=False)
+    bad = subprocess.run(
+        [str(exe), "check", "--fixtures", str(empty)], capture_output=True, text=True, check=False
+    )
     assert bad.returncode == 1 and "no fixture files" in bad.stderr

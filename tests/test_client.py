@@ -51,13 +51,16 @@ def test_demo_key_matches_the_accounts_file() -> None:
     assert demo_key("basic", "secondary").reveal() == "12496a37544e7fdb108b359568b3b527"
 
 
-@pytest.mark.parametrize(("spec", "kind", "url"), [
-    ("mock", "mock", "http://pivot.mock"),
-    ("mock-server", "mock", "http://pivot.mock"),
-    ("live", "live", LIVE_URL),
-    ("https://api.plurimedia.fr/", "live", LIVE_URL),
-    ("http://127.0.0.1:8080/", "url", "http://127.0.0.1:8080"),
-])
+@pytest.mark.parametrize(
+    ("spec", "kind", "url"),
+    [
+        ("mock", "mock", "http://pivot.mock"),
+        ("mock-server", "mock", "http://pivot.mock"),
+        ("live", "live", LIVE_URL),
+        ("https://api.plurimedia.fr/", "live", LIVE_URL),
+        ("http://127.0.0.1:8080/", "url", "http://127.0.0.1:8080"),
+    ],
+)
 def test_parse_target(spec: str, kind: str, url: str) -> None:
     """mock, live and base URLs are targets; a trailing slash is dropped."""
     target = parse_target(spec)
@@ -109,14 +112,18 @@ def _sequence(*responses: httpx.Response) -> Iterator[httpx.Response]:
 def test_429_retried_after_retry_after() -> None:
     """A 429 waits Retry-After seconds, then retries; every attempt counts in the budget."""
     answers = _sequence(
-        httpx.Response(429, headers={"Retry-After": "7"},
-                       json={"statusCode": 429, "message": "Rate limit is exceeded. Try again "
-                                                           "in 7 seconds."}),
-        httpx.Response(200, json={"ok": True}))
+        httpx.Response(
+            429,
+            headers={"Retry-After": "7"},
+            json={"statusCode": 429, "message": "Rate limit is exceeded. Try again in 7 seconds."},
+        ),
+        httpx.Response(200, json={"ok": True}),
+    )
     waits: list[float] = []
     budget = CallBudget(5)
-    with _client(httpx.MockTransport(lambda request: next(answers)), budget=budget,
-                 sleep=waits.append) as client:
+    with _client(
+        httpx.MockTransport(lambda request: next(answers)), budget=budget, sleep=waits.append
+    ) as client:
         response = client.get("/a")
     assert response.status_code == 200
     assert waits == [7.0]
@@ -126,9 +133,11 @@ def test_429_retried_after_retry_after() -> None:
 def test_429_given_back_when_the_wait_is_too_long() -> None:
     """A Retry-After above max_wait is not slept: the 429 is the answer."""
     waits: list[float] = []
-    with _client(httpx.MockTransport(lambda r: httpx.Response(429, headers={"Retry-After": "600"},
-                                                              json={})),
-                 sleep=waits.append, max_wait=60) as client:
+    with _client(
+        httpx.MockTransport(lambda r: httpx.Response(429, headers={"Retry-After": "600"}, json={})),
+        sleep=waits.append,
+        max_wait=60,
+    ) as client:
         assert client.get("/a").status_code == 429
     assert waits == []
 
@@ -156,8 +165,9 @@ def test_quota_answer_stops_every_later_call() -> None:
 
     def handler(request: httpx.Request) -> httpx.Response:
         sent.append(request.url.path)
-        return httpx.Response(403, headers={"Retry-After": "12656"},
-                              json={"statusCode": 403, "message": QUOTA})
+        return httpx.Response(
+            403, headers={"Retry-After": "12656"}, json={"statusCode": 403, "message": QUOTA}
+        )
 
     budget = CallBudget()
     with _client(httpx.MockTransport(handler), budget=budget) as client:

@@ -19,9 +19,19 @@ from pivotkit.errors import ContractFileError, UnknownOperation, UnresolvableRef
 from .conftest import SCHEMAS
 
 OPERATIONS = {
-    "getContent", "listChannels", "getChannelCategories", "listProviderChannels", "listDays",
-    "listUpdates", "listBroadcasts", "listCollections", "getPerson", "getPersonBiography",
-    "getPersonImage", "getPersonAwards", "listCategories",
+    "getContent",
+    "listChannels",
+    "getChannelCategories",
+    "listProviderChannels",
+    "listDays",
+    "listUpdates",
+    "listBroadcasts",
+    "listCollections",
+    "getPerson",
+    "getPersonBiography",
+    "getPersonImage",
+    "getPersonAwards",
+    "listCategories",
 }
 
 
@@ -51,8 +61,9 @@ def test_only_get_content_path_is_documented(contract: Contract) -> None:
 
 
 @pytest.mark.parametrize("operation_id", sorted(OPERATIONS))
-def test_every_operation_has_optional_lang_and_gateway_errors(contract: Contract,
-                                                             operation_id: str) -> None:
+def test_every_operation_has_optional_lang_and_gateway_errors(
+    contract: Contract, operation_id: str
+) -> None:
     """lang is optional everywhere, and 200/401/403/404/429 are declared on every operation."""
     op = contract.operation(operation_id)
     lang = [p for p in op.parameters if p.name == "lang"]
@@ -65,17 +76,30 @@ def test_security_schemes_header_and_query(contract: Contract) -> None:
     """The key travels as the APIM header or the subscription-key query parameter."""
     schemes = contract.openapi["components"]["securitySchemes"]
     assert {(s["in"], s["name"]) for s in schemes.values()} == {
-        ("header", "Ocp-Apim-Subscription-Key"), ("query", "subscription-key")}
+        ("header", "Ocp-Apim-Subscription-Key"),
+        ("query", "subscription-key"),
+    }
 
 
-@pytest.mark.parametrize(("name", "raw", "ok"), [
-    ("id", "7488", True), ("id", "0", False), ("id", "-5", False), ("id", "abc", False),
-    ("id", "2147483648", False), ("id", "9" * 10_000, False),
-    ("since", "20241105120000", True), ("since", "20241305120000", False),
-    ("since", "2024110512", False), ("start", "20241105", True), ("start", "2024-11-05", False),
-])
-def test_path_parameters_are_typed_and_patterned(contract: Contract, name: str, raw: str,
-                                                 ok: bool) -> None:
+@pytest.mark.parametrize(
+    ("name", "raw", "ok"),
+    [
+        ("id", "7488", True),
+        ("id", "0", False),
+        ("id", "-5", False),
+        ("id", "abc", False),
+        ("id", "2147483648", False),
+        ("id", "9" * 10_000, False),
+        ("since", "20241105120000", True),
+        ("since", "20241305120000", False),
+        ("since", "2024110512", False),
+        ("start", "20241105", True),
+        ("start", "2024-11-05", False),
+    ],
+)
+def test_path_parameters_are_typed_and_patterned(
+    contract: Contract, name: str, raw: str, ok: bool
+) -> None:
     """Ids are positive 32-bit ints; since is yyyyMMddHHmmss; start/end are yyyyMMdd."""
     params = {p.name: p for op in contract.operations.values() for p in op.path_parameters}
     assert (params[name].problems(raw) == []) is ok
@@ -122,8 +146,12 @@ MUTATIONS = [
     ("nested-type-changed", "/data/credits/1/personId", 1.5, "/data/credits/1/personId"),
     ("bad-date-format", "/data/lastUpdate", "2024-09-27 07:48:30", "/data/lastUpdate"),
     ("timezone-appeared", "/data/lastUpdate", "2024-09-27T07:48:30.677Z", "/data/lastUpdate"),
-    ("eight-fraction-digits", "/data/lastUpdate", "2024-09-27T07:48:30.12345678",
-     "/data/lastUpdate"),
+    (
+        "eight-fraction-digits",
+        "/data/lastUpdate",
+        "2024-09-27T07:48:30.12345678",
+        "/data/lastUpdate",
+    ),
     ("status-code-differs", "/statusCode", 201, "/statusCode"),
     ("version-changed", "/version", "v2", "/version"),
     ("image-hierarchy-out-of-range", "/data/images/0/hierarchy", 5, "/data/images/0/hierarchy"),
@@ -132,10 +160,12 @@ MUTATIONS = [
 ]
 
 
-@pytest.mark.parametrize(("pointer", "value", "expected"),
-                         [m[1:] for m in MUTATIONS], ids=[m[0] for m in MUTATIONS])
-def test_mutated_fixture_fails_with_exact_pointer(contract: Contract, blade_runner: dict[str, Any],
-                                                  pointer: str, value: Any, expected: str) -> None:
+@pytest.mark.parametrize(
+    ("pointer", "value", "expected"), [m[1:] for m in MUTATIONS], ids=[m[0] for m in MUTATIONS]
+)
+def test_mutated_fixture_fails_with_exact_pointer(
+    contract: Contract, blade_runner: dict[str, Any], pointer: str, value: Any, expected: str
+) -> None:
     """Each mutation of the 7488 body is reported at the JSON pointer of what broke."""
     body = blade_runner["response"]["body"]
     if value == "DELETE":
@@ -152,22 +182,30 @@ def test_mutated_fixture_fails_with_exact_pointer(contract: Contract, blade_runn
             assert v.value == value
 
 
-def test_extra_field_passes_tolerant_and_fails_strict(contract: Contract,
-                                                      blade_runner: dict[str, Any]) -> None:
+def test_extra_field_passes_tolerant_and_fails_strict(
+    contract: Contract, blade_runner: dict[str, Any]
+) -> None:
     """An undeclared field is allowed by the contract, reported at its own pointer in strict."""
     body = _mutate(blade_runner["response"]["body"], "/data/credits/0/nickname", "Sir Ridley")
     body = _mutate(body, "/extraTop", 1)
     assert contract.validate("getContent", 200, body) == []
     strict = contract.validate("getContent", 200, body, mode="strict")
     assert [(v.pointer, v.kind, v.value) for v in strict] == [
-        ("/data/credits/0/nickname", "undeclared", "Sir Ridley"), ("/extraTop", "undeclared", 1)]
+        ("/data/credits/0/nickname", "undeclared", "Sir Ridley"),
+        ("/extraTop", "undeclared", 1),
+    ]
 
 
-@pytest.mark.parametrize("body", [
-    {}, {"version": "v1", "statusCode": 200, "data": None},
-    {"version": "v1", "statusCode": 200, "data": []},
-    {"version": "v1", "statusCode": 200, "data": {}},
-], ids=["bare", "null", "array", "object"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"version": "v1", "statusCode": 200, "data": None},
+        {"version": "v1", "statusCode": 200, "data": []},
+        {"version": "v1", "statusCode": 200, "data": {}},
+    ],
+    ids=["bare", "null", "array", "object"],
+)
 @pytest.mark.parametrize("mode", ["tolerant", "strict"])
 def test_empty_200_shapes_are_accepted(contract: Contract, body: Any, mode: str) -> None:
     """The four empty-result shapes of API.md §2 pass for every operation, in both modes."""
@@ -183,25 +221,46 @@ def test_list_operation_wants_an_array(contract: Contract) -> None:
     assert contract.validate("listChannels", 200, good) == []
 
 
-MISSING = ("Access denied due to missing subscription key. Make sure to include subscription key "
-           "when making requests to an API.")
+MISSING = (
+    "Access denied due to missing subscription key. Make sure to include subscription key "
+    "when making requests to an API."
+)
 
 
-@pytest.mark.parametrize(("status", "body", "ok"), [
-    (401, {"statusCode": 401, "message": MISSING}, True),
-    (401, {"statusCode": 401, "message": "Access denied"}, False),
-    (401, {"statusCode": 403, "message": MISSING}, False),
-    (404, {"statusCode": 404, "message": "Resource not found"}, True),
-    (404, {"version": "v1", "statusCode": 404, "message": "Resource not found"}, False),
-    (429, {"statusCode": 429, "message": "Rate limit is exceeded. Try again in 60 seconds."}, True),
-    (403, {"statusCode": 403, "message": "Out of call volume quota. Quota will be replenished in "
-                                         "03:30:56."}, True),
-    (403, {"statusCode": 403, "message": "Out of call volume quota. Quota will be replenished in "
-                                         "1.03:30:56."}, True),
-    (403, {"statusCode": 403, "message": "Out of call volume quota."}, False),
-    (400, {"Message": "The request is invalid."}, True),
-    (400, {"message": "The request is invalid."}, False),
-])
+@pytest.mark.parametrize(
+    ("status", "body", "ok"),
+    [
+        (401, {"statusCode": 401, "message": MISSING}, True),
+        (401, {"statusCode": 401, "message": "Access denied"}, False),
+        (401, {"statusCode": 403, "message": MISSING}, False),
+        (404, {"statusCode": 404, "message": "Resource not found"}, True),
+        (404, {"version": "v1", "statusCode": 404, "message": "Resource not found"}, False),
+        (
+            429,
+            {"statusCode": 429, "message": "Rate limit is exceeded. Try again in 60 seconds."},
+            True,
+        ),
+        (
+            403,
+            {
+                "statusCode": 403,
+                "message": "Out of call volume quota. Quota will be replenished in 03:30:56.",
+            },
+            True,
+        ),
+        (
+            403,
+            {
+                "statusCode": 403,
+                "message": "Out of call volume quota. Quota will be replenished in 1.03:30:56.",
+            },
+            True,
+        ),
+        (403, {"statusCode": 403, "message": "Out of call volume quota."}, False),
+        (400, {"Message": "The request is invalid."}, True),
+        (400, {"message": "The request is invalid."}, False),
+    ],
+)
 def test_gateway_and_aspnet_errors(contract: Contract, status: int, body: Any, ok: bool) -> None:
     """Error bodies must be exactly the gateway's or ASP.NET's documented shapes."""
     assert (contract.validate("getContent", status, body) == []) is ok
@@ -284,10 +343,15 @@ def test_every_schema_file_is_2020_12_with_id_description_examples() -> None:
 # -- the two engines agree --------------------------------------------------------------------
 
 _json = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.floats(allow_nan=False)
-    | st.text(max_size=12) | st.sampled_from(["2024-09-27T07:48:30.677", "20241105", "v1"]),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
-                                                                max_size=3),
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**40), 2**40)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=12)
+    | st.sampled_from(["2024-09-27T07:48:30.677", "20241105", "v1"]),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
     max_leaves=8,
 )
 
@@ -308,12 +372,17 @@ def python_engine() -> Contract:
     return Contract.load(engine="python")
 
 
-@settings(max_examples=150, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(data=st.data(), mode=st.sampled_from(["tolerant", "strict"]))
-def test_fast_engine_agrees_with_reference(contract: Contract, python_engine: Contract,
-                                           blade_runner: dict[str, Any], data: st.DataObject,
-                                           mode: str) -> None:
+def test_fast_engine_agrees_with_reference(
+    contract: Contract,
+    python_engine: Contract,
+    blade_runner: dict[str, Any],
+    data: st.DataObject,
+    mode: str,
+) -> None:
     """jsonschema-rs (fast path) and jsonschema (violations) agree on mutated bodies.
 
     The health check is suppressed because the fixtures are read-only and shared on purpose.

@@ -33,8 +33,9 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _run_suite(pytester: pytest.Pytester, *args: str, key: str | None = KEY,
-               env: dict[str, str] | None = None) -> pytest.RunResult:
+def _run_suite(
+    pytester: pytest.Pytester, *args: str, key: str | None = KEY, env: dict[str, str] | None = None
+) -> pytest.RunResult:
     """The suite in a subprocess (its own configuration), as `pivotkit test` runs it."""
     if key is None:
         pytester._monkeypatch.delenv("PIVOT_API_KEY", raising=False)
@@ -43,8 +44,16 @@ def _run_suite(pytester: pytest.Pytester, *args: str, key: str | None = KEY,
     for name, value in (env or {}).items():
         pytester._monkeypatch.setenv(name, value)
     return pytester.runpytest_subprocess(
-        str(SUITE), "-c", str(SUITE / "suite.ini"), "--rootdir", str(SUITE.parent),
-        "-p", "no:cacheprovider", "--hypothesis-seed=1", *args)
+        str(SUITE),
+        "-c",
+        str(SUITE / "suite.ini"),
+        "--rootdir",
+        str(SUITE.parent),
+        "-p",
+        "no:cacheprovider",
+        "--hypothesis-seed=1",
+        *args,
+    )
 
 
 def _outcomes(junit: Path) -> dict[str, str]:
@@ -60,10 +69,19 @@ def served_mock(tmp_path: Path) -> Iterator[str]:
     """A second copy of the mock: `pivotkit serve --port N` in a subprocess."""
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-c", "from pivotkit.cli import main; main()", "serve",
-         "--port", str(port),
-         "--state", str(tmp_path / "state.sqlite3")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-c",
+            "from pivotkit.cli import main; main()",
+            "serve",
+            "--port",
+            str(port),
+            "--state",
+            str(tmp_path / "state.sqlite3"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(200):
@@ -83,15 +101,17 @@ def served_mock(tmp_path: Path) -> Iterator[str]:
         process.wait(timeout=10)
 
 
-def test_same_results_in_process_and_as_url_target(pytester: pytest.Pytester,
-                                                   served_mock: str, tmp_path: Path) -> None:
+def test_same_results_in_process_and_as_url_target(
+    pytester: pytest.Pytester, served_mock: str, tmp_path: Path
+) -> None:
     """The suite gives the same outcome for every operation and check against the in-process
     mock and against `pivotkit serve` used as a URL target (property tests left to the
     slow test below)."""
     first, second = tmp_path / "mock.xml", tmp_path / "url.xml"
     in_process = _run_suite(pytester, "-k", "not properties", f"--pivot-junit={first}")
-    as_url = _run_suite(pytester, "-k", "not properties", f"--pivot-target={served_mock}",
-                        f"--pivot-junit={second}")
+    as_url = _run_suite(
+        pytester, "-k", "not properties", f"--pivot-target={served_mock}", f"--pivot-junit={second}"
+    )
     assert in_process.ret == 0, in_process.stdout.str()[-3000:]
     assert as_url.ret == 0, as_url.stdout.str()[-3000:]
     mock, url = _outcomes(first), _outcomes(second)
@@ -101,8 +121,9 @@ def test_same_results_in_process_and_as_url_target(pytester: pytest.Pytester,
 
 
 @pytest.mark.slow
-def test_full_suite_same_results_with_properties(pytester: pytest.Pytester, served_mock: str,
-                                                 tmp_path: Path) -> None:
+def test_full_suite_same_results_with_properties(
+    pytester: pytest.Pytester, served_mock: str, tmp_path: Path
+) -> None:
     """The whole suite, property tests included (same seed), passes on both copies."""
     first, second = tmp_path / "mock.xml", tmp_path / "url.xml"
     in_process = _run_suite(pytester, f"--pivot-junit={first}")
@@ -122,10 +143,15 @@ def _broken(app: Any) -> Callable[[dict[str, Any], StartResponse], Iterable[byte
     def wsgi(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if path.startswith("/v1/api/v1/persons/") and path.count("/") == 5:
-            body = json.dumps({"Message": "An error has occurred.",
-                               "Key": environ.get("HTTP_OCP_APIM_SUBSCRIPTION_KEY", "")})
-            start_response("500 Internal Server Error",
-                           [("content-type", "application/json; charset=utf-8")])
+            body = json.dumps(
+                {
+                    "Message": "An error has occurred.",
+                    "Key": environ.get("HTTP_OCP_APIM_SUBSCRIPTION_KEY", ""),
+                }
+            )
+            start_response(
+                "500 Internal Server Error", [("content-type", "application/json; charset=utf-8")]
+            )
             return [body.encode()]
         captured: dict[str, Any] = {}
 
@@ -142,8 +168,9 @@ def _broken(app: Any) -> Callable[[dict[str, Any], StartResponse], Iterable[byte
             body["data"]["title"] = 123
             raw = json.dumps(body).encode()
             raw = gzip.compress(raw) if zipped else raw
-            headers = [(n, str(len(raw)) if n.lower() == "content-length" else v)
-                       for n, v in headers]
+            headers = [
+                (n, str(len(raw)) if n.lower() == "content-length" else v) for n, v in headers
+            ]
         if path == "/v1/api/v1/channels":
             headers = [(n, v) for n, v in headers if n.lower() != "x-powered-by"]
         start_response(status, headers)
@@ -170,27 +197,33 @@ def broken_target(tmp_path: Path) -> Iterator[str]:
         thread.join()
 
 
-def test_broken_target_fails_the_right_checks(pytester: pytest.Pytester, broken_target: str,
-                                              tmp_path: Path) -> None:
+def test_broken_target_fails_the_right_checks(
+    pytester: pytest.Pytester, broken_target: str, tmp_path: Path
+) -> None:
     """Against a target with a field of the wrong type, a missing header and a 500, exactly
     the checks that see them fail, and each message names operation, pointer and value;
     the key the target echoes never reaches the output or the reports."""
     junit, markdown = tmp_path / "broken.xml", tmp_path / "broken.md"
-    result = _run_suite(pytester, f"--pivot-target={broken_target}",
-                        "-k", "(getContent or listChannels or getPerson) and not properties",
-                        f"--pivot-junit={junit}", f"--pivot-markdown={markdown}", "-rf")
+    result = _run_suite(
+        pytester,
+        f"--pivot-target={broken_target}",
+        "-k",
+        "(getContent or listChannels or getPerson) and not properties",
+        f"--pivot-junit={junit}",
+        f"--pivot-markdown={markdown}",
+        "-rf",
+    )
     out = result.stdout.str()
     assert result.ret == 1
-    failed = {name.split("contract_tests/", 1)[-1]
-              for name in re.findall(r"^FAILED (\S+)", out, flags=re.M)}
+    failed = {
+        name.split("contract_tests/", 1)[-1]
+        for name in re.findall(r"^FAILED (\S+)", out, flags=re.M)
+    }
     assert "test_responses.py::test_body_fits_contract[getContent-7488]" in failed
-    assert ("test_responses.py::test_provider_headers[listChannels-fr]"
-            in failed)
-    assert "test_responses.py::test_status_and_content_type[getPerson-1001]" \
-        in failed
+    assert "test_responses.py::test_provider_headers[listChannels-fr]" in failed
+    assert "test_responses.py::test_status_and_content_type[getPerson-1001]" in failed
     # Exactly what was broken fails: other getContent cases and the headers of others pass.
-    assert "test_responses.py::test_body_fits_contract[getContent-7520]" \
-        not in failed
+    assert "test_responses.py::test_body_fits_contract[getContent-7520]" not in failed
     assert not any("test_provider_headers[getContent" in name for name in failed)
     assert "getContent at /data/title: 123 is not of type 'string' (value: 123)" in out
     assert "listChannels at /headers/x-powered-by: header missing" in out
@@ -239,14 +272,18 @@ def test_workflow_commands_are_valid(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     from pivotkit.cli import main
 
     seen: list[list[str]] = []
-    monkeypatch.setattr(report, "run_suite",
-                        lambda target, **kw: seen.append(report.suite_command(target, **kw)) or 0)
+    monkeypatch.setattr(
+        report,
+        "run_suite",
+        lambda target, **kw: seen.append(report.suite_command(target, **kw)) or 0,
+    )
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "summary.md"))
     commands = _workflow_commands()
     assert len(commands) == 2
     for words in commands:
-        args = [str(tmp_path / "summary.md") if w == "$GITHUB_STEP_SUMMARY" else w
-                for w in words[1:]]
+        args = [
+            str(tmp_path / "summary.md") if w == "$GITHUB_STEP_SUMMARY" else w for w in words[1:]
+        ]
         result = CliRunner().invoke(main, args)
         assert result.exit_code == 0, result.output
     mock, live = seen
@@ -260,9 +297,24 @@ def test_pivotkit_test_runs_the_suite_and_writes_reports(tmp_path: Path) -> None
     XML and the Markdown summary; its exit code is pytest's."""
     junit, markdown = tmp_path / "out" / "c.xml", tmp_path / "out" / "c.md"
     code = subprocess.call(
-        [sys.executable, "-c", "from pivotkit.cli import main; main()", "test",
-         "--junit", str(junit), "--markdown", str(markdown), "--", "-q", "-k", "gateway"],
-        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-c",
+            "from pivotkit.cli import main; main()",
+            "test",
+            "--junit",
+            str(junit),
+            "--markdown",
+            str(markdown),
+            "--",
+            "-q",
+            "-k",
+            "gateway",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     assert code == 0
     assert set(_outcomes(junit).values()) == {"passed"}
     text = markdown.read_text(encoding="utf-8")

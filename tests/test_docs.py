@@ -29,8 +29,9 @@ def test_reference_lists_every_operation_and_schema() -> None:
         assert f"### {path.name}\n" in text
 
 
-def test_a_path_changed_in_the_contract_changes_the_docs(schemas_copy: Path,
-                                                         tmp_path: Path) -> None:
+def test_a_path_changed_in_the_contract_changes_the_docs(
+    schemas_copy: Path, tmp_path: Path
+) -> None:
     """Docs derive from the contract: edit a path in openapi.yaml and the reference follows."""
     openapi = schemas_copy / "openapi.yaml"
     openapi.write_text(openapi.read_text().replace("/v1/api/v1/days", "/v1/api/v1/calendar"))

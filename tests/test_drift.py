@@ -43,8 +43,10 @@ CONTENT = "/v1/api/v1/contents/7488"
 EMPTY = "/v1/api/v1/contents/999999999"
 BROADCASTS = "/v1/api/v1/broadcasts/192/20241105/20241105"
 GATEWAY_404 = {"statusCode": 404, "message": "Resource not found"}
-QUOTA = {"statusCode": 403,
-         "message": "Out of call volume quota. Quota will be replenished in 03:30:56."}
+QUOTA = {
+    "statusCode": 403,
+    "message": "Out of call volume quota. Quota will be replenished in 03:30:56.",
+}
 
 Mutation = Callable[[str, int, dict[str, str], Any], tuple[int, dict[str, str], Any]]
 
@@ -67,8 +69,9 @@ class DriftingUpstream:
         self.calls = 0
         app = Flask("drifting-upstream")
         app.add_url_rule("/<path:path>", "serve", self._serve)
-        self._server = make_server("127.0.0.1", 0, app, threaded=True,
-                                   request_handler=_QuietHandler)
+        self._server = make_server(
+            "127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler
+        )
         self.url = f"http://127.0.0.1:{self._server.server_port}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
@@ -102,11 +105,14 @@ class DriftingUpstream:
         return Response(data, status=status, headers=headers, content_type=content_type)
 
 
-def _on(path: str, change: Callable[[int, dict[str, str], Any], tuple[int, dict[str, str], Any]]
-        ) -> Mutation:
-    def mutate(full: str, status: int, headers: dict[str, str],
-               body: Any) -> tuple[int, dict[str, str], Any]:
+def _on(
+    path: str, change: Callable[[int, dict[str, str], Any], tuple[int, dict[str, str], Any]]
+) -> Mutation:
+    def mutate(
+        full: str, status: int, headers: dict[str, str], body: Any
+    ) -> tuple[int, dict[str, str], Any]:
         return change(status, headers, body) if full == path else (status, headers, body)
+
     return mutate
 
 
@@ -114,6 +120,7 @@ def _data(change: Callable[[dict[str, Any]], None]) -> Mutation:
     def inner(status: int, headers: dict[str, str], body: Any) -> tuple[int, dict[str, str], Any]:
         change(body["data"])
         return status, headers, body
+
     return _on(CONTENT, inner)
 
 
@@ -132,16 +139,29 @@ def small_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     empty = copy.deepcopy(blade)
     empty["request"]["path"] = EMPTY
     empty["response"]["body"] = {}
-    empty["meta"] = {"operationId": "getContent", "source": "synthetic",
-                     "recorded": "2024-11-07T08:30:00Z", "account": "full"}
+    empty["meta"] = {
+        "operationId": "getContent",
+        "source": "synthetic",
+        "recorded": "2024-11-07T08:30:00Z",
+        "account": "full",
+    }
     _write(root, "getContent", "empty-999999999", empty)
     broadcasts = copy.deepcopy(empty)
     broadcasts["request"]["path"] = BROADCASTS
-    broadcasts["response"]["body"] = {"version": "v1", "statusCode": 200, "data": [
-        {"id": 900101 + i, "channelId": 192, "contentId": 7488 + i,
-         "start": f"2024-11-05T2{i}:10:00", "end": f"2024-11-05T2{i}:55:00.5"}
-        for i in range(3)
-    ]}
+    broadcasts["response"]["body"] = {
+        "version": "v1",
+        "statusCode": 200,
+        "data": [
+            {
+                "id": 900101 + i,
+                "channelId": 192,
+                "contentId": 7488 + i,
+                "start": f"2024-11-05T2{i}:10:00",
+                "end": f"2024-11-05T2{i}:55:00.5",
+            }
+            for i in range(3)
+        ],
+    }
     broadcasts["meta"]["operationId"] = "listBroadcasts"
     _write(root, "listBroadcasts", "192-20241105", broadcasts)
     return root
@@ -171,11 +191,18 @@ def full_upstream() -> Iterator[DriftingUpstream]:
     server.close()
 
 
-def _run(upstream: DriftingUpstream, fixtures: Path, tmp_path: Path,
-         **extra: Any) -> tuple[int, dict[str, Any], list[str]]:
+def _run(
+    upstream: DriftingUpstream, fixtures: Path, tmp_path: Path, **extra: Any
+) -> tuple[int, dict[str, Any], list[str]]:
     lines: list[str] = []
-    options = DriftOptions(target=upstream.url, fixtures_dir=fixtures, schemas_dir=SCHEMAS,
-                           json_out=tmp_path / "drift.json", rate=1000.0, **extra)
+    options = DriftOptions(
+        target=upstream.url,
+        fixtures_dir=fixtures,
+        schemas_dir=SCHEMAS,
+        json_out=tmp_path / "drift.json",
+        rate=1000.0,
+        **extra,
+    )
     code = run_drift(options, environ={"PIVOT_API_KEY": KEY}, echo=lines.append)
     report = json.loads((tmp_path / "drift.json").read_text("utf-8"))
     return code, report, lines
@@ -189,60 +216,128 @@ def _active(report: dict[str, Any]) -> set[tuple[str, str, str, str]]:
 
 
 PLANTED: list[tuple[str, Mutation, set[tuple[str, str, str, str]]]] = [
-    ("field-removed", _data(lambda d: d.pop("typographicTitle")),
-     {("getContent", "/data/typographicTitle", "field-removed", "breaking")}),
-    ("required-missing", _data(lambda d: d.pop("title")),
-     {("getContent", "/data/title", "required-missing", "breaking")}),
-    ("type-changed", _data(lambda d: d.update(id="7488")),
-     {("getContent", "/data/id", "type-changed", "breaking")}),
-    ("became-nullable", _data(lambda d: d.update(isFre=None)),
-     {("getContent", "/data/isFre", "became-nullable", "breaking")}),
-    ("new-field", _data(lambda d: d.update(ageRating="12")),
-     {("getContent", "/data/ageRating", "new-field", "info")}),
-    ("new-enum-value", _data(lambda d: d.update(csaRating=-14)),
-     {("getContent", "/data/csaRating", "new-enum-value", "warning")}),
-    ("format-changed", _data(lambda d: d.update(lastUpdate="2024-09-27T07:48:30.677+02:00")),
-     {("getContent", "/data/lastUpdate", "format-changed", "breaking")}),
-    ("date-format-changed", _data(lambda d: d.update(lastUpdate="27/09/2024 07:48:30")),
-     {("getContent", "/data/lastUpdate", "format-changed", "breaking")}),
-    ("status-changed", _on(CONTENT, lambda s, h, b: (500, h, {"Message": "An error occurred."})),
-     {("getContent", "", "status-changed", "breaking")}),
-    ("empty-200-became-error",
-     _on(EMPTY, lambda s, h, b: (404, h, {"Message": "No content 999999999."})),
-     {("getContent", "", "status-changed", "breaking")}),
-    ("envelope-changed", _on(CONTENT, lambda s, h, b: (s, h, {**b, "version": "v2"})),
-     {("getContent", "/version", "envelope-changed", "breaking")}),
-    ("envelope-status-changed", _on(CONTENT, lambda s, h, b: (s, h, {**b, "statusCode": "OK"})),
-     {("getContent", "/statusCode", "envelope-changed", "breaking")}),
-    ("content-type-changed",
-     _on(CONTENT, lambda s, h, b: (s, {**h, "content-type": "text/plain; charset=utf-8"}, b)),
-     {("getContent", "headers/content-type", "header-changed", "breaking")}),
-    ("charset-changed",
-     _on(CONTENT, lambda s, h, b: (s, {**h, "content-type": "application/json; "
-                                       "charset=iso-8859-1"}, b)),
-     {("getContent", "headers/content-type", "header-changed", "warning")}),
-    ("encoding-changed",
-     _on(CONTENT, lambda s, h, b: (s, {k: v for k, v in h.items() if k != "content-encoding"},
-                                   b)),
-     {("getContent", "headers/content-encoding", "header-changed", "warning")}),
-    ("operation-gone", _on(BROADCASTS, lambda s, h, b: (404, {}, GATEWAY_404)),
-     {("listBroadcasts", "", "operation-gone", "breaking")}),
-    ("array-item-field-removed",
-     _on(BROADCASTS, lambda s, h, b: (s, h, {**b, "data": [
-         {k: v for k, v in x.items() if k != "end"} for x in b["data"]]})),
-     {("listBroadcasts", "/data/*/end", "field-removed", "breaking")}),
-    ("array-item-type-changed",
-     _on(BROADCASTS, lambda s, h, b: (s, h, {**b, "data": [{**x, "channelId": str(x["channelId"])}
-                                                          for x in b["data"]]})),
-     {("listBroadcasts", "/data/*/channelId", "type-changed", "breaking")}),
+    (
+        "field-removed",
+        _data(lambda d: d.pop("typographicTitle")),
+        {("getContent", "/data/typographicTitle", "field-removed", "breaking")},
+    ),
+    (
+        "required-missing",
+        _data(lambda d: d.pop("title")),
+        {("getContent", "/data/title", "required-missing", "breaking")},
+    ),
+    (
+        "type-changed",
+        _data(lambda d: d.update(id="7488")),
+        {("getContent", "/data/id", "type-changed", "breaking")},
+    ),
+    (
+        "became-nullable",
+        _data(lambda d: d.update(isFre=None)),
+        {("getContent", "/data/isFre", "became-nullable", "breaking")},
+    ),
+    (
+        "new-field",
+        _data(lambda d: d.update(ageRating="12")),
+        {("getContent", "/data/ageRating", "new-field", "info")},
+    ),
+    (
+        "new-enum-value",
+        _data(lambda d: d.update(csaRating=-14)),
+        {("getContent", "/data/csaRating", "new-enum-value", "warning")},
+    ),
+    (
+        "format-changed",
+        _data(lambda d: d.update(lastUpdate="2024-09-27T07:48:30.677+02:00")),
+        {("getContent", "/data/lastUpdate", "format-changed", "breaking")},
+    ),
+    (
+        "date-format-changed",
+        _data(lambda d: d.update(lastUpdate="27/09/2024 07:48:30")),
+        {("getContent", "/data/lastUpdate", "format-changed", "breaking")},
+    ),
+    (
+        "status-changed",
+        _on(CONTENT, lambda s, h, b: (500, h, {"Message": "An error occurred."})),
+        {("getContent", "", "status-changed", "breaking")},
+    ),
+    (
+        "empty-200-became-error",
+        _on(EMPTY, lambda s, h, b: (404, h, {"Message": "No content 999999999."})),
+        {("getContent", "", "status-changed", "breaking")},
+    ),
+    (
+        "envelope-changed",
+        _on(CONTENT, lambda s, h, b: (s, h, {**b, "version": "v2"})),
+        {("getContent", "/version", "envelope-changed", "breaking")},
+    ),
+    (
+        "envelope-status-changed",
+        _on(CONTENT, lambda s, h, b: (s, h, {**b, "statusCode": "OK"})),
+        {("getContent", "/statusCode", "envelope-changed", "breaking")},
+    ),
+    (
+        "content-type-changed",
+        _on(CONTENT, lambda s, h, b: (s, {**h, "content-type": "text/plain; charset=utf-8"}, b)),
+        {("getContent", "headers/content-type", "header-changed", "breaking")},
+    ),
+    (
+        "charset-changed",
+        _on(
+            CONTENT,
+            lambda s, h, b: (s, {**h, "content-type": "application/json; charset=iso-8859-1"}, b),
+        ),
+        {("getContent", "headers/content-type", "header-changed", "warning")},
+    ),
+    (
+        "encoding-changed",
+        _on(
+            CONTENT, lambda s, h, b: (s, {k: v for k, v in h.items() if k != "content-encoding"}, b)
+        ),
+        {("getContent", "headers/content-encoding", "header-changed", "warning")},
+    ),
+    (
+        "operation-gone",
+        _on(BROADCASTS, lambda s, h, b: (404, {}, GATEWAY_404)),
+        {("listBroadcasts", "", "operation-gone", "breaking")},
+    ),
+    (
+        "array-item-field-removed",
+        _on(
+            BROADCASTS,
+            lambda s, h, b: (
+                s,
+                h,
+                {**b, "data": [{k: v for k, v in x.items() if k != "end"} for x in b["data"]]},
+            ),
+        ),
+        {("listBroadcasts", "/data/*/end", "field-removed", "breaking")},
+    ),
+    (
+        "array-item-type-changed",
+        _on(
+            BROADCASTS,
+            lambda s, h, b: (
+                s,
+                h,
+                {**b, "data": [{**x, "channelId": str(x["channelId"])} for x in b["data"]]},
+            ),
+        ),
+        {("listBroadcasts", "/data/*/channelId", "type-changed", "breaking")},
+    ),
 ]
 
 
-@pytest.mark.parametrize(("mutation", "expected"), [(m, e) for _, m, e in PLANTED],
-                         ids=[name for name, _, _ in PLANTED])
+@pytest.mark.parametrize(
+    ("mutation", "expected"), [(m, e) for _, m, e in PLANTED], ids=[name for name, _, _ in PLANTED]
+)
 def test_each_planted_drift_is_found_once_with_its_pointer_and_severity(
-        upstream: DriftingUpstream, small_corpus: Path, tmp_path: Path, mutation: Mutation,
-        expected: set[tuple[str, str, str, str]]) -> None:
+    upstream: DriftingUpstream,
+    small_corpus: Path,
+    tmp_path: Path,
+    mutation: Mutation,
+    expected: set[tuple[str, str, str, str]],
+) -> None:
     """Every kind of drift planted in the upstream is the one finding of the run, with the
     right operation, pointer, kind and severity, and the exit code follows the severity."""
     upstream.mutate = mutation
@@ -262,23 +357,33 @@ def test_every_kind_is_planted_and_has_a_severity() -> None:
 
 
 def test_unchanged_upstream_gives_zero_findings_over_repeated_runs(
-        full_upstream: DriftingUpstream, tmp_path: Path) -> None:
+    full_upstream: DriftingUpstream, tmp_path: Path
+) -> None:
     """The upstream serving every fixture as it is yields no finding, run after run."""
     for run in range(2):
         code, report, _ = _run(full_upstream, FIXTURES, tmp_path / str(run))
         assert report["findings"] == [], report["findings"]
         assert code == 0
-        assert report["summary"]["answers"] == len(plan_from_fixtures(
-            FixtureSet.load(FIXTURES), load_contract(SCHEMAS)))
+        assert report["summary"]["answers"] == len(
+            plan_from_fixtures(FixtureSet.load(FIXTURES), load_contract(SCHEMAS))
+        )
 
 
 def test_values_that_differ_between_runs_are_not_findings(
-        upstream: DriftingUpstream, small_corpus: Path, tmp_path: Path) -> None:
+    upstream: DriftingUpstream, small_corpus: Path, tmp_path: Path
+) -> None:
     """New dates, counts, texts and ids (same types and formats) are never findings."""
+
     def change(d: dict[str, Any]) -> None:
-        d.update(title="Blade Runner (Final Cut)", lastUpdate="2026-11-27T05:00:01.1",
-                 duration=118, productionYear=2007, synopsis="Autre texte.")
+        d.update(
+            title="Blade Runner (Final Cut)",
+            lastUpdate="2026-11-27T05:00:01.1",
+            duration=118,
+            productionYear=2007,
+            synopsis="Autre texte.",
+        )
         d["credits"] = d["credits"][:1]  # the director only: no credit has a character
+
     upstream.mutate = _data(change)
     code, report, _ = _run(upstream, small_corpus, tmp_path)
     assert report["findings"] == []
@@ -286,15 +391,17 @@ def test_values_that_differ_between_runs_are_not_findings(
 
 
 def test_synthetic_fields_of_a_fixture_are_no_baseline_for_removal(
-        upstream: DriftingUpstream, small_corpus: Path, tmp_path: Path) -> None:
+    upstream: DriftingUpstream, small_corpus: Path, tmp_path: Path
+) -> None:
     """A field the fixture marks as made up (meta.synthetic) may be absent live: not removed."""
     upstream.mutate = _data(lambda d: d.pop("synopsis"))
     _, report, _ = _run(upstream, small_corpus, tmp_path)
     assert report["findings"] == []
 
 
-def test_the_account_profile_withholds_fields(upstream: DriftingUpstream, small_corpus: Path,
-                                              tmp_path: Path) -> None:
+def test_the_account_profile_withholds_fields(
+    upstream: DriftingUpstream, small_corpus: Path, tmp_path: Path
+) -> None:
     """A field absent because the account has no right to it is not a finding when the
     profile says so (dotted path relative to data); without the profile it is."""
     upstream.mutate = _data(lambda d: [d.pop("typographicTitle"), d.pop("title")])
@@ -343,24 +450,37 @@ def mock_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.mark.parametrize("account", ["full", "basic"])
 def test_drift_against_the_mock_is_clean_with_the_accounts_profile(
-        mock_url: str, account: str, tmp_path: Path) -> None:
+    mock_url: str, account: str, tmp_path: Path
+) -> None:
     """The mock serving the fixtures under an account's rights gives no finding when drift
     knows the account's profile (the mock's own accounts file); the restricted account
     without it shows its withheld fields and operations as drift."""
     from pivotkit.client import demo_key
 
     env = {"PIVOT_API_KEY": demo_key(account).reveal()}
-    options = DriftOptions(target=mock_url, fixtures_dir=FIXTURES, schemas_dir=SCHEMAS,
-                           rate=1000.0, account_profile=FIXTURES / "accounts.toml",
-                           account=account, json_out=tmp_path / "d.json")
+    options = DriftOptions(
+        target=mock_url,
+        fixtures_dir=FIXTURES,
+        schemas_dir=SCHEMAS,
+        rate=1000.0,
+        account_profile=FIXTURES / "accounts.toml",
+        account=account,
+        json_out=tmp_path / "d.json",
+    )
     assert run_drift(options, environ=env, echo=lambda _: None) == 0
     assert json.loads((tmp_path / "d.json").read_text("utf-8"))["findings"] == []
     if account == "basic":
-        bare = DriftOptions(target=mock_url, fixtures_dir=FIXTURES, schemas_dir=SCHEMAS,
-                            rate=1000.0, json_out=tmp_path / "bare.json")
+        bare = DriftOptions(
+            target=mock_url,
+            fixtures_dir=FIXTURES,
+            schemas_dir=SCHEMAS,
+            rate=1000.0,
+            json_out=tmp_path / "bare.json",
+        )
         assert run_drift(bare, environ=env, echo=lambda _: None) == 1
-        kinds = {f["kind"] for f in
-                 json.loads((tmp_path / "bare.json").read_text("utf-8"))["findings"]}
+        kinds = {
+            f["kind"] for f in json.loads((tmp_path / "bare.json").read_text("utf-8"))["findings"]
+        }
         assert {"status-changed", "field-removed"} <= kinds
 
 
@@ -378,20 +498,22 @@ deviations:
 """
 
 
-def test_known_deviation_suppresses_until_it_expires(upstream: DriftingUpstream,
-                                                     small_corpus: Path, tmp_path: Path) -> None:
+def test_known_deviation_suppresses_until_it_expires(
+    upstream: DriftingUpstream, small_corpus: Path, tmp_path: Path
+) -> None:
     """A matching entry suppresses the finding until its date; the day after, the finding
     is back and the lapsed entry is reported as info."""
     upstream.mutate = _data(lambda d: d.update(csaRating=-14))
     file = tmp_path / "known.yaml"
     file.write_text(DEVIATIONS, "utf-8")
-    _, report, _ = _run(upstream, small_corpus, tmp_path, known_deviations=file,
-                        today=dt.date(2026, 12, 31))
+    _, report, _ = _run(
+        upstream, small_corpus, tmp_path, known_deviations=file, today=dt.date(2026, 12, 31)
+    )
     assert report["findings"] == []
-    assert [s["suppressed"]["owner"] for s in report["suppressed"]] == [
-        "metadata-team@example.org"]
-    _, report, _ = _run(upstream, small_corpus, tmp_path, known_deviations=file,
-                        today=dt.date(2027, 1, 1))
+    assert [s["suppressed"]["owner"] for s in report["suppressed"]] == ["metadata-team@example.org"]
+    _, report, _ = _run(
+        upstream, small_corpus, tmp_path, known_deviations=file, today=dt.date(2027, 1, 1)
+    )
     assert report["suppressed"] == []
     assert _active(report) == {
         ("getContent", "/data/csaRating", "new-enum-value", "warning"),
@@ -402,25 +524,33 @@ def test_known_deviation_suppresses_until_it_expires(upstream: DriftingUpstream,
 def test_known_deviations_in_toml(tmp_path: Path) -> None:
     """The same entries may be written in TOML (dates native or quoted)."""
     file = tmp_path / "known.toml"
-    file.write_text('[[deviations]]\noperation = "get*"\nreason = "r"\nowner = "o"\n'
-                    "expires = 2027-01-31\n", "utf-8")
+    file.write_text(
+        '[[deviations]]\noperation = "get*"\nreason = "r"\nowner = "o"\nexpires = 2027-01-31\n',
+        "utf-8",
+    )
     (entry,) = load_deviations(file)
     assert (entry.pointer, entry.kind, entry.expires) == ("*", "*", dt.date(2027, 1, 31))
 
 
-@pytest.mark.parametrize("text", [
-    "deviations:\n  - operation: getContent\n    reason: r\n    expires: 2027-01-01\n",
-    "deviations:\n  - operation: x\n    reason: r\n    owner: o\n    expires: soon\n",
-    "deviations: [1, 2\n",
-])
-def test_a_bad_known_deviations_file_is_a_usage_error(text: str, tmp_path: Path,
-                                                      full_upstream: DriftingUpstream) -> None:
+@pytest.mark.parametrize(
+    "text",
+    [
+        "deviations:\n  - operation: getContent\n    reason: r\n    expires: 2027-01-01\n",
+        "deviations:\n  - operation: x\n    reason: r\n    owner: o\n    expires: soon\n",
+        "deviations: [1, 2\n",
+    ],
+)
+def test_a_bad_known_deviations_file_is_a_usage_error(
+    text: str, tmp_path: Path, full_upstream: DriftingUpstream
+) -> None:
     """A missing owner, a date that is none, broken YAML: exit 2 naming the file."""
     file = tmp_path / "known.yaml"
     file.write_text(text, "utf-8")
-    result = CliRunner().invoke(main, ["drift", "--target", full_upstream.url,
-                                       "--known-deviations", str(file)],
-                                env={"PIVOT_API_KEY": KEY})
+    result = CliRunner().invoke(
+        main,
+        ["drift", "--target", full_upstream.url, "--known-deviations", str(file)],
+        env={"PIVOT_API_KEY": KEY},
+    )
     assert result.exit_code == 2
     assert "known.yaml" in result.output
 
@@ -428,24 +558,37 @@ def test_a_bad_known_deviations_file_is_a_usage_error(text: str, tmp_path: Path,
 # -- the run: budget, 429, quota, unreachable ----------------------------------------------------
 
 
-def test_429_waits_for_retry_after_then_succeeds(upstream: DriftingUpstream, small_corpus: Path,
-                                                 tmp_path: Path) -> None:
+def test_429_waits_for_retry_after_then_succeeds(
+    upstream: DriftingUpstream, small_corpus: Path, tmp_path: Path
+) -> None:
     """A 429 is retried after its Retry-After; the run then finds nothing."""
     hits: list[int] = []
 
-    def limited(full: str, status: int, headers: dict[str, str],
-                body: Any) -> tuple[int, dict[str, str], Any]:
+    def limited(
+        full: str, status: int, headers: dict[str, str], body: Any
+    ) -> tuple[int, dict[str, str], Any]:
         hits.append(1)
         if len(hits) == 1:
-            return 429, {"retry-after": "7"}, {
-                "statusCode": 429, "message": "Rate limit is exceeded. Try again in 7 seconds."}
+            return (
+                429,
+                {"retry-after": "7"},
+                {"statusCode": 429, "message": "Rate limit is exceeded. Try again in 7 seconds."},
+            )
         return status, headers, body
+
     upstream.mutate = limited
     waits: list[float] = []
-    options = DriftOptions(target=upstream.url, fixtures_dir=small_corpus, schemas_dir=SCHEMAS,
-                           json_out=tmp_path / "d.json", concurrency=1, rate=1000.0)
-    code = run_drift(options, environ={"PIVOT_API_KEY": KEY}, echo=lambda _: None,
-                     sleep=waits.append)
+    options = DriftOptions(
+        target=upstream.url,
+        fixtures_dir=small_corpus,
+        schemas_dir=SCHEMAS,
+        json_out=tmp_path / "d.json",
+        concurrency=1,
+        rate=1000.0,
+    )
+    code = run_drift(
+        options, environ={"PIVOT_API_KEY": KEY}, echo=lambda _: None, sleep=waits.append
+    )
     report = json.loads((tmp_path / "d.json").read_text("utf-8"))
     assert 7.0 in waits
     assert code == 0 and report["findings"] == []
@@ -453,11 +596,18 @@ def test_429_waits_for_retry_after_then_succeeds(upstream: DriftingUpstream, sma
 
 
 def test_a_429_that_outlasts_max_wait_is_an_error_not_a_finding(
-        upstream: DriftingUpstream, small_corpus: Path, tmp_path: Path) -> None:
+    upstream: DriftingUpstream, small_corpus: Path, tmp_path: Path
+) -> None:
     """A Retry-After beyond --max-wait is not waited for: the request is listed as an error,
     and the run reports no drift for it."""
-    upstream.mutate = _on(CONTENT, lambda s, h, b: (429, {"retry-after": "3600"}, {
-        "statusCode": 429, "message": "Rate limit is exceeded. Try again in 3600 seconds."}))
+    upstream.mutate = _on(
+        CONTENT,
+        lambda s, h, b: (
+            429,
+            {"retry-after": "3600"},
+            {"statusCode": 429, "message": "Rate limit is exceeded. Try again in 3600 seconds."},
+        ),
+    )
     code, report, _ = _run(upstream, small_corpus, tmp_path, max_wait=5.0)
     assert report["findings"] == []
     assert code == 0
@@ -465,21 +615,31 @@ def test_a_429_that_outlasts_max_wait_is_an_error_not_a_finding(
 
 
 def test_a_key_refused_everywhere_is_a_configuration_error(
-        upstream: DriftingUpstream, small_corpus: Path, tmp_path: Path) -> None:
+    upstream: DriftingUpstream, small_corpus: Path, tmp_path: Path
+) -> None:
     """401 on every request means the key, not the API: exit 2, nothing reported as drift."""
-    upstream.mutate = lambda full, s, h, b: (401, {}, {
-        "statusCode": 401, "message": "Access denied due to invalid subscription key. Make "
-        "sure to provide a valid key for an active subscription."})
-    result = CliRunner().invoke(main, ["drift", "--target", upstream.url, "--fixtures",
-                                       str(small_corpus), "--rate", "1000"],
-                                env={"PIVOT_API_KEY": KEY})
+    upstream.mutate = lambda full, s, h, b: (
+        401,
+        {},
+        {
+            "statusCode": 401,
+            "message": "Access denied due to invalid subscription key. Make "
+            "sure to provide a valid key for an active subscription.",
+        },
+    )
+    result = CliRunner().invoke(
+        main,
+        ["drift", "--target", upstream.url, "--fixtures", str(small_corpus), "--rate", "1000"],
+        env={"PIVOT_API_KEY": KEY},
+    )
     assert result.exit_code == 2
     assert "401 to every request" in result.output
     assert KEY not in result.output
 
 
-def test_quota_exhausted_stops_with_exit_3(upstream: DriftingUpstream, small_corpus: Path,
-                                           tmp_path: Path) -> None:
+def test_quota_exhausted_stops_with_exit_3(
+    upstream: DriftingUpstream, small_corpus: Path, tmp_path: Path
+) -> None:
     """A 403 quota answer stops the run: exit 3, the report says why."""
     upstream.mutate = lambda full, s, h, b: (403, {"retry-after": "12656"}, QUOTA)
     code, report, _ = _run(upstream, small_corpus, tmp_path, concurrency=1)
@@ -488,8 +648,9 @@ def test_quota_exhausted_stops_with_exit_3(upstream: DriftingUpstream, small_cor
     assert upstream.calls == 1
 
 
-def test_the_budget_bounds_the_calls(upstream: DriftingUpstream, small_corpus: Path,
-                                     tmp_path: Path) -> None:
+def test_the_budget_bounds_the_calls(
+    upstream: DriftingUpstream, small_corpus: Path, tmp_path: Path
+) -> None:
     """--budget 2 sends two requests and says the budget stopped the run."""
     code, report, _ = _run(upstream, small_corpus, tmp_path, budget=2, concurrency=1)
     assert upstream.calls == 2
@@ -504,14 +665,20 @@ def test_an_unreachable_target_exits_3(small_corpus: Path, tmp_path: Path) -> No
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     lines: list[str] = []
-    options = DriftOptions(target=f"http://127.0.0.1:{port}", fixtures_dir=small_corpus,
-                           schemas_dir=SCHEMAS, rate=1000.0, timeout=2.0)
+    options = DriftOptions(
+        target=f"http://127.0.0.1:{port}",
+        fixtures_dir=small_corpus,
+        schemas_dir=SCHEMAS,
+        rate=1000.0,
+        timeout=2.0,
+    )
     assert run_drift(options, environ={}, echo=lines.append) == 3
     assert any(line.startswith("error:") for line in lines)
 
 
 def test_a_plan_file_replays_its_requests_against_their_fixtures(
-        upstream: DriftingUpstream, small_corpus: Path, tmp_path: Path) -> None:
+    upstream: DriftingUpstream, small_corpus: Path, tmp_path: Path
+) -> None:
     """--plan (record's format) replays only its requests; the matching fixture is the
     baseline, so a removed field is still found."""
     plan = tmp_path / "plan.yaml"
@@ -520,7 +687,8 @@ def test_a_plan_file_replays_its_requests_against_their_fixtures(
     code, report, _ = _run(upstream, small_corpus, tmp_path, plan=plan)
     assert upstream.calls == 1
     assert _active(report) == {
-        ("getContent", "/data/typographicTitle", "field-removed", "breaking")}
+        ("getContent", "/data/typographicTitle", "field-removed", "breaking")
+    }
     assert code == 1
 
 
@@ -533,17 +701,26 @@ def test_sample_with_seed_is_reproducible() -> None:
     assert len(a) == 5
 
 
-def test_the_key_is_sent_but_never_written(upstream: DriftingUpstream, small_corpus: Path,
-                                           tmp_path: Path) -> None:
+def test_the_key_is_sent_but_never_written(
+    upstream: DriftingUpstream, small_corpus: Path, tmp_path: Path
+) -> None:
     """The key goes in the header; reports, examples and re-recorded fixtures never hold it,
     even when the upstream echoes it in a body."""
     upstream.mutate = _data(lambda d: d.update(echo=f"key={KEY}"))
     out = tmp_path / "review"
-    _, report, lines = _run(upstream, small_corpus, tmp_path, markdown=tmp_path / "d.md",
-                               junit=tmp_path / "d.xml", update_fixtures=out)
+    _, report, lines = _run(
+        upstream,
+        small_corpus,
+        tmp_path,
+        markdown=tmp_path / "d.md",
+        junit=tmp_path / "d.xml",
+        update_fixtures=out,
+    )
     assert upstream.seen_keys and set(upstream.seen_keys) == {KEY}
-    texts = [p.read_text("utf-8") for p in [*tmp_path.rglob("*.json"), *tmp_path.rglob("*.md"),
-                                           *tmp_path.rglob("*.xml")]]
+    texts = [
+        p.read_text("utf-8")
+        for p in [*tmp_path.rglob("*.json"), *tmp_path.rglob("*.md"), *tmp_path.rglob("*.xml")]
+    ]
     assert texts and not any(KEY in t for t in [*texts, *lines])
     assert _active(report) == {("getContent", "/data/echo", "new-field", "info")}
 
@@ -557,8 +734,9 @@ def test_live_without_a_key_is_a_usage_error() -> None:
 
 def test_a_malformed_key_is_refused_without_showing_it() -> None:
     """A key of the wrong shape exits 2 and is not echoed."""
-    result = CliRunner().invoke(main, ["drift", "--target", "live"],
-                                env={"PIVOT_API_KEY": "NOT-A-KEY-secretvalue"})
+    result = CliRunner().invoke(
+        main, ["drift", "--target", "live"], env={"PIVOT_API_KEY": "NOT-A-KEY-secretvalue"}
+    )
     assert result.exit_code == 2
     assert "secretvalue" not in result.output
 
@@ -566,19 +744,35 @@ def test_a_malformed_key_is_refused_without_showing_it() -> None:
 # -- reports ------------------------------------------------------------------------------------
 
 
-def test_reports_markdown_json_junit_and_step_summary(upstream: DriftingUpstream,
-                                                      small_corpus: Path, tmp_path: Path) -> None:
+def test_reports_markdown_json_junit_and_step_summary(
+    upstream: DriftingUpstream, small_corpus: Path, tmp_path: Path
+) -> None:
     """The CLI writes the three reports and appends the Markdown to $GITHUB_STEP_SUMMARY;
     exit 1 on a breaking finding; JUnit has one test case per operation."""
     upstream.mutate = _data(lambda d: d.pop("title"))
     summary = tmp_path / "summary.md"
     summary.write_text("earlier step\n", "utf-8")
-    result = CliRunner().invoke(main, [
-        "drift", "--target", upstream.url, "--fixtures", str(small_corpus),
-        "--schemas", str(SCHEMAS), "--rate", "1000",
-        "--markdown", str(tmp_path / "d.md"), "--json", str(tmp_path / "d.json"),
-        "--junit", str(tmp_path / "d.xml"),
-    ], env={"PIVOT_API_KEY": KEY, "GITHUB_STEP_SUMMARY": str(summary)})
+    result = CliRunner().invoke(
+        main,
+        [
+            "drift",
+            "--target",
+            upstream.url,
+            "--fixtures",
+            str(small_corpus),
+            "--schemas",
+            str(SCHEMAS),
+            "--rate",
+            "1000",
+            "--markdown",
+            str(tmp_path / "d.md"),
+            "--json",
+            str(tmp_path / "d.json"),
+            "--junit",
+            str(tmp_path / "d.xml"),
+        ],
+        env={"PIVOT_API_KEY": KEY, "GITHUB_STEP_SUMMARY": str(summary)},
+    )
     assert result.exit_code == 1, result.output
     assert "[breaking] getContent /data/title: required-missing" in result.output
     report = json.loads((tmp_path / "d.json").read_text("utf-8"))
@@ -586,8 +780,10 @@ def test_reports_markdown_json_junit_and_step_summary(upstream: DriftingUpstream
     assert set(report) >= {"target", "summary", "operations", "findings", "suppressed"}
     assert report["summary"]["breaking"] == 1
     markdown = (tmp_path / "d.md").read_text("utf-8")
-    assert "| breaking | getContent | `/data/title` | required-missing | required | absent |" \
+    assert (
+        "| breaking | getContent | `/data/title` | required-missing | required | absent |"
         in markdown
+    )
     assert summary.read_text("utf-8").startswith("earlier step\n## pivotkit drift")
     suite = ElementTree.parse(tmp_path / "d.xml").getroot()
     cases = {c.get("name"): c for c in suite.iter("testcase")}
@@ -596,8 +792,9 @@ def test_reports_markdown_json_junit_and_step_summary(upstream: DriftingUpstream
     assert cases["listBroadcasts"].find("failure") is None
 
 
-def test_webhook_posts_json_with_a_text_summary(upstream: DriftingUpstream, small_corpus: Path,
-                                                tmp_path: Path) -> None:
+def test_webhook_posts_json_with_a_text_summary(
+    upstream: DriftingUpstream, small_corpus: Path, tmp_path: Path
+) -> None:
     """The webhook receives one POST: JSON with a one-paragraph ``text`` and the findings."""
     received: list[tuple[str, dict[str, Any]]] = []
 
@@ -616,8 +813,9 @@ def test_webhook_posts_json_with_a_text_summary(upstream: DriftingUpstream, smal
     thread.start()
     try:
         upstream.mutate = _data(lambda d: d.update(id="7488"))
-        code, _, _ = _run(upstream, small_corpus, tmp_path,
-                          webhook=f"http://127.0.0.1:{server.server_port}/hook")
+        code, _, _ = _run(
+            upstream, small_corpus, tmp_path, webhook=f"http://127.0.0.1:{server.server_port}/hook"
+        )
     finally:
         server.shutdown()
         thread.join(5)
@@ -632,7 +830,8 @@ def test_webhook_posts_json_with_a_text_summary(upstream: DriftingUpstream, smal
 
 
 def test_update_fixtures_writes_drifted_answers_never_overwriting(
-        upstream: DriftingUpstream, small_corpus: Path, tmp_path: Path) -> None:
+    upstream: DriftingUpstream, small_corpus: Path, tmp_path: Path
+) -> None:
     """Drifted answers become new live fixtures for review; a second run adds, never
     overwrites; the contract's directory is refused."""
     upstream.mutate = _data(lambda d: d.update(id="7488", title="Changed"))
@@ -650,10 +849,17 @@ def test_update_fixtures_writes_drifted_answers_never_overwriting(
     schemas = tmp_path / "schemas"
     shutil.copytree(SCHEMAS, schemas)
     with pytest.raises(ConfigError, match="inside the contract"):
-        run_drift(DriftOptions(target=upstream.url, fixtures_dir=small_corpus,
-                               schemas_dir=schemas, rate=1000.0,
-                               update_fixtures=schemas / "x"),
-                  environ={}, echo=lambda _: None)
+        run_drift(
+            DriftOptions(
+                target=upstream.url,
+                fixtures_dir=small_corpus,
+                schemas_dir=schemas,
+                rate=1000.0,
+                update_fixtures=schemas / "x",
+            ),
+            environ={},
+            echo=lambda _: None,
+        )
 
 
 # -- in-process analysis -------------------------------------------------------------------------
@@ -667,9 +873,16 @@ def test_analysis_in_process_of_recorded_answers(blade_runner: dict[str, Any]) -
     baseline = Exchange.from_dict(blade_runner, name="7488")
     body = copy.deepcopy(blade_runner["response"]["body"])
     body["data"]["duration"] = -5
-    answer = Answer(baseline.operation_id, baseline.request, 200,
-                    dict(baseline.response.headers), body, baseline)
+    answer = Answer(
+        baseline.operation_id,
+        baseline.request,
+        200,
+        dict(baseline.response.headers),
+        body,
+        baseline,
+    )
     report = analyze(load_contract(SCHEMAS), [answer])
     assert [(f.pointer, f.kind, f.severity) for f in report.findings] == [
-        ("/data/duration", "constraint-violated", "warning")]
+        ("/data/duration", "constraint-violated", "warning")
+    ]
     assert report.exit_code == 0

@@ -21,12 +21,19 @@ from pivotkit.fixtures import (
 
 def _exchange(body: Any, *, name: str = "7488", lang: str | None = None) -> Exchange:
     query = {"lang": lang} if lang else {}
-    return Exchange.from_dict({
-        "request": {"method": "GET", "path": "/v1/api/v1/contents/7488", "query": query},
-        "response": {"status": 200, "body": body},
-        "meta": {"operationId": "getContent", "source": "synthetic", "recorded": "2026-01-01",
-                 "account": "full"},
-    }, name=name)
+    return Exchange.from_dict(
+        {
+            "request": {"method": "GET", "path": "/v1/api/v1/contents/7488", "query": query},
+            "response": {"status": 200, "body": body},
+            "meta": {
+                "operationId": "getContent",
+                "source": "synthetic",
+                "recorded": "2026-01-01",
+                "account": "full",
+            },
+        },
+        name=name,
+    )
 
 
 def test_bundled_fixture_loads_as_a_frozen_exchange() -> None:
@@ -76,10 +83,20 @@ def test_fixture_format_violation_names_the_pointer(tmp_path: Path) -> None:
     """A fixture that breaks the file format says where."""
     target = tmp_path / "getContent" / "bad.json"
     target.parent.mkdir()
-    target.write_text(json.dumps({
-        "request": {"method": "GET", "path": "/x"}, "response": {"status": "200", "body": {}},
-        "meta": {"operationId": "getContent", "source": "doc", "recorded": "2024-01-01",
-                 "account": "full"}}))
+    target.write_text(
+        json.dumps(
+            {
+                "request": {"method": "GET", "path": "/x"},
+                "response": {"status": "200", "body": {}},
+                "meta": {
+                    "operationId": "getContent",
+                    "source": "doc",
+                    "recorded": "2024-01-01",
+                    "account": "full",
+                },
+            }
+        )
+    )
     with pytest.raises(FixtureError) as info:
         read_exchange(target)
     assert info.value.pointer == "/response/status"
@@ -118,8 +135,9 @@ def test_existing_fixture_is_never_silently_overwritten(tmp_path: Path) -> None:
     assert kept["response"]["body"] == {"a": 1, "c": 3}
 
 
-def test_crash_during_write_leaves_old_file_and_no_temp(tmp_path: Path,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_crash_during_write_leaves_old_file_and_no_temp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """If the rename never happens, the old fixture is intact and the temp file is gone."""
     write_exchange(_exchange({"old": True}), tmp_path)
 
@@ -134,9 +152,14 @@ def test_crash_during_write_leaves_old_file_and_no_temp(tmp_path: Path,
     assert json.loads((directory / "7488.json").read_text())["response"]["body"] == {"old": True}
 
 
-@pytest.mark.parametrize(("raw", "expected"), [
-    ("7488", "7488"), ("../../etc/passwd", "-..-etc-passwd"), ("a/b\\c\x00", "a-b-c-"),
-])
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("7488", "7488"),
+        ("../../etc/passwd", "-..-etc-passwd"),
+        ("a/b\\c\x00", "a-b-c-"),
+    ],
+)
 def test_safe_name_keeps_files_inside_the_directory(raw: str, expected: str) -> None:
     """Names never carry path separators or a leading dot."""
     assert safe_name(raw) == expected
@@ -146,12 +169,19 @@ def test_safe_name_keeps_files_inside_the_directory(raw: str, expected: str) -> 
 
 def test_error_exchanges_are_kept_but_never_matched() -> None:
     """A recorded gateway error stays in the set, yet match() never serves it."""
-    error = Exchange.from_dict({
-        "request": {"method": "GET", "path": "/v1/api/v1/contents/1"},
-        "response": {"status": 401, "body": {"statusCode": 401, "message": "x"}},
-        "meta": {"operationId": "getContent", "source": "synthetic", "recorded": "2026-01-01",
-                 "account": "none"},
-    }, name="401")
+    error = Exchange.from_dict(
+        {
+            "request": {"method": "GET", "path": "/v1/api/v1/contents/1"},
+            "response": {"status": 401, "body": {"statusCode": 401, "message": "x"}},
+            "meta": {
+                "operationId": "getContent",
+                "source": "synthetic",
+                "recorded": "2026-01-01",
+                "account": "none",
+            },
+        },
+        name="401",
+    )
     fixtures = FixtureSet([error])
     assert fixtures.for_operation("getContent") == [error]
     assert fixtures.match("GET", "/v1/api/v1/contents/1") is None

@@ -29,10 +29,14 @@ PROVIDER_HEADERS = {
     "x-aspnet-version": "4.0.30319",
     "x-powered-by": "ASP.NET",
 }
-HTTP_DATE = re.compile(r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} [A-Z][a-z]{2} \d{4} "
-                       r"\d{2}:\d{2}:\d{2} GMT$")
-REQUEST_CONTEXT = re.compile(r"^appId=cid-v1:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-"
-                             r"[0-9a-f]{12}$")
+HTTP_DATE = re.compile(
+    r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} [A-Z][a-z]{2} \d{4} "
+    r"\d{2}:\d{2}:\d{2} GMT$"
+)
+REQUEST_CONTEXT = re.compile(
+    r"^appId=cid-v1:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-"
+    r"[0-9a-f]{12}$"
+)
 LOCAL_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.(\d{1,7}))?$")
 KEY_SHAPED = re.compile(r"(?<![0-9A-Za-z])[0-9a-f]{32}(?![0-9A-Za-z])")
 GATEWAY_MESSAGES = {
@@ -42,13 +46,23 @@ GATEWAY_MESSAGES = {
     "active subscription.",
     "Resource not found",
 }
-PUBLIC_FORMATS = {"fr": {"Film", "Série", "Documentaire", "Émission sportive", "Magazine"},
-                  "en": {"Film", "Series", "Documentary", "Sports Show", "Magazine"}}
-TNT_NUMBERS = {"TF1": 1, "France 2": 2, "France 3": 3, "Canal+": 4, "France 5": 5, "M6": 6,
-               "Arte": 7}
+PUBLIC_FORMATS = {
+    "fr": {"Film", "Série", "Documentaire", "Émission sportive", "Magazine"},
+    "en": {"Film", "Series", "Documentary", "Sports Show", "Magazine"},
+}
+TNT_NUMBERS = {
+    "TF1": 1,
+    "France 2": 2,
+    "France 3": 3,
+    "Canal+": 4,
+    "France 5": 5,
+    "M6": 6,
+    "Arte": 7,
+}
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
 
 @cache
 def _corpus() -> FixtureSet:
@@ -118,7 +132,8 @@ def _contains(actual: Any, example: Any) -> bool:
     """Whether ``actual`` holds ``example``: objects may be abridged, anything else is equal."""
     if isinstance(example, dict):
         return isinstance(actual, dict) and all(
-            k in actual and _contains(actual[k], v) for k, v in example.items())
+            k in actual and _contains(actual[k], v) for k, v in example.items()
+        )
     return bool(actual == example) and type(actual) is type(example)
 
 
@@ -131,6 +146,7 @@ def _ids(ex: Exchange) -> str:
 
 
 # -- coverage and the contract ----------------------------------------------------------------
+
 
 def test_every_operation_of_the_contract_has_a_200_with_data() -> None:
     """Each of the 13 operations of openapi.yaml has at least one 200 carrying data."""
@@ -164,15 +180,26 @@ def test_an_empty_200_exists_for_every_operation_that_takes_an_id_or_a_period() 
     """Every operation with path parameters has an empty-200 fixture, and all shapes occur."""
     contract = load_contract()
     with_params = {op.operation_id for op in contract.operations.values() if op.path_parameters}
-    assert with_params == {"getContent", "getChannelCategories", "listUpdates", "listBroadcasts",
-                           "listCollections", "getPerson", "getPersonBiography",
-                           "getPersonImage", "getPersonAwards"}
+    assert with_params == {
+        "getContent",
+        "getChannelCategories",
+        "listUpdates",
+        "listBroadcasts",
+        "listCollections",
+        "getPerson",
+        "getPersonBiography",
+        "getPersonImage",
+        "getPersonAwards",
+    }
     empty = contract.resolve("https://schemas.pivotkit.dev/pivot/v1/empty-result.json")
     validator = Draft202012Validator(empty, registry=contract.registry)
     shapes: set[str] = set()
     for op in with_params:
-        bodies = [ex.response.body for ex in _corpus().for_operation(op)
-                  if ex.response.status == 200 and validator.is_valid(ex.response.body)]
+        bodies = [
+            ex.response.body
+            for ex in _corpus().for_operation(op)
+            if ex.response.status == 200 and validator.is_valid(ex.response.body)
+        ]
         assert bodies, f"{op}: no empty-200 fixture"
         for body in bodies:
             shapes.add("{}" if body == {} else json.dumps(body["data"]))
@@ -180,6 +207,7 @@ def test_an_empty_200_exists_for_every_operation_that_takes_an_id_or_a_period() 
 
 
 # -- provenance, headers and secrets ----------------------------------------------------------
+
 
 @pytest.mark.parametrize("ex", _corpus().exchanges, ids=_ids)
 def test_meta_says_where_each_fixture_comes_from(ex: Exchange) -> None:
@@ -192,8 +220,9 @@ def test_meta_says_where_each_fixture_comes_from(ex: Exchange) -> None:
             _resolve(ex.response.body, pointer)  # raises if the pointer names nothing
 
 
-@pytest.mark.parametrize("ex", [ex for ex in _corpus().exchanges if ex.response.status == 200],
-                         ids=_ids)
+@pytest.mark.parametrize(
+    "ex", [ex for ex in _corpus().exchanges if ex.response.status == 200], ids=_ids
+)
 def test_every_200_carries_the_provider_headers(ex: Exchange) -> None:
     """A 200 has exactly the provider's header set; content-length only in the documented 7488."""
     headers = dict(ex.response.headers)
@@ -217,8 +246,9 @@ def test_gateway_errors_carry_the_exact_messages() -> None:
         if ex.response.status in (403, 429):
             assert int(ex.response.headers["retry-after"]) > 0
     missing_key = [ex for ex in errors if "missing subscription key" in ex.response.body["message"]]
-    assert missing_key and all("Ocp-Apim-Subscription-Key" not in ex.request.headers
-                               for ex in missing_key)
+    assert missing_key and all(
+        "Ocp-Apim-Subscription-Key" not in ex.request.headers for ex in missing_key
+    )
 
 
 def test_no_fixture_holds_a_key() -> None:
@@ -236,11 +266,17 @@ def test_documented_sample_is_intact() -> None:
     assert ex.source == "doc" and ex.name == "7488"
     data = ex.response.body["data"]
     assert {k: data[k] for k in ("id", "title", "typographicTitle", "lastUpdate", "isFre")} == {
-        "id": 7488, "title": "Blade Runner", "typographicTitle": "Blade Runner",
-        "lastUpdate": "2024-09-27T07:48:30.677", "isFre": True}
+        "id": 7488,
+        "title": "Blade Runner",
+        "typographicTitle": "Blade Runner",
+        "lastUpdate": "2024-09-27T07:48:30.677",
+        "isFre": True,
+    }
     assert ex.response.headers["date"] == "Tue, 05 Nov 2024 11:25:51 GMT"
-    assert ex.response.headers["request-context"] == \
-        "appId=cid-v1:573995c4-a10b-48e5-b5b5-78ad0699dd05"
+    assert (
+        ex.response.headers["request-context"]
+        == "appId=cid-v1:573995c4-a10b-48e5-b5b5-78ad0699dd05"
+    )
 
 
 def test_last_update_values_look_like_json_net() -> None:
@@ -259,8 +295,9 @@ def test_last_update_values_look_like_json_net() -> None:
 
 def test_generator_reproduces_the_synthetic_files() -> None:
     """tools/make_fixtures.py writes exactly the synthetic files (edit the script, not the JSON)."""
-    spec = importlib.util.spec_from_file_location("make_fixtures",
-                                                  ROOT / "tools" / "make_fixtures.py")
+    spec = importlib.util.spec_from_file_location(
+        "make_fixtures", ROOT / "tools" / "make_fixtures.py"
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -270,11 +307,13 @@ def test_generator_reproduces_the_synthetic_files() -> None:
     assert set(built) == on_disk, f"{hint}: {sorted(set(built) ^ on_disk)}"
     for (op, name), data in built.items():
         text = (FIXTURES / op / f"{name}.json").read_text("utf-8")
-        assert text == json.dumps(data, indent=2, ensure_ascii=False) + "\n", \
+        assert text == json.dumps(data, indent=2, ensure_ascii=False) + "\n", (
             f"{op}/{name} differs from the generator's output; {hint}"
+        )
 
 
 # -- categories, channels, days ------------------------------------------------------------
+
 
 def test_categories_have_16_formats_with_the_same_ids_in_fr_and_en() -> None:
     """Both languages list 16 formats with genres, the same ids, the public names among them."""
@@ -339,8 +378,9 @@ def test_channels_and_provider_numbers() -> None:
     (numbers,) = _ok("listProviderChannels")
     items = numbers.response.body["data"]
     assert {i["channelId"] for i in items} <= set(channels)
-    tnt = {channels[i["channelId"]]: i["channelNumber"] for i in items
-           if i["providerName"] == "TNT"}
+    tnt = {
+        channels[i["channelId"]]: i["channelNumber"] for i in items if i["providerName"] == "TNT"
+    }
     assert {k: tnt[k] for k in TNT_NUMBERS} == TNT_NUMBERS
     assert len({i["providerName"] for i in items}) > 1
     (days,) = _ok("listDays")
@@ -351,6 +391,7 @@ def test_channels_and_provider_numbers() -> None:
 
 
 # -- contents, series, broadcasts, collections -------------------------------------------------
+
 
 def test_contents_cover_the_kinds_and_both_languages() -> None:
     """Films, a series (season, episodes), a documentary, a sports show, a magazine; fr and en."""
@@ -365,10 +406,12 @@ def test_contents_cover_the_kinds_and_both_languages() -> None:
         fr = _content(ex.response.body["data"]["id"])
         assert fr is not None, ex.file
         data = ex.response.body["data"]
-        assert {k: data[k] for k in ("productionYear", "lastUpdate", "isFre")} == \
-            {k: fr[k] for k in ("productionYear", "lastUpdate", "isFre")}
-        assert [c["personId"] for c in data.get("credits", [])] == \
-            [c["personId"] for c in fr.get("credits", [])]
+        assert {k: data[k] for k in ("productionYear", "lastUpdate", "isFre")} == {
+            k: fr[k] for k in ("productionYear", "lastUpdate", "isFre")
+        }
+        assert [c["personId"] for c in data.get("credits", [])] == [
+            c["personId"] for c in fr.get("credits", [])
+        ]
         assert data["synopsis"] != fr["synopsis"], f"{ex.file}: the synopsis is not English"
 
 
@@ -429,9 +472,12 @@ def test_broadcast_images_cover_every_hierarchy() -> None:
         assert len(images) >= 2 or hierarchies == [4]
     assert seen == {1, 2, 3, 4}
     assert lowest == {1, 2, 3, 4}
-    one_day = [ex for ex in _ok("listBroadcasts")
-               if {i["hierarchy"] for b in ex.response.body["data"] for i in b.get("images", [])}
-               == {1, 2, 3, 4}]
+    one_day = [
+        ex
+        for ex in _ok("listBroadcasts")
+        if {i["hierarchy"] for b in ex.response.body["data"] for i in b.get("images", [])}
+        == {1, 2, 3, 4}
+    ]
     assert one_day, "no single channel/day covers hierarchies 1 to 4"
     assert unsorted >= 1 and without >= 1
 
@@ -451,20 +497,24 @@ def test_collections_point_at_contents() -> None:
 
 def test_updates_include_an_earlier_last_update() -> None:
     """One answer returns a lastUpdate earlier than `since` (programme data changed), noted."""
+
     def since(ex: Exchange) -> str:
         s = ex.request.path.rsplit("/", 1)[1]
         return f"{s[:4]}-{s[4:6]}-{s[6:8]}T{s[8:10]}:{s[10:12]}:{s[12:]}"
 
     updates = _ok("listUpdates")
-    earlier = [ex for ex in updates
-               if any(i["lastUpdate"] < since(ex) for i in ex.response.body["data"])]
-    normal = [ex for ex in updates
-              if all(i["lastUpdate"] > since(ex) for i in ex.response.body["data"])]
+    earlier = [
+        ex for ex in updates if any(i["lastUpdate"] < since(ex) for i in ex.response.body["data"])
+    ]
+    normal = [
+        ex for ex in updates if all(i["lastUpdate"] > since(ex) for i in ex.response.body["data"])
+    ]
     assert earlier and normal
     assert all("earlier" in ex.meta["notes"].lower() for ex in earlier)
 
 
 # -- persons ------------------------------------------------------------------------------------
+
 
 def test_credited_people_agree_with_their_person_fixtures() -> None:
     """A personId has one name everywhere, and that of its getPerson fixture when there is one."""
@@ -512,30 +562,40 @@ def test_awards_name_their_contents() -> None:
 
 # -- the examples of the schemas -------------------------------------------------------------
 
+
 def _schema_examples() -> list[tuple[str, str, Any]]:
     """(schema $id, pointer of the subschema, example) for every `examples` keyword."""
     out = []
     for path in sorted(SCHEMAS.glob("*.json")):
         schema = json.loads(path.read_text("utf-8"))
         for pointer, node in _walk(schema):
-            if isinstance(node, dict) and isinstance(node.get("examples"), list) \
-                    and not pointer.endswith("/properties"):
+            if (
+                isinstance(node, dict)
+                and isinstance(node.get("examples"), list)
+                and not pointer.endswith("/properties")
+            ):
                 out.extend((schema["$id"], pointer, ex) for ex in node["examples"])
     return out
 
 
-@pytest.mark.parametrize(("schema_id", "pointer", "example"), _schema_examples(),
-                         ids=lambda v: v.rsplit("/", 1)[-1] if isinstance(v, str) else "")
-def test_schema_examples_validate_and_come_from_the_corpus(schema_id: str, pointer: str,
-                                                           example: Any) -> None:
+@pytest.mark.parametrize(
+    ("schema_id", "pointer", "example"),
+    _schema_examples(),
+    ids=lambda v: v.rsplit("/", 1)[-1] if isinstance(v, str) else "",
+)
+def test_schema_examples_validate_and_come_from_the_corpus(
+    schema_id: str, pointer: str, example: Any
+) -> None:
     """Each schema's examples validate against their own (sub)schema and occur in a fixture."""
-    validator = Draft202012Validator({"$ref": f"{schema_id}#{pointer}"},
-                                     registry=load_contract().registry)
+    validator = Draft202012Validator(
+        {"$ref": f"{schema_id}#{pointer}"}, registry=load_contract().registry
+    )
     errors = [e.message for e in validator.iter_errors(example)]
     assert not errors
     bodies = [ex.response.body for ex in _corpus()]
-    assert any(_contains(value, example) for body in bodies for _, value in _walk(body)), \
+    assert any(_contains(value, example) for body in bodies for _, value in _walk(body)), (
         f"{schema_id}#{pointer}: example found in no fixture body"
+    )
 
 
 def test_every_entity_schema_has_examples() -> None:

@@ -31,23 +31,32 @@ from .conftest import FIXTURES, SCHEMAS
 
 CONTRACT = load_contract(SCHEMAS)
 CORPUS = FixtureSet.load(FIXTURES)
-INFERABLE = sorted({ex.operation_id for ex in CORPUS
-                    if ex.response.status == 200 and not is_empty_result(ex.response.body)
-                    and ex.operation_id in CONTRACT.operations})
+INFERABLE = sorted(
+    {
+        ex.operation_id
+        for ex in CORPUS
+        if ex.response.status == 200
+        and not is_empty_result(ex.response.body)
+        and ex.operation_id in CONTRACT.operations
+    }
+)
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    ("20241105", "yyyyMMdd"),
-    ("2024-11-05", "yyyy-MM-dd"),
-    ("2024-09-27T07:48:30.677", "local-date-time"),
-    ("2024-09-27T07:48:30", "local-date-time"),
-    ("2024-09-27T07:48:30.677+02:00", "date-time"),
-    ("2024-09-27T07:48:30Z", "date-time"),
-    ("https://img.plurimedia.fr/a.jpg", "url"),
-    ("Blade Runner", None),
-    ("20241305", None),
-    ("12345678901", None),
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("20241105", "yyyyMMdd"),
+        ("2024-11-05", "yyyy-MM-dd"),
+        ("2024-09-27T07:48:30.677", "local-date-time"),
+        ("2024-09-27T07:48:30", "local-date-time"),
+        ("2024-09-27T07:48:30.677+02:00", "date-time"),
+        ("2024-09-27T07:48:30Z", "date-time"),
+        ("https://img.plurimedia.fr/a.jpg", "url"),
+        ("Blade Runner", None),
+        ("20241305", None),
+        ("12345678901", None),
+    ],
+)
 def test_string_formats(value: str, expected: str | None) -> None:
     """Dates, date-times with and without zone and URLs are told apart from free text."""
     assert string_format(value) == expected
@@ -57,8 +66,14 @@ def test_observer_types_required_nullable_formats_and_items() -> None:
     """Types, fields always present (required), null, formats with fraction digits and
     merged array items end up in the schema."""
     obs = Observer("t")
-    obs.add({"id": 1, "when": "2024-01-01T10:00:00.5", "tags": [{"a": 1}, {"a": 2, "b": "x"}],
-             "note": None})
+    obs.add(
+        {
+            "id": 1,
+            "when": "2024-01-01T10:00:00.5",
+            "tags": [{"a": 1}, {"a": 2, "b": "x"}],
+            "note": None,
+        }
+    )
     obs.add({"id": 2, "when": "2024-01-02T10:00:00.123", "tags": [], "note": "n"})
     schema = obs.to_schema()
     props = schema["properties"]
@@ -89,8 +104,9 @@ def test_small_enums_need_enough_samples() -> None:
 
 def test_merge_equals_observing_everything_in_one() -> None:
     """Two observers merged give the schema of one observer that saw every body."""
-    bodies = [ex.response.body for ex in CORPUS.for_operation("getContent")
-              if ex.response.status == 200]
+    bodies = [
+        ex.response.body for ex in CORPUS.for_operation("getContent") if ex.response.status == 200
+    ]
     whole, left, right = Observer("x"), Observer("x"), Observer("x")
     for i, body in enumerate(bodies):
         whole.add(body)
@@ -124,8 +140,9 @@ def test_inferred_schema_accepts_every_fixture(operation: str) -> None:
 
 
 def _blade_runner() -> dict[str, Any]:
-    body: dict[str, Any] = json.loads(
-        (FIXTURES / "getContent" / "7488.json").read_text("utf-8"))["response"]["body"]
+    body: dict[str, Any] = json.loads((FIXTURES / "getContent" / "7488.json").read_text("utf-8"))[
+        "response"
+    ]["body"]
     return body
 
 
@@ -136,13 +153,13 @@ def test_diff_names_each_difference_with_the_contract() -> None:
     for i in range(12):
         body = copy.deepcopy(_blade_runner())
         data = body["data"]
-        data["id"] = str(data["id"])                               # type differs
-        data["typographicTitle"] = None                            # nullable
-        data["lastUpdate"] = "2024-09-27T07:48:30+02:00"           # format differs
-        data["csaRating"] = -14                                    # new enum value
-        data["ageRating"] = "12"                                   # only observed
+        data["id"] = str(data["id"])  # type differs
+        data["typographicTitle"] = None  # nullable
+        data["lastUpdate"] = "2024-09-27T07:48:30+02:00"  # format differs
+        data["csaRating"] = -14  # new enum value
+        data["ageRating"] = "12"  # only observed
         if i % 2:
-            del data["title"]                                      # required, not always there
+            del data["title"]  # required, not always there
         obs.add(body)
     found = {(d.pointer, d.kind) for d in diff(obs, contract_view(CONTRACT, "getContent"))}
     assert {
@@ -163,12 +180,16 @@ def test_no_difference_when_observed_fits_the_contract_exactly() -> None:
     obs = Observer()
     obs.add(_blade_runner())
     kinds = {d.kind for d in diff(obs, contract_view(CONTRACT, "getContent"))}
-    assert not kinds & {"type-differs", "nullable-observed", "format-differs",
-                        "enum-new-values", "only-observed"}
+    assert not kinds & {
+        "type-differs",
+        "nullable-observed",
+        "format-differs",
+        "enum-new-values",
+        "only-observed",
+    }
 
 
-def test_infer_refuses_unknown_operations_and_operations_without_samples(
-        tmp_path: Path) -> None:
+def test_infer_refuses_unknown_operations_and_operations_without_samples(tmp_path: Path) -> None:
     """An unknown id lists the known ones; no usable fixture says how to get some."""
     with pytest.raises(UnknownOperation):
         infer(CONTRACT, CORPUS, "getNothing")
@@ -176,11 +197,11 @@ def test_infer_refuses_unknown_operations_and_operations_without_samples(
         infer(CONTRACT, FixtureSet([], tmp_path), "getContent")
 
 
-def test_write_proposal_never_writes_into_the_contract(tmp_path: Path,
-                                                       schemas_copy: Path) -> None:
+def test_write_proposal_never_writes_into_the_contract(tmp_path: Path, schemas_copy: Path) -> None:
     """Proposals are written atomically elsewhere; schemas/ is refused."""
-    target = write_proposal({"type": "object"}, tmp_path / "p" / "x.schema.json",
-                            schemas_dir=schemas_copy)
+    target = write_proposal(
+        {"type": "object"}, tmp_path / "p" / "x.schema.json", schemas_dir=schemas_copy
+    )
     assert json.loads(target.read_text("utf-8")) == {"type": "object"}
     with pytest.raises(ProposalInContract):
         write_proposal({}, schemas_copy / "content.json", schemas_dir=schemas_copy)
@@ -189,13 +210,25 @@ def test_write_proposal_never_writes_into_the_contract(tmp_path: Path,
 def test_cli_infer_prints_the_diff_and_writes_the_proposal(tmp_path: Path) -> None:
     """``pivotkit infer getContent --out F`` prints differences and writes a 2020-12 schema."""
     out = tmp_path / "getContent.schema.json"
-    result = CliRunner().invoke(main, ["infer", "getContent", "--fixtures", str(FIXTURES),
-                                       "--schemas", str(SCHEMAS), "--out", str(out)])
+    result = CliRunner().invoke(
+        main,
+        [
+            "infer",
+            "getContent",
+            "--fixtures",
+            str(FIXTURES),
+            "--schemas",
+            str(SCHEMAS),
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert result.output.startswith("getContent 200: ")
     assert "only in contract" in result.output
     schema = json.loads(out.read_text("utf-8"))
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
-    bad = CliRunner().invoke(main, ["infer", "getNothing", "--fixtures", str(FIXTURES),
-                                    "--out", str(out)])
+    bad = CliRunner().invoke(
+        main, ["infer", "getNothing", "--fixtures", str(FIXTURES), "--out", str(out)]
+    )
     assert bad.exit_code == 1 and "getNothing" in bad.output

@@ -25,16 +25,31 @@ from pivotkit.fixtures import Exchange
 FULL = "acf7a7c2d48e4a01098e3feabc0ecb24"
 FULL_2 = "399d666bea1cf47c93633a485471cb6d"
 BASIC = "6e7f66a8f40fdabd2ae4ff289d504622"
-MISSING = ("Access denied due to missing subscription key. Make sure to include subscription "
-           "key when making requests to an API.")
-INVALID = ("Access denied due to invalid subscription key. Make sure to provide a valid key "
-           "for an active subscription.")
+MISSING = (
+    "Access denied due to missing subscription key. Make sure to include subscription "
+    "key when making requests to an API."
+)
+INVALID = (
+    "Access denied due to invalid subscription key. Make sure to provide a valid key "
+    "for an active subscription."
+)
 BUNDLED_7488 = Path(__file__).resolve().parent.parent / "fixtures" / "getContent" / "7488.json"
-PROVIDER = {"cache-control": "no-cache", "content-type": "application/json; charset=utf-8",
-            "expires": "-1", "pragma": "no-cache", "vary": "Accept-Encoding,Origin",
-            "x-aspnet-version": "4.0.30319", "x-powered-by": "ASP.NET"}
-EXAMPLES = {"id": "7488", "channelId": "1", "since": "20241105000000", "start": "20241105",
-            "end": "20241106"}
+PROVIDER = {
+    "cache-control": "no-cache",
+    "content-type": "application/json; charset=utf-8",
+    "expires": "-1",
+    "pragma": "no-cache",
+    "vary": "Accept-Encoding,Origin",
+    "x-aspnet-version": "4.0.30319",
+    "x-powered-by": "ASP.NET",
+}
+EXAMPLES = {
+    "id": "7488",
+    "channelId": "1",
+    "since": "20241105000000",
+    "start": "20241105",
+    "end": "20241106",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -43,17 +58,29 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(f"PIVOT_{name}", raising=False)
 
 
-def _fixture(root: Path, op: str, name: str, path: str, body: Any, query: dict[str, str] | None
-             = None) -> None:
+def _fixture(
+    root: Path, op: str, name: str, path: str, body: Any, query: dict[str, str] | None = None
+) -> None:
     target = root / op / f"{name}.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     request: dict[str, Any] = {"method": "GET", "path": path}
     if query:
         request["query"] = query
-    target.write_text(json.dumps({
-        "request": request, "response": {"status": 200, "body": body},
-        "meta": {"operationId": op, "source": "synthetic", "recorded": "2024-11-05",
-                 "account": "full"}}), encoding="utf-8")
+    target.write_text(
+        json.dumps(
+            {
+                "request": request,
+                "response": {"status": 200, "body": body},
+                "meta": {
+                    "operationId": op,
+                    "source": "synthetic",
+                    "recorded": "2024-11-05",
+                    "account": "full",
+                },
+            }
+        ),
+        encoding="utf-8",
+    )
 
 
 @pytest.fixture
@@ -66,20 +93,33 @@ def fixtures_dir(tmp_path: Path) -> Path:
     english["response"]["body"]["data"]["title"] = "Blade Runner (EN)"
     english["request"]["query"] = {"lang": "en"}
     (root / "getContent" / "7488-en.json").write_text(json.dumps(english), encoding="utf-8")
-    _fixture(root, "listChannels", "all", "/v1/api/v1/channels",
-             {"version": "v1", "statusCode": 200,
-              "data": [{"id": 1, "name": "TF1", "logo": "https://img.plurimedia.fr/1.png"}]})
+    _fixture(
+        root,
+        "listChannels",
+        "all",
+        "/v1/api/v1/channels",
+        {
+            "version": "v1",
+            "statusCode": 200,
+            "data": [{"id": 1, "name": "TF1", "logo": "https://img.plurimedia.fr/1.png"}],
+        },
+    )
     return root
 
 
 @pytest.fixture
 def make_app(tmp_path: Path, fixtures_dir: Path) -> Callable[..., Flask]:
     """Build an app on the small fixture set with its own state file."""
+
     def make(**config: Any) -> Flask:
-        settings = {"PIVOT_FIXTURES": str(fixtures_dir),
-                    "PIVOT_STATE": str(tmp_path / "state.sqlite"),
-                    "PIVOT_ADMIN_TOKEN": "admin-token-for-tests", **config}
+        settings = {
+            "PIVOT_FIXTURES": str(fixtures_dir),
+            "PIVOT_STATE": str(tmp_path / "state.sqlite"),
+            "PIVOT_ADMIN_TOKEN": "admin-token-for-tests",
+            **config,
+        }
         return create_app(settings)
+
     return make
 
 
@@ -121,15 +161,17 @@ def test_every_contract_operation_is_routed(client: Any) -> None:
         assert response.status_code == 200, (op.operation_id, path, response.data)
 
 
-def test_a_path_changed_in_the_contract_changes_the_route(tmp_path: Path,
-                                                           make_app: Callable[..., Flask]) -> None:
+def test_a_path_changed_in_the_contract_changes_the_route(
+    tmp_path: Path, make_app: Callable[..., Flask]
+) -> None:
     """Renaming a path in openapi.yaml moves the mock's route with it."""
     schemas = tmp_path / "schemas"
     shutil.copytree(default_schemas_dir(), schemas)
     text = (schemas / "openapi.yaml").read_text(encoding="utf-8")
     (schemas / "openapi.yaml").write_text(
         text.replace("  /v1/api/v1/persons/{id}:\n", "  /v1/api/v1/people/{id}:\n"),
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     client = make_app(PIVOT_SCHEMAS=str(schemas)).test_client()
     assert _get(client, "/v1/api/v1/people/5").status_code == 200
     assert _get(client, "/v1/api/v1/persons/5").status_code == 404
@@ -152,14 +194,28 @@ def test_recorded_answer_has_the_provider_headers(client: Any) -> None:
     assert int(response.headers["content-length"]) == len(response.data)
 
 
-@pytest.mark.parametrize(("accept", "gzipped"), [
-    ("gzip", True), ("gzip, deflate, br", True), ("br, gzip;q=0.5", True), ("*", True),
-    ("GZIP;Q=1.0", True), ("gzip;q=0", False), ("gzip;q=0.000", False), ("*;q=0", False),
-    ("gzip;q=0, *;q=1", False), ("identity", False), ("deflate", False), ("", False),
-    (None, False), ("gzip;q=bogus", False),
-])
-def test_gzip_only_when_accept_encoding_allows_it(client: Any, accept: str | None,
-                                                  gzipped: bool) -> None:
+@pytest.mark.parametrize(
+    ("accept", "gzipped"),
+    [
+        ("gzip", True),
+        ("gzip, deflate, br", True),
+        ("br, gzip;q=0.5", True),
+        ("*", True),
+        ("GZIP;Q=1.0", True),
+        ("gzip;q=0", False),
+        ("gzip;q=0.000", False),
+        ("*;q=0", False),
+        ("gzip;q=0, *;q=1", False),
+        ("identity", False),
+        ("deflate", False),
+        ("", False),
+        (None, False),
+        ("gzip;q=bogus", False),
+    ],
+)
+def test_gzip_only_when_accept_encoding_allows_it(
+    client: Any, accept: str | None, gzipped: bool
+) -> None:
     """q-values are honoured; content-length is the size of the bytes actually sent."""
     headers = {} if accept is None else {"Accept-Encoding": accept}
     response = _get(client, "/v1/api/v1/contents/7488", **headers)
@@ -174,8 +230,10 @@ def test_gzip_only_when_accept_encoding_allows_it(client: Any, accept: str | Non
 
 def test_lang_absent_means_fr_and_unknown_falls_back(client: Any) -> None:
     """``lang`` absent or unknown gives French; a recorded ``lang`` gives its own answer."""
+
     def title(query: str) -> str:
         return str(_get(client, "/v1/api/v1/contents/7488" + query).get_json()["data"]["title"])
+
     assert title("") == "Blade Runner"
     assert title("?lang=fr") == "Blade Runner"
     assert title("?lang=en") == "Blade Runner (EN)"
@@ -189,28 +247,43 @@ def test_unknown_query_parameters_are_ignored(client: Any) -> None:
     assert extra.status_code == 200 and extra.data == plain.data
 
 
-def test_fixtures_recorded_with_a_query_match_by_query(fixtures_dir: Path,
-                                                       make_app: Callable[..., Flask]) -> None:
+def test_fixtures_recorded_with_a_query_match_by_query(
+    fixtures_dir: Path, make_app: Callable[..., Flask]
+) -> None:
     """A fixture recorded with ?page=2 answers requests that carry it; others get the plain one."""
-    _fixture(fixtures_dir, "listChannels", "page2", "/v1/api/v1/channels",
-             {"version": "v1", "statusCode": 200, "data": [{"id": 2, "name": "France 2"}]},
-             query={"page": "2"})
+    _fixture(
+        fixtures_dir,
+        "listChannels",
+        "page2",
+        "/v1/api/v1/channels",
+        {"version": "v1", "statusCode": 200, "data": [{"id": 2, "name": "France 2"}]},
+        query={"page": "2"},
+    )
     client = make_app().test_client()
 
     def first_id(query: str) -> int:
         return int(_get(client, "/v1/api/v1/channels" + query).get_json()["data"][0]["id"])
+
     assert first_id("?page=2") == 2
     assert first_id("?page=2&lang=en&other=1") == 2
     assert first_id("") == 1
     assert first_id("?page=3") == 1
 
 
-@pytest.mark.parametrize("path", [
-    "/v1/api/v1/contents/abc", "/v1/api/v1/contents/0", "/v1/api/v1/contents/-1",
-    "/v1/api/v1/contents/2147483648", "/v1/api/v1/contents/1.5",
-    "/v1/api/v1/updates/2024", "/v1/api/v1/updates/20241305000000",
-    "/v1/api/v1/broadcasts/1/20241301/20241105", "/v1/api/v1/collections/x/20241105/20241105",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/api/v1/contents/abc",
+        "/v1/api/v1/contents/0",
+        "/v1/api/v1/contents/-1",
+        "/v1/api/v1/contents/2147483648",
+        "/v1/api/v1/contents/1.5",
+        "/v1/api/v1/updates/2024",
+        "/v1/api/v1/updates/20241305000000",
+        "/v1/api/v1/broadcasts/1/20241301/20241105",
+        "/v1/api/v1/collections/x/20241105/20241105",
+    ],
+)
 def test_parameters_breaking_the_contract_get_aspnet_400(client: Any, path: str) -> None:
     """A path parameter outside its schema gets ASP.NET's 400 body."""
     response = _get(client, path)
@@ -236,15 +309,22 @@ def test_empty_body_is_configurable_and_validated(make_app: Callable[..., Flask]
         make_app(PIVOT_EMPTY_BODY='{"data": 1}')
 
 
-@pytest.mark.parametrize(("method", "path"), [
-    ("POST", "/"), ("GET", "/v1"), ("GET", "/v1/api/v1/contentz/7488"),
-    ("GET", "/v1/api/v1/contents"),
-    ("GET", "/v1/api/v1/contents/7488/"), ("POST", "/v1/api/v1/contents/7488"),
-    ("DELETE", "/v1/api/v1/contents/7488"), ("PUT", "/v1/api/v1/channels"),
-    ("PATCH", "/v1/api/v1/days"), ("OPTIONS", "/v1/api/v1/days"),
-])
-def test_unknown_path_or_method_gets_the_gateway_404(client: Any, method: str,
-                                                     path: str) -> None:
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/"),
+        ("GET", "/v1"),
+        ("GET", "/v1/api/v1/contentz/7488"),
+        ("GET", "/v1/api/v1/contents"),
+        ("GET", "/v1/api/v1/contents/7488/"),
+        ("POST", "/v1/api/v1/contents/7488"),
+        ("DELETE", "/v1/api/v1/contents/7488"),
+        ("PUT", "/v1/api/v1/channels"),
+        ("PATCH", "/v1/api/v1/days"),
+        ("OPTIONS", "/v1/api/v1/days"),
+    ],
+)
+def test_unknown_path_or_method_gets_the_gateway_404(client: Any, method: str, path: str) -> None:
     """No operation fits: the gateway's 404 (there is no 405), plain application/json."""
     response = client.open(path, method=method, headers={"Ocp-Apim-Subscription-Key": FULL})
     assert response.status_code == 404
@@ -259,17 +339,28 @@ def test_key_in_header_or_in_query(client: Any) -> None:
     """Both transports of the key work, primary and secondary."""
     assert _get(client, "/v1/api/v1/contents/7488").status_code == 200
     assert _get(client, "/v1/api/v1/contents/7488", key=FULL_2).status_code == 200
-    assert _get(client, f"/v1/api/v1/contents/7488?subscription-key={FULL}",
-                key=None).status_code == 200
+    assert (
+        _get(client, f"/v1/api/v1/contents/7488?subscription-key={FULL}", key=None).status_code
+        == 200
+    )
 
 
-@pytest.mark.parametrize(("key", "query", "message"), [
-    (None, "", MISSING), ("", "", MISSING), (None, "?subscription-key=", MISSING),
-    ("0" * 32, "", INVALID), (FULL.upper(), "", INVALID), (FULL[:-1], "", INVALID),
-    (None, "?subscription-key=nope", INVALID), ("é" * 4, "", INVALID),
-])
-def test_missing_and_invalid_keys_get_the_exact_401(client: Any, key: str | None, query: str,
-                                                    message: str) -> None:
+@pytest.mark.parametrize(
+    ("key", "query", "message"),
+    [
+        (None, "", MISSING),
+        ("", "", MISSING),
+        (None, "?subscription-key=", MISSING),
+        ("0" * 32, "", INVALID),
+        (FULL.upper(), "", INVALID),
+        (FULL[:-1], "", INVALID),
+        (None, "?subscription-key=nope", INVALID),
+        ("é" * 4, "", INVALID),
+    ],
+)
+def test_missing_and_invalid_keys_get_the_exact_401(
+    client: Any, key: str | None, query: str, message: str
+) -> None:
     """The gateway's exact 401 bodies, with application/json."""
     response = _get(client, "/v1/api/v1/contents/7488" + query, key=key)
     assert response.status_code == 401
@@ -298,8 +389,9 @@ def test_withheld_fields_are_absent_not_null(client: Any) -> None:
 
 def test_allowed_fields_keep_only_those(tmp_path: Path, make_app: Callable[..., Flask]) -> None:
     """``fields`` lists what an account sees: pointers or dotted paths, through arrays."""
-    path = _accounts(tmp_path, ONE_ACCOUNT + 'fields = ["/id", "title", "credits.name", '
-                                             '"/images/url"]\n')
+    path = _accounts(
+        tmp_path, ONE_ACCOUNT + 'fields = ["/id", "title", "credits.name", "/images/url"]\n'
+    )
     client = make_app(PIVOT_ACCOUNTS=str(path)).test_client()
     body = _get(client, "/v1/api/v1/contents/7488", key=T_KEY).get_json()
     assert body["version"] == "v1" and body["statusCode"] == 200
@@ -314,20 +406,24 @@ def test_allowed_fields_keep_only_those(tmp_path: Path, make_app: Callable[..., 
 # -- rate limit and quota --------------------------------------------------------------------
 
 
-def test_rate_limit_gives_429_with_retry_after(tmp_path: Path,
-                                               make_app: Callable[..., Flask]) -> None:
+def test_rate_limit_gives_429_with_retry_after(
+    tmp_path: Path, make_app: Callable[..., Flask]
+) -> None:
     """Over the rate limit: 429, the exact message with the wait, Retry-After."""
     path = _accounts(tmp_path, ONE_ACCOUNT + "rate_limit = { calls = 2, period = 3600 }\n")
     client = make_app(PIVOT_ACCOUNTS=str(path)).test_client()
-    assert [_get(client, "/v1/api/v1/contents/7488", key=T_KEY).status_code
-            for _ in range(2)] == [200, 200]
+    assert [_get(client, "/v1/api/v1/contents/7488", key=T_KEY).status_code for _ in range(2)] == [
+        200,
+        200,
+    ]
     response = _get(client, "/v1/api/v1/contents/7488", key=T_KEY)
     assert response.status_code == 429
     wait = int(response.headers["Retry-After"])
     assert 0 < wait <= 3600
-    assert response.get_json() == {"statusCode": 429,
-                                   "message": f"Rate limit is exceeded. Try again in {wait} "
-                                              "seconds."}
+    assert response.get_json() == {
+        "statusCode": 429,
+        "message": f"Rate limit is exceeded. Try again in {wait} seconds.",
+    }
 
 
 def test_quota_gives_403_with_a_timespan(tmp_path: Path, make_app: Callable[..., Flask]) -> None:
@@ -338,8 +434,11 @@ def test_quota_gives_403_with_a_timespan(tmp_path: Path, make_app: Callable[...,
     response = _get(client, "/v1/api/v1/contents/7488", key=T_KEY)
     assert response.status_code == 403
     wait = int(response.headers["Retry-After"])
-    m = re.fullmatch(r"Out of call volume quota\. Quota will be replenished in "
-                     r"(?:(\d+)\.)?(\d{2}):(\d{2}):(\d{2})\.", response.get_json()["message"])
+    m = re.fullmatch(
+        r"Out of call volume quota\. Quota will be replenished in "
+        r"(?:(\d+)\.)?(\d{2}):(\d{2}):(\d{2})\.",
+        response.get_json()["message"],
+    )
     assert m is not None
     days, hours, minutes, seconds = (int(g or 0) for g in m.groups())
     assert days * 86400 + hours * 3600 + minutes * 60 + seconds == wait
@@ -352,21 +451,20 @@ def test_limits_are_off_by_default(client: Any) -> None:
     assert statuses == {200}
 
 
-def test_the_limited_demo_account_is_limited(tmp_path: Path,
-                                             make_app: Callable[..., Flask]) -> None:
+def test_the_limited_demo_account_is_limited(
+    tmp_path: Path, make_app: Callable[..., Flask]
+) -> None:
     """The bundled 'limited' account hits its rate limit after a few calls."""
     client = make_app().test_client()
     key = client.application.extensions["pivot"].current_keys("limited")[0]
-    statuses = [_get(client, "/v1/api/v1/contents/7488", key=key).status_code
-                for _ in range(8)]
+    statuses = [_get(client, "/v1/api/v1/contents/7488", key=key).status_code for _ in range(8)]
     assert statuses[0] == 200 and 429 in statuses
 
 
 # -- dynamic mode and record-through ----------------------------------------------------------
 
 
-def test_dynamic_mode_generates_valid_deterministic_bodies(
-        make_app: Callable[..., Flask]) -> None:
+def test_dynamic_mode_generates_valid_deterministic_bodies(make_app: Callable[..., Flask]) -> None:
     """Unrecorded ids get a schema-valid body, the same for the same id, marked dynamic."""
     contract = load_contract()
     first = make_app(PIVOT_DYNAMIC=True).test_client()
@@ -403,8 +501,9 @@ def test_dynamic_mode_keeps_fixtures_and_rights(make_app: Callable[..., Flask]) 
         assert all("character" not in c for c in data.get("credits", []))
 
 
-def test_record_through_hook(make_app: Callable[..., Flask],
-                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_record_through_hook(
+    make_app: Callable[..., Flask], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """With PIVOT_RECORD_FROM and a recorder, unrecorded requests are served from it."""
     monkeypatch.setenv("PIVOT_API_KEY", "0123456789abcdef0123456789abcdef")
     app = make_app(PIVOT_RECORD_FROM="http://127.0.0.1:9")
@@ -421,26 +520,38 @@ def test_record_through_hook(make_app: Callable[..., Flask],
     assert _get(client, "/v1/api/v1/contents/55").get_json()["data"]["title"] == "Blade Runner"
     assert _get(client, "/v1/api/v1/contents/56").get_json() == {}
     assert _get(client, "/v1/api/v1/contents/7488").status_code == 200
-    assert seen == [("getContent", "/v1/api/v1/contents/55"),
-                    ("getContent", "/v1/api/v1/contents/56")]
+    assert seen == [
+        ("getContent", "/v1/api/v1/contents/55"),
+        ("getContent", "/v1/api/v1/contents/56"),
+    ]
 
 
 # -- faults --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("spec", "status", "body"), [
-    ("status=500", 500, {"Message": "An error has occurred."}),
-    ("status=503", 503, {"statusCode": 503, "message": "Service Unavailable"}),
-    ("status=429,retry-after=7", 429, {"statusCode": 429,
-                                       "message": "Rate limit is exceeded. Try again in 7 "
-                                                  "seconds."}),
-    ("status=403, retry-after=90061", 403, {"statusCode": 403,
-                                            "message": "Out of call volume quota. Quota will be "
-                                                       "replenished in 1.01:01:01."}),
-    ("latency=1ms", 200, None),
-    ("latency=0..2ms", 200, None),
-    ("status=500,p=0", 200, None),
-])
+@pytest.mark.parametrize(
+    ("spec", "status", "body"),
+    [
+        ("status=500", 500, {"Message": "An error has occurred."}),
+        ("status=503", 503, {"statusCode": 503, "message": "Service Unavailable"}),
+        (
+            "status=429,retry-after=7",
+            429,
+            {"statusCode": 429, "message": "Rate limit is exceeded. Try again in 7 seconds."},
+        ),
+        (
+            "status=403, retry-after=90061",
+            403,
+            {
+                "statusCode": 403,
+                "message": "Out of call volume quota. Quota will be replenished in 1.01:01:01.",
+            },
+        ),
+        ("latency=1ms", 200, None),
+        ("latency=0..2ms", 200, None),
+        ("status=500,p=0", 200, None),
+    ],
+)
 def test_fault_header(client: Any, spec: str, status: int, body: Any) -> None:
     """x-pivot-fault injects statuses (with the gateway's bodies) and latency."""
     response = _get(client, "/v1/api/v1/contents/7488", **{"x-pivot-fault": spec})
@@ -473,8 +584,10 @@ def test_configured_faults_and_header_switch(make_app: Callable[..., Flask]) -> 
     assert _get(client, "/v1/api/v1/contents/7488").status_code == 503
     assert _get(client, "/v1/api/v1/contents/7488", key=None).status_code == 401
     quiet = make_app(PIVOT_FAULT_HEADER=False).test_client()
-    assert _get(quiet, "/v1/api/v1/contents/7488",
-                **{"x-pivot-fault": "status=500"}).status_code == 200
+    assert (
+        _get(quiet, "/v1/api/v1/contents/7488", **{"x-pivot-fault": "status=500"}).status_code
+        == 200
+    )
 
 
 # -- admin, state and the portal's API -----------------------------------------------------------
@@ -486,8 +599,7 @@ def test_admin_needs_the_token_except_health(client: Any) -> None:
     assert health.status_code == 200 and health.get_json()["status"] == "ok"
     for url in ("/__pivot/fixtures", "/__pivot/usage", "/__pivot/accounts"):
         assert client.get(url).status_code == 401
-        assert client.get(url, headers={"Authorization": "Bearer wrong-token"}
-                          ).status_code == 401
+        assert client.get(url, headers={"Authorization": "Bearer wrong-token"}).status_code == 401
     assert client.post("/__pivot/reload").status_code == 401
     assert client.post("/__pivot/accounts/full/keys/primary").status_code == 401
     assert _get(client, "/v1/api/v1/contents/7488").status_code == 200  # key unchanged
@@ -496,9 +608,9 @@ def test_admin_needs_the_token_except_health(client: Any) -> None:
 AUTH = {"Authorization": "Bearer admin-token-for-tests"}
 
 
-def test_unknown_admin_and_unmounted_portal_paths(client: Any,
-                                                monkeypatch: pytest.MonkeyPatch,
-                                                make_app: Callable[..., Flask]) -> None:
+def test_unknown_admin_and_unmounted_portal_paths(
+    client: Any, monkeypatch: pytest.MonkeyPatch, make_app: Callable[..., Flask]
+) -> None:
     """/__pivot/nothing is a JSON 404; without a portal, /portal/ is an API path (gateway 404)."""
     response = client.get("/__pivot/nothing", headers=AUTH)
     assert response.status_code == 404 and "error" in response.get_json()
@@ -517,10 +629,8 @@ def test_admin_regenerates_a_key(client: Any) -> None:
     assert _get(client, "/v1/api/v1/contents/7488", key=FULL_2).status_code == 200
     accounts = client.get("/__pivot/accounts", headers=AUTH).get_json()["accounts"]
     assert next(a for a in accounts if a["name"] == "full")["primaryKey"] == new
-    assert client.post("/__pivot/accounts/nobody/keys/primary", headers=AUTH
-                       ).status_code == 404
-    assert client.post("/__pivot/accounts/full/keys/tertiary", headers=AUTH
-                       ).status_code == 400
+    assert client.post("/__pivot/accounts/nobody/keys/primary", headers=AUTH).status_code == 404
+    assert client.post("/__pivot/accounts/full/keys/tertiary", headers=AUTH).status_code == 400
 
 
 def test_admin_usage_and_fixtures_and_reload(client: Any, fixtures_dir: Path) -> None:
@@ -534,8 +644,13 @@ def test_admin_usage_and_fixtures_and_reload(client: Any, fixtures_dir: Path) ->
     assert counts == {("getContent", "primary"): 3, ("listChannels", "secondary"): 1}
     listed = client.get("/__pivot/fixtures", headers=AUTH).get_json()
     assert {f["name"] for f in listed["fixtures"]} == {"7488", "7488-en", "all"}
-    _fixture(fixtures_dir, "getPerson", "5", "/v1/api/v1/persons/5",
-             {"version": "v1", "statusCode": 200, "data": {"id": 5, "fullName": "Ridley Scott"}})
+    _fixture(
+        fixtures_dir,
+        "getPerson",
+        "5",
+        "/v1/api/v1/persons/5",
+        {"version": "v1", "statusCode": 200, "data": {"id": 5, "fullName": "Ridley Scott"}},
+    )
     assert _get(client, "/v1/api/v1/persons/5").get_json() == {}
     assert client.post("/__pivot/reload", headers=AUTH).get_json()["fixtures"] == 4
     assert _get(client, "/v1/api/v1/persons/5").get_json()["data"]["id"] == 5
@@ -543,8 +658,10 @@ def test_admin_usage_and_fixtures_and_reload(client: Any, fixtures_dir: Path) ->
 
 def test_explain_names_operation_fixture_or_closest(client: Any) -> None:
     """/__pivot/explain says which operation, fixture or fallback a request would get."""
+
     def explain(query: str) -> Any:
         return client.get(f"/__pivot/explain?{query}", headers=AUTH).get_json()
+
     hit = explain("path=/v1/api/v1/contents/7488&lang=xx")
     assert hit["answer"] == "fixture" and hit["fixture"]["name"] == "7488"
     assert explain("path=/v1/api/v1/contents/7488&lang=en")["fixture"]["name"] == "7488-en"
@@ -556,8 +673,9 @@ def test_explain_names_operation_fixture_or_closest(client: Any) -> None:
     assert wrong["sameWithOtherMethod"] == ["GET /v1/api/v1/contents/{id}"]
 
 
-def test_bad_fixture_files_are_left_out_and_listed(fixtures_dir: Path,
-                                                   make_app: Callable[..., Flask]) -> None:
+def test_bad_fixture_files_are_left_out_and_listed(
+    fixtures_dir: Path, make_app: Callable[..., Flask]
+) -> None:
     """A broken fixture does not stop the mock (unless PIVOT_STRICT_FIXTURES); it is listed."""
     (fixtures_dir / "getContent" / "broken.json").write_text("{", encoding="utf-8")
     client = make_app().test_client()
@@ -590,8 +708,9 @@ def test_python_api_for_the_portal(make_app: Callable[..., Flask]) -> None:
         mock.current_keys("nobody")
 
 
-def test_portal_is_mounted_when_the_module_exists(monkeypatch: pytest.MonkeyPatch,
-                                                  make_app: Callable[..., Flask]) -> None:
+def test_portal_is_mounted_when_the_module_exists(
+    monkeypatch: pytest.MonkeyPatch, make_app: Callable[..., Flask]
+) -> None:
     """mockserver.portal.init_app(app) is called; its pages live beside the API, not in it."""
     portal = types.ModuleType("mockserver.portal")
 
@@ -610,12 +729,12 @@ def test_portal_is_mounted_when_the_module_exists(monkeypatch: pytest.MonkeyPatc
 # -- configuration -------------------------------------------------------------------------------
 
 
-def test_configuration_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                             make_app: Callable[..., Flask]) -> None:
+def test_configuration_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_app: Callable[..., Flask]
+) -> None:
     """defaults < file < environment < flags, and each value says where it came from."""
     config = tmp_path / "pivot.toml"
-    config.write_text('dynamic = true\nfaults = "latency=1ms"\nusage_flush = 0\n',
-                      encoding="utf-8")
+    config.write_text('dynamic = true\nfaults = "latency=1ms"\nusage_flush = 0\n', encoding="utf-8")
     app = make_app(PIVOT_CONFIG=str(config))
     settings = app.extensions["pivot"].settings
     assert settings.dynamic is True and settings.sources["DYNAMIC"].startswith("config file")
@@ -632,36 +751,44 @@ def test_configuration_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert passed.config["PIVOT_RECORD_OUT"] == "/x" and passed.config["TESTING"] is True
 
 
-@pytest.mark.parametrize(("config", "match"), [
-    ({"PIVOT_FAULTS": "explode"}, "PIVOT_FAULTS"),
-    ({"PIVOT_DYNAMIC": "perhaps"}, "PIVOT_DYNAMIC.*not a boolean"),
-    ({"PIVOT_RECORD_FROM": "ftp://x"}, "PIVOT_RECORD_FROM"),
-    ({"PIVOT_ADMIN_TOKEN": "short"}, "8\\+ characters"),
-    ({"PIVOT_PORTAL_PREFIX": "/__pivot/portal"}, "PIVOT_PORTAL_PREFIX"),
-    ({"PIVOT_NOPE": 1}, "unknown"),
-    ({"PIVOT_FIXTURES": "/no/such/dir"}, "no such directory"),
-    ({"PIVOT_ACCOUNTS": "/no/such/file.toml"}, "cannot read the accounts file"),
-    ({"PIVOT_STATE": "/proc/no/state.sqlite"}, "cannot open the state"),
-])
-def test_invalid_settings_are_clear_errors(make_app: Callable[..., Flask],
-                                           config: dict[str, Any], match: str) -> None:
+@pytest.mark.parametrize(
+    ("config", "match"),
+    [
+        ({"PIVOT_FAULTS": "explode"}, "PIVOT_FAULTS"),
+        ({"PIVOT_DYNAMIC": "perhaps"}, "PIVOT_DYNAMIC.*not a boolean"),
+        ({"PIVOT_RECORD_FROM": "ftp://x"}, "PIVOT_RECORD_FROM"),
+        ({"PIVOT_ADMIN_TOKEN": "short"}, "8\\+ characters"),
+        ({"PIVOT_PORTAL_PREFIX": "/__pivot/portal"}, "PIVOT_PORTAL_PREFIX"),
+        ({"PIVOT_NOPE": 1}, "unknown"),
+        ({"PIVOT_FIXTURES": "/no/such/dir"}, "no such directory"),
+        ({"PIVOT_ACCOUNTS": "/no/such/file.toml"}, "cannot read the accounts file"),
+        ({"PIVOT_STATE": "/proc/no/state.sqlite"}, "cannot open the state"),
+    ],
+)
+def test_invalid_settings_are_clear_errors(
+    make_app: Callable[..., Flask], config: dict[str, Any], match: str
+) -> None:
     """A bad value fails at start with the setting's name and what is wrong."""
     with pytest.raises(ConfigError, match=match):
         make_app(**config)
 
 
-@pytest.mark.parametrize(("body", "match"), [
-    ("[[accounts]]\nname = 'x'\nprimary_key = 'ABC'\n", "primary_key: must be 32 lowercase"),
-    (ONE_ACCOUNT + "operations = ['getContnet']\n", "unknown getContnet"),
-    (ONE_ACCOUNT + "rate_limit = { calls = 0, period = 1 }\n", "rate_limit"),
-    (ONE_ACCOUNT + "colour = 'blue'\n", "unknown setting"),
-    (ONE_ACCOUNT + "fields = ['a..b']\n", "not a field path"),
-    (ONE_ACCOUNT + ONE_ACCOUNT, "duplicate account"),
-    ("demo_keys = true\n", "no \\[\\[accounts\\]\\]"),
-    ("accounts = [", "invalid TOML"),
-])
-def test_invalid_accounts_files_are_clear_errors(tmp_path: Path, make_app: Callable[..., Flask],
-                                                 body: str, match: str) -> None:
+@pytest.mark.parametrize(
+    ("body", "match"),
+    [
+        ("[[accounts]]\nname = 'x'\nprimary_key = 'ABC'\n", "primary_key: must be 32 lowercase"),
+        (ONE_ACCOUNT + "operations = ['getContnet']\n", "unknown getContnet"),
+        (ONE_ACCOUNT + "rate_limit = { calls = 0, period = 1 }\n", "rate_limit"),
+        (ONE_ACCOUNT + "colour = 'blue'\n", "unknown setting"),
+        (ONE_ACCOUNT + "fields = ['a..b']\n", "not a field path"),
+        (ONE_ACCOUNT + ONE_ACCOUNT, "duplicate account"),
+        ("demo_keys = true\n", "no \\[\\[accounts\\]\\]"),
+        ("accounts = [", "invalid TOML"),
+    ],
+)
+def test_invalid_accounts_files_are_clear_errors(
+    tmp_path: Path, make_app: Callable[..., Flask], body: str, match: str
+) -> None:
     """The accounts file is validated at start; the error names the file and the setting."""
     path = _accounts(tmp_path, body)
     with pytest.raises(ConfigError, match=match) as info:
@@ -685,12 +812,12 @@ def test_bundled_accounts_file_keys_are_derived_demo_keys() -> None:
             assert account[f"{slot}_key"] == hashlib.sha256(seed).hexdigest()[:32]
 
 
-
 # -- loading a large corpus ------------------------------------------------------------------
 
 
-def test_large_corpus_is_prepared_once_in_the_background(make_app: Callable[..., Flask],
-                                                         fixtures_dir: Path) -> None:
+def test_large_corpus_is_prepared_once_in_the_background(
+    make_app: Callable[..., Flask], fixtures_dir: Path
+) -> None:
     """Beyond the first batch, fixtures are serialised and gzipped by the warm-up thread."""
     import mockserver.backend as backend_module
 
@@ -705,14 +832,18 @@ def test_large_corpus_is_prepared_once_in_the_background(make_app: Callable[...,
     assert backend.warmed.wait(60)
     unfiltered = [key for key in backend._prepared if key[1] is None]
     assert len(unfiltered) == len(backend.fixtures) == count + 3
-    last = _get(app.test_client(), f"/v1/api/v1/contents/{500_000 + count - 1}",
-                **{"Accept-Encoding": "gzip"})
+    last = _get(
+        app.test_client(),
+        f"/v1/api/v1/contents/{500_000 + count - 1}",
+        **{"Accept-Encoding": "gzip"},
+    )
     assert last.headers["content-encoding"] == "gzip"
     assert json.loads(gzip.decompress(last.data))["data"]["id"] == 500_000 + count - 1
 
 
-def test_fast_and_standard_json_loaders_read_the_same(fixtures_dir: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fast_and_standard_json_loaders_read_the_same(
+    fixtures_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The orjson path and the standard library path build identical exchanges."""
     import mockserver.backend as backend_module
     from pivotkit.contract import load_contract
@@ -724,8 +855,7 @@ def test_fast_and_standard_json_loaders_read_the_same(fixtures_dir: Path,
     assert len(fast) == 3
 
 
-def test_reset_restores_keys_and_forgets_counters_and_usage(make_app: Callable[..., Flask]
-                                                            ) -> None:
+def test_reset_restores_keys_and_forgets_counters_and_usage(make_app: Callable[..., Flask]) -> None:
     """reset() puts keys back to the accounts file and clears usage, in every app on the state."""
     app, other = make_app(PIVOT_USAGE_FLUSH=0), make_app(PIVOT_USAGE_FLUSH=0)
     mock = app.extensions["pivot"]

@@ -35,9 +35,19 @@ def runs(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
 
 def test_serve_passes_options_and_prints_keys(tmp_path: Path, runs: list[dict[str, Any]]) -> None:
     """Flags become settings; the banner shows the demo keys and the generated admin token."""
-    result = CliRunner().invoke(main, ["serve", "--port", "9999", "--dynamic",
-                                       "--state", str(tmp_path / "s.sqlite"),
-                                       "--faults", "latency=1ms"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "serve",
+            "--port",
+            "9999",
+            "--dynamic",
+            "--state",
+            str(tmp_path / "s.sqlite"),
+            "--faults",
+            "latency=1ms",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "http://127.0.0.1:9999" in result.output
     assert FULL in result.output and "admin token (generated)" in result.output
@@ -49,29 +59,45 @@ def test_serve_passes_options_and_prints_keys(tmp_path: Path, runs: list[dict[st
     assert mock.admin_token in result.output
 
 
-def test_serve_masks_keys_that_are_not_demo_keys(tmp_path: Path,
-                                                 runs: list[dict[str, Any]]) -> None:
+def test_serve_masks_keys_that_are_not_demo_keys(
+    tmp_path: Path, runs: list[dict[str, Any]]
+) -> None:
     """Without ``demo_keys = true`` the banner never prints a whole key."""
     accounts = tmp_path / "accounts.toml"
     key = "0123456789abcdef0123456789abcdef"
-    accounts.write_text(f'[[accounts]]\nname = "t"\nprimary_key = "{key}"\n'
-                        'secondary_key = "fedcba9876543210fedcba9876543210"\n',
-                        encoding="utf-8")
-    result = CliRunner().invoke(main, ["serve", "--accounts", str(accounts),
-                                       "--state", str(tmp_path / "s.sqlite"),
-                                       "--admin-token", "given-admin-token"])
+    accounts.write_text(
+        f'[[accounts]]\nname = "t"\nprimary_key = "{key}"\n'
+        'secondary_key = "fedcba9876543210fedcba9876543210"\n',
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(
+        main,
+        [
+            "serve",
+            "--accounts",
+            str(accounts),
+            "--state",
+            str(tmp_path / "s.sqlite"),
+            "--admin-token",
+            "given-admin-token",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert key not in result.output and "0123...ef" in result.output
     assert "given-admin-token" not in result.output
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--faults", "explode"], "unknown fault"),
-    (["--record-from", "not-a-url"], "PIVOT_RECORD_FROM"),
-    (["--admin-token", "short"], "8+ characters"),
-])
-def test_serve_reports_bad_settings(tmp_path: Path, runs: list[dict[str, Any]],
-                                    args: list[str], message: str) -> None:
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--faults", "explode"], "unknown fault"),
+        (["--record-from", "not-a-url"], "PIVOT_RECORD_FROM"),
+        (["--admin-token", "short"], "8+ characters"),
+    ],
+)
+def test_serve_reports_bad_settings(
+    tmp_path: Path, runs: list[dict[str, Any]], args: list[str], message: str
+) -> None:
     """A bad setting exits 1 with the setting's name and what is wrong, before serving."""
     result = CliRunner().invoke(main, ["serve", "--state", str(tmp_path / "s.sqlite"), *args])
     assert result.exit_code == 1
@@ -82,6 +108,17 @@ def test_serve_reports_bad_settings(tmp_path: Path, runs: list[dict[str, Any]],
 def test_serve_help_lists_the_options() -> None:
     """--help documents every option of the issue."""
     result = CliRunner().invoke(main, ["serve", "--help"])
-    for option in ("--host", "--port", "--fixtures", "--accounts", "--workers", "--dynamic",
-                   "--record-from", "--production", "--state", "--admin-token", "--faults"):
+    for option in (
+        "--host",
+        "--port",
+        "--fixtures",
+        "--accounts",
+        "--workers",
+        "--dynamic",
+        "--record-from",
+        "--production",
+        "--state",
+        "--admin-token",
+        "--faults",
+    ):
         assert option in result.output

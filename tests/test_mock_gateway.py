@@ -24,16 +24,26 @@ from mockserver.state import State
 from pivotkit.fixtures import iter_fixture_files, read_exchange
 
 BUNDLED = Path(__file__).resolve().parent.parent / "fixtures" / "accounts.toml"
-DATA = {"id": 1, "title": "T", "synopsis": "S",
-        "credits": [{"name": "A", "character": "X"}, {"name": "B"}],
-        "content": {"credits": [{"name": "C", "character": "Y"}], "synopsis": "Z"},
-        "images": [{"url": "u", "hierarchy": 2}], "countries": ["FR", "US"]}
+DATA = {
+    "id": 1,
+    "title": "T",
+    "synopsis": "S",
+    "credits": [{"name": "A", "character": "X"}, {"name": "B"}],
+    "content": {"credits": [{"name": "C", "character": "Y"}], "synopsis": "Z"},
+    "images": [{"url": "u", "hierarchy": 2}],
+    "countries": ["FR", "US"],
+}
 
 
-@pytest.mark.parametrize(("text", "parts"), [
-    ("/credits", ("credits",)), ("credits.character", ("credits", "character")),
-    ("/a~1b/c~0d", ("a/b", "c~d")), ("images.url", ("images", "url")),
-])
+@pytest.mark.parametrize(
+    ("text", "parts"),
+    [
+        ("/credits", ("credits",)),
+        ("credits.character", ("credits", "character")),
+        ("/a~1b/c~0d", ("a/b", "c~d")),
+        ("images.url", ("images", "url")),
+    ],
+)
 def test_field_paths_accept_pointers_and_dotted_names(text: str, parts: tuple[str, ...]) -> None:
     """JSON pointers (with ~0/~1 escapes) and dotted paths both name a field."""
     assert parse_field_path(text) == parts
@@ -50,15 +60,19 @@ def test_select_keeps_nested_fields_through_arrays() -> None:
     """Allowed paths apply to each element of arrays; a parent path keeps its whole subtree."""
     trie = build_trie([("id",), ("credits", "name"), ("images",), ("countries",)])
     assert select_fields(DATA, trie) == {
-        "id": 1, "credits": [{"name": "A"}, {"name": "B"}],
-        "images": [{"url": "u", "hierarchy": 2}], "countries": ["FR", "US"]}
+        "id": 1,
+        "credits": [{"name": "A"}, {"name": "B"}],
+        "images": [{"url": "u", "hierarchy": 2}],
+        "countries": ["FR", "US"],
+    }
     assert select_fields([DATA, DATA], build_trie([("title",)])) == [{"title": "T"}] * 2
 
 
 def test_remove_drops_fields_wherever_they_are() -> None:
     """Withheld fields disappear (absent, not null), at every array element."""
-    trie = build_trie([("synopsis",), ("credits", "character"), ("content", "credits",
-                                                                 "character")])
+    trie = build_trie(
+        [("synopsis",), ("credits", "character"), ("content", "credits", "character")]
+    )
     out = remove_fields(DATA, trie)
     assert "synopsis" not in out and out["content"]["synopsis"] == "Z"
     assert out["credits"] == [{"name": "A"}, {"name": "B"}]
@@ -72,10 +86,18 @@ def test_a_shorter_path_covers_a_longer_one() -> None:
     assert build_trie([("credits",), ("credits", "name")]) == {"credits": True}
 
 
-@pytest.mark.parametrize(("seconds", "text"), [
-    (0, "00:00:00"), (59, "00:00:59"), (12656, "03:30:56"), (86399, "23:59:59"),
-    (86400, "1.00:00:00"), (90061, "1.01:01:01"), (10 * 86400 + 5, "10.00:00:05"),
-])
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0, "00:00:00"),
+        (59, "00:00:59"),
+        (12656, "03:30:56"),
+        (86399, "23:59:59"),
+        (86400, "1.00:00:00"),
+        (90061, "1.01:01:01"),
+        (10 * 86400 + 5, "10.00:00:05"),
+    ],
+)
 def test_timespan_is_dotnet_format(seconds: int, text: str) -> None:
     """hh:mm:ss, and d.hh:mm:ss past a day, as .NET writes a TimeSpan."""
     assert timespan(seconds) == text
@@ -83,8 +105,9 @@ def test_timespan_is_dotnet_format(seconds: int, text: str) -> None:
 
 def test_quota_message_matches_api_md() -> None:
     """The exact quota message of API.md section 4."""
-    assert quota_message(12656) == ("Out of call volume quota. Quota will be replenished in "
-                                    "03:30:56.")
+    assert quota_message(12656) == (
+        "Out of call volume quota. Quota will be replenished in 03:30:56."
+    )
 
 
 @pytest.fixture
@@ -93,8 +116,9 @@ def gateway(tmp_path: Path) -> Gateway:
     return Gateway(load_accounts(BUNDLED), state)
 
 
-def test_identify_compares_every_candidate(gateway: Gateway,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_identify_compares_every_candidate(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Key lookup runs compare_digest over all keys, whether it matches early, late or never."""
     calls: list[Any] = []
     real = hmac.compare_digest

@@ -25,15 +25,19 @@ from pivotkit.contract import load_contract
 
 FULL = "acf7a7c2d48e4a01098e3feabc0ecb24"
 BASIC = "6e7f66a8f40fdabd2ae4ff289d504622"
-EXAMPLES = {"id": "7488", "channelId": "1", "since": "20241105000000", "start": "20241105",
-            "end": "20241106"}
+EXAMPLES = {
+    "id": "7488",
+    "channelId": "1",
+    "since": "20241105000000",
+    "start": "20241105",
+    "end": "20241106",
+}
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def _dev_server(state: Path) -> Iterator[int]:
     app = create_app({"PIVOT_STATE": str(state), "PIVOT_ADMIN_TOKEN": "admin-token-for-tests"})
-    srv = make_server("127.0.0.1", 0, app, threaded=True,
-                      request_handler=RedactingRequestHandler)
+    srv = make_server("127.0.0.1", 0, app, threaded=True, request_handler=RedactingRequestHandler)
     thread = threading.Thread(target=srv.serve_forever, daemon=True)
     thread.start()
     yield srv.server_port
@@ -49,10 +53,25 @@ def _production_server(state: Path, log: Path) -> Iterator[int]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIVOT_")}
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-c", "from pivotkit.cli import main; main()", "serve",
-             "--production", "--workers", "1", "--port", str(port), "--state", str(state),
-             "--admin-token", "admin-token-for-tests"],
-            stdout=out, stderr=subprocess.STDOUT, env=env)
+            [
+                sys.executable,
+                "-c",
+                "from pivotkit.cli import main; main()",
+                "serve",
+                "--production",
+                "--workers",
+                "1",
+                "--port",
+                str(port),
+                "--state",
+                str(state),
+                "--admin-token",
+                "admin-token-for-tests",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -74,8 +93,9 @@ def _production_server(state: Path, log: Path) -> Iterator[int]:
 
 
 @pytest.fixture(scope="module", params=["dev", "production"])
-def server(request: pytest.FixtureRequest,
-           tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[int]:
     """The mock on a free loopback port, bundled fixtures: the development server (threaded
     werkzeug, in a thread) and the production one (``pivotkit serve --production``, granian)."""
     folder = tmp_path_factory.mktemp(request.param)
@@ -108,8 +128,11 @@ def test_raw_gzip_length_is_the_compressed_size(server: int) -> None:
     """On the wire, content-length counts the gzip bytes, which decompress to the JSON."""
     conn = http.client.HTTPConnection("127.0.0.1", server, timeout=10)
     try:
-        conn.request("GET", "/v1/api/v1/contents/7488",
-                     headers={"Ocp-Apim-Subscription-Key": FULL, "Accept-Encoding": "gzip"})
+        conn.request(
+            "GET",
+            "/v1/api/v1/contents/7488",
+            headers={"Ocp-Apim-Subscription-Key": FULL, "Accept-Encoding": "gzip"},
+        )
         response = conn.getresponse()
         raw = response.read()
         assert response.getheader("content-encoding") == "gzip"
@@ -122,10 +145,15 @@ def test_raw_gzip_length_is_the_compressed_size(server: int) -> None:
 def test_both_key_transports_over_a_socket(server: int) -> None:
     """Header and query key both work; the missing key gets the gateway's 401."""
     with httpx.Client(base_url=_base(server)) as c:
-        assert c.get("/v1/api/v1/contents/7488",
-                     headers={"Ocp-Apim-Subscription-Key": FULL}).status_code == 200
-        assert c.get("/v1/api/v1/contents/7488",
-                     params={"subscription-key": BASIC}).status_code == 200
+        assert (
+            c.get(
+                "/v1/api/v1/contents/7488", headers={"Ocp-Apim-Subscription-Key": FULL}
+            ).status_code
+            == 200
+        )
+        assert (
+            c.get("/v1/api/v1/contents/7488", params={"subscription-key": BASIC}).status_code == 200
+        )
         missing = c.get("/v1/api/v1/contents/7488")
         assert missing.status_code == 401
         assert missing.headers["content-type"] == "application/json"
@@ -135,20 +163,30 @@ def test_both_key_transports_over_a_socket(server: int) -> None:
 def test_connection_faults(server: int, spec: str) -> None:
     """drop closes without an answer; truncate closes in the middle of the body."""
     with httpx.Client(base_url=_base(server)) as c, pytest.raises(httpx.TransportError):
-        c.get("/v1/api/v1/contents/7488",
-              headers={"Ocp-Apim-Subscription-Key": FULL, "x-pivot-fault": spec,
-                       "Accept-Encoding": "identity"})
+        c.get(
+            "/v1/api/v1/contents/7488",
+            headers={
+                "Ocp-Apim-Subscription-Key": FULL,
+                "x-pivot-fault": spec,
+                "Accept-Encoding": "identity",
+            },
+        )
     with httpx.Client(base_url=_base(server)) as c:  # the server is still fine
-        assert c.get("/v1/api/v1/contents/7488",
-                     headers={"Ocp-Apim-Subscription-Key": FULL}).status_code == 200
+        assert (
+            c.get(
+                "/v1/api/v1/contents/7488", headers={"Ocp-Apim-Subscription-Key": FULL}
+            ).status_code
+            == 200
+        )
 
 
 def test_random_latency_fault_still_answers(server: int) -> None:
     """latency=a..b delays but answers normally."""
     with httpx.Client(base_url=_base(server)) as c:
-        response = c.get("/v1/api/v1/contents/7488",
-                         headers={"Ocp-Apim-Subscription-Key": FULL,
-                                  "x-pivot-fault": "latency=1..5ms"})
+        response = c.get(
+            "/v1/api/v1/contents/7488",
+            headers={"Ocp-Apim-Subscription-Key": FULL, "x-pivot-fault": "latency=1..5ms"},
+        )
         assert response.status_code == 200 and response.json()["data"]["id"] == 7488
 
 
@@ -161,8 +199,9 @@ def test_keys_in_query_strings_are_redacted_from_request_logs() -> None:
 # -- hostile input: one table, over a raw socket ------------------------------------------------
 
 
-def _request(target: bytes, method: bytes = b"GET", extra: bytes = b"",
-             key: bytes | None = FULL.encode()) -> bytes:
+def _request(
+    target: bytes, method: bytes = b"GET", extra: bytes = b"", key: bytes | None = FULL.encode()
+) -> bytes:
     head = method + b" " + target + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
     if key is not None:
         head += b"Ocp-Apim-Subscription-Key: " + key + b"\r\n"
@@ -174,8 +213,11 @@ def _request(target: bytes, method: bytes = b"GET", extra: bytes = b"",
 C = "/v1/api/v1/contents/"
 _HOSTILE: list[tuple[str, bytes, set[int] | None]] = [
     ("dotdot", _request(b"/v1/api/v1/contents/../../../../etc/passwd"), {404}),
-    ("dotdot-fixture", _request(b"/v1/api/v1/contents/../../../fixtures/getContent/7488.json"),
-     {404}),
+    (
+        "dotdot-fixture",
+        _request(b"/v1/api/v1/contents/../../../fixtures/getContent/7488.json"),
+        {404},
+    ),
     ("pct-2e2e", _request(C.encode() + b"%2e%2e"), {400}),
     ("pct-2e2e-2f", _request(C.encode() + b"%2e%2e%2f%2e%2e%2fpyproject.toml"), {404}),
     ("pct-2f", _request(C.encode() + b"7488%2f..%2f..%2fschemas%2fopenapi.yaml"), {404}),
@@ -202,17 +244,32 @@ _HOSTILE: list[tuple[str, bytes, set[int] | None]] = [
     ("non-utf8-query-key", _request(C.encode() + b"7488?subscription-key=%ff", key=None), {401}),
     ("key-10000", _request(C.encode() + b"7488", key=b"a" * 10_000), {401}),
     ("long-query", _request(C.encode() + b"7488?lang=" + b"a" * 20_000), {200}),
-    ("many-params", _request(C.encode() + b"7488?" + b"&".join(b"p%d=1" % i
-                                                              for i in range(5000))), {200}),
+    (
+        "many-params",
+        _request(C.encode() + b"7488?" + b"&".join(b"p%d=1" % i for i in range(5000))),
+        {200},
+    ),
     ("huge-request-line", _request(C.encode() + b"7488?x=" + b"a" * 70_000), {414}),
-    ("huge-header", _request(C.encode() + b"7488", extra=b"X-Big: " + b"a" * 70_000 + b"\r\n"),
-     {431}),
-    ("many-headers", _request(C.encode() + b"7488",
-                              extra=b"".join(b"X-H%d: 1\r\n" % i for i in range(150))), {431}),
-    ("fault-header-garbage", _request(C.encode() + b"7488", extra=b"x-pivot-fault: \xff\r\n"),
-     {400}),
-    ("accept-encoding-garbage",
-     _request(C.encode() + b"7488", extra=b"Accept-Encoding: gzip;q=;;,,q=2\r\n"), {200}),
+    (
+        "huge-header",
+        _request(C.encode() + b"7488", extra=b"X-Big: " + b"a" * 70_000 + b"\r\n"),
+        {431},
+    ),
+    (
+        "many-headers",
+        _request(C.encode() + b"7488", extra=b"".join(b"X-H%d: 1\r\n" % i for i in range(150))),
+        {431},
+    ),
+    (
+        "fault-header-garbage",
+        _request(C.encode() + b"7488", extra=b"x-pivot-fault: \xff\r\n"),
+        {400},
+    ),
+    (
+        "accept-encoding-garbage",
+        _request(C.encode() + b"7488", extra=b"Accept-Encoding: gzip;q=;;,,q=2\r\n"),
+        {200},
+    ),
     ("unknown-method", _request(C.encode() + b"7488", method=b"BREW"), {404}),
     ("double-slash", _request(b"//v1/api/v1/contents/7488"), {200, 404}),
     ("trailing-dot", _request(C.encode() + b"7488."), {400}),
@@ -230,10 +287,14 @@ def _every_method_on_every_path() -> list[tuple[str, bytes, set[int] | None]]:
         path = op.expand(**{p.name: EXAMPLES[p.name] for p in op.path_parameters}).encode()
         for method in _METHODS:
             expected = {200} if method.decode() == op.method else {404}
-            cases.append((f"{method.decode()}-{op.operation_id}", _request(path, method),
-                          expected))
-    for path in (b"/__pivot/health", b"/__pivot/usage", b"/__pivot/reload", b"/",
-                 b"/__pivot/accounts/full/keys/primary"):
+            cases.append((f"{method.decode()}-{op.operation_id}", _request(path, method), expected))
+    for path in (
+        b"/__pivot/health",
+        b"/__pivot/usage",
+        b"/__pivot/reload",
+        b"/",
+        b"/__pivot/accounts/full/keys/primary",
+    ):
         for method in _METHODS:
             cases.append((f"{method.decode()}-{path.decode()}", _request(path, method), None))
     return cases
@@ -259,16 +320,24 @@ def _exchange(port: int, data: bytes) -> tuple[int | None, bytes]:
     return int(raw.split(b" ", 2)[1]), raw
 
 
-_LEAKS = (b"root:", b"[project]", b"openapi:", b'"request"', b"demo_keys", b"password_hash",
-          b"Traceback")
+_LEAKS = (
+    b"root:",
+    b"[project]",
+    b"openapi:",
+    b'"request"',
+    b"demo_keys",
+    b"password_hash",
+    b"Traceback",
+)
 
 
-@pytest.mark.parametrize(("name", "data", "expected"),
-                         [pytest.param(n, d, e, id=n) for n, d, e in
-                          _HOSTILE + _every_method_on_every_path()])
-def test_hostile_input_never_gets_a_5xx_or_a_file(request: pytest.FixtureRequest, server: int,
-                                                  name: str, data: bytes,
-                                                  expected: set[int] | None) -> None:
+@pytest.mark.parametrize(
+    ("name", "data", "expected"),
+    [pytest.param(n, d, e, id=n) for n, d, e in _HOSTILE + _every_method_on_every_path()],
+)
+def test_hostile_input_never_gets_a_5xx_or_a_file(
+    request: pytest.FixtureRequest, server: int, name: str, data: bytes, expected: set[int] | None
+) -> None:
     """Traversal, NUL, non-UTF-8, huge ids/queries/headers, every method on every path."""
     if name in _SERVER_LIMITS and "production" in request.node.callspec.id:
         expected = None  # granian's own limits differ from http.server's; still never a 5xx

@@ -14,8 +14,10 @@ from .conftest import FIXTURES
 
 
 def _bodies() -> list[object]:
-    return [json.loads(p.read_text("utf-8"))["response"]["body"]
-            for p in sorted(FIXTURES.glob("*/*.json"))]
+    return [
+        json.loads(p.read_text("utf-8"))["response"]["body"]
+        for p in sorted(FIXTURES.glob("*/*.json"))
+    ]
 
 
 @pytest.mark.parametrize("size", [0, 1, 300, 1_195, 4_096, 40_000, 300_000])

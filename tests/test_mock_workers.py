@@ -18,8 +18,10 @@ import pytest
 FULL = "acf7a7c2d48e4a01098e3feabc0ecb24"
 FULL_2 = "399d666bea1cf47c93633a485471cb6d"
 TOKEN = "admin-token-for-worker-tests"
-INVALID = ("Access denied due to invalid subscription key. Make sure to provide a valid key "
-           "for an active subscription.")
+INVALID = (
+    "Access denied due to invalid subscription key. Make sure to provide a valid key "
+    "for an active subscription."
+)
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
@@ -57,10 +59,23 @@ def start(tmp_path: Path) -> Iterator[Callable[..., int]]:
         log = tmp_path / f"serve-{port}.log"
         with log.open("wb") as out:
             proc = subprocess.Popen(
-                [sys.executable, "-c", "from pivotkit.cli import main; main()", "serve",
-                 "--port", str(port), "--state", str(tmp_path / "state.sqlite"),
-                 "--admin-token", TOKEN, *args],
-                stdout=out, stderr=subprocess.STDOUT, env=env)
+                [
+                    sys.executable,
+                    "-c",
+                    "from pivotkit.cli import main; main()",
+                    "serve",
+                    "--port",
+                    str(port),
+                    "--state",
+                    str(tmp_path / "state.sqlite"),
+                    "--admin-token",
+                    TOKEN,
+                    *args,
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
         procs.append(proc)
         _wait_ready(port, proc, log)
         return port
@@ -77,8 +92,11 @@ def start(tmp_path: Path) -> Iterator[Callable[..., int]]:
 
 
 def _status(port: int, key: str) -> int:
-    response = httpx.get(f"http://127.0.0.1:{port}/v1/api/v1/contents/7488",
-                         headers={"Ocp-Apim-Subscription-Key": key}, timeout=10)
+    response = httpx.get(
+        f"http://127.0.0.1:{port}/v1/api/v1/contents/7488",
+        headers={"Ocp-Apim-Subscription-Key": key},
+        timeout=10,
+    )
     if response.status_code == 401:
         assert response.json()["message"] == INVALID
     return response.status_code
@@ -88,21 +106,24 @@ def test_regenerated_key_stops_at_once_in_every_process(start: Callable[..., int
     """Two servers on one state file: a key regenerated on one is refused by both at once."""
     first, second = start(), start()
     assert _status(first, FULL) == 200 and _status(second, FULL) == 200
-    response = httpx.post(f"http://127.0.0.1:{first}/__pivot/accounts/full/keys/primary",
-                          headers=AUTH, timeout=10)
+    response = httpx.post(
+        f"http://127.0.0.1:{first}/__pivot/accounts/full/keys/primary", headers=AUTH, timeout=10
+    )
     new = response.json()["key"]
     assert _status(first, FULL) == 401
     assert _status(second, FULL) == 401
     assert _status(second, new) == 200 and _status(first, new) == 200
     assert _status(second, FULL_2) == 200
-    usage = httpx.get(f"http://127.0.0.1:{second}/__pivot/usage?account=full", headers=AUTH,
-                      timeout=10).json()["usage"]
+    usage = httpx.get(
+        f"http://127.0.0.1:{second}/__pivot/usage?account=full", headers=AUTH, timeout=10
+    ).json()["usage"]
     counts = {(r["operationId"], r["slot"]): r["count"] for r in usage}
     assert counts == {("getContent", "primary"): 4, ("getContent", "secondary"): 1}
 
 
-def test_serve_prints_the_demo_keys_and_the_token(start: Callable[..., int],
-                                                  tmp_path: Path) -> None:
+def test_serve_prints_the_demo_keys_and_the_token(
+    start: Callable[..., int], tmp_path: Path
+) -> None:
     """The banner lists each account's demo keys; a given admin token is not printed."""
     port = start()
     text = (tmp_path / f"serve-{port}.log").read_text(errors="replace")
@@ -113,21 +134,29 @@ def test_serve_prints_the_demo_keys_and_the_token(start: Callable[..., int],
 def test_production_workers_share_keys_and_keep_connections(start: Callable[..., int]) -> None:
     """--production --workers 2: keep-alive, gzip, and a regenerated key refused by each worker."""
     port = start("--production", "--workers", "2")
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}",
-                      headers={"Ocp-Apim-Subscription-Key": FULL}, timeout=10) as client:
+    with httpx.Client(
+        base_url=f"http://127.0.0.1:{port}", headers={"Ocp-Apim-Subscription-Key": FULL}, timeout=10
+    ) as client:
         zipped = client.get("/v1/api/v1/contents/7488")
         assert zipped.headers["content-encoding"] == "gzip"
         assert zipped.json()["data"]["id"] == 7488
         plain = client.get("/v1/api/v1/contents/7488", headers={"Accept-Encoding": "identity"})
         assert "content-encoding" not in plain.headers and plain.json() == zipped.json()
-        assert client.get("/v1/api/v1/contents/7488", params={"subscription-key": FULL_2},
-                          headers={"Ocp-Apim-Subscription-Key": ""}).status_code == 200
+        assert (
+            client.get(
+                "/v1/api/v1/contents/7488",
+                params={"subscription-key": FULL_2},
+                headers={"Ocp-Apim-Subscription-Key": ""},
+            ).status_code
+            == 200
+        )
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
         sockets = []
         for _ in range(3):
-            conn.request("GET", "/v1/api/v1/contents/7488",
-                         headers={"Ocp-Apim-Subscription-Key": FULL})
+            conn.request(
+                "GET", "/v1/api/v1/contents/7488", headers={"Ocp-Apim-Subscription-Key": FULL}
+            )
             response = conn.getresponse()
             assert response.status == 200
             response.read()
@@ -135,8 +164,9 @@ def test_production_workers_share_keys_and_keep_connections(start: Callable[...,
         assert sockets[0] is not None and all(s is sockets[0] for s in sockets)
     finally:
         conn.close()
-    new = httpx.post(f"http://127.0.0.1:{port}/__pivot/accounts/full/keys/primary",
-                     headers=AUTH, timeout=10).json()["key"]
+    new = httpx.post(
+        f"http://127.0.0.1:{port}/__pivot/accounts/full/keys/primary", headers=AUTH, timeout=10
+    ).json()["key"]
     pids: set[int] = set()
     for _ in range(200):  # fresh connections until both workers have answered
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
@@ -144,8 +174,9 @@ def test_production_workers_share_keys_and_keep_connections(start: Callable[...,
             conn.request("GET", "/__pivot/health")
             pids.add(json.loads(conn.getresponse().read())["pid"])
             for key, expected in ((FULL, 401), (new, 200)):
-                conn.request("GET", "/v1/api/v1/contents/7488",
-                             headers={"Ocp-Apim-Subscription-Key": key})
+                conn.request(
+                    "GET", "/v1/api/v1/contents/7488", headers={"Ocp-Apim-Subscription-Key": key}
+                )
                 response = conn.getresponse()
                 response.read()
                 assert response.status == expected

@@ -52,12 +52,19 @@ def _token(client: FlaskClient, path: str = f"{PORTAL}/login") -> str:
     return match.group(1)
 
 
-def _login(client: FlaskClient, name: str = "full", password: str | None = None,
-           **environ: Any) -> Any:
+def _login(
+    client: FlaskClient, name: str = "full", password: str | None = None, **environ: Any
+) -> Any:
     token = _token(client)
-    return client.post(f"{PORTAL}/login", data={
-        "account": name, "password": PASSWORDS[name] if password is None else password,
-        "csrf_token": token}, environ_base=environ)
+    return client.post(
+        f"{PORTAL}/login",
+        data={
+            "account": name,
+            "password": PASSWORDS[name] if password is None else password,
+            "csrf_token": token,
+        },
+        environ_base=environ,
+    )
 
 
 @pytest.fixture
@@ -111,9 +118,11 @@ def test_browser_language_french_then_switch_to_english(client: FlaskClient) -> 
     assert '<html lang="fr">' in text and "Connexion" in text
     token = _TOKEN.search(text)
     assert token is not None
-    switched = client.post(f"{PORTAL}/language", data={
-        "ui": "en", "next": f"{PORTAL}/login", "csrf_token": token.group(1)},
-        headers={"Accept-Language": "fr"})
+    switched = client.post(
+        f"{PORTAL}/language",
+        data={"ui": "en", "next": f"{PORTAL}/login", "csrf_token": token.group(1)},
+        headers={"Accept-Language": "fr"},
+    )
     assert switched.status_code == 302 and switched.location == f"{PORTAL}/login"
     again = client.get(f"{PORTAL}/login", headers={"Accept-Language": "fr"})
     assert '<html lang="en">' in again.get_data(as_text=True)
@@ -131,18 +140,30 @@ def test_guest_is_sent_to_login_and_back(client: FlaskClient) -> None:
     assert first.status_code == 302
     assert first.location.startswith(f"{PORTAL}/login?next=")
     token = _token(client)
-    done = client.post(f"{PORTAL}/login", data={
-        "account": "full", "password": "full-demo", "csrf_token": token,
-        "next": f"{PORTAL}/reports"})
+    done = client.post(
+        f"{PORTAL}/login",
+        data={
+            "account": "full",
+            "password": "full-demo",
+            "csrf_token": token,
+            "next": f"{PORTAL}/reports",
+        },
+    )
     assert done.status_code == 302 and done.location == f"{PORTAL}/reports"
 
 
 def test_login_ignores_an_external_next(client: FlaskClient) -> None:
     """A ``next`` pointing off-site is ignored: no open redirect."""
     token = _token(client)
-    done = client.post(f"{PORTAL}/login", data={
-        "account": "full", "password": "full-demo", "csrf_token": token,
-        "next": "//evil.example/x"})
+    done = client.post(
+        f"{PORTAL}/login",
+        data={
+            "account": "full",
+            "password": "full-demo",
+            "csrf_token": token,
+            "next": "//evil.example/x",
+        },
+    )
     assert done.status_code == 302 and done.location == f"{PORTAL}/profile"
 
 
@@ -163,15 +184,16 @@ def test_portal_follows_the_configured_prefix(tmp_path: Path) -> None:
     assert client.get(f"{PORTAL}/login").status_code == 404
 
 
-def test_a_password_typed_as_account_name_is_not_logged(client: FlaskClient,
-                                                        caplog: pytest.LogCaptureFixture
-                                                        ) -> None:
+def test_a_password_typed_as_account_name_is_not_logged(
+    client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
     """A failed sign-in logs a known account's name, never an unknown one (often a password)."""
     caplog.set_level(logging.INFO)
     _login(client, "full", "wrong")
     token = _token(client)
-    client.post(f"{PORTAL}/login", data={"account": "full-demo", "password": "",
-                                         "csrf_token": token})
+    client.post(
+        f"{PORTAL}/login", data={"account": "full-demo", "password": "", "csrf_token": token}
+    )
     messages = [record.getMessage() for record in caplog.records]
     assert "portal: failed sign-in for 'full'" in messages
     assert "portal: failed sign-in for an unknown account" in messages
@@ -189,14 +211,16 @@ def test_api_paths_are_not_the_portals(client: FlaskClient) -> None:
 # -- login and sessions ------------------------------------------------------------------------
 
 
-def test_right_password_opens_profile_with_masked_keys(app: Flask,
-                                                       signed_in: FlaskClient) -> None:
+def test_right_password_opens_profile_with_masked_keys(app: Flask, signed_in: FlaskClient) -> None:
     """After login the Profile shows both keys in password inputs, with reveal and copy."""
     text = signed_in.get(f"{PORTAL}/profile").get_data(as_text=True)
     primary, secondary = _keys(app)
     for slot, key in (("primary", primary), ("secondary", secondary)):
-        assert re.search(rf'id="key-value-{slot}" class="key" type="password" readonly '
-                         rf'value="{key}"', text)
+        assert re.search(
+            rf'id="key-value-{slot}" class="key" type="password" readonly '
+            rf'value="{key}"',
+            text,
+        )
         assert f'aria-controls="key-value-{slot}"' in text
         assert f'data-copy-from="key-value-{slot}"' in text
         assert f'action="{PORTAL}/profile/keys/{slot}/regenerate"' in text
@@ -214,13 +238,15 @@ def test_profile_shows_the_accounts_rights(app: Flask) -> None:
     assert "<dd>5 / 10 s</dd>" in text and "<dd>30 / 3600 s</dd>" in text
 
 
-@pytest.mark.parametrize(("name", "password"), [("full", "wrong"), ("ghost", "full-demo"),
-                                                ("full", ""), ("", "")])
+@pytest.mark.parametrize(
+    ("name", "password"), [("full", "wrong"), ("ghost", "full-demo"), ("full", ""), ("", "")]
+)
 def test_wrong_credentials_are_refused(client: FlaskClient, name: str, password: str) -> None:
     """A wrong password or an unknown account gets 401, one message, and no session."""
     token = _token(client)
-    response = client.post(f"{PORTAL}/login", data={
-        "account": name, "password": password, "csrf_token": token})
+    response = client.post(
+        f"{PORTAL}/login", data={"account": name, "password": password, "csrf_token": token}
+    )
     assert response.status_code == 401
     assert "Wrong account or password." in response.get_data(as_text=True)
     assert client.get(f"{PORTAL}/profile").status_code == 302
@@ -239,8 +265,9 @@ def test_login_with_a_foreign_csrf_token_is_refused(app: Flask) -> None:
     attacker, victim = app.test_client(), app.test_client()
     token = _token(attacker)
     victim.get(f"{PORTAL}/login")
-    response = victim.post(f"{PORTAL}/login", data={
-        "account": "full", "password": "full-demo", "csrf_token": token})
+    response = victim.post(
+        f"{PORTAL}/login", data={"account": "full", "password": "full-demo", "csrf_token": token}
+    )
     assert response.status_code == 400
 
 
@@ -248,17 +275,21 @@ def test_cross_origin_post_is_refused(signed_in: FlaskClient, app: Flask) -> Non
     """A POST whose Origin is another site is refused even with the right token."""
     before = _keys(app)
     token = _token(signed_in, f"{PORTAL}/profile")
-    response = signed_in.post(f"{PORTAL}/profile/keys/primary/regenerate",
-                              data={"csrf_token": token},
-                              headers={"Origin": "http://evil.example"})
+    response = signed_in.post(
+        f"{PORTAL}/profile/keys/primary/regenerate",
+        data={"csrf_token": token},
+        headers={"Origin": "http://evil.example"},
+    )
     assert response.status_code == 400
     assert _keys(app) == before
 
 
-@pytest.mark.parametrize("path", ["/profile/keys/primary/regenerate", "/logout",
-                                  "/apis/v1/getContent", "/language"])
-def test_every_state_change_needs_the_csrf_token(signed_in: FlaskClient, app: Flask,
-                                                 path: str) -> None:
+@pytest.mark.parametrize(
+    "path", ["/profile/keys/primary/regenerate", "/logout", "/apis/v1/getContent", "/language"]
+)
+def test_every_state_change_needs_the_csrf_token(
+    signed_in: FlaskClient, app: Flask, path: str
+) -> None:
     """Regenerate, logout, Try it and language POSTs without the token change nothing."""
     keys, calls = _keys(app), _usage_total(app)
     response = signed_in.post(PORTAL + path, data={"param-id": "7488", "ui": "fr"})
@@ -318,8 +349,9 @@ def test_session_of_an_unknown_account_is_dropped(app: Flask) -> None:
     assert client.get(f"{PORTAL}/profile").status_code == 302
 
 
-def test_session_cookie_is_httponly_samesite_and_holds_no_key(app: Flask,
-                                                              client: FlaskClient) -> None:
+def test_session_cookie_is_httponly_samesite_and_holds_no_key(
+    app: Flask, client: FlaskClient
+) -> None:
     """The session cookie is HttpOnly and SameSite=Lax, and carries no key."""
     response = _login(client)
     cookie = response.headers["Set-Cookie"]
@@ -370,8 +402,9 @@ def test_login_is_throttled_per_account_and_address(app: Flask) -> None:
 def test_throttle_window_slides(tmp_path: Path, on_disk: bool) -> None:
     """Failures older than the window stop counting; a success resets the count."""
     now = [1000.0]
-    throttle = LoginThrottle(tmp_path / "t.sqlite" if on_disk else None, limit=2, window=60,
-                             clock=lambda: now[0])
+    throttle = LoginThrottle(
+        tmp_path / "t.sqlite" if on_disk else None, limit=2, window=60, clock=lambda: now[0]
+    )
     throttle.failure("full", "1.2.3.4")
     now[0] += 30
     throttle.failure("full", "1.2.3.4")
@@ -396,15 +429,15 @@ def test_throttle_is_shared_by_workers(tmp_path: Path) -> None:
 # -- keys --------------------------------------------------------------------------------------
 
 
-def test_regenerate_primary_rejects_the_old_key_at_once(app: Flask,
-                                                        signed_in: FlaskClient) -> None:
+def test_regenerate_primary_rejects_the_old_key_at_once(app: Flask, signed_in: FlaskClient) -> None:
     """Regenerating the primary key: the old one gets the invalid-key 401, the new one works,
     the secondary is untouched."""
     old_primary, secondary = _keys(app)
     assert _api(signed_in, old_primary).status_code == 200
     token = _token(signed_in, f"{PORTAL}/profile")
-    response = signed_in.post(f"{PORTAL}/profile/keys/primary/regenerate",
-                              data={"csrf_token": token})
+    response = signed_in.post(
+        f"{PORTAL}/profile/keys/primary/regenerate", data={"csrf_token": token}
+    )
     assert response.status_code == 302
     assert response.location == f"{PORTAL}/profile#key-primary"
     new_primary, same_secondary = _keys(app)
@@ -419,8 +452,9 @@ def test_regenerate_primary_rejects_the_old_key_at_once(app: Flask,
     assert "regenerated" in page
 
 
-def test_regenerated_key_is_seen_by_another_worker(app: Flask, state_file: Path,
-                                                   signed_in: FlaskClient) -> None:
+def test_regenerated_key_is_seen_by_another_worker(
+    app: Flask, state_file: Path, signed_in: FlaskClient
+) -> None:
     """A second app on the same state (another worker) rejects the old key and accepts the
     first worker's session cookie."""
     other = _make_app(state_file)
@@ -451,8 +485,9 @@ def test_unknown_slot_cannot_be_regenerated(app: Flask, signed_in: FlaskClient) 
     """Only the primary and secondary slots exist."""
     keys = _keys(app)
     token = _token(signed_in, f"{PORTAL}/profile")
-    response = signed_in.post(f"{PORTAL}/profile/keys/tertiary/regenerate",
-                              data={"csrf_token": token})
+    response = signed_in.post(
+        f"{PORTAL}/profile/keys/tertiary/regenerate", data={"csrf_token": token}
+    )
     assert response.status_code == 404
     assert _keys(app) == keys
 
@@ -500,16 +535,16 @@ def test_try_it_get_content_shows_blade_runner(app: Flask, signed_in: FlaskClien
     assert "GET /v1/api/v1/contents/7488?lang=fr" in text
 
 
-def test_try_it_never_puts_the_key_in_page_url_or_logs(app: Flask, signed_in: FlaskClient,
-                                                        caplog: pytest.LogCaptureFixture
-                                                        ) -> None:
+def test_try_it_never_puts_the_key_in_page_url_or_logs(
+    app: Flask, signed_in: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
     """The key is neither in the result page, the samples, a Location, nor any log record."""
     caplog.set_level(logging.DEBUG)
     primary, secondary = _keys(app)
     response = _try(signed_in, **{"param-id": "7488"})
     text = response.get_data(as_text=True)
     assert primary not in text and secondary not in text
-    assert "$PIVOT_API_KEY" in text and 'os.environ[&#34;PIVOT_API_KEY&#34;]' in text
+    assert "$PIVOT_API_KEY" in text and "os.environ[&#34;PIVOT_API_KEY&#34;]" in text
     assert all(primary not in record.getMessage() for record in caplog.records)
     assert "subscription-key" not in text
 
@@ -533,11 +568,17 @@ def test_try_it_leaves_out_a_removed_optional_parameter(signed_in: FlaskClient) 
     assert 'id="request-line">GET /v1/api/v1/contents/7488</code>' in text
 
 
-@pytest.mark.parametrize(("value", "message"), [("", "id is required."),
-                                                ("../../__pivot/x", "id cannot hold"),
-                                                ("7488%2F..", "id cannot hold")])
-def test_try_it_refuses_a_bad_path_value_without_calling(app: Flask, signed_in: FlaskClient,
-                                                         value: str, message: str) -> None:
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("", "id is required."),
+        ("../../__pivot/x", "id cannot hold"),
+        ("7488%2F..", "id cannot hold"),
+    ],
+)
+def test_try_it_refuses_a_bad_path_value_without_calling(
+    app: Flask, signed_in: FlaskClient, value: str, message: str
+) -> None:
     """A missing or path-escaping value is refused by the form; no API call is made."""
     before = _usage_total(app)
     response = _try(signed_in, **{"param-id": value})
@@ -609,9 +650,11 @@ def test_reports_show_only_the_signed_in_account(app: Flask, signed_in: FlaskCli
 
 def test_day_series_spans_two_weeks_and_axis_is_even() -> None:
     """The daily series covers 14 days ending today (or at the latest day used)."""
-    rows = [charts.Usage("2030-01-20", "getContent", "primary", 3),
-            charts.Usage("2030-01-20", "getContent", "secondary", 2),
-            charts.Usage("2029-12-01", "listDays", "primary", 9)]
+    rows = [
+        charts.Usage("2030-01-20", "getContent", "primary", 3),
+        charts.Usage("2030-01-20", "getContent", "secondary", 2),
+        charts.Usage("2029-12-01", "listDays", "primary", 9),
+    ]
     series = charts.per_day(rows, today=dt.date(2030, 1, 10))
     assert len(series) == 14
     assert series[-1] == ("2030-01-20", {"primary": 3, "secondary": 2})

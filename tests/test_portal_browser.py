@@ -23,9 +23,16 @@ pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path(os.environ.get("PIVOT_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 API_PATH = "/v1/api/v1/contents/7488"
 
 
@@ -46,8 +53,9 @@ def browser() -> Iterator[Browser]:
     if not CHROMIUM.is_file():
         _unavailable(f"{CHROMIUM} is missing (apt-get install -y chromium)")
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                              args=CHROMIUM_ARGS)
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
         try:
             yield chromium
         finally:
@@ -73,8 +81,9 @@ def server(tmp_path: Path) -> Iterator[str]:
 def page(browser: Browser, server: str) -> Iterator[Page]:
     """A fresh browser context (no cookies) and page, English UI; the test fails on any
     console error or uncaught script error (a CSP violation shows up as one)."""
-    context = browser.new_context(base_url=server, locale="en-GB",
-                                  viewport={"width": 1280, "height": 900})
+    context = browser.new_context(
+        base_url=server, locale="en-GB", viewport={"width": 1280, "height": 900}
+    )
     context.set_default_timeout(15_000)
     errors: list[str] = []
     try:

@@ -53,8 +53,9 @@ def quota_target() -> Iterator[str]:
 
     def wsgi(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         calls.append(environ["PATH_INFO"])
-        start_response("403 Forbidden", [("content-type", "application/json"),
-                                         ("retry-after", "12656")])
+        start_response(
+            "403 Forbidden", [("content-type", "application/json"), ("retry-after", "12656")]
+        )
         return [json.dumps({"statusCode": 403, "message": QUOTA}).encode()]
 
     yield from _serve(wsgi)
@@ -63,8 +64,9 @@ def quota_target() -> Iterator[str]:
 def test_options_are_in_help(pytester: pytest.Pytester) -> None:
     """--pivot-target and --pivot-budget are listed in pytest --help."""
     result = pytester.runpytest("--help")
-    result.stdout.fnmatch_lines(["*--pivot-target=TARGET*", "*--pivot-budget=N*",
-                                 "*--pivot-junit=PATH*"])
+    result.stdout.fnmatch_lines(
+        ["*--pivot-target=TARGET*", "*--pivot-budget=N*", "*--pivot-junit=PATH*"]
+    )
 
 
 def test_bad_target_is_a_usage_error(pytester: pytest.Pytester, no_key: None) -> None:
@@ -174,8 +176,9 @@ def test_pivot_respx_answers_like_the_gateway(pytester: pytest.Pytester, no_key:
     result.assert_outcomes(passed=3)
 
 
-def test_url_target_without_key_skips(pytester: pytest.Pytester, no_key: None,
-                                      served: MockServer) -> None:
+def test_url_target_without_key_skips(
+    pytester: pytest.Pytester, no_key: None, served: MockServer
+) -> None:
     """Against a URL target without PIVOT_API_KEY, pivot_client skips with the reason."""
     pytester.makepyfile("def test_x(pivot_client):\n    pivot_client.get('/')\n")
     result = pytester.runpytest(f"--pivot-target={served.url}", "-rs")
@@ -183,8 +186,9 @@ def test_url_target_without_key_skips(pytester: pytest.Pytester, no_key: None,
     result.stdout.fnmatch_lines(["*PIVOT_API_KEY is not set*"])
 
 
-def test_budget_bounds_the_whole_run(pytester: pytest.Pytester, served: MockServer,
-                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_budget_bounds_the_whole_run(
+    pytester: pytest.Pytester, served: MockServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """With --pivot-budget=3 the fourth request of the run skips its test, saying why."""
     monkeypatch.setenv("PIVOT_API_KEY", KEY)
     pytester.makepyfile("""
@@ -199,8 +203,9 @@ def test_budget_bounds_the_whole_run(pytester: pytest.Pytester, served: MockServ
     result.stdout.fnmatch_lines(["*call budget of 3 requests is spent*"])
 
 
-def test_quota_answer_stops_the_run(pytester: pytest.Pytester, quota_target: str,
-                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_quota_answer_stops_the_run(
+    pytester: pytest.Pytester, quota_target: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A 403 quota answer ends the run at once with a clear message (exit code 3) instead of
     failing every remaining test."""
     monkeypatch.setenv("PIVOT_API_KEY", KEY)
@@ -219,9 +224,9 @@ def test_quota_answer_stops_the_run(pytester: pytest.Pytester, quota_target: str
     assert outcomes.get("passed", 0) == 0
 
 
-def test_key_scrubbed_from_failures_and_junit(pytester: pytest.Pytester, served: MockServer,
-                                              monkeypatch: pytest.MonkeyPatch,
-                                              tmp_path: Path) -> None:
+def test_key_scrubbed_from_failures_and_junit(
+    pytester: pytest.Pytester, served: MockServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     """A failure whose message, locals and output hold the key shows *** instead, in the
     terminal and in the JUnit XML."""
     monkeypatch.setenv("PIVOT_API_KEY", KEY)
@@ -240,8 +245,7 @@ def test_key_scrubbed_from_failures_and_junit(pytester: pytest.Pytester, served:
     assert KEY not in junit.read_text(encoding="utf-8")
 
 
-def test_live_without_key_is_skipped_not_failed(pytester: pytest.Pytester,
-                                                no_key: None) -> None:
+def test_live_without_key_is_skipped_not_failed(pytester: pytest.Pytester, no_key: None) -> None:
     """--pivot-target=live without a key skips with a reason; nothing is sent."""
     pytester.makepyfile("def test_x(pivot_client):\n    raise AssertionError('sent')\n")
     result = pytester.runpytest("--pivot-target=live", "-rs")
@@ -263,8 +267,9 @@ def test_hypothesis_profiles_dev_and_ci(pytester: pytest.Pytester, no_key: None)
     result.assert_outcomes(passed=1)
 
 
-def test_reports_per_operation_and_check(pytester: pytest.Pytester, no_key: None,
-                                         tmp_path: Path) -> None:
+def test_reports_per_operation_and_check(
+    pytester: pytest.Pytester, no_key: None, tmp_path: Path
+) -> None:
     """--pivot-junit and --pivot-markdown write one case per operation and check, with the
     failure message, for tests marked pivot_check."""
     pytester.makepyfile("""

@@ -71,22 +71,30 @@ def _without_recorded(path: Path) -> dict[str, Any]:
 
 # -- recording -------------------------------------------------------------------------------
 
+
 def test_records_a_gzip_payload(upstream: FakeUpstream, tmp_path: Path) -> None:
     """A gzip answer becomes a valid live fixture: decoded body, provider headers, meta."""
     with _recorder(upstream.url + "/", tmp_path, account="full") as rec:
         report = rec.run([_item(7488)])
-    assert report.summary() == ("recorded 1, unchanged 0, skipped 0, failed 0 "
-                                "(1 requests, 1 upstream calls)")
+    assert report.summary() == (
+        "recorded 1, unchanged 0, skipped 0, failed 0 (1 requests, 1 upstream calls)"
+    )
     assert report.exit_code == 0
     ex = read_exchange(tmp_path / "getContent" / "7488.json")
     assert ex.response.body == BODY
     assert load_contract().validate("getContent", 200, ex.response.body) == []
-    assert dict(ex.meta) == {"operationId": "getContent", "source": "live",
-                             "recorded": ex.meta["recorded"], "account": "full",
-                             "upstream": upstream.url}
+    assert dict(ex.meta) == {
+        "operationId": "getContent",
+        "source": "live",
+        "recorded": ex.meta["recorded"],
+        "account": "full",
+        "upstream": upstream.url,
+    }
     assert ex.meta["recorded"].endswith("Z")
-    assert ex.request.headers == {"Cache-Control": "no-cache",
-                                  "Ocp-Apim-Subscription-Key": KEY_PLACEHOLDER}
+    assert ex.request.headers == {
+        "Cache-Control": "no-cache",
+        "Ocp-Apim-Subscription-Key": KEY_PLACEHOLDER,
+    }
     assert ex.response.headers["content-encoding"] == "gzip"
     assert ex.response.headers["request-context"] == REQUEST_CONTEXT_PLACEHOLDER
     assert "date" not in ex.response.headers
@@ -100,20 +108,27 @@ def test_names_follow_parameters_and_lang(upstream: FakeUpstream, tmp_path: Path
     """Path parameters and lang joined by ``-``; ``all`` with neither."""
     upstream.route("/v1/api/v1/broadcasts/1/20241105/20241106", Reply(body=envelope([])))
     upstream.route("/v1/api/v1/channels", Reply(body=envelope([])))
-    items = plan_from_options(["listBroadcasts"], ["channelId=1", "start=20241105",
-                                                   "end=20241106"], ["en"], load_contract())
+    items = plan_from_options(
+        ["listBroadcasts"],
+        ["channelId=1", "start=20241105", "end=20241106"],
+        ["en"],
+        load_contract(),
+    )
     items += [PlanItem("listChannels"), PlanItem("listChannels", lang="en")]
     with _recorder(upstream.url, tmp_path) as rec:
         report = rec.run(items)
     assert [o.path for o in report.outcomes] == [
         tmp_path / "listBroadcasts" / "1-20241105-20241106-en.json",
-        tmp_path / "listChannels" / "all.json", tmp_path / "listChannels" / "en.json"]
+        tmp_path / "listChannels" / "all.json",
+        tmp_path / "listChannels" / "en.json",
+    ]
     assert read_exchange(report.outcomes[0].path).request.lang == "en"  # type: ignore[arg-type]
     assert upstream.seen[0].query == {"lang": "en"}
 
 
-def test_rerecording_an_unchanged_upstream_changes_nothing(upstream: FakeUpstream,
-                                                           tmp_path: Path) -> None:
+def test_rerecording_an_unchanged_upstream_changes_nothing(
+    upstream: FakeUpstream, tmp_path: Path
+) -> None:
     """Same directory: ``unchanged``, same bytes. Fresh directory: equal but for the date."""
     first, fresh = tmp_path / "a", tmp_path / "b"
     with _recorder(upstream.url, first, now=lambda: "2026-01-01T00:00:00Z") as rec:
@@ -131,8 +146,9 @@ def test_rerecording_an_unchanged_upstream_changes_nothing(upstream: FakeUpstrea
     _assert_clean(tmp_path)
 
 
-def test_a_changed_answer_is_kept_beside_unless_overwrite(upstream: FakeUpstream,
-                                                          tmp_path: Path) -> None:
+def test_a_changed_answer_is_kept_beside_unless_overwrite(
+    upstream: FakeUpstream, tmp_path: Path
+) -> None:
     """A different answer goes to ``<name>-2.json`` with a summary; --overwrite replaces."""
     with _recorder(upstream.url, tmp_path) as rec:
         rec.run([_item(7488)])
@@ -163,26 +179,38 @@ HTML = b"<html><head><title>Service Unavailable</title></head><body>IIS</body></
 FAILURES = {
     "reset": (Reply(body=BODY, mode="reset"), "connection broken mid-response"),
     "timeout": (Reply(mode="hang"), "timed out"),
-    "500": (Reply(500, {"Message": "An error has occurred."}),
-            "HTTP 500 from upstream: An error has occurred."),
+    "500": (
+        Reply(500, {"Message": "An error has occurred."}),
+        "HTTP 500 from upstream: An error has occurred.",
+    ),
     "truncated-gzip": (Reply(body=BODY, mode="truncate"), "truncated or corrupt gzip body"),
     "invalid-json": (Reply(raw=b'{"version": "v1", "data": {'), "invalid JSON (HTTP 200)"),
-    "html-200": (Reply(raw=HTML, headers={"content-type": "text/html"}),
-                 "HTML page instead of JSON (HTTP 200, text/html) 'Service Unavailable'"),
-    "html-502": (Reply(502, raw=HTML, gzip=False, headers={"content-type": "text/html"}),
-                 "HTTP 502 from upstream"),
-    "latin-1": (Reply(raw='{"title": "Les Misérables"}'.encode("latin-1")),
-                "body is not UTF-8"),
-    "403-not-quota": (Reply(403, {"statusCode": 403, "message": "Forbidden"}),
-                      "HTTP 403: Forbidden"),
-    "401": (Reply(401, {"statusCode": 401, "message": "Access denied due to invalid "
-                        "subscription key."}), "HTTP 401: Access denied due to invalid"),
+    "html-200": (
+        Reply(raw=HTML, headers={"content-type": "text/html"}),
+        "HTML page instead of JSON (HTTP 200, text/html) 'Service Unavailable'",
+    ),
+    "html-502": (
+        Reply(502, raw=HTML, gzip=False, headers={"content-type": "text/html"}),
+        "HTTP 502 from upstream",
+    ),
+    "latin-1": (Reply(raw='{"title": "Les Misérables"}'.encode("latin-1")), "body is not UTF-8"),
+    "403-not-quota": (
+        Reply(403, {"statusCode": 403, "message": "Forbidden"}),
+        "HTTP 403: Forbidden",
+    ),
+    "401": (
+        Reply(
+            401, {"statusCode": 401, "message": "Access denied due to invalid subscription key."}
+        ),
+        "HTTP 401: Access denied due to invalid",
+    ),
 }
 
 
 @pytest.mark.parametrize("kind", list(FAILURES))
 def test_an_upstream_failure_leaves_no_fixture_and_the_run_goes_on(
-        upstream: FakeUpstream, tmp_path: Path, kind: str) -> None:
+    upstream: FakeUpstream, tmp_path: Path, kind: str
+) -> None:
     """Each failure is reported on its request; the next request is still recorded."""
     reply, message = FAILURES[kind]
     upstream.route(CONTENT.format(1), reply)
@@ -209,10 +237,16 @@ def test_an_unreachable_upstream_exits_3(tmp_path: Path) -> None:
 
 def test_429_waits_for_retry_after_then_retries(upstream: FakeUpstream, tmp_path: Path) -> None:
     """A 429 is waited out (Retry-After, capped by max_wait) and the request retried."""
-    limited = Reply(429, {"statusCode": 429, "message": "Rate limit is exceeded. Try again in "
-                          "1 seconds."}, headers={"retry-after": "1"})
-    long = Reply(429, {"statusCode": 429, "message": "Rate limit is exceeded."},
-                 headers={"retry-after": "120"})
+    limited = Reply(
+        429,
+        {"statusCode": 429, "message": "Rate limit is exceeded. Try again in 1 seconds."},
+        headers={"retry-after": "1"},
+    )
+    long = Reply(
+        429,
+        {"statusCode": 429, "message": "Rate limit is exceeded."},
+        headers={"retry-after": "120"},
+    )
     upstream.route(CONTENT.format(1), limited, Reply(body=envelope({"id": 1})))
     upstream.route(CONTENT.format(2), long, Reply(body=envelope({"id": 2})))
     waits: list[float] = []
@@ -225,8 +259,12 @@ def test_429_waits_for_retry_after_then_retries(upstream: FakeUpstream, tmp_path
 
 def test_429_gives_up_after_the_retries(upstream: FakeUpstream, tmp_path: Path) -> None:
     """A request still limited after ``retries`` retries fails; the run goes on."""
-    upstream.route(CONTENT.format(1), Reply(429, {"statusCode": 429, "message": "Rate limit "
-                                                  "is exceeded. Try again in 3 seconds."}))
+    upstream.route(
+        CONTENT.format(1),
+        Reply(
+            429, {"statusCode": 429, "message": "Rate limit is exceeded. Try again in 3 seconds."}
+        ),
+    )
     waits: list[float] = []
     with _recorder(upstream.url, tmp_path, sleep=waits.append, retries=2) as rec:
         report = rec.run([_item(1), _item(7488)])
@@ -237,12 +275,21 @@ def test_429_gives_up_after_the_retries(upstream: FakeUpstream, tmp_path: Path) 
     assert report.exit_code == 1
 
 
-def test_403_quota_stops_cleanly_and_keeps_what_was_recorded(upstream: FakeUpstream,
-                                                             tmp_path: Path) -> None:
+def test_403_quota_stops_cleanly_and_keeps_what_was_recorded(
+    upstream: FakeUpstream, tmp_path: Path
+) -> None:
     """The quota answer stops the run: earlier fixtures kept, the rest skipped, exit 3."""
-    upstream.route(CONTENT.format(2), Reply(403, {
-        "statusCode": 403, "message": "Out of call volume quota. Quota will be replenished "
-        "in 03:30:56."}, headers={"retry-after": "12656"}))
+    upstream.route(
+        CONTENT.format(2),
+        Reply(
+            403,
+            {
+                "statusCode": 403,
+                "message": "Out of call volume quota. Quota will be replenished in 03:30:56.",
+            },
+            headers={"retry-after": "12656"},
+        ),
+    )
     with _recorder(upstream.url, tmp_path) as rec:
         report = rec.run([_item(7488), _item(2), _item(3)])
     assert [o.status for o in report.outcomes] == ["recorded", "skipped", "skipped"]
@@ -272,8 +319,7 @@ def test_rate_spaces_the_calls(upstream: FakeUpstream, tmp_path: Path) -> None:
         waits.append(seconds)
         clock[0] += seconds
 
-    with _recorder(upstream.url, tmp_path, rate=4, sleep=sleep,
-                   clock=lambda: clock[0]) as rec:
+    with _recorder(upstream.url, tmp_path, rate=4, sleep=sleep, clock=lambda: clock[0]) as rec:
         rec.run([_item(7488)] * 3)
     assert waits == [0.25, 0.25]
 
@@ -281,8 +327,9 @@ def test_rate_spaces_the_calls(upstream: FakeUpstream, tmp_path: Path) -> None:
 def test_invalid_parameters_fail_without_a_call(upstream: FakeUpstream, tmp_path: Path) -> None:
     """A parameter the contract refuses is a failure before anything is sent."""
     with _recorder(upstream.url, tmp_path) as rec:
-        report = rec.run([_item(0), PlanItem("getContent", {"id": "1", "x": "2"}),
-                          PlanItem("nope")])
+        report = rec.run(
+            [_item(0), PlanItem("getContent", {"id": "1", "x": "2"}), PlanItem("nope")]
+        )
     assert [o.status for o in report.outcomes] == ["failed"] * 3
     assert "x: not a path parameter" in report.outcomes[1].message
     assert "unknown operation 'nope'" in report.outcomes[2].message
@@ -291,20 +338,29 @@ def test_invalid_parameters_fail_without_a_call(upstream: FakeUpstream, tmp_path
 
 # -- plans -----------------------------------------------------------------------------------
 
+
 def test_plan_files_in_yaml_and_json(tmp_path: Path) -> None:
     """A plan is a list (or {requests: list}) of operationId, params, lang, name."""
     yml = tmp_path / "plan.yaml"
-    yml.write_text("- operationId: getContent\n  params: {id: 7488}\n  lang: en\n"
-                   "- {operationId: listDays, name: today}\n", "utf-8")
+    yml.write_text(
+        "- operationId: getContent\n  params: {id: 7488}\n  lang: en\n"
+        "- {operationId: listDays, name: today}\n",
+        "utf-8",
+    )
     js = tmp_path / "plan.json"
     js.write_text(json.dumps({"requests": [{"operationId": "getPerson", "params": {"id": 1}}]}))
-    assert load_plan(yml) == [PlanItem("getContent", {"id": "7488"}, "en"),
-                              PlanItem("listDays", {}, None, "today")]
+    assert load_plan(yml) == [
+        PlanItem("getContent", {"id": "7488"}, "en"),
+        PlanItem("listDays", {}, None, "today"),
+    ]
     assert load_plan(js) == [PlanItem("getPerson", {"id": "1"})]
     bad = tmp_path / "bad.yaml"
-    for text, message in [("{a: 1}", "a plan is a list"), ("- [1]", "request 1"),
-                          ("- {operationId: x, extra: 1}", "unknown keys"),
-                          ("- {operationId: x, params: [1]}", "params must be a mapping")]:
+    for text, message in [
+        ("{a: 1}", "a plan is a list"),
+        ("- [1]", "request 1"),
+        ("- {operationId: x, extra: 1}", "unknown keys"),
+        ("- {operationId: x, params: [1]}", "params must be a mapping"),
+    ]:
         bad.write_text(text, "utf-8")
         with pytest.raises(ConfigError, match=message):
             load_plan(bad)
@@ -314,8 +370,12 @@ def test_plan_from_options_combines_values() -> None:
     """Each --op gets every combination of its parameters' values and langs."""
     contract = load_contract()
     items = plan_from_options(["getPerson", "getPersonAwards"], ["id=1", "id=2"], [], contract)
-    assert [i.label() for i in items] == ["getPerson id=1", "getPerson id=2",
-                                          "getPersonAwards id=1", "getPersonAwards id=2"]
+    assert [i.label() for i in items] == [
+        "getPerson id=1",
+        "getPerson id=2",
+        "getPersonAwards id=1",
+        "getPersonAwards id=2",
+    ]
     with pytest.raises(ConfigError, match="getContent needs id"):
         plan_from_options(["getContent"], [], [], contract)
     with pytest.raises(ConfigError, match="no --op takes channelId"):
@@ -324,8 +384,9 @@ def test_plan_from_options_combines_values() -> None:
         plan_from_options(["getContent"], ["7488"], [], contract)
 
 
-def test_from_fixtures_rerecords_beside_a_doc_fixture(upstream: FakeUpstream,
-                                                      tmp_path: Path) -> None:
+def test_from_fixtures_rerecords_beside_a_doc_fixture(
+    upstream: FakeUpstream, tmp_path: Path
+) -> None:
     """Every fixture is a request; a live answer differing from a doc fixture is kept beside;
     error fixtures are skipped and unreadable ones fail."""
     root = tmp_path / "fixtures"
@@ -359,46 +420,75 @@ def test_every_shipped_fixture_can_be_planned() -> None:
 
 # -- the command -----------------------------------------------------------------------------
 
+
 def _cli(*args: str, key: str | None = KEY) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "PIVOT_API_KEY"}
     if key is not None:
         env["PIVOT_API_KEY"] = key
     script = Path(sys.executable).parent / "pivotkit"
-    return subprocess.run([str(script), "record", *args], env=env, capture_output=True,
-                          text=True, timeout=120, check=False)
+    return subprocess.run(
+        [str(script), "record", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_cli_never_shows_the_key(upstream: FakeUpstream, tmp_path: Path) -> None:
     """The key echoed by the upstream reaches neither files, stdout nor stderr."""
-    upstream.route(CONTENT.format(1), Reply(body=envelope({"id": 1, "echo": "{key}"}),
-                                           headers={"set-cookie": "s={key}; Path=/"}))
+    upstream.route(
+        CONTENT.format(1),
+        Reply(body=envelope({"id": 1, "echo": "{key}"}), headers={"set-cookie": "s={key}; Path=/"}),
+    )
     upstream.route(CONTENT.format(2), Reply(500, {"Message": "bad key {key}"}))
-    upstream.route(CONTENT.format(3), Reply(raw=b"<title>Denied {key}</title>",
-                                           headers={"content-type": "text/html"}))
-    upstream.route(CONTENT.format(4), Reply(429, {"statusCode": 429, "message": "Rate limit "
-                                                  "is exceeded. Try again in 1 seconds."},
-                                            headers={"retry-after": "1"}),
-                   Reply(body=envelope({"id": 4})))
+    upstream.route(
+        CONTENT.format(3),
+        Reply(raw=b"<title>Denied {key}</title>", headers={"content-type": "text/html"}),
+    )
+    upstream.route(
+        CONTENT.format(4),
+        Reply(
+            429,
+            {"statusCode": 429, "message": "Rate limit is exceeded. Try again in 1 seconds."},
+            headers={"retry-after": "1"},
+        ),
+        Reply(body=envelope({"id": 4})),
+    )
     out = tmp_path / "out"
-    result = _cli("--upstream", f"{upstream.url}/?subscription-key={KEY}", "--out", str(out),
-                  "--op", "getContent", *(f"--param=id={i}" for i in (7488, 1, 2, 3, 4)))
+    result = _cli(
+        "--upstream",
+        f"{upstream.url}/?subscription-key={KEY}",
+        "--out",
+        str(out),
+        "--op",
+        "getContent",
+        *(f"--param=id={i}" for i in (7488, 1, 2, 3, 4)),
+    )
     assert result.returncode == 1, result.stderr
     assert KEY not in result.stdout and KEY not in result.stderr
     assert "HTTP 500 from upstream: bad key " + "x" * 32 in result.stderr
-    assert result.stdout.splitlines()[-1] == ("recorded 3, unchanged 0, skipped 0, failed 2 "
-                                              "(5 requests, 6 upstream calls)")
+    assert result.stdout.splitlines()[-1] == (
+        "recorded 3, unchanged 0, skipped 0, failed 2 (5 requests, 6 upstream calls)"
+    )
     assert sorted(p.name for p in (out / "getContent").iterdir()) == [
-        "1.json", "4.json", "7488.json"]
-    assert json.loads((out / "getContent" / "1.json").read_text())["meta"]["upstream"] \
-        == upstream.url
+        "1.json",
+        "4.json",
+        "7488.json",
+    ]
+    assert (
+        json.loads((out / "getContent" / "1.json").read_text())["meta"]["upstream"] == upstream.url
+    )
     assert all(s.headers["ocp-apim-subscription-key"] == KEY for s in upstream.seen)
     _assert_clean(out)
 
 
 def test_cli_exit_3_when_nothing_answers(tmp_path: Path) -> None:
     """An unreachable upstream: exit code 3 and the summary on stdout."""
-    result = _cli("--upstream", f"http://127.0.0.1:{free_port()}", "--out", str(tmp_path),
-                  "--op", "listDays")
+    result = _cli(
+        "--upstream", f"http://127.0.0.1:{free_port()}", "--out", str(tmp_path), "--op", "listDays"
+    )
     assert result.returncode == 3
     assert "cannot connect" in result.stderr
     assert result.stdout.startswith("recorded 0, unchanged 0, skipped 0, failed 1")
@@ -408,14 +498,29 @@ def test_cli_plain_lines_without_a_tty(upstream: FakeUpstream, tmp_path: Path) -
     """Off a TTY each request gets a plain line (no progress bar), then the summary."""
     upstream.route(CONTENT.format(1), Reply(body=BODY))
     runner = CliRunner()
-    result = runner.invoke(main, ["record", "--upstream", upstream.url, "--out", str(tmp_path),
-                                  "--op", "getContent", "--param", "id=7488", "--param",
-                                  "id=1"], env={"PIVOT_API_KEY": KEY})
+    result = runner.invoke(
+        main,
+        [
+            "record",
+            "--upstream",
+            upstream.url,
+            "--out",
+            str(tmp_path),
+            "--op",
+            "getContent",
+            "--param",
+            "id=7488",
+            "--param",
+            "id=1",
+        ],
+        env={"PIVOT_API_KEY": KEY},
+    )
     assert result.exit_code == 0, result.output
     assert result.output.splitlines() == [
         f"recorded  {tmp_path / 'getContent' / '7488.json'}",
         f"recorded  {tmp_path / 'getContent' / '1.json'}",
-        "recorded 2, unchanged 0, skipped 0, failed 0 (2 requests, 2 upstream calls)"]
+        "recorded 2, unchanged 0, skipped 0, failed 0 (2 requests, 2 upstream calls)",
+    ]
 
 
 @pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
@@ -426,10 +531,27 @@ def test_cli_progress_bar_on_a_tty(upstream: FakeUpstream, tmp_path: Path) -> No
     leader, follower = pty.openpty()
     env = {**os.environ, "PIVOT_API_KEY": KEY}
     script = Path(sys.executable).parent / "pivotkit"
-    proc = subprocess.run([str(script), "record", "--upstream", upstream.url, "--out",
-                           str(tmp_path), "--op", "getContent", "--param", "id=7488",
-                           "--param", "id=7488"], env=env, stdout=follower,
-                          stderr=subprocess.PIPE, timeout=60, check=False)
+    proc = subprocess.run(
+        [
+            str(script),
+            "record",
+            "--upstream",
+            upstream.url,
+            "--out",
+            str(tmp_path),
+            "--op",
+            "getContent",
+            "--param",
+            "id=7488",
+            "--param",
+            "id=7488",
+        ],
+        env=env,
+        stdout=follower,
+        stderr=subprocess.PIPE,
+        timeout=60,
+        check=False,
+    )
     os.close(follower)
     chunks = []
     while True:
@@ -452,9 +574,11 @@ def test_cli_usage_errors() -> None:
     """No plan, a stray --param or an empty key are usage errors (exit 2)."""
     runner = CliRunner()
     base = ["record", "--upstream", "http://127.0.0.1:9"]
-    cases = [([], "say what to record"), (["--plan", __file__, "--param", "id=1"],
-                                          "--param and --lang go with --op"),
-             (["--op", "listDays"], "PIVOT_API_KEY is empty")]
+    cases = [
+        ([], "say what to record"),
+        (["--plan", __file__, "--param", "id=1"], "--param and --lang go with --op"),
+        (["--op", "listDays"], "PIVOT_API_KEY is empty"),
+    ]
     for extra, message in cases:
         result = runner.invoke(main, base + extra, env={"PIVOT_API_KEY": ""})
         assert result.exit_code == 2 and message in result.output
@@ -464,17 +588,22 @@ def test_cli_usage_errors() -> None:
 
 # -- record-through for the mock ---------------------------------------------------------------
 
-def test_record_through_installs_on_an_app(upstream: FakeUpstream, tmp_path: Path,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+
+def test_record_through_installs_on_an_app(
+    upstream: FakeUpstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """install_record_through reads the app config; the hook forwards with the upstream key."""
     upstream.route(CONTENT.format(7488), Reply(body=BODY))
     monkeypatch.setenv("PIVOT_TEST_UPSTREAM_KEY", KEY)
     app = flask.Flask("t")
     assert install_record_through(app) is None
-    app.config.update(PIVOT_RECORD_FROM=upstream.url,
-                      PIVOT_RECORD_KEY_ENV="PIVOT_TEST_UPSTREAM_KEY",
-                      PIVOT_RECORD_OUT=str(tmp_path), PIVOT_RECORD_ACCOUNT="basic",
-                      PIVOT_RECORD_REDACT_FIELDS="/data/synopsis")
+    app.config.update(
+        PIVOT_RECORD_FROM=upstream.url,
+        PIVOT_RECORD_KEY_ENV="PIVOT_TEST_UPSTREAM_KEY",
+        PIVOT_RECORD_OUT=str(tmp_path),
+        PIVOT_RECORD_ACCOUNT="basic",
+        PIVOT_RECORD_REDACT_FIELDS="/data/synopsis",
+    )
     hook = install_record_through(app)
     assert hook is not None and app.extensions["pivot_recorder"] is hook
     op = load_contract().operation("getContent")
@@ -506,8 +635,9 @@ def test_record_through_needs_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
         install_record_through(app)
 
 
-def test_the_mock_records_through(upstream: FakeUpstream, tmp_path: Path,
-                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_mock_records_through(
+    upstream: FakeUpstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The mock, asked for an unrecorded id, answers from the upstream and keeps the fixture."""
     mockserver = pytest.importorskip("mockserver")
     from pivotkit.client import demo_key
@@ -516,15 +646,21 @@ def test_the_mock_records_through(upstream: FakeUpstream, tmp_path: Path,
     fixtures.mkdir()
     shutil.copy(ROOT / "fixtures" / "accounts.toml", fixtures / "accounts.toml")
     monkeypatch.setenv("PIVOT_API_KEY", KEY)
-    app = mockserver.create_app({"PIVOT_STATE": str(tmp_path / "state.sqlite"),
-                                 "PIVOT_USAGE_FLUSH": 0, "PIVOT_FIXTURES": str(fixtures),
-                                 "PIVOT_RECORD_FROM": upstream.url})
+    app = mockserver.create_app(
+        {
+            "PIVOT_STATE": str(tmp_path / "state.sqlite"),
+            "PIVOT_USAGE_FLUSH": 0,
+            "PIVOT_FIXTURES": str(fixtures),
+            "PIVOT_RECORD_FROM": upstream.url,
+        }
+    )
     hook = install_record_through(app, account="full")
     assert hook is not None
     client_key = demo_key("full", "primary").reveal()
     try:
-        resp = app.test_client().get(CONTENT.format(7488),
-                                     headers={"Ocp-Apim-Subscription-Key": client_key})
+        resp = app.test_client().get(
+            CONTENT.format(7488), headers={"Ocp-Apim-Subscription-Key": client_key}
+        )
     finally:
         hook.recorder.close()  # type: ignore[attr-defined]
     assert resp.status_code == 200
@@ -547,16 +683,20 @@ def test_a_short_key_is_refused(tmp_path: Path) -> None:
 def test_retry_after_as_an_http_date(upstream: FakeUpstream, tmp_path: Path) -> None:
     """Retry-After may be an HTTP date; the wait is what remains until then (capped)."""
     later = {"retry-after": "Wed, 21 Oct 2099 07:28:00 GMT"}
-    upstream.route(CONTENT.format(1), Reply(429, {"statusCode": 429, "message": "slow down"},
-                                           headers=later), Reply(body=envelope({"id": 1})))
+    upstream.route(
+        CONTENT.format(1),
+        Reply(429, {"statusCode": 429, "message": "slow down"}, headers=later),
+        Reply(body=envelope({"id": 1})),
+    )
     waits: list[float] = []
     with _recorder(upstream.url, tmp_path, sleep=waits.append, max_wait=7) as rec:
         report = rec.run([_item(1)])
     assert waits == [7] and report.exit_code == 0
 
 
-def test_an_unwritable_output_fails_that_request_only(upstream: FakeUpstream,
-                                                      tmp_path: Path) -> None:
+def test_an_unwritable_output_fails_that_request_only(
+    upstream: FakeUpstream, tmp_path: Path
+) -> None:
     """A fixture that cannot be written is a failure of its request; the run goes on."""
     upstream.route("/v1/api/v1/days", Reply(body=envelope([])))
     (tmp_path / "getContent").write_text("not a directory", "utf-8")
@@ -578,11 +718,13 @@ def test_a_fixture_off_the_contract_cannot_be_planned(tmp_path: Path) -> None:
     assert "fits no operation of the contract" in item.error
 
 
-def test_a_body_off_the_contract_is_recorded_with_a_note(upstream: FakeUpstream,
-                                                         tmp_path: Path) -> None:
+def test_a_body_off_the_contract_is_recorded_with_a_note(
+    upstream: FakeUpstream, tmp_path: Path
+) -> None:
     """The recording is evidence, so it is kept; the line says where it breaks the contract."""
-    upstream.route(CONTENT.format(1), Reply(body={"version": "v1", "statusCode": 200,
-                                                  "data": {"id": "one"}}))
+    upstream.route(
+        CONTENT.format(1), Reply(body={"version": "v1", "statusCode": 200, "data": {"id": "one"}})
+    )
     with _recorder(upstream.url, tmp_path) as rec:
         [outcome] = rec.run([_item(1)]).outcomes
     assert outcome.status == "recorded"
@@ -593,6 +735,7 @@ def test_a_body_off_the_contract_is_recorded_with_a_note(upstream: FakeUpstream,
 
 def test_an_interrupted_run_keeps_what_it_wrote(upstream: FakeUpstream, tmp_path: Path) -> None:
     """Ctrl-C between requests: the finished fixtures stay, the report says so, exit 130."""
+
     def interrupt(outcome: Any) -> None:
         raise KeyboardInterrupt
 
@@ -604,16 +747,18 @@ def test_an_interrupted_run_keeps_what_it_wrote(upstream: FakeUpstream, tmp_path
     _assert_clean(tmp_path)
 
 
-def test_serve_record_from_records_through_a_real_server(upstream: FakeUpstream,
-                                                         tmp_path: Path) -> None:
+def test_serve_record_from_records_through_a_real_server(
+    upstream: FakeUpstream, tmp_path: Path
+) -> None:
     """`pivotkit serve --record-from URL` answers an unrecorded id from upstream and keeps it."""
     import httpx
 
     from pivotkit.client import demo_key
     from tests.test_mock_workers import _free_port, _wait_ready
 
-    upstream.route(CONTENT.format(424242), Reply(200, {**BODY, "data": {**BODY["data"],
-                                                                         "id": 424242}}))
+    upstream.route(
+        CONTENT.format(424242), Reply(200, {**BODY, "data": {**BODY["data"], "id": 424242}})
+    )
     fixtures = tmp_path / "fixtures"
     fixtures.mkdir()
     shutil.copy(ROOT / "fixtures" / "accounts.toml", fixtures / "accounts.toml")
@@ -623,14 +768,30 @@ def test_serve_record_from_records_through_a_real_server(upstream: FakeUpstream,
     log = tmp_path / "serve.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-c", "from pivotkit.cli import main; main()", "serve",
-             "--port", str(port), "--fixtures", str(fixtures), "--state",
-             str(tmp_path / "state.sqlite"), "--record-from", upstream.url],
-            stdout=out, stderr=subprocess.STDOUT, env=env)
+            [
+                sys.executable,
+                "-c",
+                "from pivotkit.cli import main; main()",
+                "serve",
+                "--port",
+                str(port),
+                "--fixtures",
+                str(fixtures),
+                "--state",
+                str(tmp_path / "state.sqlite"),
+                "--record-from",
+                upstream.url,
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
     try:
         _wait_ready(port, proc, log)
-        resp = httpx.get(f"http://127.0.0.1:{port}{CONTENT.format(424242)}",
-                         headers={"Ocp-Apim-Subscription-Key": demo_key("full").reveal()})
+        resp = httpx.get(
+            f"http://127.0.0.1:{port}{CONTENT.format(424242)}",
+            headers={"Ocp-Apim-Subscription-Key": demo_key("full").reveal()},
+        )
     finally:
         proc.terminate()
         proc.wait(timeout=15)

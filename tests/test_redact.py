@@ -23,15 +23,26 @@ from pivotkit.redact import (
 KEY = secrets.token_hex(16)
 
 
-def _exchange(body: Any, req_headers: dict[str, str] | None = None,
-              resp_headers: dict[str, str] | None = None,
-              query: dict[str, str] | None = None, path: str = "/v1/api/v1/contents/1") -> Exchange:
+def _exchange(
+    body: Any,
+    req_headers: dict[str, str] | None = None,
+    resp_headers: dict[str, str] | None = None,
+    query: dict[str, str] | None = None,
+    path: str = "/v1/api/v1/contents/1",
+) -> Exchange:
     return Exchange(
-        "getContent", "1",
+        "getContent",
+        "1",
         Request("GET", path, MappingProxyType(query or {}), MappingProxyType(req_headers or {})),
         Response(200, body, MappingProxyType(resp_headers or {})),
-        MappingProxyType({"operationId": "getContent", "source": "live",
-                          "recorded": "2026-01-01T00:00:00Z", "account": "default"}),
+        MappingProxyType(
+            {
+                "operationId": "getContent",
+                "source": "live",
+                "recorded": "2026-01-01T00:00:00Z",
+                "account": "default",
+            }
+        ),
     )
 
 
@@ -46,8 +57,11 @@ def test_mask_keeps_length_and_punctuation() -> None:
 def test_key_header_and_query_become_placeholders() -> None:
     """The key header and the subscription-key parameter keep 32 characters, all ``x``."""
     red = Redactor.build([KEY])
-    ex = red.exchange(_exchange({}, {"Ocp-Apim-Subscription-Key": KEY},
-                                query={"subscription-key": KEY, "lang": "en"}))
+    ex = red.exchange(
+        _exchange(
+            {}, {"Ocp-Apim-Subscription-Key": KEY}, query={"subscription-key": KEY, "lang": "en"}
+        )
+    )
     assert ex.request.headers["Ocp-Apim-Subscription-Key"] == KEY_PLACEHOLDER
     assert ex.request.query == {"subscription-key": KEY_PLACEHOLDER, "lang": "en"}
     assert is_placeholder(KEY_PLACEHOLDER)
@@ -56,8 +70,9 @@ def test_key_header_and_query_become_placeholders() -> None:
 def test_key_header_redacted_even_without_the_key_value() -> None:
     """A redactor that does not know the key still masks the key header and parameter."""
     other = secrets.token_hex(16)
-    ex = Redactor().exchange(_exchange({}, {"ocp-apim-subscription-key": other},
-                                       query={"Subscription-Key": other}))
+    ex = Redactor().exchange(
+        _exchange({}, {"ocp-apim-subscription-key": other}, query={"Subscription-Key": other})
+    )
     assert other not in ex.dumps()
     assert ex.request.headers["ocp-apim-subscription-key"] == "x" * 32
 
@@ -65,15 +80,23 @@ def test_key_header_redacted_even_without_the_key_value() -> None:
 def test_sensitive_response_headers() -> None:
     """request-context ids, cookies and authorization are masked; other headers kept."""
     red = Redactor.build([KEY])
-    ex = red.exchange(_exchange({}, {"Authorization": "Bearer abc.DEF-123",
-                                     "Cookie": "a=1234; b=secret"}, {
-        "request-context": "appId=cid-v1:573995c4-a10b-48e5-b5b5-78ad0699dd05",
-        "set-cookie": "ARRAffinity=9f8e7d; Path=/; HttpOnly; Expires=Wed, 21 Oct 2026 07:28:00 GMT",
-        "x-powered-by": "ASP.NET",
-    }))
+    ex = red.exchange(
+        _exchange(
+            {},
+            {"Authorization": "Bearer abc.DEF-123", "Cookie": "a=1234; b=secret"},
+            {
+                "request-context": "appId=cid-v1:573995c4-a10b-48e5-b5b5-78ad0699dd05",
+                "set-cookie": (
+                    "ARRAffinity=9f8e7d; Path=/; HttpOnly; Expires=Wed, 21 Oct 2026 07:28:00 GMT"
+                ),
+                "x-powered-by": "ASP.NET",
+            },
+        )
+    )
     assert ex.response.headers["request-context"] == REQUEST_CONTEXT_PLACEHOLDER
     assert ex.response.headers["set-cookie"] == (
-        "ARRAffinity=000000; Path=/; HttpOnly; Expires=Wed, 21 Oct 2026 07:28:00 GMT")
+        "ARRAffinity=000000; Path=/; HttpOnly; Expires=Wed, 21 Oct 2026 07:28:00 GMT"
+    )
     assert ex.request.headers["Authorization"] == "Bearer xxx.XXX-000"
     assert ex.request.headers["Cookie"] == "a=0000; b=xxxxxx"
     assert ex.response.headers["x-powered-by"] == "ASP.NET"
@@ -86,17 +109,28 @@ def test_request_context_without_guid_gets_the_placeholder() -> None:
 
 def test_configured_headers_and_fields() -> None:
     """--redact-header and --redact-field mask values of the same JSON type."""
-    red = Redactor.build(headers=["X-Account"], fields=[
-        "/data/token", "data.items.*.secret", "**.pin", "data.flags"])
-    body = {"data": {"token": "tok-123", "items": [{"secret": 42, "keep": "k"},
-                                                    {"secret": 1.5}],
-                     "deep": {"pin": True, "x": {"pin": "12"}}, "flags": {"a": True},
-                     "title": "Blade Runner"}}
+    red = Redactor.build(
+        headers=["X-Account"], fields=["/data/token", "data.items.*.secret", "**.pin", "data.flags"]
+    )
+    body = {
+        "data": {
+            "token": "tok-123",
+            "items": [{"secret": 42, "keep": "k"}, {"secret": 1.5}],
+            "deep": {"pin": True, "x": {"pin": "12"}},
+            "flags": {"a": True},
+            "title": "Blade Runner",
+        }
+    }
     ex = red.exchange(_exchange(body, resp_headers={"X-Account": "acme-42", "vary": "Origin"}))
-    assert ex.response.body == {"data": {
-        "token": "xxx-000", "items": [{"secret": 0, "keep": "k"}, {"secret": 0.0}],
-        "deep": {"pin": False, "x": {"pin": "00"}}, "flags": {"a": False},
-        "title": "Blade Runner"}}
+    assert ex.response.body == {
+        "data": {
+            "token": "xxx-000",
+            "items": [{"secret": 0, "keep": "k"}, {"secret": 0.0}],
+            "deep": {"pin": False, "x": {"pin": "00"}},
+            "flags": {"a": False},
+            "title": "Blade Runner",
+        }
+    }
     assert ex.response.headers == {"X-Account": "xxxx-00", "vary": "Origin"}
 
 
@@ -116,9 +150,13 @@ def test_missing_field_changes_nothing() -> None:
 def test_key_scrubbed_everywhere() -> None:
     """The key's own value is replaced in paths, keys, values, headers, in any case."""
     red = Redactor.build([KEY])
-    ex = red.exchange(_exchange(
-        {"data": {"url": f"https://x/?subscription-key={KEY}", KEY: [KEY.upper()]}},
-        resp_headers={"location": f"/next?k={KEY}"}, path=f"/v1/api/v1/contents/{KEY}"))
+    ex = red.exchange(
+        _exchange(
+            {"data": {"url": f"https://x/?subscription-key={KEY}", KEY: [KEY.upper()]}},
+            resp_headers={"location": f"/next?k={KEY}"},
+            path=f"/v1/api/v1/contents/{KEY}",
+        )
+    )
     text = ex.dumps()
     assert KEY not in text and KEY.upper() not in text
     assert ex.response.body["data"]["url"] == "https://x/?subscription-key=" + "x" * 32
@@ -126,9 +164,12 @@ def test_key_scrubbed_everywhere() -> None:
 
 def test_redacted_exchange_is_still_a_valid_fixture() -> None:
     """Placeholders keep the fixture file valid and its match key unchanged."""
-    original = _exchange({"version": "v1", "statusCode": 200, "data": {"id": 1}},
-                         {"Ocp-Apim-Subscription-Key": KEY}, {"request-context": "appId=x"},
-                         query={"lang": "en"})
+    original = _exchange(
+        {"version": "v1", "statusCode": 200, "data": {"id": 1}},
+        {"Ocp-Apim-Subscription-Key": KEY},
+        {"request-context": "appId=x"},
+        query={"lang": "en"},
+    )
     ex = Redactor.build([KEY]).exchange(original)
     again = Exchange.from_dict(ex.to_dict(), name="1")
     assert again.key == original.key == ("GET", "/v1/api/v1/contents/1", "en")

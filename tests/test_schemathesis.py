@@ -33,15 +33,35 @@ def test_schemathesis_finds_no_failure(pivot_mock: MockServer, tmp_path: Path) -
     """`st run` with every check (authentication and negative data included, positive and
     negative modes) against the mock reports no failure."""
     command = [
-        _st(), "run", str(default_schemas_dir() / "openapi.yaml"), "--url", pivot_mock.url,
-        "-H", f"Ocp-Apim-Subscription-Key: {pivot_mock.key('full').reveal()}",
-        "--checks", "all", "--exclude-checks", ",".join(EXCLUDED), "--mode", "all",
-        "--max-examples", "20", "--workers", "1", "--seed", "1", "--no-color",
-        "--report", "junit", "--report-dir", str(tmp_path),
+        _st(),
+        "run",
+        str(default_schemas_dir() / "openapi.yaml"),
+        "--url",
+        pivot_mock.url,
+        "-H",
+        f"Ocp-Apim-Subscription-Key: {pivot_mock.key('full').reveal()}",
+        "--checks",
+        "all",
+        "--exclude-checks",
+        ",".join(EXCLUDED),
+        "--mode",
+        "all",
+        "--max-examples",
+        "20",
+        "--workers",
+        "1",
+        "--seed",
+        "1",
+        "--no-color",
+        "--report",
+        "junit",
+        "--report-dir",
+        str(tmp_path),
     ]
     # cwd: Schemathesis keeps a .schemathesis/ replay cache in its working directory.
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False,
-                            cwd=tmp_path)
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=600, check=False, cwd=tmp_path
+    )
     out = result.stdout + result.stderr
     assert result.returncode == 0, out[-4000:]
     assert "No issues found" in out

@@ -47,8 +47,9 @@ def test_demo_keys_are_exactly_the_derived_ones() -> None:
 def test_scanner_fails_on_a_planted_key(tmp_path: Path) -> None:
     """A real-looking key in a fixture is found, named by file and line, never printed."""
     key = secrets.token_hex(16)
-    path = _plant(tmp_path, json.dumps({"request": {"headers": {
-        "Ocp-Apim-Subscription-Key": key}}}, indent=2))
+    path = _plant(
+        tmp_path, json.dumps({"request": {"headers": {"Ocp-Apim-Subscription-Key": key}}}, indent=2)
+    )
     findings = scan_secrets(tmp_path)
     assert [(f.path, f.line) for f in findings] == [(path, 4)]
     assert key not in str(findings[0])
@@ -58,7 +59,7 @@ def test_scanner_fails_on_a_planted_key(tmp_path: Path) -> None:
 def test_scanner_finds_non_hex_key_assignments(tmp_path: Path) -> None:
     """``subscription-key=`` or the key header with any non-placeholder value is a finding."""
     _plant(tmp_path, '{"url": "https://api.plurimedia.fr/v1/api/v1/days?subscription-key=S3cr3t"}')
-    _plant(tmp_path, 'Ocp-Apim-Subscription-Key: hunter2-hunter2\n', "fixtures/notes.txt")
+    _plant(tmp_path, "Ocp-Apim-Subscription-Key: hunter2-hunter2\n", "fixtures/notes.txt")
     kinds = sorted(f.kind for f in scan_secrets(tmp_path))
     assert kinds == ["Ocp-Apim-Subscription-Key with a value", "subscription-key with a value"]
 
@@ -74,14 +75,19 @@ def test_scanner_looks_at_json_and_toml_outside_fixtures(tmp_path: Path) -> None
 
 def test_placeholders_pass(tmp_path: Path) -> None:
     """Placeholders, hashes and GUIDs are not keys."""
-    _plant(tmp_path, json.dumps({
-        "Ocp-Apim-Subscription-Key": KEY_PLACEHOLDER,
-        "zeros": "0" * 32,
-        "url": "/x?subscription-key=<your key>",
-        "sha256": secrets.token_hex(32),
-        "guid": "573995c4-a10b-48e5-b5b5-78ad0699dd05",
-        "upper": secrets.token_hex(16).upper(),
-    }))
+    _plant(
+        tmp_path,
+        json.dumps(
+            {
+                "Ocp-Apim-Subscription-Key": KEY_PLACEHOLDER,
+                "zeros": "0" * 32,
+                "url": "/x?subscription-key=<your key>",
+                "sha256": secrets.token_hex(32),
+                "guid": "573995c4-a10b-48e5-b5b5-78ad0699dd05",
+                "upper": secrets.token_hex(16).upper(),
+            }
+        ),
+    )
     assert scan_secrets(tmp_path) == []
 
 

@@ -46,8 +46,11 @@ def test_invalid_values_break_their_schema(data: st.DataObject) -> None:
 
 def test_date_format_read_from_examples() -> None:
     """Day and date-time parameters are recognised from their examples; ids are not."""
-    by_name = {(op.operation_id, p.name): p for op in CONTRACT.operations.values()
-               for p in op.path_parameters}
+    by_name = {
+        (op.operation_id, p.name): p
+        for op in CONTRACT.operations.values()
+        for p in op.path_parameters
+    }
     assert date_format(by_name["listBroadcasts", "start"]) == "%Y%m%d"
     assert date_format(by_name["listUpdates", "since"]) == "%Y%m%d%H%M%S"
     assert date_format(by_name["getContent", "id"]) is None

@@ -121,8 +121,9 @@ class FakeUpstream:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 
@@ -135,8 +136,11 @@ class FakeUpstream:
             payload = reply.raw.replace(b"{key}", key.encode())
         else:
             payload = json.dumps(reply.body).replace("{key}", key).encode("utf-8")
-        headers = {**PROVIDER_HEADERS,
-                   "request-context": f"appId=cid-v1:{uuid.uuid4()}", **reply.headers}
+        headers = {
+            **PROVIDER_HEADERS,
+            "request-context": f"appId=cid-v1:{uuid.uuid4()}",
+            **reply.headers,
+        }
         if reply.gzip:
             payload = gzip.compress(payload, mtime=0)
             headers["content-encoding"] = "gzip"
@@ -154,8 +158,9 @@ class FakeUpstream:
         handler.wfile.flush()
         if reply.mode == "reset":
             handler.close_connection = True
-            handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                                          struct.pack("ii", 1, 0))
+            handler.connection.setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+            )
             handler.connection.close()
 
     def stop(self) -> None:

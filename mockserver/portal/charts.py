@@ -23,8 +23,9 @@ class Usage:
     count: int
 
 
-def per_day(rows: Iterable[Usage], *, days: int = 14,
-            today: dt.date | None = None) -> list[tuple[str, dict[str, int]]]:
+def per_day(
+    rows: Iterable[Usage], *, days: int = 14, today: dt.date | None = None
+) -> list[tuple[str, dict[str, int]]]:
     """Calls per day and slot over the ``days`` days ending today (or at the latest day used)."""
     rows = list(rows)
     end = today or dt.datetime.now(dt.UTC).date()
@@ -60,8 +61,14 @@ def _nice_max(value: int) -> int:
         step *= 10
 
 
-def day_chart(series: Sequence[tuple[str, dict[str, int]]], *, title: str, desc: str,
-              labels: dict[str, str], chart_id: str = "chart-days") -> Markup:
+def day_chart(
+    series: Sequence[tuple[str, dict[str, int]]],
+    *,
+    title: str,
+    desc: str,
+    labels: dict[str, str],
+    chart_id: str = "chart-days",
+) -> Markup:
     """A stacked bar chart of calls per day, one colour per key slot, with a legend."""
     plot_w = _WIDTH - _LEFT - _RIGHT
     plot_h = _HEIGHT - _TOP - _BOTTOM
@@ -78,10 +85,12 @@ def day_chart(series: Sequence[tuple[str, dict[str, int]]], *, title: str, desc:
     for i in range(3):
         value = top * i // 2
         y = _TOP + plot_h - plot_h * i / 2
-        parts.append(f'<line x1="{_LEFT}" y1="{y:.1f}" x2="{_WIDTH - _RIGHT}" y2="{y:.1f}" '
-                     'class="grid"/>')
-        parts.append(f'<text x="{_LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" '
-                     f'class="tick">{value}</text>')
+        parts.append(
+            f'<line x1="{_LEFT}" y1="{y:.1f}" x2="{_WIDTH - _RIGHT}" y2="{y:.1f}" class="grid"/>'
+        )
+        parts.append(
+            f'<text x="{_LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" class="tick">{value}</text>'
+        )
     for index, (day, slots) in enumerate(series):
         x = _LEFT + index * slot_w + (slot_w - bar_w) / 2
         y = _TOP + plot_h
@@ -96,12 +105,17 @@ def day_chart(series: Sequence[tuple[str, dict[str, int]]], *, title: str, desc:
                 f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar_w:.1f}" height="{h:.1f}" '
                 f'fill="{colour}" data-day="{escape(day)}" data-slot="{escape(slot)}" '
                 f'data-count="{count}"><title>{escape(day)} {escape(labels.get(slot, slot))}: '
-                f'{count}</title></rect>')
+                f"{count}</title></rect>"
+            )
         if total:
-            parts.append(f'<text x="{x + bar_w / 2:.1f}" y="{y - 4:.1f}" text-anchor="middle" '
-                         f'class="value">{total}</text>')
-        parts.append(f'<text x="{x + bar_w / 2:.1f}" y="{_HEIGHT - _BOTTOM + 16}" '
-                     f'text-anchor="middle" class="tick">{escape(day[5:])}</text>')
+            parts.append(
+                f'<text x="{x + bar_w / 2:.1f}" y="{y - 4:.1f}" text-anchor="middle" '
+                f'class="value">{total}</text>'
+            )
+        parts.append(
+            f'<text x="{x + bar_w / 2:.1f}" y="{_HEIGHT - _BOTTOM + 16}" '
+            f'text-anchor="middle" class="tick">{escape(day[5:])}</text>'
+        )
     return _close(parts, _LEFT, labels)
 
 
@@ -109,15 +123,23 @@ def _close(parts: list[str], legend_x: float, labels: Mapping[str, str]) -> Mark
     """Append the key-slot legend and close the SVG."""
     for slot, colour in SLOT_COLOURS.items():
         parts.append(f'<rect x="{legend_x}" y="10" width="12" height="12" fill="{colour}"/>')
-        parts.append(f'<text x="{legend_x + 18}" y="20" class="legend">'
-                     f'{escape(labels.get(slot, slot))}</text>')
+        parts.append(
+            f'<text x="{legend_x + 18}" y="20" class="legend">'
+            f"{escape(labels.get(slot, slot))}</text>"
+        )
         legend_x += 150
     parts.append("</svg>")
     return Markup("".join(parts))
 
 
-def operation_chart(series: Sequence[tuple[str, dict[str, int]]], *, title: str, desc: str,
-                    labels: dict[str, str], chart_id: str = "chart-operations") -> Markup:
+def operation_chart(
+    series: Sequence[tuple[str, dict[str, int]]],
+    *,
+    title: str,
+    desc: str,
+    labels: dict[str, str],
+    chart_id: str = "chart-operations",
+) -> Markup:
     """A horizontal stacked bar chart of calls per operation, one colour per key slot."""
     row_h, label_w, right = 26, 190, 48
     height = _TOP + row_h * max(1, len(series)) + 8
@@ -133,8 +155,10 @@ def operation_chart(series: Sequence[tuple[str, dict[str, int]]], *, title: str,
     for index, (operation_id, slots) in enumerate(series):
         y = _TOP + index * row_h
         x = float(label_w)
-        parts.append(f'<text x="{label_w - 8}" y="{y + 16}" text-anchor="end" class="tick">'
-                     f'{escape(operation_id)}</text>')
+        parts.append(
+            f'<text x="{label_w - 8}" y="{y + 16}" text-anchor="end" class="tick">'
+            f"{escape(operation_id)}</text>"
+        )
         for slot, colour in SLOT_COLOURS.items():
             count = slots.get(slot, 0)
             if not count:
@@ -144,10 +168,12 @@ def operation_chart(series: Sequence[tuple[str, dict[str, int]]], *, title: str,
                 f'<rect x="{x:.1f}" y="{y + 4}" width="{w:.1f}" height="{row_h - 8}" '
                 f'fill="{colour}" data-operation="{escape(operation_id)}" '
                 f'data-slot="{escape(slot)}" data-count="{count}"><title>{escape(operation_id)} '
-                f'{escape(labels.get(slot, slot))}: {count}</title></rect>')
+                f"{escape(labels.get(slot, slot))}: {count}</title></rect>"
+            )
             x += w
-        parts.append(f'<text x="{x + 6:.1f}" y="{y + 16}" class="value">'
-                     f'{sum(slots.values())}</text>')
+        parts.append(
+            f'<text x="{x + 6:.1f}" y="{y + 16}" class="value">{sum(slots.values())}</text>'
+        )
     return _close(parts, label_w, labels)
 
 

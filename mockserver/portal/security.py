@@ -19,8 +19,10 @@ CSRF_HEADER = "X-CSRF-Token"
 SECRET_META_NAME = "portal_secret_key"
 
 # Pages are server-rendered: scripts and styles come from our own static folder only.
-_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
 
 
 def new_secret() -> str:
@@ -68,8 +70,14 @@ class LoginThrottle:
     account and address is stored.
     """
 
-    def __init__(self, path: Path | str | None, *, limit: int = 5, window: float = 60.0,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        path: Path | str | None,
+        *,
+        limit: int = 5,
+        window: float = 60.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.path = Path(path) if path is not None else None
         self.limit = limit
         self.window = window
@@ -78,10 +86,14 @@ class LoginThrottle:
         self._lock = threading.Lock()
         if self.path is not None:
             with self._connect() as db:
-                db.execute("CREATE TABLE IF NOT EXISTS portal_login_failures "
-                           "(subject TEXT NOT NULL, at REAL NOT NULL)")
-                db.execute("CREATE INDEX IF NOT EXISTS portal_login_failures_subject "
-                           "ON portal_login_failures (subject, at)")
+                db.execute(
+                    "CREATE TABLE IF NOT EXISTS portal_login_failures "
+                    "(subject TEXT NOT NULL, at REAL NOT NULL)"
+                )
+                db.execute(
+                    "CREATE INDEX IF NOT EXISTS portal_login_failures_subject "
+                    "ON portal_login_failures (subject, at)"
+                )
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -107,8 +119,9 @@ class LoginThrottle:
                 return list(kept)
         with self._connect() as db:
             db.execute("DELETE FROM portal_login_failures WHERE at <= ?", (since,))
-            rows = db.execute("SELECT at FROM portal_login_failures WHERE subject = ? "
-                              "ORDER BY at", (subject,)).fetchall()
+            rows = db.execute(
+                "SELECT at FROM portal_login_failures WHERE subject = ? ORDER BY at", (subject,)
+            ).fetchall()
         return [float(r[0]) for r in rows]
 
     def retry_after(self, account: str, address: str) -> int:
@@ -128,8 +141,9 @@ class LoginThrottle:
                 self._memory.setdefault(subject, []).append(now)
             return
         with self._connect() as db:
-            db.execute("INSERT INTO portal_login_failures (subject, at) VALUES (?, ?)",
-                       (subject, now))
+            db.execute(
+                "INSERT INTO portal_login_failures (subject, at) VALUES (?, ?)", (subject, now)
+            )
 
     def reset(self, account: str, address: str) -> None:
         """Forget the failures of this account and address (after a successful login)."""

@@ -57,8 +57,9 @@ class FormProblem:
     message: str
 
 
-def build_request(operation: Operation, form: Mapping[str, str]
-                  ) -> tuple[TryRequest | None, list[FormProblem]]:
+def build_request(
+    operation: Operation, form: Mapping[str, str]
+) -> tuple[TryRequest | None, list[FormProblem]]:
     """The request the form describes, or the problems that stop it being sent.
 
     Form fields are named ``param-<name>``. A required parameter must be present and non-empty
@@ -92,7 +93,9 @@ def send(app: Flask, req: TryRequest, key: str) -> TryResult:
     """Send the request through the app itself (no socket), the key in its header only."""
     client = app.test_client()
     response = client.open(
-        req.path, method=req.operation.method, query_string=list(req.query),
+        req.path,
+        method=req.operation.method,
+        query_string=list(req.query),
         headers={KEY_HEADER: key, "Cache-Control": "no-cache", "Accept": "application/json"},
     )
     raw = response.get_data()
@@ -110,26 +113,32 @@ def send(app: Flask, req: TryRequest, key: str) -> TryResult:
     truncated = len(text) > MAX_BODY_CHARS
     headers = tuple((name.lower(), value) for name, value in response.headers.items())
     reason = response.status.partition(" ")[2]
-    return TryResult(response.status_code, reason, headers, text[:MAX_BODY_CHARS], truncated,
-                     is_json, data)
+    return TryResult(
+        response.status_code, reason, headers, text[:MAX_BODY_CHARS], truncated, is_json, data
+    )
 
 
 def curl_sample(base_url: str, req: TryRequest) -> str:
     """A curl command for the request, reading the key from ``$PIVOT_API_KEY``."""
     url = base_url.rstrip("/") + req.target
     method = "" if req.operation.method == "GET" else f"-X {req.operation.method} "
-    return (f"curl {method}--compressed \\\n"
-            f"  -H 'Cache-Control: no-cache' \\\n"
-            f'  -H "{KEY_HEADER}: {KEY_PLACEHOLDER}" \\\n'
-            f"  {shlex.quote(url)}")
+    return (
+        f"curl {method}--compressed \\\n"
+        f"  -H 'Cache-Control: no-cache' \\\n"
+        f'  -H "{KEY_HEADER}: {KEY_PLACEHOLDER}" \\\n'
+        f"  {shlex.quote(url)}"
+    )
 
 
 def httpx_sample(base_url: str, req: TryRequest) -> str:
     """A Python httpx snippet for the request, reading the key from ``PIVOT_API_KEY``."""
     url = base_url.rstrip("/") + req.path
     method = req.operation.method
-    call = f"httpx.{method.lower()}(" if method in _HTTPX_SHORTCUTS else \
-        f"httpx.request(\n    {json.dumps(method)},"
+    call = (
+        f"httpx.{method.lower()}("
+        if method in _HTTPX_SHORTCUTS
+        else f"httpx.request(\n    {json.dumps(method)},"
+    )
     lines = ["import os", "", "import httpx", "", f"response = {call}", f"    {json.dumps(url)},"]
     if req.query:
         lines.append(f"    params={json.dumps(dict(req.query))},")

@@ -34,11 +34,17 @@ from mockserver.portal.security import (
 from pivotkit.contract import Contract, Operation
 
 SLOTS = ("primary", "secondary")
-_PUBLIC = frozenset({"portal.login", "portal.language", "portal.static", "portal.index",
-                     "portal.not_found"})
+_PUBLIC = frozenset(
+    {"portal.login", "portal.language", "portal.static", "portal.index", "portal.not_found"}
+)
 
-bp = Blueprint("portal", __name__, template_folder="templates", static_folder="static",
-               static_url_path="/assets")
+bp = Blueprint(
+    "portal",
+    __name__,
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/assets",
+)
 
 
 @dataclass(frozen=True)
@@ -159,18 +165,24 @@ def login() -> Response | BaseResponse:
     throttle = _settings().throttle
     wait = throttle.retry_after(name, address)
     if wait:
-        response = _page("portal/error.html", 429, title=translate("too_many_title"),
-                         message=translate("too_many", seconds=wait))
+        response = _page(
+            "portal/error.html",
+            429,
+            title=translate("too_many_title"),
+            message=translate("too_many", seconds=wait),
+        )
         response.headers["Retry-After"] = str(wait)
         return response
     if not name or not _gateway().verify_password(name, password):
         throttle.failure(name, address)
         # Only a known account's name is logged: people type passwords into the wrong field.
         known = {account.name for account in _gateway().accounts}
-        current_app.logger.info("portal: failed sign-in for %s",
-                                repr(name) if name in known else "an unknown account")
-        return _page("portal/login.html", 401, next_url=next_url, name=name,
-                     error=translate("login_failed"))
+        current_app.logger.info(
+            "portal: failed sign-in for %s", repr(name) if name in known else "an unknown account"
+        )
+        return _page(
+            "portal/login.html", 401, next_url=next_url, name=name, error=translate("login_failed")
+        )
     throttle.reset(name, address)
     ui = session.get("ui")
     session.clear()  # a fresh session: no fixation, a new CSRF token
@@ -246,7 +258,8 @@ def operations_of(contract: Contract, version: str) -> list[Operation]:
 def _servers(contract: Contract) -> list[dict[str, str]]:
     servers = [
         {"url": str(s.get("url", "")), "description": str(s.get("description", ""))}
-        for s in contract.openapi.get("servers", []) if isinstance(s, Mapping)
+        for s in contract.openapi.get("servers", [])
+        if isinstance(s, Mapping)
     ]
     here = request.host_url.rstrip("/")
     if all(s["url"] != here for s in servers):
@@ -269,9 +282,14 @@ def apis(version: str) -> Response:
     versions = api_versions(contract)
     if version not in versions:
         return _error_page("not_found_title", translate("not_found"), 404)
-    return _page("portal/apis.html", version=version, versions=versions,
-                 operations=operations_of(contract, version), servers=_servers(contract),
-                 allowed=g.account.may_call)
+    return _page(
+        "portal/apis.html",
+        version=version,
+        versions=versions,
+        operations=operations_of(contract, version),
+        servers=_servers(contract),
+        allowed=g.account.may_call,
+    )
 
 
 _SOURCE_RANK = {"doc": 0, "live": 1}
@@ -289,16 +307,27 @@ def _prefill(op: Operation) -> dict[str, str]:
     default or first example."""
     values: dict[str, str] = {}
     fixtures = _fixture_set()
-    exchanges = [] if fixtures is None else [
-        ex for ex in fixtures.for_operation(op.operation_id)
-        if ex.response.status == 200 and ex.response.body not in ({}, [], None)]
+    exchanges = (
+        []
+        if fixtures is None
+        else [
+            ex
+            for ex in fixtures.for_operation(op.operation_id)
+            if ex.response.status == 200 and ex.response.body not in ({}, [], None)
+        ]
+    )
     exchanges.sort(key=lambda ex: _SOURCE_RANK.get(ex.source, 2))
     for exchange in exchanges:
         matched = op.match(exchange.request.path)
         if matched is not None:
             values.update(matched)
-            values.update({k: v for k, v in exchange.request.query.items()
-                           if k in {p.name for p in op.query_parameters}})
+            values.update(
+                {
+                    k: v
+                    for k, v in exchange.request.query.items()
+                    if k in {p.name for p in op.query_parameters}
+                }
+            )
             break
     for param in op.parameters:
         if param.name in values:
@@ -316,9 +345,11 @@ def _sample_request(op: Operation, values: Mapping[str, str]) -> tryit.TryReques
     built, _ = tryit.build_request(op, form)
     if built is not None:
         return built
-    return tryit.TryRequest(op, op.path, tuple((p.name, values[p.name])
-                                               for p in op.query_parameters
-                                               if values.get(p.name)))
+    return tryit.TryRequest(
+        op,
+        op.path,
+        tuple((p.name, values[p.name]) for p in op.query_parameters if values.get(p.name)),
+    )
 
 
 @bp.route("/apis/<version>/<operation_id>", methods=["GET", "POST"])
@@ -326,8 +357,11 @@ def operation(version: str, operation_id: str) -> Response:
     """One operation: its parameters and the Try it form; a POST sends the request."""
     contract = _contract()
     op = contract.operations.get(operation_id)
-    if version not in api_versions(contract) or op is None \
-            or op not in operations_of(contract, version):
+    if (
+        version not in api_versions(contract)
+        or op is None
+        or op not in operations_of(contract, version)
+    ):
         return _error_page("not_found_title", translate("not_found"), 404)
     result: tryit.TryResult | None = None
     problems: list[tryit.FormProblem] = []
@@ -358,11 +392,23 @@ def operation(version: str, operation_id: str) -> Response:
         sent = set(values)
     base = request.host_url.rstrip("/")
     return _page(
-        "portal/operation.html", status, version=version, versions=api_versions(contract), op=op,
-        values=values, sent=sent, slot=slot, slots=SLOTS, result=result, problems=problems,
-        problem_names={p.name for p in problems}, request_line=sample.target,
-        curl=tryit.curl_sample(base, sample), python=tryit.httpx_sample(base, sample),
-        key_header=tryit.KEY_HEADER, allowed=g.account.may_call(op.operation_id),
+        "portal/operation.html",
+        status,
+        version=version,
+        versions=api_versions(contract),
+        op=op,
+        values=values,
+        sent=sent,
+        slot=slot,
+        slots=SLOTS,
+        result=result,
+        problems=problems,
+        problem_names={p.name for p in problems},
+        request_line=sample.target,
+        curl=tryit.curl_sample(base, sample),
+        python=tryit.httpx_sample(base, sample),
+        key_header=tryit.KEY_HEADER,
+        allowed=g.account.may_call(op.operation_id),
     )
 
 
@@ -372,18 +418,33 @@ def operation(version: str, operation_id: str) -> Response:
 @bp.get("/reports")
 def reports() -> Response:
     """Calls per day, operation and key, with a server-side SVG chart."""
-    rows = [charts.Usage(r.day, r.operation_id, r.slot, int(r.count))
-            for r in _gateway().usage(g.account.name)]
+    rows = [
+        charts.Usage(r.day, r.operation_id, r.slot, int(r.count))
+        for r in _gateway().usage(g.account.name)
+    ]
     labels = {slot: translate(f"short_{slot}") for slot in SLOTS}
     days = charts.per_day(rows)
-    chart = charts.day_chart(days, title=translate("per_day"), desc=translate("chart_desc"),
-                             labels=labels)
+    chart = charts.day_chart(
+        days, title=translate("per_day"), desc=translate("chart_desc"), labels=labels
+    )
     by_operation = charts.per_operation(rows)
-    op_chart = charts.operation_chart(by_operation, title=translate("per_operation"),
-                                      desc=translate("op_chart_desc"), labels=labels)
+    op_chart = charts.operation_chart(
+        by_operation,
+        title=translate("per_operation"),
+        desc=translate("op_chart_desc"),
+        labels=labels,
+    )
     total = sum(r.count for r in rows)
-    return _page("portal/reports.html", rows=rows, chart=chart, op_chart=op_chart,
-                 by_operation=by_operation, total=total, labels=labels, slots=SLOTS)
+    return _page(
+        "portal/reports.html",
+        rows=rows,
+        chart=chart,
+        op_chart=op_chart,
+        by_operation=by_operation,
+        total=total,
+        labels=labels,
+        slots=SLOTS,
+    )
 
 
 @bp.route("/<path:rest>", methods=["GET", "POST"])
