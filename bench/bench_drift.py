@@ -17,9 +17,10 @@ import tracemalloc
 from typing import Any
 
 from pivotkit.contract import Contract, load_contract
-from pivotkit.drift import Answer, DriftAnalysis, plan_from_fixtures
+from pivotkit.drift import REPLAYED_STATUSES, Answer, DriftAnalysis
 from pivotkit.fixtures import FixtureSet
-from pivotkit.infer import string_format
+from pivotkit.observer import string_format
+from pivotkit.plan import plan_from_fixtures
 
 
 def _vary(value: Any, n: int) -> Any:
@@ -53,7 +54,11 @@ def _drift(body: Any, n: int) -> Any:
 def build_answers(count: int, drift_share: float) -> list[Answer]:
     """``count`` answers cycling over the fixture plan; every 1/drift_share-th one drifted."""
     contract = load_contract()
-    plan = plan_from_fixtures(FixtureSet.load(), contract)
+    plan = [
+        item
+        for item in plan_from_fixtures(FixtureSet.load(), contract, replayed=REPLAYED_STATUSES)
+        if item.sendable
+    ]
     every = int(1 / drift_share) if drift_share > 0 else 0
     out = []
     for n in range(count):
@@ -68,7 +73,7 @@ def build_answers(count: int, drift_share: float) -> list[Answer]:
         out.append(
             Answer(
                 item.operation_id,
-                item.request,
+                item.request(contract),
                 ex.response.status,
                 {k.lower(): v for k, v in ex.response.headers.items()},
                 body,

@@ -15,10 +15,9 @@ from typing import Any, TypeVar, cast
 from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from mockserver.backend import Call
-from mockserver.gateway import UnknownAccount
-from mockserver.state import SLOTS
-from pivotkit.errors import PivotError
+from mockserver.routing import Call
+from pivotkit.accounts import SLOTS
+from pivotkit.errors import PivotError, UnknownAccount
 
 admin = Blueprint("pivot_admin", __name__)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -133,7 +132,9 @@ def explain() -> Response:
     method = request.args.get("method", "GET").upper()
     path = request.args.get("path", "")
     lang = request.args.get("lang")
-    call = Call(method, path, {"lang": lang} if lang else {})
+    conv = mock.contract.conventions
+    query = {conv.lang_parameter: lang} if lang else {}
+    call = Call(method, path, query, lang=conv.lang_of(query))
     closest = mock.backend.fixtures.closest(path)
     found = mock.backend.router.find(call)
     if found is None:
@@ -167,7 +168,7 @@ def explain() -> Response:
             if exchange is None
             else {
                 "name": exchange.name,
-                "lang": exchange.request.lang,
+                "lang": mock.backend.fixtures.lang_of(exchange),
                 "file": None if exchange.file is None else str(exchange.file),
             },
             "closest": [] if exchange is not None else closest,

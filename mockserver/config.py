@@ -16,9 +16,9 @@ from mockserver.faults import NO_FAULT, Fault, parse_fault
 from pivotkit.errors import ConfigError
 
 PREFIX = "PIVOT"
-# Settings of other parts, passed through to app.config unchecked: PIVOT_RECORD_* (the
-# record-through hook) and PIVOT_PORTAL_* besides the prefix (the developer portal).
-FOREIGN = ("PIVOT_RECORD_", "PIVOT_PORTAL_")
+# Settings of another part, passed through to app.config unchecked: PIVOT_PORTAL_* besides
+# the prefix (the developer portal reads them).
+FOREIGN = ("PIVOT_PORTAL_",)
 
 
 def _bool(value: Any) -> bool:
@@ -116,6 +116,55 @@ def _prefix(value: Any) -> str:
     return text
 
 
+def _opt_int(value: Any) -> int | None:
+    if value is None or value == "":
+        return None
+    if (
+        isinstance(value, bool)
+        or not str(value).strip().isascii()
+        or not str(value).strip().isdigit()
+        or len(str(value).strip()) > 12
+    ):
+        raise ValueError(f"{value!r} is not a whole number of 0 or more")
+    return int(str(value).strip())
+
+
+def _opt_rate(value: Any) -> float | None:
+    if value is None or value == "":
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{value!r} is not a number") from None
+    if not 0 < number <= 10_000:
+        raise ValueError("must be more than 0 calls per second (at most 10000)")
+    return number
+
+
+def _timeout(value: Any) -> float:
+    number = _seconds(value)
+    if number <= 0:
+        raise ValueError("must be more than 0 seconds")
+    return number
+
+
+def _name(value: Any) -> str:
+    text = _opt_str(value) or ""
+    if not text or len(text) > 64 or any(c.isspace() for c in text):
+        raise ValueError(f"{value!r} must be 1 to 64 characters without spaces")
+    return text
+
+
+def _str_list(value: Any) -> tuple[str, ...]:
+    if value is None or value == "":
+        return ()
+    if isinstance(value, str):
+        return tuple(v.strip() for v in value.split(",") if v.strip())
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ValueError(f"{value!r} is not a comma-separated list")
+
+
 # name -> (default, converter, help)
 FIELDS: dict[str, tuple[Any, Callable[[Any], Any], str]] = {
     "SCHEMAS": (None, _opt_path, "contract directory (default: the bundled schemas/)"),
@@ -123,7 +172,16 @@ FIELDS: dict[str, tuple[Any, Callable[[Any], Any], str]] = {
     "ACCOUNTS": (None, _opt_path, "accounts file (default: <fixtures>/accounts.toml)"),
     "STATE": (None, _opt_path, "SQLite state file shared by workers (default: a fresh temp file)"),
     "DYNAMIC": (False, _bool, "answer unrecorded ids with a body generated from the schema"),
-    "RECORD_FROM": (None, _url, "upstream base URL for record-through (needs the recorder)"),
+    "RECORD_FROM": (None, _url, "upstream base URL: unrecorded requests are recorded through"),
+    "RECORD_KEY_ENV": ("PIVOT_API_KEY", _name, "variable holding the upstream's key"),
+    "RECORD_OUT": (None, _opt_path, "where recorded fixtures go (default: the fixtures)"),
+    "RECORD_ACCOUNT": ("default", _name, "the account profile written in meta.account"),
+    "RECORD_OVERWRITE": (False, _bool, "replace a recorded fixture that differs"),
+    "RECORD_BUDGET": (None, _opt_int, "most upstream calls record-through may make"),
+    "RECORD_RATE": (None, _opt_rate, "most upstream calls per second"),
+    "RECORD_TIMEOUT": (30.0, _timeout, "seconds an upstream answer may take"),
+    "RECORD_REDACT_HEADERS": ((), _str_list, "other headers to mask (comma-separated)"),
+    "RECORD_REDACT_FIELDS": ((), _str_list, "body fields to mask: /data/token, **.token"),
     "ADMIN_TOKEN": (None, _token, "bearer token of /__pivot/ (default: generated)"),
     "FAULTS": (NO_FAULT, _faults, "fault spec applied to every API call"),
     "FAULT_HEADER": (True, _bool, "honour the x-pivot-fault request header"),
@@ -144,6 +202,15 @@ class Settings:
     state: Path | None
     dynamic: bool
     record_from: str | None
+    record_key_env: str
+    record_out: Path | None
+    record_account: str
+    record_overwrite: bool
+    record_budget: int | None
+    record_rate: float | None
+    record_timeout: float
+    record_redact_headers: tuple[str, ...]
+    record_redact_fields: tuple[str, ...]
     admin_token: str | None
     faults: Fault
     fault_header: bool
@@ -180,58 +247,40 @@ def _file_layer(path: Path) -> dict[str, Any]:
     return out
 
 
+_TEXT = (_opt_path, _opt_str, _url, _token, _faults, _prefix, _name, _str_list)
+
+
 def _env_layer() -> dict[str, Any]:
     scratch = Config(".")
     scratch.from_prefixed_env(PREFIX)
-    # Only the mock's own settings: other PIVOT_ variables belong to other tools.
+    # Only the mock's own settings: other PIVOT_ variables belong to other tools. Text
+    # settings keep the variable's text (from_prefixed_env would read "1" as a number).
     out = {k: v for k, v in scratch.items() if k in FIELDS}
-    for key in (
-        "SCHEMAS",
-        "FIXTURES",
-        "ACCOUNTS",
-        "STATE",
-        "RECORD_FROM",
-        "ADMIN_TOKEN",
-        "FAULTS",
-        "PORTAL_PREFIX",
-    ):
-        if key in out and not isinstance(out[key], str):
+    for key in out:
+        if FIELDS[key][1] in _TEXT:
             out[key] = os.environ[f"{PREFIX}_{key}"]
     return out
 
 
-def resolve_settings(flags: Mapping[str, Any] | None = None) -> Settings:
-    """Merge defaults < file < environment < flags, validate, and say where each value came from.
-
-    ``flags`` holds ``PIVOT_*`` keys (``create_app(config=...)``); the file is the TOML named by
-    ``PIVOT_CONFIG`` (flag or environment). ConfigError names the layer and the setting.
-    """
-    env = os.environ
-    flag_values: dict[str, Any] = {}
-    for key, value in (flags or {}).items():
+def _flag_layer(flags: Mapping[str, Any]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for key, value in flags.items():
         if not key.startswith(PREFIX + "_"):
             continue
         name = key[len(PREFIX) + 1 :]
-        if name == "CONFIG":
-            continue
+        if name == "CONFIG" or (name not in FIELDS and key.startswith(FOREIGN)):
+            continue  # the file layer's name; the portal's own settings, read by it
         if name not in FIELDS:
-            if key.startswith(FOREIGN):
-                continue  # the recorder's and the portal's own settings, read by them
             raise ConfigError(
                 f"setting {key}",
-                f"unknown; known: "
-                f"{', '.join(PREFIX + '_' + n for n in FIELDS)} "
+                f"unknown; known: {', '.join(PREFIX + '_' + n for n in FIELDS)} "
                 f"(and {', '.join(p + '*' for p in FOREIGN)})",
             )
-        flag_values[name] = value
-    config_file = (flags or {}).get(f"{PREFIX}_CONFIG") or env.get(f"{PREFIX}_CONFIG")
-    layers: list[tuple[str, dict[str, Any]]] = [
-        ("default", {name: spec[0] for name, spec in FIELDS.items()})
-    ]
-    if config_file:
-        layers.append((f"config file {config_file}", _file_layer(Path(config_file))))
-    layers.append(("environment", _env_layer()))
-    layers.append(("flags", flag_values))
+        values[name] = value
+    return values
+
+
+def _merge(layers: list[tuple[str, dict[str, Any]]]) -> tuple[dict[str, Any], dict[str, str]]:
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for source, layer in layers:
@@ -246,7 +295,26 @@ def resolve_settings(flags: Mapping[str, Any] | None = None) -> Settings:
             except ValueError as exc:
                 raise ConfigError(f"{where} ({PREFIX}_{name})", str(exc)) from None
             sources[name] = where
-    return Settings(**{name.lower(): values[name] for name in FIELDS}, sources=dict(sources))
+    return values, sources
+
+
+def resolve_settings(flags: Mapping[str, Any] | None = None) -> Settings:
+    """Merge defaults < file < environment < flags, validate, and say where each value came from.
+
+    ``flags`` holds ``PIVOT_*`` keys (``create_app(config=...)``); the file is the TOML named by
+    ``PIVOT_CONFIG`` (flag or environment). ConfigError names the layer and the setting.
+    """
+    flags = flags or {}
+    config_file = flags.get(f"{PREFIX}_CONFIG") or os.environ.get(f"{PREFIX}_CONFIG")
+    layers: list[tuple[str, dict[str, Any]]] = [
+        ("default", {name: spec[0] for name, spec in FIELDS.items()})
+    ]
+    if config_file:
+        layers.append((f"config file {config_file}", _file_layer(Path(config_file))))
+    layers.append(("environment", _env_layer()))
+    layers.append(("flags", _flag_layer(flags)))
+    values, sources = _merge(layers)
+    return Settings(**{name.lower(): values[name] for name in FIELDS}, sources=sources)
 
 
 __all__ = ["FIELDS", "FOREIGN", "PREFIX", "Settings", "resolve_settings"]

@@ -24,25 +24,22 @@ import random
 import re
 from dataclasses import dataclass
 
-from pivotkit.errors import ConfigError
+from pivotkit.errors import FaultSpecError
 
 FAULT_HEADER = "x-pivot-fault"
 STATUSES = (403, 429, 500, 502, 503, 504)
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s)?")
 
 
-class FaultSpecError(ConfigError):
-    """A fault spec that cannot be parsed; says which item and what is allowed."""
-
-    def __init__(self, spec: str, message: str) -> None:
-        self.spec = spec
-        super().__init__(f"fault spec {spec!r}", message)
+_DIGITS = re.compile(r"[0-9]{1,8}")  # ASCII only (str.isdigit accepts "²"), bounded
+_PROBABILITY = re.compile(r"(0|1)?(\.[0-9]{1,6})?")
+MAX_SPEC = 200  # characters; a longer header is refused before it is parsed
 
 
 def _duration_ms(text: str, spec: str) -> float:
     m = _DURATION.fullmatch(text.strip())
-    if m is None:
-        raise FaultSpecError(spec, f"{text!r} is not a duration (200ms, 1.5s)")
+    if m is None or len(text) > 16:
+        raise FaultSpecError(spec, f"{text[:20]!r} is not a duration (200ms, 1.5s)")
     value = float(m.group(1))
     return value * 1000 if m.group(2) == "s" else value
 
@@ -81,56 +78,72 @@ class Fault:
 NO_FAULT = Fault()
 
 
+def _latency(value: str, spec: str) -> dict[str, object]:
+    low, sep, high = value.partition("..")
+    if sep:
+        unit = "s" if high.endswith("s") and not high.endswith("ms") else "ms"
+        low_ms = _duration_ms(low if low.endswith(("ms", "s")) else low + unit, spec)
+        high_ms = _duration_ms(high, spec)
+    else:
+        low_ms = high_ms = _duration_ms(value, spec)
+    if high_ms < low_ms or high_ms > 60_000:
+        raise FaultSpecError(spec, "latency must be 0 to 60s, low..high in order")
+    return {"latency_ms": (low_ms, high_ms)}
+
+
+def _status(value: str, spec: str) -> dict[str, object]:
+    if not _DIGITS.fullmatch(value) or int(value) not in STATUSES:
+        raise FaultSpecError(spec, f"status must be one of {STATUSES}")
+    return {"status": int(value)}
+
+
+def _retry_after(value: str, spec: str) -> dict[str, object]:
+    if not _DIGITS.fullmatch(value) or not 0 < int(value) <= 10**7:
+        raise FaultSpecError(
+            spec, "retry-after must be a positive number of seconds (at most 10000000)"
+        )
+    return {"retry_after": int(value)}
+
+
+def _probability(value: str, spec: str) -> dict[str, object]:
+    if not value or not _PROBABILITY.fullmatch(value) or not 0.0 <= float(value) <= 1.0:
+        raise FaultSpecError(spec, "p must be a probability from 0 to 1")
+    return {"probability": float(value)}
+
+
+_VALUED = {"latency": _latency, "status": _status, "retry-after": _retry_after, "p": _probability}
+_FLAGS = ("drop", "truncate", "invalid-json")
+
+
+def _item(item: str, spec: str) -> dict[str, object]:
+    name, _, value = item.partition("=")
+    name, value = name.strip(), value.strip()
+    if name in _FLAGS and not value:
+        return {name.replace("-", "_"): True}
+    parse = _VALUED.get(name)
+    if parse is None or not value:
+        raise FaultSpecError(
+            spec,
+            f"unknown fault {item[:40]!r}; use latency=200ms, latency=50..300ms, "
+            f"status=<{'|'.join(map(str, STATUSES))}>, retry-after=N, drop, truncate, "
+            "invalid-json, p=0.5",
+        )
+    return parse(value, spec)
+
+
 def parse_fault(spec: str) -> Fault:
     """Parse a fault spec (see the module docstring); FaultSpecError says what is wrong."""
+    if len(spec) > MAX_SPEC:
+        raise FaultSpecError(spec[:40] + "...", f"a fault spec has at most {MAX_SPEC} characters")
     fields: dict[str, object] = {}
     for raw in spec.replace(";", ",").split(","):
         item = raw.strip().lower()
-        if not item:
-            continue
-        name, _, value = item.partition("=")
-        name = name.strip()
-        value = value.strip()
-        if name in ("drop", "truncate", "invalid-json") and not value:
-            fields[name.replace("-", "_")] = True
-        elif name == "latency" and value:
-            low, sep, high = value.partition("..")
-            if sep:
-                unit = "s" if high.endswith("s") and not high.endswith("ms") else "ms"
-                low_ms = _duration_ms(low if low.endswith(("ms", "s")) else low + unit, spec)
-                high_ms = _duration_ms(high, spec)
-            else:
-                low_ms = high_ms = _duration_ms(value, spec)
-            if high_ms < low_ms or high_ms > 60_000:
-                raise FaultSpecError(spec, "latency must be 0 to 60s, low..high in order")
-            fields["latency_ms"] = (low_ms, high_ms)
-        elif name == "status" and value:
-            if not value.isdigit() or int(value) not in STATUSES:
-                raise FaultSpecError(spec, f"status must be one of {STATUSES}")
-            fields["status"] = int(value)
-        elif name == "retry-after" and value:
-            if not value.isdigit() or not 0 < int(value) <= 10**7:
-                raise FaultSpecError(spec, "retry-after must be a positive number of seconds")
-            fields["retry_after"] = int(value)
-        elif name == "p" and value:
-            try:
-                p = float(value)
-            except ValueError:
-                p = -1.0
-            if not 0.0 <= p <= 1.0:
-                raise FaultSpecError(spec, "p must be a probability from 0 to 1")
-            fields["probability"] = p
-        else:
-            raise FaultSpecError(
-                spec,
-                f"unknown fault {item!r}; use latency=200ms, latency=50..300ms, "
-                f"status=<{'|'.join(map(str, STATUSES))}>, retry-after=N, drop, truncate, "
-                "invalid-json, p=0.5",
-            )
+        if item:
+            fields.update(_item(item, spec))
     outcomes = sum(bool(fields.get(k)) for k in ("status", "drop", "truncate", "invalid_json"))
     if outcomes > 1:
         raise FaultSpecError(spec, "choose one of status=, drop, truncate, invalid-json")
     return Fault(**fields)  # type: ignore[arg-type]
 
 
-__all__ = ["FAULT_HEADER", "NO_FAULT", "STATUSES", "Fault", "FaultSpecError", "parse_fault"]
+__all__ = ["FAULT_HEADER", "NO_FAULT", "STATUSES", "Fault", "parse_fault"]

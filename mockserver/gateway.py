@@ -1,78 +1,34 @@
-"""The gateway layer: accounts, keys, rights, rate limits, quotas and the gateway's exact errors.
+"""The gateway layer: keys, rights, rate limits, quotas and the gateway's exact errors.
 
 The public surface the developer portal builds on is :class:`Gateway`:
 
-- ``gateway.accounts`` -- the accounts, in file order (:class:`Account`: name, operations, ...)
+- ``gateway.accounts`` -- the accounts, in file order (:class:`pivotkit.accounts.Account`)
 - ``gateway.verify_password(name, password) -> bool``
 - ``gateway.current_keys(name) -> (primary, secondary)``
 - ``gateway.regenerate_key(name, "primary" | "secondary") -> new key`` (every worker sees it at
   once: the key lives in the shared SQLite state)
 - ``gateway.usage(name) -> [UsageRow(day, operation_id, slot, count), ...]``
 
-From a running app: ``app.extensions["pivot"].gateway``.
+From a running app: ``app.extensions["pivot"].gateway``. The accounts themselves (parsing,
+rights, field withholding) are :mod:`pivotkit.accounts`, shared with drift.
 """
 
 from __future__ import annotations
 
 import hmac
 import math
-import re
 import secrets
 import time
-import tomllib
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Union
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from werkzeug.security import check_password_hash
 
-from mockserver.state import SLOTS, State, UsageRow
-from pivotkit.errors import ConfigError, PivotError
-
-MISSING_KEY = (
-    "Access denied due to missing subscription key. Make sure to include subscription "
-    "key when making requests to an API."
-)
-INVALID_KEY = (
-    "Access denied due to invalid subscription key. Make sure to provide a valid key "
-    "for an active subscription."
-)
-NOT_FOUND = "Resource not found"
-KEY_HEADER = "Ocp-Apim-Subscription-Key"
-KEY_QUERY = "subscription-key"
-_KEY_RE = re.compile(r"[0-9a-f]{32}")
-
-# A field trie: name -> True (the whole subtree) or a deeper trie.
-Trie = dict[str, Union[bool, "Trie"]]
-
-
-class UnknownAccount(PivotError, LookupError):
-    """No account of that name in the accounts file."""
-
-    def __init__(self, name: str, known: Iterable[str]) -> None:
-        self.name = name
-        self.known = sorted(known)
-        super().__init__(f"unknown account {name!r}; known: {', '.join(self.known)}")
-
-
-def rate_limited_message(seconds: int) -> str:
-    """The gateway's 429 message for a wait of ``seconds``."""
-    return f"Rate limit is exceeded. Try again in {seconds} seconds."
-
-
-def timespan(seconds: int) -> str:
-    """A .NET TimeSpan: ``hh:mm:ss``, or ``d.hh:mm:ss`` past a day."""
-    days, rest = divmod(max(0, int(seconds)), 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    clock = f"{hours:02d}:{minutes:02d}:{secs:02d}"
-    return f"{days}.{clock}" if days else clock
-
-
-def quota_message(seconds: int) -> str:
-    """The gateway's 403 message when the call quota renews in ``seconds``."""
-    return f"Out of call volume quota. Quota will be replenished in {timespan(seconds)}."
+from mockserver.state import State, UsageRow
+from pivotkit.accounts import SLOTS, Account, AccountsFile
+from pivotkit.conventions import Conventions
+from pivotkit.errors import UnknownAccount
 
 
 @dataclass(frozen=True)
@@ -83,259 +39,35 @@ class GatewayError:
     message: str
     retry_after: int | None = None
 
-    def body(self) -> dict[str, Any]:
-        """The JSON body: ``statusCode`` and ``message``, no ``version``, no ``data``."""
-        return {"statusCode": self.status, "message": self.message}
-
-
-MISSING = GatewayError(401, MISSING_KEY)
-INVALID = GatewayError(401, INVALID_KEY)
-UNROUTED = GatewayError(404, NOT_FOUND)
-
 
 @dataclass(frozen=True)
-class Limit:
-    """``calls`` allowed per fixed window of ``period`` seconds."""
+class GatewayErrors:
+    """The gateway's fixed answers (missing key, invalid key, no operation) and the
+    builders of its rate-limit 429 and quota 403, all from the contract's conventions."""
 
-    calls: int
-    period: int
+    conventions: Conventions
 
-
-def parse_field_path(text: str) -> tuple[str, ...]:
-    """``/credits/character`` (JSON pointer) or ``credits.character`` (dotted) as parts."""
-    if text.startswith("/"):
-        parts = [p.replace("~1", "/").replace("~0", "~") for p in text[1:].split("/")]
-    else:
-        parts = text.split(".")
-    if not parts or any(p == "" for p in parts):
-        raise ValueError(f"{text!r} is not a field path (use /a/b or a.b)")
-    return tuple(parts)
-
-
-def build_trie(paths: Iterable[tuple[str, ...]]) -> Trie:
-    """The trie of field paths; a shorter path covers everything below it."""
-    root: Trie = {}
-    for parts in paths:
-        node = root
-        for i, part in enumerate(parts):
-            current = node.get(part)
-            if current is True:
-                break
-            if i == len(parts) - 1:
-                node[part] = True
-                break
-            if not isinstance(current, dict):
-                current = {}
-                node[part] = current
-            node = current
-    return root
-
-
-def select_fields(value: Any, trie: Trie | bool) -> Any:
-    """Keep only the fields in ``trie`` (applied to each element of arrays)."""
-    if trie is True:
-        return value
-    if isinstance(value, list):
-        return [select_fields(v, trie) for v in value]
-    if isinstance(value, dict) and isinstance(trie, dict):
-        return {k: select_fields(v, trie[k]) for k, v in value.items() if k in trie}
-    return value
-
-
-def remove_fields(value: Any, trie: Trie) -> Any:
-    """Drop the fields in ``trie`` (absent, not null), in each element of arrays."""
-    if isinstance(value, list):
-        return [remove_fields(v, trie) for v in value]
-    if isinstance(value, dict):
-        out = {}
-        for k, v in value.items():
-            sub = trie.get(k)
-            if sub is True:
-                continue
-            out[k] = remove_fields(v, sub) if isinstance(sub, dict) else v
-        return out
-    return value
-
-
-@dataclass(frozen=True)
-class Account:
-    """One account of the accounts file: keys, rights and limits."""
-
-    name: str
-    password_hash: str
-    primary_key: str
-    secondary_key: str
-    operations: frozenset[str] | None = None  # None: every operation
-    fields: Trie | None = None  # None: every field
-    withheld: Trie = field(default_factory=dict)
-    rate_limit: Limit | None = None
-    quota: Limit | None = None
-    field_specs: tuple[str, ...] = ("*",)
-    withheld_specs: tuple[str, ...] = ()
-
-    def may_call(self, operation_id: str) -> bool:
-        """Whether the account's rights include this operation."""
-        return self.operations is None or operation_id in self.operations
+    def body(self, error: GatewayError) -> dict[str, Any]:
+        """The JSON body: status and message, no envelope."""
+        return self.conventions.messages.body(error.status, error.message)
 
     @property
-    def restricted(self) -> bool:
-        """Whether responses are filtered for this account."""
-        return self.fields is not None or bool(self.withheld)
+    def missing_key(self) -> GatewayError:
+        return GatewayError(401, self.conventions.messages.missing_key)
 
-    def filter_body(self, body: Any) -> Any:
-        """The body with the fields outside the account's rights removed from ``data``."""
-        if not self.restricted or not isinstance(body, dict) or "data" not in body:
-            return body
-        data = body["data"]
-        if self.fields is not None:
-            data = select_fields(data, self.fields)
-        if self.withheld:
-            data = remove_fields(data, self.withheld)
-        return {**body, "data": data}
+    @property
+    def invalid_key(self) -> GatewayError:
+        return GatewayError(401, self.conventions.messages.invalid_key)
 
-    def describe(self) -> dict[str, Any]:
-        """A JSON-ready summary without secrets (no keys, no hash)."""
-        return {
-            "name": self.name,
-            "operations": sorted(self.operations) if self.operations is not None else ["*"],
-            "fields": list(self.field_specs),
-            "withheld": list(self.withheld_specs),
-            "rateLimit": None if self.rate_limit is None else vars(self.rate_limit),
-            "quota": None if self.quota is None else vars(self.quota),
-        }
+    @property
+    def not_found(self) -> GatewayError:
+        return GatewayError(404, self.conventions.messages.not_found)
 
+    def rate_limited(self, seconds: int) -> GatewayError:
+        return GatewayError(429, self.conventions.messages.rate_limited(seconds), seconds)
 
-@dataclass(frozen=True)
-class AccountsFile:
-    """The parsed accounts file."""
-
-    path: Path
-    accounts: tuple[Account, ...]
-    demo_keys: bool
-
-
-def _limit(raw: Any, where: str) -> Limit | None:
-    if raw is None:
-        return None
-    if (
-        not isinstance(raw, Mapping)
-        or set(raw) != {"calls", "period"}
-        or not all(
-            isinstance(raw[k], int) and not isinstance(raw[k], bool) and raw[k] > 0
-            for k in ("calls", "period")
-        )
-    ):
-        raise ValueError(f"{where}: must be {{ calls = N, period = seconds }} with positive ints")
-    return Limit(int(raw["calls"]), int(raw["period"]))
-
-
-def _str_list(raw: Any, where: str, default: list[str]) -> list[str]:
-    if raw is None:
-        return default
-    if raw == "*":
-        return ["*"]
-    if not isinstance(raw, list) or not all(isinstance(x, str) and x for x in raw):
-        raise ValueError(f'{where}: must be a list of non-empty strings (or "*")')
-    return list(raw)
-
-
-def _account(raw: Any, i: int, known_operations: Iterable[str] | None) -> Account:
-    if not isinstance(raw, Mapping):
-        raise ValueError(f"accounts[{i}]: must be a table")
-    name = raw.get("name")
-    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
-        raise ValueError(f"accounts[{i}].name: must be 1-64 characters of [A-Za-z0-9_.-]")
-    where = f"accounts[{i}] ({name})"
-    allowed = {
-        "name",
-        "password_hash",
-        "primary_key",
-        "secondary_key",
-        "operations",
-        "fields",
-        "withheld",
-        "rate_limit",
-        "quota",
-    }
-    extra = sorted(set(raw) - allowed)
-    if extra:
-        raise ValueError(
-            f"{where}: unknown setting(s) {', '.join(extra)}; allowed: {', '.join(sorted(allowed))}"
-        )
-    keys = []
-    for slot in SLOTS:
-        key = raw.get(f"{slot}_key")
-        if not isinstance(key, str) or not _KEY_RE.fullmatch(key):
-            raise ValueError(f"{where}.{slot}_key: must be 32 lowercase hexadecimal characters")
-        keys.append(key)
-    password_hash = raw.get("password_hash", "")
-    if not isinstance(password_hash, str):
-        raise ValueError(f"{where}.password_hash: must be a werkzeug password hash string")
-    ops = _str_list(raw.get("operations"), f"{where}.operations", ["*"])
-    if "*" not in ops and known_operations is not None:
-        known = set(known_operations)
-        unknown = [o for o in ops if o not in known]
-        if unknown:
-            raise ValueError(
-                f"{where}.operations: unknown {', '.join(unknown)}; "
-                f"known: {', '.join(sorted(known))}"
-            )
-    field_specs = _str_list(raw.get("fields"), f"{where}.fields", ["*"])
-    withheld_specs = _str_list(raw.get("withheld"), f"{where}.withheld", [])
-    try:
-        fields = (
-            None if "*" in field_specs else build_trie(parse_field_path(f) for f in field_specs)
-        )
-        withheld = build_trie(parse_field_path(f) for f in withheld_specs if f != "*")
-    except ValueError as exc:
-        raise ValueError(f"{where}: {exc}") from None
-    return Account(
-        name=name,
-        password_hash=password_hash,
-        primary_key=keys[0],
-        secondary_key=keys[1],
-        operations=None if "*" in ops else frozenset(ops),
-        fields=fields,
-        withheld=withheld,
-        rate_limit=_limit(raw.get("rate_limit"), f"{where}.rate_limit"),
-        quota=_limit(raw.get("quota"), f"{where}.quota"),
-        field_specs=tuple(field_specs),
-        withheld_specs=tuple(withheld_specs),
-    )
-
-
-def load_accounts(path: Path | str, known_operations: Iterable[str] | None = None) -> AccountsFile:
-    """Read and validate an accounts file (TOML); ConfigError names the file and the setting."""
-    path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(str(path), f"cannot read the accounts file ({exc.strerror})") from None
-    except UnicodeDecodeError:
-        raise ConfigError(str(path), "the accounts file is not UTF-8") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(str(path), f"invalid TOML: {exc}") from None
-    raw_accounts = data.get("accounts")
-    if not isinstance(raw_accounts, list) or not raw_accounts:
-        raise ConfigError(str(path), "no [[accounts]] table; see fixtures/accounts.toml")
-    demo = data.get("demo_keys", False)
-    if not isinstance(demo, bool):
-        raise ConfigError(str(path), "demo_keys must be true or false")
-    ops = list(known_operations) if known_operations is not None else None
-    accounts: list[Account] = []
-    try:
-        for i, raw in enumerate(raw_accounts):
-            accounts.append(_account(raw, i, ops))
-    except ValueError as exc:
-        raise ConfigError(str(path), str(exc)) from None
-    names = [a.name for a in accounts]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise ConfigError(str(path), f"duplicate account name(s): {', '.join(dupes)}")
-    all_keys = [k for a in accounts for k in (a.primary_key, a.secondary_key)]
-    if len(set(all_keys)) != len(all_keys):
-        raise ConfigError(str(path), "two keys are equal; every key must be unique")
-    return AccountsFile(path, tuple(accounts), demo)
+    def quota_exhausted(self, seconds: int) -> GatewayError:
+        return GatewayError(403, self.conventions.messages.quota_exhausted(seconds), seconds)
 
 
 class Gateway:
@@ -348,9 +80,14 @@ class Gateway:
     """
 
     def __init__(
-        self, accounts: AccountsFile, state: State, clock: Callable[[], float] = time.time
+        self,
+        accounts: AccountsFile,
+        state: State,
+        conventions: Conventions,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.file = accounts
+        self.errors = GatewayErrors(conventions)
         self.state = state
         self.clock = clock
         self._by_name = {a.name: a for a in accounts.accounts}
@@ -444,8 +181,8 @@ class Gateway:
             if count > limit.calls:
                 wait = max(1, math.ceil((window + 1) * limit.period - now))
                 if kind == "rate":
-                    return GatewayError(429, rate_limited_message(wait), wait)
-                return GatewayError(403, quota_message(wait), wait)
+                    return self.errors.rate_limited(wait)
+                return self.errors.quota_exhausted(wait)
         return None
 
     def record_call(self, account: Account, operation_id: str, slot: str) -> None:
@@ -453,27 +190,4 @@ class Gateway:
         self.state.record_call(account.name, operation_id, slot)
 
 
-__all__ = [
-    "INVALID",
-    "INVALID_KEY",
-    "KEY_HEADER",
-    "KEY_QUERY",
-    "MISSING",
-    "MISSING_KEY",
-    "NOT_FOUND",
-    "UNROUTED",
-    "Account",
-    "AccountsFile",
-    "Gateway",
-    "GatewayError",
-    "Limit",
-    "UnknownAccount",
-    "build_trie",
-    "load_accounts",
-    "parse_field_path",
-    "quota_message",
-    "rate_limited_message",
-    "remove_fields",
-    "select_fields",
-    "timespan",
-]
+__all__ = ["Gateway", "GatewayError", "GatewayErrors"]

@@ -19,6 +19,7 @@ import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote_plus
 
 from flask import Flask
 from werkzeug.serving import WSGIRequestHandler
@@ -37,12 +38,31 @@ def prebuilt_app() -> Flask:
     return _PREBUILT if _PREBUILT is not None else create_app()
 
 
-_KEY_IN_QUERY = re.compile(r"(subscription-key=)[^&\s]*", re.IGNORECASE)
+_QUERY = re.compile(r"\?([^\s#]*)")
+_KEY_SHAPED = re.compile(r"[0-9a-fA-F]{32}")
 
 
-def redact(text: str) -> str:
-    """A request line with the ``subscription-key`` query value masked (keys never in logs)."""
-    return _KEY_IN_QUERY.sub(r"\1***", text)
+def redact(text: str, key_query: str | None = None) -> str:
+    """A request line with the key masked, however the query spells it: the key parameter
+    (named after percent-decoding: ``subscription%2Dkey``) and any key-shaped value."""
+    if key_query is None:
+        from pivotkit.contract import load_contract
+
+        key_query = load_contract().conventions.key_query or ""
+
+    def mask_query(match: re.Match[str]) -> str:
+        pairs = []
+        for pair in match.group(1).split("&"):
+            name, eq, value = pair.partition("=")
+            decoded_name = unquote_plus(name).strip().lower()
+            if eq and (
+                decoded_name == key_query.lower() or _KEY_SHAPED.search(unquote_plus(value))
+            ):
+                value = "***"
+            pairs.append(f"{name}{eq}{value}")
+        return "?" + "&".join(pairs)
+
+    return _QUERY.sub(mask_query, text)
 
 
 class RedactingRequestHandler(WSGIRequestHandler):

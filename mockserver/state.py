@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from pivotkit.accounts import SLOTS
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS keys (
@@ -30,7 +32,6 @@ INSERT OR IGNORE INTO meta (name, value) VALUES ('keys_generation', '0');
 INSERT OR IGNORE INTO meta (name, value) VALUES ('fixtures_generation', '0');
 """
 
-SLOTS = ("primary", "secondary")
 _GEN = struct.Struct("<qq")  # keys generation, fixtures generation
 
 
@@ -305,4 +306,4 @@ class State:
         self._gen_map.close()
 
 
-__all__ = ["SLOTS", "Generations", "State", "UsageRow"]
+__all__ = ["Generations", "State", "UsageRow"]

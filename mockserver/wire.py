@@ -10,19 +10,11 @@ from dataclasses import dataclass
 from email.utils import formatdate
 from functools import lru_cache
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-# The provider's header set on a 200 (API.md section 2), minus date and the length/encoding.
-PROVIDER_HEADERS: tuple[tuple[str, str], ...] = (
-    ("cache-control", "no-cache"),
-    ("content-type", "application/json; charset=utf-8"),
-    ("expires", "-1"),
-    ("pragma", "no-cache"),
-    ("vary", "Accept-Encoding,Origin"),
-    ("x-aspnet-version", "4.0.30319"),
-    ("x-powered-by", "ASP.NET"),
-)
-GATEWAY_CONTENT_TYPE = "application/json"
+if TYPE_CHECKING:
+    from pivotkit.conventions import Conventions
+
 # Recorded headers the mock recomputes instead of replaying.
 _RECOMPUTED = frozenset(
     {
@@ -127,11 +119,15 @@ class Prepared:
 
 
 def provider_headers(
-    recorded: Mapping[str, str] | None, request_context: str, extra: Iterable[tuple[str, str]] = ()
+    conventions: Conventions,
+    recorded: Mapping[str, str] | None,
+    request_context: str,
+    extra: Iterable[tuple[str, str]] = (),
 ) -> list[tuple[str, str]]:
-    """The provider's header set, recorded values winning, plus ``extra``."""
-    headers = dict(PROVIDER_HEADERS)
-    headers["request-context"] = request_context
+    """The provider's header set (the contract's), recorded values winning, plus ``extra``."""
+    headers = dict(conventions.provider_headers)
+    if conventions.request_context_header:
+        headers[conventions.request_context_header] = request_context
     for name, value in (recorded or {}).items():
         if name.lower() not in _RECOMPUTED:
             headers[name.lower()] = value
@@ -153,16 +149,16 @@ def prepare_backend(
     return Prepared(status, status_line(status), body, packed, identity_headers, gzip_headers)
 
 
-def prepare_gateway(status: int, body: Any, extra: Iterable[tuple[str, str]] = ()) -> Prepared:
-    """A gateway answer: ``application/json``, identity encoding."""
+def prepare_gateway(
+    status: int, body: Any, content_type: str, extra: Iterable[tuple[str, str]] = ()
+) -> Prepared:
+    """A gateway answer: the gateway's content type, identity encoding."""
     data = dumps(body)
-    headers = (("content-type", GATEWAY_CONTENT_TYPE), *extra, ("content-length", str(len(data))))
+    headers = (("content-type", content_type), *extra, ("content-length", str(len(data))))
     return Prepared(status, status_line(status), data, None, headers, headers)
 
 
 __all__ = [
-    "GATEWAY_CONTENT_TYPE",
-    "PROVIDER_HEADERS",
     "HttpDate",
     "Prepared",
     "accepts_gzip",

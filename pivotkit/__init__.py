@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pivotkit.contract import Contract, Operation, Parameter, Violation, load_contract, validate
+from pivotkit.contract import Contract, Violation, load_contract, validate
 from pivotkit.errors import (
     BudgetExhausted,
     ConfigError,
@@ -16,6 +16,7 @@ from pivotkit.errors import (
     UnresolvableRef,
 )
 from pivotkit.fixtures import Exchange, FixtureSet, Request, Response, write_exchange
+from pivotkit.operations import Operation, Parameter
 
 __version__ = "0.1.0"
 

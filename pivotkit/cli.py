@@ -1,28 +1,46 @@
-"""The ``pivotkit`` command: a click group over the library's functions."""
+"""The ``pivotkit`` command: a click group over the library's functions.
+
+Every command ends the same way on an error pivotkit raises: one line naming what to fix, and
+the exit code :func:`pivotkit.errors.exit_code` gives (1 failed, 2 usage or configuration,
+3 unreachable or out of quota, 130 interrupted).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
 from pivotkit.contract import Contract
-from pivotkit.errors import PivotError
+from pivotkit.errors import PivotError, exit_code
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
-def _contract(schemas: Path | None) -> Contract:
-    try:
-        return Contract.load(schemas)
-    except PivotError as exc:
-        raise click.ClickException(str(exc)) from None
+class PivotFailure(click.ClickException):
+    """A PivotError as click shows it: ``Error: <message>`` and the mapped exit code."""
+
+    def __init__(self, error: PivotError) -> None:
+        super().__init__(str(error))
+        self.exit_code = exit_code(error)
+
+
+class _Group(click.Group):
+    """The command group: every PivotError becomes a :class:`PivotFailure`."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except PivotError as exc:
+            raise PivotFailure(exc) from None
 
 
 def _fixtures_option(
-    help: str = "Fixtures directory (default: the bundled fixtures/).",
+    help: str = "Fixtures directory (default: $PIVOT_FIXTURES, else the bundled fixtures/).",
 ) -> Callable[[_F], _F]:
     """The ``--fixtures DIR`` option, as every command spells it."""
     return click.option(
@@ -41,11 +59,11 @@ def _schemas_option(dest: str = "schemas") -> Callable[[_F], _F]:
         dest,
         default=None,
         type=click.Path(path_type=Path, file_okay=False),
-        help="Schemas directory (default: the bundled schemas/).",
+        help="Schemas directory (default: $PIVOT_SCHEMAS, else the bundled schemas/).",
     )
 
 
-@click.group()
+@click.group(cls=_Group)
 @click.version_option(package_name="pivotkit")
 def main() -> None:
     """Contract tests, mock server and drift alerts for the Plurimedia Pivot API."""
@@ -63,7 +81,7 @@ def check(fixtures_dir: Path | None, schemas: Path | None, quiet: bool) -> None:
     from pivotkit.check import check_directory
     from pivotkit.fixtures import default_fixtures_dir
 
-    contract = _contract(schemas)
+    contract = Contract.load(schemas)
     root = fixtures_dir or default_fixtures_dir()
     if not root.is_dir():
         raise click.ClickException(f"{root}: no such fixtures directory")
@@ -72,10 +90,9 @@ def check(fixtures_dir: Path | None, schemas: Path | None, quiet: bool) -> None:
         raise click.ClickException(f"{root}: no fixture files (<operationId>/<name>.json)")
     failed = [r for r in results if not r.ok]
     for result in results:
-        if quiet and result.ok:
-            continue
-        for line in result.lines():
-            click.echo(line, err=not result.ok)
+        if not (quiet and result.ok):
+            for line in result.lines():
+                click.echo(line, err=not result.ok)
     click.echo(
         f"{len(results) - len(failed)} passed, {len(failed)} failed ({len(results)} fixtures)"
     )
@@ -103,9 +120,11 @@ def docs(out: Path, check_only: bool, schemas: Path | None) -> None:
     from pivotkit.docs import render_reference
     from pivotkit.fixtures import atomic_write_text
 
-    text = render_reference(_contract(schemas))
+    text = render_reference(Contract.load(schemas))
     current = out.read_text(encoding="utf-8") if out.is_file() else None
     if check_only:
+        if current is None:
+            raise click.ClickException(f"{out} does not exist; run `pivotkit docs --out {out}`")
         if current != text:
             raise click.ClickException(
                 f"{out} is out of date with the contract; run `pivotkit docs` to regenerate it"
@@ -117,6 +136,48 @@ def docs(out: Path, check_only: bool, schemas: Path | None) -> None:
         return
     atomic_write_text(out, text)
     click.echo(f"wrote {out}")
+
+
+def _plan(
+    contract: Contract,
+    plan_file: Path | None,
+    from_fixtures: bool,
+    fixtures_dir: Path | None,
+    ops: Sequence[str],
+    params: Sequence[str],
+    langs: Sequence[str],
+) -> list[Any]:
+    from pivotkit.fixtures import default_fixtures_dir
+    from pivotkit.plan import PlanItem, load_plan, plan_from_fixtures, plan_from_options
+
+    items: list[PlanItem] = []
+    if plan_file:
+        items += load_plan(plan_file)
+    if from_fixtures:
+        items += plan_from_fixtures(fixtures_dir or default_fixtures_dir(), contract)
+    if ops:
+        items += plan_from_options(ops, params, langs, contract)
+    return items
+
+
+def _record_run(recorder: Any, items: list[Any]) -> Any:
+    def show(outcome: Any) -> None:
+        click.echo(outcome.line(), err=outcome.status == "failed")
+
+    with recorder:
+        if not (sys.stdout.isatty() and len(items) > 1):
+            return recorder.run(items, show)
+        with click.progressbar(
+            items,
+            label="recording",
+            file=sys.stdout,
+            item_show_func=lambda i: i.label() if i else None,
+        ) as bar:
+            report = recorder.run(bar)
+        for outcome in report.outcomes:
+            if outcome.status != "recorded" or outcome.message:
+                show(outcome)
+        return report
 
 
 @main.command()
@@ -241,21 +302,11 @@ def record(
     The requests come from --plan, --from-fixtures and/or --op/--param/--lang. Each answer is
     written atomically as <out>/<operationId>/<name>.json (meta.source "live"); an equal
     fixture is left alone, a different one is kept and the new one written beside it unless
-    --overwrite. Exit 0: no failure; 1: some request failed; 3: quota exhausted or upstream
-    unreachable; 130: interrupted (what was written is kept).
+    --overwrite. Exit 0: no failure; 1: some request failed; 2: usage; 3: quota exhausted or
+    upstream unreachable; 130: interrupted (what was written is kept).
     """
-    import os
-    import sys
-
     from pivotkit.fixtures import default_fixtures_dir
-    from pivotkit.record import (
-        Outcome,
-        PlanItem,
-        Recorder,
-        load_plan,
-        plan_from_fixtures,
-        plan_from_options,
-    )
+    from pivotkit.recorder import Recorder
     from pivotkit.redact import Redactor
 
     if not (plan_file or from_fixtures or ops):
@@ -268,50 +319,26 @@ def record(
             f"${key_env} is empty: export your subscription key there "
             "(or name another variable with --key-env)"
         )
-    contract = _contract(schemas)
-    items: list[PlanItem] = []
-    try:
-        if plan_file:
-            items += load_plan(plan_file)
-        if from_fixtures:
-            items += plan_from_fixtures(fixtures_dir or default_fixtures_dir(), contract)
-        if ops:
-            items += plan_from_options(ops, params, langs, contract)
-        redactor = Redactor.build(headers=redact_headers, fields=redact_fields)
-        recorder = Recorder(
-            upstream,
-            key,
-            out or default_fixtures_dir(),
-            account=account,
-            contract=contract,
-            redactor=redactor,
-            overwrite=overwrite,
-            budget=budget,
-            rate=rate,
-            max_wait=max_wait,
-            retries=retries,
-            timeout=timeout,
-        )
-    except PivotError as exc:
-        raise click.ClickException(str(exc)) from None
-
-    def show(outcome: Outcome) -> None:
-        click.echo(outcome.line(), err=outcome.status == "failed")
-
-    with recorder:
-        if sys.stdout.isatty() and len(items) > 1:
-            with click.progressbar(
-                items,
-                label="recording",
-                file=sys.stdout,
-                item_show_func=lambda i: i.label() if i else None,
-            ) as bar:
-                report = recorder.run(bar)
-            for outcome in report.outcomes:
-                if outcome.status != "recorded" or outcome.message:
-                    show(outcome)
-        else:
-            report = recorder.run(items, show)
+    contract = Contract.load(schemas)
+    items = _plan(contract, plan_file, from_fixtures, fixtures_dir, ops, params, langs)
+    redactor = Redactor.build(
+        headers=redact_headers, fields=redact_fields, conventions=contract.conventions
+    )
+    recorder = Recorder(
+        upstream,
+        key,
+        out or default_fixtures_dir(),
+        account=account,
+        contract=contract,
+        redactor=redactor,
+        overwrite=overwrite,
+        budget=budget,
+        rate=rate,
+        max_wait=max_wait,
+        retries=retries,
+        timeout=timeout,
+    )
+    report = _record_run(recorder, items)
     if report.stopped:
         click.echo(f"stopped: {report.stopped}; what was recorded is kept", err=True)
     click.echo(report.summary())
@@ -349,16 +376,15 @@ def infer(
     from pivotkit.infer import infer as infer_schema
     from pivotkit.infer import write_proposal
 
-    contract = _contract(schemas)
-    try:
-        result = infer_schema(contract, FixtureSet.load(fixtures_dir), operation, status)
-        target = write_proposal(
-            result.schema,
-            out or Path("proposals") / f"{operation}.schema.json",
-            schemas_dir=contract.directory,
-        )
-    except PivotError as exc:
-        raise click.ClickException(str(exc)) from None
+    contract = Contract.load(schemas)
+    result = infer_schema(
+        contract, FixtureSet.load(fixtures_dir, contract=contract), operation, status
+    )
+    target = write_proposal(
+        result.schema,
+        out or Path("proposals") / f"{operation}.schema.json",
+        schemas_dir=contract.directory,
+    )
     for line in result.report_lines():
         click.echo(line)
     click.echo(f"proposal written to {target}")
@@ -379,11 +405,13 @@ def infer(
     help="Replay this plan (pivotkit record --plan format) instead of the fixtures.",
 )
 @_schemas_option("schemas_dir")
-@click.option("--sample", type=int, default=None, help="Replay a sample of N requests.")
+@click.option(
+    "--sample", type=click.IntRange(min=1), default=None, help="Replay a sample of N requests."
+)
 @click.option("--seed", type=int, default=None, help="Seed of --sample (reproducible).")
 @click.option(
     "--budget",
-    type=int,
+    type=click.IntRange(min=0),
     default=None,
     help="Most calls to send, retries included (live default: 50).",
 )
@@ -403,7 +431,7 @@ def infer(
 )
 @click.option(
     "--max-wait",
-    type=float,
+    type=click.FloatRange(min=0),
     default=120.0,
     show_default=True,
     help="Longest Retry-After wait on a 429, in seconds.",
@@ -463,13 +491,9 @@ def drift(today: Any, **options: Any) -> None:
     """
     from pivotkit.drift import DriftOptions, run_drift
 
-    try:
-        code = run_drift(
-            DriftOptions(today=today.date() if today else None, **options), echo=click.echo
-        )
-    except PivotError as exc:
-        raise click.UsageError(str(exc)) from None
-    raise SystemExit(code)
+    raise SystemExit(
+        run_drift(DriftOptions(today=today.date() if today else None, **options), echo=click.echo)
+    )
 
 
 @main.command()
@@ -565,12 +589,10 @@ def serve(
         "PIVOT_DYNAMIC": dynamic,
         "PIVOT_RECORD_FROM": record_from,
     }
-    flags = {k: str(v) if isinstance(v, Path) else v for k, v in flags.items() if v is not None}
+    given = {k: str(v) if isinstance(v, Path) else v for k, v in flags.items() if v is not None}
     count = workers if workers is not None else (2 if production else 1)
     try:
-        run(flags, host=host, port=port, workers=count, production=production, echo=click.echo)
-    except PivotError as exc:
-        raise click.ClickException(str(exc)) from None
+        run(given, host=host, port=port, workers=count, production=production, echo=click.echo)
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -581,9 +603,8 @@ def serve(
     default="mock",
     envvar="PIVOT_TARGET",
     show_default=True,
-    help="mock (in-process), mock-server (loopback port), live "
-    "(https://api.plurimedia.fr) or a base URL; a URL or live takes its key "
-    "from $PIVOT_API_KEY.",
+    help="mock (in-process), mock-server (loopback port), live (the contract's live "
+    "URL) or a base URL; a URL or live takes its key from $PIVOT_API_KEY.",
 )
 @click.option(
     "--budget",
@@ -628,10 +649,7 @@ def test(
     from pivotkit.client import KEY_ENV, ApiKey, parse_target
     from pivotkit.report import run_suite
 
-    try:
-        chosen = parse_target(target)
-    except PivotError as exc:
-        raise click.BadParameter(str(exc), param_hint="--target") from None
+    chosen = parse_target(target, option="--target")
     if chosen.needs_key and ApiKey.from_env() is None:
         click.echo(
             f"warning: {KEY_ENV} is not set: every test against {chosen.label} will be "

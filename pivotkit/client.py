@@ -1,29 +1,40 @@
-"""A small httpx client for the Pivot API: target, redacted key, lang, call budget, 429 retries."""
+"""The one HTTP client of pivotkit: target, redacted key, lang, pacing, call budget, 429 waits,
+quota stop. ``pivotkit test``, ``record``, ``drift`` and ``calibrate`` all send through it."""
 
 from __future__ import annotations
 
+import email.utils
 import hashlib
 import os
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
 from pivotkit.errors import BudgetExhausted, ConfigError, QuotaExhausted
 
-LIVE_URL = "https://api.plurimedia.fr"
+if TYPE_CHECKING:
+    from pivotkit.contract import Contract
+    from pivotkit.conventions import Conventions
+
 MOCK_URL = "http://pivot.mock"
-KEY_HEADER = "Ocp-Apim-Subscription-Key"
-KEY_QUERY = "subscription-key"
 KEY_ENV = "PIVOT_API_KEY"
 REDACTED = "***"
 DEFAULT_LIVE_BUDGET = 50
-QUOTA_PREFIX = "Out of call volume quota"
+KEY_EXTENSION = "pivot_key"
+DEFAULT_RETRY_AFTER = 60.0
 
 TargetKind = Literal["mock", "url", "live"]
+
+
+def _conventions(contract: Contract | None) -> Conventions:
+    from pivotkit.contract import load_contract
+
+    return (contract or load_contract()).conventions
 
 
 class ApiKey:
@@ -100,33 +111,39 @@ class Target:
         return self.kind != "mock"
 
 
-def parse_target(spec: str) -> Target:
-    """Read ``--pivot-target``: ``mock``, ``mock-server``, ``live`` or an ``http(s)://`` URL."""
+def parse_target(
+    spec: str, *, contract: Contract | None = None, option: str = "--pivot-target"
+) -> Target:
+    """Read a target: ``mock``, ``mock-server``, ``live`` or an ``http(s)://`` URL.
+
+    The live URL is the contract's; ``option`` names the flag in the error message.
+    """
     value = spec.strip()
+    live = _conventions(contract).live_url
     if value == "mock":
         return Target("mock", MOCK_URL)
     if value == "mock-server":
         return Target("mock", MOCK_URL, socket=True)
     if value == "live":
-        return Target("live", LIVE_URL)
+        return Target("live", live)
     if value.startswith(("http://", "https://")):
         url = value.rstrip("/")
-        return Target("live" if url == LIVE_URL else "url", url)
-    raise ConfigError(
-        "--pivot-target", f"{spec!r} is not 'mock', 'mock-server', 'live' or an http(s):// URL"
-    )
+        return Target("live" if url == live else "url", url)
+    raise ConfigError(option, f"{spec!r} is not 'mock', 'mock-server', 'live' or an http(s):// URL")
 
 
 class CallBudget:
     """A thread-safe count of the requests a run may still send (None: unlimited).
 
     Once a quota answer was seen, :meth:`spend` raises QuotaExhausted without calling.
+    ``option`` is the flag the user sets the budget with (named in the errors).
     """
 
-    def __init__(self, limit: int | None = None) -> None:
+    def __init__(self, limit: int | None = None, *, option: str = "--budget") -> None:
         if limit is not None and limit < 0:
-            raise ConfigError("--pivot-budget", f"must be 0 or more, not {limit}")
+            raise ConfigError(option, f"must be 0 or more, not {limit}")
         self.limit = limit
+        self.option = option
         self.used = 0
         self.quota: QuotaExhausted | None = None
         self._lock = threading.Lock()
@@ -142,7 +159,7 @@ class CallBudget:
             if self.quota is not None:
                 raise self.quota
             if self.limit is not None and self.used >= self.limit:
-                raise BudgetExhausted(self.limit)
+                raise BudgetExhausted(self.limit, self.option)
             self.used += 1
 
     def stop(self, error: QuotaExhausted) -> None:
@@ -151,64 +168,111 @@ class CallBudget:
             self.quota = error
 
 
-def _quota_error(response: httpx.Response) -> QuotaExhausted | None:
+class Pacer:
+    """Spaces request starts at least ``1/rate`` seconds apart, across threads."""
+
+    def __init__(
+        self,
+        rate: float | None,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if rate is not None and rate <= 0:
+            raise ConfigError("--rate", "the rate is calls per second, more than 0")
+        self._interval = 1.0 / rate if rate else 0.0
+        self._next = 0.0
+        self._lock = threading.Lock()
+        self._sleep = sleep
+        self._clock = clock
+
+    def wait(self) -> None:
+        """Sleep until this request may start."""
+        if not self._interval:
+            return
+        with self._lock:
+            now = self._clock()
+            start = max(now, self._next)
+            self._next = start + self._interval
+        if start > now:
+            self._sleep(start - now)
+
+
+def retry_after(response: httpx.Response, conventions: Conventions) -> float | None:
+    """The wait a 429 or 403 announces, in seconds: the ``Retry-After`` header (seconds or an
+    HTTP date), else the wait written in the gateway's message; None when neither says."""
+    raw = response.headers.get(conventions.retry_after_header, "").strip()
+    if raw.isdigit():
+        return float(raw)
+    if raw:
+        try:
+            when = email.utils.parsedate_to_datetime(raw)
+            return max(0.0, (when - datetime.now(UTC)).total_seconds())
+        except (TypeError, ValueError):
+            pass
+    message = _message(response, conventions)
+    found = conventions.messages.rate_limited_wait.search(message or "")
+    return float(found.group(1)) if found else None
+
+
+def _message(response: httpx.Response, conventions: Conventions) -> str | None:
+    try:
+        return conventions.messages.message_of(response.json())
+    except (ValueError, UnicodeDecodeError, httpx.ResponseNotRead):
+        return None
+
+
+def quota_error(response: httpx.Response, conventions: Conventions) -> QuotaExhausted | None:
+    """The QuotaExhausted a 403 quota answer means, else None."""
     if response.status_code != 403:
         return None
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    message = body.get("message") if isinstance(body, dict) else None
-    if isinstance(message, str) and message.startswith(QUOTA_PREFIX):
-        return QuotaExhausted(message, response.headers.get("retry-after"))
+    message = _message(response, conventions)
+    if message is not None and message.startswith(conventions.messages.quota_prefix):
+        return QuotaExhausted(message, response.headers.get(conventions.retry_after_header))
     return None
-
-
-def _retry_after(response: httpx.Response, default: float) -> float:
-    raw = response.headers.get("retry-after", "")
-    try:
-        return max(float(raw), 0.0)
-    except ValueError:
-        return default
-
-
-KEY_EXTENSION = "pivot_key"
 
 
 class PivotClient(httpx.Client):
     """An ``httpx.Client`` for the Pivot API (or the mock) that adds the key to every request.
 
-    The key goes in ``Ocp-Apim-Subscription-Key`` unless the request already carries one (a
-    header or the ``subscription-key`` query parameter); ``extensions={"pivot_key": None}``
-    sends none and ``{"pivot_key": "<other>"}`` sends another. ``lang`` is added to the
-    query of requests that have none. ``budget`` bounds the requests sent (each retry
-    counts); a 429 is retried after its ``Retry-After`` up to ``max_retries`` times (waits
-    above ``max_wait`` seconds are not made: the 429 is returned); a 403 quota answer raises
-    QuotaExhausted and stops the budget. Other keyword arguments go to ``httpx.Client``
-    (``transport=`` routes into a WSGI app or a respx mock).
+    The key goes in the contract's key header unless the request already carries one (the
+    header or the key query parameter); ``extensions={"pivot_key": None}`` sends none and
+    ``{"pivot_key": "<other>"}`` sends another. ``lang`` is added to the query of requests
+    that have none. Every attempt waits for the ``rate`` (calls per second) and spends the
+    ``budget``; a 429 is retried after its Retry-After (:func:`retry_after`) up to
+    ``max_retries`` times, but a wait above ``max_wait`` seconds is not made (the 429 is
+    returned); a 403 quota answer raises QuotaExhausted and stops the budget. Other keyword
+    arguments go to ``httpx.Client`` (``transport=`` routes into a WSGI app or a respx mock).
     """
 
     def __init__(
         self,
-        base_url: str = LIVE_URL,
+        base_url: str | None = None,
         key: ApiKey | str | None = None,
         *,
         lang: str | None = None,
         budget: CallBudget | None = None,
+        rate: float | None = None,
         max_retries: int = 2,
         max_wait: float = 120.0,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        contract: Contract | None = None,
         **kwargs: Any,
     ) -> None:
+        self.conventions = _conventions(contract)
+        self.contract = contract
         self.key = ApiKey(key) if isinstance(key, str) else key
         self.lang = lang
         self.budget = budget if budget is not None else CallBudget()
+        self.pacer = Pacer(rate, sleep=sleep, clock=clock)
         self.max_retries = max_retries
         self.max_wait = max_wait
         self._sleep = sleep
-        headers = {"Cache-Control": "no-cache", **dict(kwargs.pop("headers", None) or {})}
+        headers = {**self.conventions.request_headers, **dict(kwargs.pop("headers", None) or {})}
         kwargs.setdefault("timeout", 30.0)
-        super().__init__(base_url=base_url.rstrip("/"), headers=headers, **kwargs)
+        url = (base_url or self.conventions.live_url).rstrip("/")
+        super().__init__(base_url=url, headers=headers, **kwargs)
 
     def __repr__(self) -> str:
         return f"PivotClient({str(self.base_url).rstrip('/')!r}, key={self.key!r})"
@@ -216,32 +280,36 @@ class PivotClient(httpx.Client):
     def _prepare(self, request: httpx.Request) -> None:
         chosen = request.extensions.get(KEY_EXTENSION, self.key)
         key = ApiKey(chosen) if isinstance(chosen, str) else chosen
+        conv = self.conventions
         if (
             isinstance(key, ApiKey)
-            and KEY_HEADER not in request.headers
-            and KEY_QUERY not in request.url.params
+            and conv.key_header not in request.headers
+            and (conv.key_query is None or conv.key_query not in request.url.params)
         ):
-            request.headers[KEY_HEADER] = key.reveal()
-        if self.lang is not None and "lang" not in request.url.params:
-            request.url = request.url.copy_merge_params({"lang": self.lang})
+            request.headers[conv.key_header] = key.reveal()
+        if self.lang is not None and conv.lang_parameter not in request.url.params:
+            request.url = request.url.copy_merge_params({conv.lang_parameter: self.lang})
 
     def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
-        """Send through the budget with the key, retrying 429s; see the class docstring."""
+        """Send through the pacer and the budget with the key, waiting out 429s; see the class
+        docstring."""
         self._prepare(request)
         attempt = 0
         while True:
+            self.pacer.wait()
             self.budget.spend()
             response = super().send(request, **kwargs)
             if response.status_code in (403, 429):
                 response.read()
-            quota = _quota_error(response)
+            quota = quota_error(response, self.conventions)
             if quota is not None:
                 response.close()
                 self.budget.stop(quota)
                 raise quota
             if response.status_code != 429 or attempt >= self.max_retries:
                 return response
-            wait = _retry_after(response, 60.0)
+            wait = retry_after(response, self.conventions)
+            wait = DEFAULT_RETRY_AFTER if wait is None else wait
             if wait > self.max_wait:
                 return response
             response.close()
@@ -263,7 +331,8 @@ class PivotClient(httpx.Client):
         """
         from pivotkit.contract import load_contract
 
-        path = load_contract().operation(operation_id).expand(**path_params)
+        contract = self.contract or load_contract()
+        path = contract.operation(operation_id).expand(**path_params)
         extensions = {} if key is KEY_EXTENSION else {KEY_EXTENSION: key}
         return self.get(path, params=params, headers=headers, extensions=extensions)
 
@@ -271,16 +340,14 @@ class PivotClient(httpx.Client):
 __all__ = [
     "DEFAULT_LIVE_BUDGET",
     "KEY_ENV",
-    "KEY_EXTENSION",
-    "KEY_HEADER",
-    "KEY_QUERY",
-    "LIVE_URL",
     "MOCK_URL",
     "ApiKey",
     "CallBudget",
+    "Pacer",
     "PivotClient",
     "Target",
-    "TargetKind",
     "demo_key",
     "parse_target",
+    "quota_error",
+    "retry_after",
 ]

@@ -10,11 +10,9 @@ from typing import Any
 import httpx
 from jsonschema import Draft202012Validator
 
-from pivotkit.contract import OPENAPI_URI, Contract, Operation, load_contract
-from pivotkit.errors import PivotError
-
-JSON_TYPE = "application/json"
-_HIDDEN_QUERY = frozenset({"subscription-key"})
+from pivotkit.contract import Contract, Operation, load_contract
+from pivotkit.errors import ResponseMismatch
+from pivotkit.pointers import to_pointer
 
 
 @dataclass(frozen=True)
@@ -38,25 +36,17 @@ class Problem:
         return f"{self.operation_id} at {self.pointer or '/'}: {self.message} (value: {value})"
 
 
-def request_line(request: httpx.Request) -> str:
-    """``GET /path?query`` of a request, without the key if it was sent in the query."""
+def request_line(request: httpx.Request, hidden: frozenset[str] | None = None) -> str:
+    """``GET /path?query`` of a request, without the query parameters in ``hidden`` (default:
+    the contract's key parameter, when the key was sent in the query)."""
+    if hidden is None:
+        key_query = load_contract().conventions.key_query
+        hidden = frozenset({key_query} if key_query else ())
     params: list[tuple[str, str | int | float | bool | None]] = [
-        (k, v) for k, v in request.url.params.multi_items() if k not in _HIDDEN_QUERY
+        (k, v) for k, v in request.url.params.multi_items() if k not in hidden
     ]
     query = str(httpx.QueryParams(params))
     return f"{request.method} {request.url.path}" + (f"?{query}" if query else "")
-
-
-class ResponseMismatch(PivotError, AssertionError):
-    """A response broke the contract; the message lists operation, pointer and value of each
-    problem, one per line."""
-
-    def __init__(self, line: str, status: int, problems: list[Problem]) -> None:
-        self.line = line
-        self.status = status
-        self.problems = problems
-        listed = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"{line} -> {status} breaks the contract:\n{listed}")
 
 
 def _json_body(response: httpx.Response) -> tuple[Any, str | None]:
@@ -66,21 +56,33 @@ def _json_body(response: httpx.Response) -> tuple[Any, str | None]:
         return response.text[:200], f"body is not JSON ({exc.__class__.__name__})"
 
 
+def _media(value: str) -> tuple[str, dict[str, str]]:
+    main, _, rest = value.partition(";")
+    params = {}
+    for param in rest.split(";"):
+        name, eq, val = param.strip().partition("=")
+        if eq:
+            params[name.strip().lower()] = val.strip().strip('"').lower()
+    return main.strip().lower(), params
+
+
 class Conformance:
     """Checks responses against the contract (tolerant mode), naming operation, pointer and
     value of every problem. ``pivot_contract`` in the pytest plugin is one of these."""
 
     def __init__(self, contract: Contract | None = None) -> None:
         self.contract = contract if contract is not None else load_contract()
-        self._schemas: dict[str, Draft202012Validator] = {}
-
-    def _validator(self, name: str) -> Draft202012Validator:
-        if name not in self._schemas:
-            self._schemas[name] = Draft202012Validator(
-                {"$ref": f"{OPENAPI_URI}#/components/schemas/{name}"},
-                registry=self.contract.registry,
-            )
-        return self._schemas[name]
+        conv = self.contract.conventions
+        self._hidden = frozenset({conv.key_query} if conv.key_query else ())
+        self._backend_type = _media(conv.backend_content_type)
+        self._not_found = next(
+            (
+                self.contract.schema_ref(op.operation_id, 404)
+                for op in self.contract.operations.values()
+                if 404 in op.statuses
+            ),
+            None,
+        )
 
     def operation_for(self, request: httpx.Request) -> Operation | None:
         """The operation the request's method and path select, or None (a 404 path)."""
@@ -89,18 +91,7 @@ class Conformance:
 
     def declared_headers(self, operation_id: str, status: int = 200) -> dict[str, Any]:
         """Header name -> schema that the contract declares for one response."""
-        op = self.contract.operation(operation_id)
-        spec = self.contract.openapi["paths"][op.path][op.method.lower()]["responses"]
-        response = spec.get(str(status), {})
-        resolver = self.contract.registry.resolver(base_uri=OPENAPI_URI)
-        while "$ref" in response:
-            response = resolver.lookup(response["$ref"]).contents
-        out: dict[str, Any] = {}
-        for name, header in response.get("headers", {}).items():
-            while "$ref" in header:
-                header = resolver.lookup(header["$ref"]).contents
-            out[name] = header.get("schema", {})
-        return out
+        return self.contract.response_headers(operation_id, status)
 
     def body_problems(self, operation_id: str, status: int, body: Any) -> list[Problem]:
         """The body's violations of the contract, as problems."""
@@ -109,34 +100,43 @@ class Conformance:
             for v in self.contract.validate(operation_id, status, body)
         ]
 
+    def encoding_problems(self, operation_id: str, response: httpx.Response) -> list[Problem]:
+        """gzip when the request accepts it, identity otherwise; content-length is what came."""
+        out: list[Problem] = []
+        accepted = "gzip" in response.request.headers.get("accept-encoding", "").lower()
+        value = response.headers.get("content-encoding")
+        pointer = "/headers/content-encoding"
+        if accepted and value != "gzip":
+            out.append(
+                Problem(operation_id, pointer, "gzip was accepted but the body is not gzip", value)
+            )
+        elif not accepted and value not in (None, "identity"):
+            out.append(
+                Problem(
+                    operation_id, pointer, "gzip was not accepted but the body is encoded", value
+                )
+            )
+        length = response.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) != response.num_bytes_downloaded:
+            out.append(
+                Problem(
+                    operation_id,
+                    "/headers/content-length",
+                    f"says {length} bytes but {response.num_bytes_downloaded} came on the wire",
+                    length,
+                )
+            )
+        return out
+
     def header_problems(self, operation_id: str, response: httpx.Response) -> list[Problem]:
-        """The provider's headers a 200 must carry, each against its schema."""
-        problems: list[Problem] = []
-        accepted = response.request.headers.get("accept-encoding", "")
-        gzip_ok = "gzip" in accepted.lower()
+        """The provider's headers a 200 must carry, each against its schema, and the
+        encoding (:meth:`encoding_problems`)."""
+        problems = self.encoding_problems(operation_id, response)
         for name, schema in self.declared_headers(operation_id, response.status_code).items():
+            if name.lower() == "content-encoding":
+                continue  # depends on the request: encoding_problems checks it
             pointer = f"/headers/{name.lower()}"
             value = response.headers.get(name)
-            if name.lower() == "content-encoding":
-                if gzip_ok and value != "gzip":
-                    problems.append(
-                        Problem(
-                            operation_id,
-                            pointer,
-                            "gzip was accepted but the body is not gzip",
-                            value,
-                        )
-                    )
-                elif not gzip_ok and value not in (None, "identity"):
-                    problems.append(
-                        Problem(
-                            operation_id,
-                            pointer,
-                            "gzip was not accepted but the body is encoded",
-                            value,
-                        )
-                    )
-                continue
             if value is None:
                 problems.append(
                     Problem(
@@ -149,17 +149,60 @@ class Conformance:
                 continue
             for error in Draft202012Validator(schema).iter_errors(value):
                 problems.append(Problem(operation_id, pointer, error.message, value))
-        length = response.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) != response.num_bytes_downloaded:
-            problems.append(
-                Problem(
-                    operation_id,
-                    "/headers/content-length",
-                    f"says {length} bytes but {response.num_bytes_downloaded} came on the wire",
-                    length,
-                )
-            )
         return problems
+
+    def _status_problems(
+        self,
+        name: str,
+        op: Operation | None,
+        response: httpx.Response,
+        expect: int | Iterable[int] | None,
+    ) -> list[Problem]:
+        status = response.status_code
+        wanted = {expect} if isinstance(expect, int) else set(expect or ())
+        if wanted and status not in wanted:
+            expected = " or ".join(map(str, sorted(wanted)))
+            return [
+                Problem(
+                    name,
+                    "/status",
+                    f"expected {expected}, got {status} (body: {response.text[:200]!r})",
+                    status,
+                )
+            ]
+        declared = op.statuses if op is not None else (404,)
+        if status not in declared:
+            return [
+                Problem(
+                    name,
+                    "/status",
+                    f"status {status} is not declared (declared: {', '.join(map(str, declared))})",
+                    status,
+                )
+            ]
+        return []
+
+    def _type_problems(
+        self, name: str, op: Operation | None, response: httpx.Response
+    ) -> list[Problem]:
+        ctype = response.headers.get("content-type", "")
+        media, params = _media(ctype)
+        status = response.status_code
+        declared = (
+            self.contract.media_types(op.operation_id, status)
+            if op is not None
+            else frozenset({self._backend_type[0]})
+        )
+        if media not in declared:
+            return [
+                Problem(
+                    name, "/headers/content-type", f"not {' or '.join(sorted(declared))}", ctype
+                )
+            ]
+        charset = self._backend_type[1].get("charset")
+        if status < 300 and charset and params.get("charset") != charset:
+            return [Problem(name, "/headers/content-type", f"charset is not {charset}", ctype)]
+        return []
 
     def problems(
         self,
@@ -177,52 +220,28 @@ class Conformance:
             else self.operation_for(response.request)
         )
         name = op.operation_id if op is not None else "(no operation)"
-        status = response.status_code
-        out: list[Problem] = []
-        wanted = {expect} if isinstance(expect, int) else set(expect or ())
-        if wanted and status not in wanted:
-            body = response.text[:200]
-            out.append(
-                Problem(
-                    name,
-                    "/status",
-                    f"expected {' or '.join(map(str, sorted(wanted)))}"
-                    f", got {status} (body: {body!r})",
-                    status,
-                )
-            )
+        out = self._status_problems(name, op, response, expect)
+        if out:
             return out
-        declared = op.statuses if op is not None else (404,)
-        if status not in declared:
-            out.append(
-                Problem(
-                    name,
-                    "/status",
-                    f"status {status} is not declared (declared: {', '.join(map(str, declared))})",
-                    status,
-                )
-            )
-            return out
-        ctype = response.headers.get("content-type", "")
-        if not ctype.lower().startswith(JSON_TYPE):
-            out.append(Problem(name, "/headers/content-type", "not application/json", ctype))
-        elif status < 300 and "charset=utf-8" not in ctype.lower().replace(" ", ""):
-            out.append(Problem(name, "/headers/content-type", "charset is not utf-8", ctype))
+        out += self._type_problems(name, op, response)
         body, error = _json_body(response)
         if error is not None:
-            out.append(Problem(name, "", error, body))
-            return out
+            return [*out, Problem(name, "", error, body)]
         if op is None:
-            errors = self._validator("GatewayNotFound").iter_errors(body)
-            out += [
-                Problem(name, "".join(f"/{p}" for p in e.absolute_path), e.message, e.instance)
-                for e in errors
-            ]
-            return out
-        out += self.body_problems(op.operation_id, status, body)
-        if headers and status == 200:
+            return out + self._not_found_problems(name, body)
+        out += self.body_problems(op.operation_id, response.status_code, body)
+        if headers and response.status_code == 200:
             out += self.header_problems(op.operation_id, response)
         return out
+
+    def _not_found_problems(self, name: str, body: Any) -> list[Problem]:
+        if self._not_found is None:
+            return []
+        validator = self.contract.schema_validator(self._not_found)
+        return [
+            Problem(name, to_pointer(e.absolute_path), e.message, e.instance)
+            for e in validator.iter_errors(body)
+        ]
 
     def check(
         self,
@@ -236,17 +255,13 @@ class Conformance:
         body when there is none."""
         found = self.problems(response, operation_id, expect=expect, headers=headers)
         if found:
-            raise ResponseMismatch(request_line(response.request), response.status_code, found)
+            line = request_line(response.request, self._hidden)
+            raise ResponseMismatch(line, response.status_code, list(found))
         return response.json()
 
     def is_empty_result(self, body: Any) -> bool:
-        """Whether ``body`` is the documented empty result (``{}`` or an envelope of nothing)."""
-        empty = f"{OPENAPI_URI.rsplit('/', 1)[0]}/empty-result.json"
-        validator = self._schemas.get("__empty__")
-        if validator is None:
-            validator = Draft202012Validator({"$ref": empty}, registry=self.contract.registry)
-            self._schemas["__empty__"] = validator
-        return bool(validator.is_valid(body))
+        """Whether ``body`` is the documented empty result (the contract's one definition)."""
+        return self.contract.is_empty_result(body)
 
 
 __all__ = ["Conformance", "Problem", "ResponseMismatch", "request_line"]

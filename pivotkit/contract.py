@@ -1,72 +1,40 @@
-"""The contract: schemas/ loaded into a referencing.Registry, operations and validators."""
+"""The contract: schemas/ loaded into a registry; operations, validators and conventions."""
 
 from __future__ import annotations
 
-import copy
 import json
 import os
-import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urldefrag, urljoin
 
-import yaml
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
-from referencing import Registry, Resource
+from referencing import Registry
 from referencing.exceptions import Unresolvable
-from referencing.jsonschema import DRAFT202012
 
-from pivotkit.errors import ContractFileError, UnknownOperation, UnresolvableRef
-
-SCHEMA_BASE = "https://schemas.pivotkit.dev/pivot/v1/"
-OPENAPI_NAME = "openapi.yaml"
-OPENAPI_URI = SCHEMA_BASE + OPENAPI_NAME
+from pivotkit.conventions import Conventions, read_conventions
+from pivotkit.documents import (
+    OPENAPI_NAME,
+    Document,
+    build_registry,
+    check_refs,
+    default_schemas_dir,
+    read_documents,
+)
+from pivotkit.errors import ConfigError, ContractFileError, UnknownOperation
+from pivotkit.operations import Operation, Parameter, template_names
+from pivotkit.pointers import escape_pointer_segment, to_pointer
+from pivotkit.structure import check_structure
 
 Mode = Literal["tolerant", "strict"]
 MODES: tuple[Mode, ...] = ("tolerant", "strict")
-
-# Keywords whose value is one subschema, a list of them, or a map of them (2020-12 applicators).
-_ONE = (
-    "additionalProperties",
-    "unevaluatedProperties",
-    "items",
-    "contains",
-    "not",
-    "if",
-    "then",
-    "else",
-    "propertyNames",
-    "unevaluatedItems",
-    "contentSchema",
-)
-_MANY = ("allOf", "anyOf", "oneOf", "prefixItems")
-_MAP = ("properties", "patternProperties", "$defs", "dependentSchemas")
-
-
-def default_schemas_dir() -> Path:
-    """Where the contract lives: ``$PIVOT_SCHEMAS``, the checkout's ``schemas/``, or the wheel's."""
-    env = os.environ.get("PIVOT_SCHEMAS")
-    if env:
-        return Path(env)
-    here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "schemas", here / "_bundled" / "schemas"):
-        if (candidate / OPENAPI_NAME).is_file():
-            return candidate
-    return here.parent / "schemas"
-
-
-def escape_pointer_segment(segment: object) -> str:
-    """Escape one JSON pointer segment (RFC 6901)."""
-    return str(segment).replace("~", "~0").replace("/", "~1")
-
-
-def to_pointer(parts: Iterator[object] | list[object] | tuple[object, ...]) -> str:
-    """Join path parts into a JSON pointer; the root is the empty string."""
-    return "".join("/" + escape_pointer_segment(p) for p in parts)
+EMPTY_RESULT_FILE = "empty-result.json"
+ENGINES = ("auto", "rust", "python")
+_METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 
 
 @dataclass(frozen=True)
@@ -102,270 +70,105 @@ class Violation:
         }
 
 
-@dataclass(frozen=True)
-class Parameter:
-    """One parameter of an operation, as the contract declares it."""
-
-    name: str
-    location: Literal["path", "query", "header"]
-    required: bool
-    schema: Mapping[str, Any]
-    description: str = ""
-    _validator: Draft202012Validator = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        # Compiled once, with the contract: the mock checks parameters on its request path.
-        object.__setattr__(self, "_validator", Draft202012Validator(dict(self.schema)))
-
-    def coerce(self, raw: str) -> Any:
-        """Turn the raw string into the declared JSON type (``ValueError`` if it cannot)."""
-        kind = self.schema.get("type")
-        if kind == "integer":
-            if not re.fullmatch(r"-?[0-9]{1,19}", raw):
-                raise ValueError(f"{self.name}={raw!r} is not an integer")
-            return int(raw)
-        return raw
-
-    def problems(self, raw: str) -> list[str]:
-        """Every reason the raw value breaks the parameter's schema (empty when it fits)."""
-        try:
-            value = self.coerce(raw)
-        except ValueError as exc:
-            return [str(exc)]
-        return [f"{self.name}: {e.message}" for e in self._validator.iter_errors(value)]
+def _child(uri: str, *segments: object) -> str:
+    """The URI of a node below ``uri`` (its fragment is a JSON pointer)."""
+    base, fragment = urldefrag(uri)
+    pointer = unquote(fragment) + "".join("/" + escape_pointer_segment(s) for s in segments)
+    return f"{base}#{quote(pointer, safe='/~')}"
 
 
-@dataclass(frozen=True)
-class Operation:
-    """One operation of the contract: method, path template, parameters, statuses."""
-
-    operation_id: str
-    method: str
-    path: str
-    summary: str
-    parameters: tuple[Parameter, ...]
-    statuses: tuple[int, ...]
-    path_source: str
-    empty_result: bool
-    tags: tuple[str, ...] = ()
-    _regex: re.Pattern[str] = field(repr=False, compare=False, default=re.compile(""))
-
-    @property
-    def path_parameters(self) -> tuple[Parameter, ...]:
-        """The parameters taken from the path, in template order."""
-        return tuple(p for p in self.parameters if p.location == "path")
-
-    @property
-    def query_parameters(self) -> tuple[Parameter, ...]:
-        """The parameters taken from the query string."""
-        return tuple(p for p in self.parameters if p.location == "query")
-
-    def match(self, path: str) -> dict[str, str] | None:
-        """The raw path parameters if ``path`` fits the template, else None."""
-        m = self._regex.fullmatch(path)
-        return None if m is None else m.groupdict()
-
-    def expand(self, **params: object) -> str:
-        """The concrete path for the given path parameters."""
-        out = self.path
-        for p in self.path_parameters:
-            if p.name not in params:
-                raise KeyError(f"{self.operation_id} needs path parameter {p.name!r}")
-            out = out.replace("{" + p.name + "}", str(params[p.name]))
-        return out
-
-    def parameter_problems(self, path_params: Mapping[str, str]) -> list[str]:
-        """Every reason the raw path parameters break the contract."""
-        problems: list[str] = []
-        for p in self.path_parameters:
-            problems.extend(p.problems(path_params.get(p.name, "")))
-        return problems
-
-    def coerce_path(self, path_params: Mapping[str, str]) -> dict[str, Any]:
-        """The path parameters converted to their declared types."""
-        return {p.name: p.coerce(path_params[p.name]) for p in self.path_parameters}
-
-
-def _template_regex(template: str) -> re.Pattern[str]:
-    out = ""
-    for piece in re.split(r"(\{[^}/]+\})", template):
-        if piece.startswith("{") and piece.endswith("}"):
-            out += f"(?P<{piece[1:-1]}>[^/]+)"
-        else:
-            out += re.escape(piece)
-    return re.compile(out)
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ContractFileError(path, f"not UTF-8 ({exc.reason} at byte {exc.start})") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ContractFileError(path, f"invalid JSON: {exc.msg}", exc.lineno, exc.colno) from None
-
-
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: 7x faster
-
-
-def _read_yaml(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ContractFileError(path, f"not UTF-8 ({exc.reason} at byte {exc.start})") from None
-    try:
-        return yaml.load(text, Loader=_YAML_LOADER)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        line = mark.line + 1 if mark is not None else None
-        col = mark.column + 1 if mark is not None else None
-        raise ContractFileError(path, f"invalid YAML: {exc.problem}", line, col) from None
-    except yaml.YAMLError as exc:
-        raise ContractFileError(path, f"invalid YAML: {exc}") from None
-
-
-def _subschemas(schema: Any) -> Iterator[dict[str, Any]]:
-    """Direct subschemas of one schema object (2020-12 applicator keywords)."""
-    if not isinstance(schema, dict):
-        return
-    for key in _ONE:
-        sub = schema.get(key)
-        if isinstance(sub, dict):
-            yield sub
-    for key in _MANY:
-        subs = schema.get(key)
-        if isinstance(subs, list):
-            yield from (s for s in subs if isinstance(s, dict))
-    for key in _MAP:
-        subs = schema.get(key)
-        if isinstance(subs, dict):
-            yield from (s for s in subs.values() if isinstance(s, dict))
-
-
-def _make_strict(schema: dict[str, Any]) -> None:
-    """Close, in place, every object schema that declares ``properties``.
-
-    ``unevaluatedProperties: false`` sees the properties declared through ``$ref``, ``allOf``
-    and ``if``/``else`` in the same schema object, so composition keeps working.
-    """
-    if (
-        "properties" in schema
-        and "unevaluatedProperties" not in schema
-        and "additionalProperties" not in schema
-    ):
-        schema["unevaluatedProperties"] = False
-    for sub in _subschemas(schema):
-        _make_strict(sub)
-
-
-def _strict_copy(uri: str, contents: Any) -> Any:
-    doc = copy.deepcopy(contents)
-    if uri == OPENAPI_URI:
-        for schema in doc.get("components", {}).get("schemas", {}).values():
-            _make_strict(schema)
-    elif isinstance(doc, dict):
-        _make_strict(doc)
-    return doc
-
-
-def _walk_refs(node: Any, pointer: str = "") -> Iterator[tuple[str, str]]:
-    if isinstance(node, dict):
-        ref = node.get("$ref")
-        if isinstance(ref, str):
-            yield pointer, ref
-        for key, value in node.items():
-            yield from _walk_refs(value, f"{pointer}/{escape_pointer_segment(key)}")
-    elif isinstance(node, list):
-        for i, value in enumerate(node):
-            yield from _walk_refs(value, f"{pointer}/{i}")
+def _engine(choice: str | None) -> str:
+    value = choice or os.environ.get("PIVOT_VALIDATOR_ENGINE") or "auto"
+    if value not in ENGINES:
+        raise ConfigError("PIVOT_VALIDATOR_ENGINE", f"{value!r}: must be auto, rust or python")
+    return value
 
 
 class Contract:
-    """The loaded contract: operations from openapi.yaml, validators from the schemas.
+    """The loaded contract: operations from openapi.yaml, validators from the schemas, and the
+    API's :class:`~pivotkit.conventions.Conventions`.
 
     Build it with :meth:`load`; it is immutable afterwards and safe to share between threads.
     """
 
     def __init__(
-        self,
-        directory: Path,
-        openapi: dict[str, Any],
-        documents: dict[str, tuple[Path, Any]],
-        engine: str | None = None,
+        self, directory: Path, openapi: Document, schemas: list[Document], engine: str | None = None
     ) -> None:
+        check_structure(openapi.contents, openapi.path)
         self.directory = directory
-        self.openapi = openapi
-        self._documents = documents
-        self.registry: Registry[Any] = self._build_registry(strict=False)
-        self._strict_registry: Registry[Any] = self._build_registry(strict=True)
-        self._check_refs()
+        self.openapi: dict[str, Any] = openapi.contents
+        self.openapi_path = openapi.path
+        self.openapi_uri = openapi.uri
+        self.base_uri = openapi.uri[: -len(OPENAPI_NAME)]
+        self.documents = (openapi, *schemas)
+        self.registry: Registry[Any] = build_registry(list(self.documents), strict=False)
+        self._strict_registry: Registry[Any] = build_registry(list(self.documents), strict=True)
+        check_refs(list(self.documents), self.registry)
         self.operations: dict[str, Operation] = self._read_operations()
-        self._schema_refs: dict[tuple[str, int], str] = self._response_schema_refs()
-        self._validators: dict[tuple[str, int, Mode], Draft202012Validator] = {}
-        for (op, status), ref in self._schema_refs.items():
-            for mode in MODES:
-                registry = self.registry if mode == "tolerant" else self._strict_registry
-                self._validators[op, status, mode] = Draft202012Validator(
-                    {"$ref": ref}, registry=registry
-                )
-        self._fast: dict[tuple[str, int, Mode], Any] = self._compile_fast(engine)
-
-    # -- loading -------------------------------------------------------------------------
+        self.conventions: Conventions = read_conventions(self.openapi, self._lookup, openapi.path)
+        self.empty_result_uri = self.base_uri + EMPTY_RESULT_FILE
+        try:
+            self._lookup(EMPTY_RESULT_FILE)
+        except LookupError:
+            raise self._fail("", f"the contract needs {EMPTY_RESULT_FILE} beside it") from None
+        self._schema_refs = self._response_schema_refs()
+        self._branches = {key: self._branches_of(uri) for key, uri in self._schema_refs.items()}
+        uris = {self.empty_result_uri, *self._schema_refs.values()}
+        for branches in self._branches.values():
+            uris.update(branches.values())
+        self._validators = {
+            (uri, mode): Draft202012Validator(
+                {"$ref": uri},
+                registry=self.registry if mode == "tolerant" else self._strict_registry,
+            )
+            for uri in uris
+            for mode in MODES
+        }
+        self._fast = self._compile_fast(_engine(engine), uris)
 
     @classmethod
     def load(cls, directory: Path | str | None = None, *, engine: str | None = None) -> Contract:
         """Read ``openapi.yaml`` and every ``*.json`` schema of ``directory``.
 
         ``engine`` (or ``$PIVOT_VALIDATOR_ENGINE``): ``auto`` (jsonschema-rs for the fast path
-        when installed), ``rust`` or ``python``. Raises ContractFileError (file, line) on
-        unreadable files and UnresolvableRef on a ``$ref`` that points at no schema.
+        when installed), ``rust`` or ``python``. Raises ContractFileError (file, line or JSON
+        pointer) on a malformed contract, UnresolvableRef on a ``$ref`` to nothing.
         """
         root = Path(directory) if directory is not None else default_schemas_dir()
-        openapi_path = root / OPENAPI_NAME
-        if not openapi_path.is_file():
-            raise ContractFileError(
-                openapi_path, "no openapi.yaml here; pass the schemas directory"
-            )
-        openapi = _read_yaml(openapi_path)
-        if not isinstance(openapi, dict) or "paths" not in openapi:
-            raise ContractFileError(openapi_path, "not an OpenAPI document (no 'paths')")
-        documents: dict[str, tuple[Path, Any]] = {OPENAPI_URI: (openapi_path, openapi)}
-        for path in sorted(root.glob("*.json")):
-            schema = _read_json(path)
-            if not isinstance(schema, dict) or not isinstance(schema.get("$id"), str):
-                raise ContractFileError(path, "a schema file must be an object with an $id")
-            documents[schema["$id"]] = (path, schema)
-        return cls(root, openapi, documents, engine)
+        openapi, schemas = read_documents(root)
+        return cls(root, openapi, schemas, engine)
 
-    def _compile_fast(self, engine: str | None) -> dict[tuple[str, int, Mode], Any]:
+    # -- loading -----------------------------------------------------------------------------
+
+    def _lookup(self, ref: str) -> Any:
+        try:
+            return self.registry.resolver(base_uri=self.openapi_uri).lookup(ref).contents
+        except Unresolvable:
+            raise LookupError(ref) from None
+
+    def _compile_fast(self, engine: str, uris: set[str]) -> dict[tuple[str, Mode], Any]:
         """Compile every validator with jsonschema-rs, when it is installed and not disabled.
 
         It answers the common question (is this body valid?) about two orders of magnitude
         faster; the detailed violations always come from the reference implementation.
         """
-        choice = engine or os.environ.get("PIVOT_VALIDATOR_ENGINE", "auto")
-        if choice not in ("auto", "rust", "python"):
-            raise ValueError(f"validator engine must be auto, rust or python, not {choice!r}")
-        if choice == "python":
+        if engine == "python":
             return {}
         try:
             import jsonschema_rs
         except ImportError:
-            if choice == "rust":
-                raise
+            if engine == "rust":
+                raise ConfigError(
+                    "PIVOT_VALIDATOR_ENGINE", "rust needs jsonschema-rs: pip install jsonschema-rs"
+                ) from None
             return {}
-        out: dict[tuple[str, int, Mode], Any] = {}
+        out: dict[tuple[str, Mode], Any] = {}
         for mode in MODES:
             registry = jsonschema_rs.Registry(
-                [
-                    (uri, _strict_copy(uri, contents) if mode == "strict" else contents)
-                    for uri, (_, contents) in self._documents.items()
-                ]
+                [(d.uri, d.strict() if mode == "strict" else d.contents) for d in self.documents]
             )
-            for key, ref in self._schema_refs.items():
-                out[(*key, mode)] = jsonschema_rs.validator_for({"$ref": ref}, registry=registry)
+            for uri in uris:
+                out[uri, mode] = jsonschema_rs.validator_for({"$ref": uri}, registry=registry)
         return out
 
     @property
@@ -373,72 +176,129 @@ class Contract:
         """``rust`` when jsonschema-rs answers the fast path, else ``python``."""
         return "rust" if self._fast else "python"
 
-    def _build_registry(self, *, strict: bool) -> Registry[Any]:
-        resources: list[tuple[str, Resource[Any]]] = []
-        for uri, (_, contents) in self._documents.items():
-            body = _strict_copy(uri, contents) if strict else contents
-            resources.append((uri, DRAFT202012.create_resource(body)))
-        return Registry().with_resources(resources).crawl()
+    def _fail(self, pointer: str, message: str) -> ContractFileError:
+        return ContractFileError(self.openapi_path, message, pointer=pointer)
 
-    def _check_refs(self) -> None:
-        for uri, (path, contents) in self._documents.items():
-            resolver = self.registry.resolver(base_uri=uri)
-            for pointer, ref in _walk_refs(contents):
-                try:
-                    resolver.lookup(ref)
-                except Unresolvable:
-                    raise UnresolvableRef(ref, path, pointer) from None
+    def deref(self, node: Any) -> Any:
+        """Follow OpenAPI reference objects (parameters, responses, headers) of openapi.yaml."""
+        hops = 0
+        while isinstance(node, Mapping) and isinstance(node.get("$ref"), str) and hops < 32:
+            node = self._lookup(node["$ref"])
+            hops += 1
+        return node
+
+    def _parameters(self, raw: list[Any], pointer: str) -> tuple[Parameter, ...]:
+        params = []
+        for i, item in enumerate(raw):
+            p = self.deref(item)
+            where = f"{pointer}/{i}"
+            if not isinstance(p, Mapping) or "name" not in p or "in" not in p:
+                raise self._fail(where, "a parameter has a name and an `in` (path, query, header)")
+            if p["in"] not in ("path", "query", "header"):
+                raise self._fail(where, f"`in: {p['in']}` is not read: use path, query or header")
+            params.append(
+                Parameter(
+                    name=str(p["name"]),
+                    location=p["in"],
+                    required=bool(p.get("required")),
+                    schema=p.get("schema", {}),
+                    description=str(p.get("description", "")),
+                )
+            )
+        return tuple(params)
+
+    def _operation(self, template: str, method: str, spec: dict[str, Any]) -> Operation:
+        pointer = f"/paths/{escape_pointer_segment(template)}/{method}"
+        params = self._parameters(spec.get("parameters", []), pointer + "/parameters")
+        declared = {p.name for p in params if p.location == "path"}
+        named = set(template_names(template))
+        if declared != named:
+            missing = sorted(named - declared) or sorted(declared - named)
+            raise self._fail(
+                pointer + "/parameters",
+                f"the path template {template} and the path parameters differ on "
+                f"{', '.join(missing)}: declare one `in: path` parameter per {{name}}",
+            )
+        return Operation(
+            operation_id=spec["operationId"],
+            method=method.upper(),
+            path=template,
+            summary=str(spec.get("summary", "")),
+            parameters=params,
+            statuses=tuple(sorted(int(s) for s in spec["responses"])),
+            path_source=spec.get("x-pivot-path-source", "assumed"),
+            empty_result=bool(spec.get("x-pivot-empty-result", False)),
+            tags=tuple(spec.get("tags", [])),
+        )
 
     def _read_operations(self) -> dict[str, Operation]:
         ops: dict[str, Operation] = {}
         for template, item in self.openapi["paths"].items():
-            for method, spec in item.items():
-                if method not in {"get", "put", "post", "delete", "patch", "head", "options"}:
+            for method in _METHODS:
+                spec = item.get(method)
+                if spec is None:
                     continue
-                params = tuple(
-                    Parameter(
-                        name=p["name"],
-                        location=p["in"],
-                        required=bool(p.get("required")),
-                        schema=p.get("schema", {}),
-                        description=p.get("description", ""),
+                op = self._operation(template, method, spec)
+                if op.operation_id in ops:
+                    raise self._fail(
+                        f"/paths/{escape_pointer_segment(template)}/{method}/operationId",
+                        f"operationId {op.operation_id} is also "
+                        f"{ops[op.operation_id].method} {ops[op.operation_id].path}",
                     )
-                    for p in (self._deref(raw) for raw in spec.get("parameters", []))
-                )
-                op_id = spec["operationId"]
-                ops[op_id] = Operation(
-                    operation_id=op_id,
-                    method=method.upper(),
-                    path=template,
-                    summary=spec.get("summary", ""),
-                    parameters=params,
-                    statuses=tuple(sorted(int(s) for s in spec.get("responses", {}))),
-                    path_source=spec.get("x-pivot-path-source", "assumed"),
-                    empty_result=bool(spec.get("x-pivot-empty-result", False)),
-                    tags=tuple(spec.get("tags", [])),
-                    _regex=_template_regex(template),
-                )
+                ops[op.operation_id] = op
+        if not ops:
+            raise self._fail("/paths", "the contract declares no operation")
         return ops
-
-    def _deref(self, node: dict[str, Any]) -> dict[str, Any]:
-        """Follow OpenAPI reference objects (parameters, responses) inside openapi.yaml."""
-        while "$ref" in node:
-            node = self.registry.resolver(base_uri=OPENAPI_URI).lookup(node["$ref"]).contents
-        return node
 
     def _response_schema_refs(self) -> dict[tuple[str, int], str]:
         refs: dict[tuple[str, int], str] = {}
-        for template, item in self.openapi["paths"].items():
-            for method, spec in item.items():
-                if not isinstance(spec, dict) or "operationId" not in spec:
-                    continue
-                for status, response in spec.get("responses", {}).items():
-                    pointer = to_pointer(["paths", template, method, "responses", str(status)])
-                    if "$ref" in response:
-                        pointer = response["$ref"].lstrip("#")
-                    fragment = quote(f"{pointer}/content/application~1json/schema", safe="/~")
-                    refs[spec["operationId"], int(status)] = f"{OPENAPI_URI}#{fragment}"
+        for op in self.operations.values():
+            spec = self.openapi["paths"][op.path][op.method.lower()]
+            for status, response in spec["responses"].items():
+                uri = _child(self.openapi_uri + "#", "paths", op.path, op.method.lower())
+                uri = _child(uri, "responses", str(status))
+                while isinstance(response, Mapping) and isinstance(response.get("$ref"), str):
+                    uri = urljoin(uri, response["$ref"])
+                    response = self._lookup(uri)
+                media = (response.get("content") or {}).get("application/json") or {}
+                if "schema" not in media:
+                    raise self._fail(
+                        f"/paths/{escape_pointer_segment(op.path)}/{op.method.lower()}"
+                        f"/responses/{status}",
+                        "give the response content: {application/json: {schema: ...}}",
+                    )
+                refs[op.operation_id, int(status)] = _child(
+                    uri, "content", "application/json", "schema"
+                )
         return refs
+
+    def _branches_of(self, uri: str) -> dict[str, str]:
+        """The two alternatives of a 200 (``empty`` and ``envelope``), when it has them."""
+        schema = self._lookup(uri)
+        hops = 0
+        while set(schema) == {"$ref"} and hops < 32:
+            uri = urljoin(uri, schema["$ref"])
+            schema = self._lookup(uri)
+            hops += 1
+        if isinstance(schema.get("if"), Mapping) and isinstance(schema.get("else"), Mapping):
+            return {"empty": _child(uri, "if"), "envelope": _child(uri, "else")}
+        for key in ("anyOf", "oneOf"):
+            items = schema.get(key)
+            if not isinstance(items, list):
+                continue
+            empty = [
+                i
+                for i, s in enumerate(items)
+                if isinstance(s, Mapping)
+                and urljoin(uri, str(s.get("$ref", ""))) == self.empty_result_uri
+            ]
+            others = [i for i in range(len(items)) if i not in empty]
+            if len(empty) == 1 and len(others) == 1:
+                return {
+                    "empty": _child(uri, key, empty[0]),
+                    "envelope": _child(uri, key, others[0]),
+                }
+        return {}
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -471,28 +331,96 @@ class Contract:
         except KeyError:
             raise UnknownOperation(operation_id, [str(s) for s in op.statuses], status) from None
 
+    def envelope_ref(self, operation_id: str, status: int = 200) -> str | None:
+        """The URI of the envelope alternative of a response (None when it has none)."""
+        self.schema_ref(operation_id, status)
+        return self._branches[operation_id, status].get("envelope")
+
+    def payload_schema(self, operation_id: str) -> tuple[str, Any] | None:
+        """(URI, schema) of the payload (``data``) of an operation's 200, when declared."""
+        envelope = (
+            self.envelope_ref(operation_id, 200)
+            if 200 in self.operation(operation_id).statuses
+            else None
+        )
+        if envelope is None:
+            return None
+        name = self.conventions.envelope.payload_field
+        stack = [envelope]
+        while stack:
+            uri = stack.pop()
+            schema = self._lookup(uri)
+            if name in (schema.get("properties") or {}):
+                return _child(uri, "properties", name), schema["properties"][name]
+            for i, _ in enumerate(schema.get("allOf") or []):
+                stack.append(_child(uri, "allOf", i))
+        return None
+
+    def response_spec(self, operation_id: str, status: int) -> Mapping[str, Any]:
+        """The response object (dereferenced) of an operation and status."""
+        op = self.operation(operation_id)
+        responses = self.openapi["paths"][op.path][op.method.lower()]["responses"]
+        if str(status) not in responses:
+            raise UnknownOperation(operation_id, [str(s) for s in op.statuses], status)
+        spec: Mapping[str, Any] = self.deref(responses[str(status)])
+        return spec
+
+    def response_headers(self, operation_id: str, status: int) -> dict[str, Any]:
+        """Header name -> schema that the contract declares for one response."""
+        spec = self.response_spec(operation_id, status)
+        return {
+            name: self.deref(header).get("schema", {})
+            for name, header in (spec.get("headers") or {}).items()
+        }
+
+    def media_types(self, operation_id: str, status: int) -> frozenset[str]:
+        """The media types a response declares (lower case)."""
+        spec = self.response_spec(operation_id, status)
+        return frozenset(k.lower() for k in spec.get("content") or {})
+
     def resolve(self, uri: str) -> Any:
-        """The schema (tolerant form) at an absolute URI."""
-        return self.registry.resolver().lookup(uri).contents
+        """The schema (tolerant form) at a URI (absolute, or relative to openapi.yaml)."""
+        return self._lookup(uri)
 
     def validator(
         self, operation_id: str, status: int, mode: Mode = "tolerant"
     ) -> Draft202012Validator:
-        """The precompiled validator for one operation, status and mode."""
+        """The precompiled validator of a whole response schema for one mode."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
-        self.schema_ref(operation_id, status)
-        return self._validators[operation_id, status, mode]
+        return self._validators[self.schema_ref(operation_id, status), mode]
+
+    def schema_validator(self, uri: str, mode: Mode = "tolerant") -> Draft202012Validator:
+        """The validator of any response schema (or alternative) by its URI."""
+        return self._validators[uri, mode]
+
+    def _check(self, uri: str, mode: Mode, body: Any) -> bool:
+        fast = self._fast.get((uri, mode))
+        if fast is not None:
+            return bool(fast.is_valid(body))
+        return bool(self._validators[uri, mode].is_valid(body))
+
+    def is_empty_result(self, body: Any) -> bool:
+        """Whether ``body`` is the documented empty result (``empty-result.json``): the one
+        definition every part of pivotkit uses."""
+        return self._check(self.empty_result_uri, "tolerant", body)
+
+    def judged_by(self, operation_id: str, status: int, body: Any) -> str:
+        """The URI of the schema a body is judged by: for a response with an empty and an
+        envelope alternative, the one :meth:`is_empty_result` picks, whatever the mode."""
+        uri = self.schema_ref(operation_id, status)
+        branches = self._branches[operation_id, status]
+        if not branches:
+            return uri
+        return branches["empty" if self.is_empty_result(body) else "envelope"]
 
     def is_valid(
         self, operation_id: str, status: int, body: Any, *, mode: Mode = "tolerant"
     ) -> bool:
         """Whether the body fits the contract (fast path, no error details)."""
-        validator = self.validator(operation_id, status, mode)
-        fast = self._fast.get((operation_id, status, mode))
-        if fast is not None:
-            return bool(fast.is_valid(body))
-        return bool(validator.is_valid(body))
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+        return self._check(self.judged_by(operation_id, status, body), mode, body)
 
     def validate(
         self, operation_id: str, status: int, body: Any, *, mode: Mode = "tolerant"
@@ -500,22 +428,22 @@ class Contract:
         """Every violation of the contract by ``body`` (empty list when it fits).
 
         ``mode="tolerant"`` is the contract; ``mode="strict"`` also reports each undeclared
-        field, once, at its own pointer.
+        field, once, at its own pointer. Both judge the body by the same alternative.
         """
         if self.is_valid(operation_id, status, body, mode=mode):
             return []
-        validator = self.validator(operation_id, status, mode)
+        uri = self.judged_by(operation_id, status, body)
+        validator = self._validators[uri, mode]
         out: list[Violation] = []
         for error in validator.iter_errors(body):
-            out.extend(self._violations(operation_id, status, error, validator))
+            out.extend(self._violations(operation_id, status, error))
         if not out:  # the engines disagree (e.g. a regex dialect): report the fast engine's view
-            fast = self._fast[operation_id, status, mode]
-            for err in fast.iter_errors(body):
+            for err in self._fast[uri, mode].iter_errors(body):
                 out.append(
                     Violation(
                         operation_id,
                         status,
-                        to_pointer(list(err.instance_path)),
+                        to_pointer(err.instance_path),
                         "#/" + "/".join(map(str, err.schema_path)),
                         err.message,
                         _hashable(err.instance),
@@ -524,22 +452,18 @@ class Contract:
         return sorted(set(out), key=lambda v: (v.pointer, v.schema_path, v.message))
 
     def _violations(
-        self,
-        operation_id: str,
-        status: int,
-        error: ValidationError,
-        validator: Draft202012Validator,
+        self, operation_id: str, status: int, error: ValidationError
     ) -> Iterator[Violation]:
-        # if/else and anyOf hide the interesting error one level down: descend to it.
+        # anyOf hides the interesting error one level down: descend to it.
         if error.validator in ("anyOf", "oneOf") and error.context:
             deepest = best_match(error.context)
             if deepest is not None and len(deepest.absolute_path) > len(error.absolute_path):
-                yield from self._violations(operation_id, status, deepest, validator)
+                yield from self._violations(operation_id, status, deepest)
                 return
         schema_path = "#/" + "/".join(escape_pointer_segment(p) for p in error.absolute_schema_path)
-        pointer = to_pointer(list(error.absolute_path))
+        pointer = to_pointer(error.absolute_path)
         if error.validator == "unevaluatedProperties" and isinstance(error.instance, dict):
-            declared = _declared_keys(error.schema, self._strict_registry)
+            declared = _declared_keys(error.schema, self._strict_registry, self.openapi_uri)
             for key in error.instance:
                 if key not in declared:
                     yield Violation(
@@ -565,9 +489,9 @@ def _hashable(value: Any) -> Any:
 
 
 def _declared_keys(
-    schema: Any, registry: Registry[Any], seen: frozenset[int] = frozenset()
+    schema: Any, registry: Registry[Any], base: str, seen: frozenset[int] = frozenset()
 ) -> set[str]:
-    """Property names a schema object declares, through $ref, allOf and if/then/else.
+    """Property names a schema object declares, through $ref, allOf, anyOf and if/then/else.
 
     Every schema file shares one base URI, so a relative ``$ref`` resolves against it.
     """
@@ -577,13 +501,13 @@ def _declared_keys(
     keys = set(schema.get("properties", {}))
     ref = schema.get("$ref")
     if isinstance(ref, str):
-        resolved = registry.resolver(base_uri=OPENAPI_URI).lookup(ref).contents
-        keys |= _declared_keys(resolved, registry, seen)
+        resolved = registry.resolver(base_uri=base).lookup(ref).contents
+        keys |= _declared_keys(resolved, registry, base, seen)
     for combinator in ("allOf", "anyOf", "oneOf"):
         for sub in schema.get(combinator, []):
-            keys |= _declared_keys(sub, registry, seen)
+            keys |= _declared_keys(sub, registry, base, seen)
     for branch in ("then", "else"):
-        keys |= _declared_keys(schema.get(branch), registry, seen)
+        keys |= _declared_keys(schema.get(branch), registry, base, seen)
     return keys
 
 
@@ -612,8 +536,6 @@ def validate(
 
 __all__ = [
     "MODES",
-    "OPENAPI_URI",
-    "SCHEMA_BASE",
     "Contract",
     "Mode",
     "Operation",
@@ -621,6 +543,5 @@ __all__ = [
     "Violation",
     "default_schemas_dir",
     "load_contract",
-    "to_pointer",
     "validate",
 ]

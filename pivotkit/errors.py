@@ -1,36 +1,75 @@
-"""Errors raised by pivotkit: one base, each subclass named for what happened."""
+"""Errors raised by pivotkit: one base, each subclass named for what happened.
+
+Every error carries the exit code a command ends with when it stops on it
+(:func:`exit_code`): 1 a check or request failed, 2 usage or configuration, 3 the target is
+unreachable or out of quota, 130 interrupted. This is the only place that mapping is written.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_UNAVAILABLE = 3
+EXIT_INTERRUPTED = 130
 
 
 class PivotError(Exception):
     """Base of every error pivotkit raises on purpose."""
 
+    exit_code: int = EXIT_FAILED
+
+
+def exit_code(error: BaseException) -> int:
+    """The exit code a command ends with when it stops on ``error``."""
+    if isinstance(error, PivotError):
+        return error.exit_code
+    if isinstance(error, KeyboardInterrupt):
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED
+
+
+# -- the contract ------------------------------------------------------------------------
+
 
 class ContractFileError(PivotError, ValueError):
-    """A schema or contract file could not be read or parsed.
+    """A schema or contract file could not be read, parsed, or has the wrong structure.
 
-    Carries the file, the line and column (1-based, when the parser knows them) and the
-    parser's own message.
+    Carries the file, the line and column (1-based, when the parser knows them), the JSON
+    pointer of the offending node (when the structure is wrong) and the reason.
     """
 
+    exit_code = EXIT_USAGE
+
     def __init__(
-        self, path: Path | str, message: str, line: int | None = None, column: int | None = None
+        self,
+        path: Path | str,
+        message: str,
+        line: int | None = None,
+        column: int | None = None,
+        *,
+        pointer: str | None = None,
     ) -> None:
         self.path = Path(path)
         self.line = line
         self.column = column
+        self.pointer = pointer
         self.reason = message
         where = f"{self.path}:{line}" if line is not None else str(self.path)
         if line is not None and column is not None:
             where += f":{column}"
+        if pointer is not None:
+            where += f" at {pointer or '/'}"
         super().__init__(f"{where}: {message}")
 
 
 class UnresolvableRef(PivotError, LookupError):
     """A ``$ref`` in a schema points at nothing the registry holds."""
+
+    exit_code = EXIT_USAGE
 
     def __init__(self, ref: str, path: Path | str, pointer: str) -> None:
         self.ref = ref
@@ -44,6 +83,8 @@ class UnresolvableRef(PivotError, LookupError):
 
 class UnknownOperation(PivotError, LookupError):
     """An operationId (or status) that the contract does not define."""
+
+    exit_code = EXIT_USAGE
 
     def __init__(self, operation_id: str, known: list[str], status: int | None = None) -> None:
         self.operation_id = operation_id
@@ -59,8 +100,13 @@ class UnknownOperation(PivotError, LookupError):
         super().__init__(msg)
 
 
+# -- fixtures ----------------------------------------------------------------------------
+
+
 class FixtureError(PivotError, ValueError):
     """A fixture file is not a valid exchange."""
+
+    exit_code = EXIT_USAGE
 
     def __init__(
         self, path: Path | str, message: str, pointer: str = "", line: int | None = None
@@ -97,8 +143,17 @@ class FixtureExists(PivotError, FileExistsError):
         )
 
 
+# -- configuration -----------------------------------------------------------------------
+
+
 class ConfigError(PivotError, ValueError):
-    """A configuration value (file, environment or flag) is invalid."""
+    """A configuration value (file, environment or flag) is invalid.
+
+    ``source`` names what the user wrote: the flag (``--budget``), the variable
+    (``PIVOT_STATE``) or the file.
+    """
+
+    exit_code = EXIT_USAGE
 
     def __init__(self, source: str, message: str) -> None:
         self.source = source
@@ -106,19 +161,57 @@ class ConfigError(PivotError, ValueError):
         super().__init__(f"{source}: {message}")
 
 
-class BudgetExhausted(PivotError, RuntimeError):
-    """The run's call budget (``--pivot-budget``) is spent: no more requests to this target."""
+class FaultSpecError(ConfigError):
+    """A fault spec (``x-pivot-fault``, ``PIVOT_FAULTS``) that cannot be parsed."""
 
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
+    def __init__(self, spec: str, message: str) -> None:
+        self.spec = spec
+        super().__init__(f"fault spec {spec!r}", message)
+
+
+class UnknownAccount(PivotError, LookupError):
+    """No account of that name in the accounts file."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, name: str, known: Iterable[str]) -> None:
+        self.name = name
+        self.known = sorted(known)
+        super().__init__(f"unknown account {name!r}; known: {', '.join(self.known)}")
+
+
+class ProposalInContract(ConfigError):
+    """A tool would write into schemas/: the contract changes only by review."""
+
+    def __init__(self, path: Path, schemas_dir: Path, option: str = "--out") -> None:
+        self.path = path
+        self.schemas_dir = schemas_dir
         super().__init__(
-            f"the call budget of {limit} requests is spent; raise it with --pivot-budget=N "
+            option,
+            f"{path} is inside the contract ({schemas_dir}); write proposals elsewhere "
+            "(default proposals/) and copy what you accept by hand",
+        )
+
+
+# -- talking to a target -----------------------------------------------------------------
+
+
+class BudgetExhausted(PivotError, RuntimeError):
+    """The run's call budget is spent: no more requests to this target."""
+
+    def __init__(self, limit: int, option: str = "the budget") -> None:
+        self.limit = limit
+        self.option = option
+        super().__init__(
+            f"the call budget of {limit} requests is spent; raise it with {option} "
             "(each live request counts against the account's quota)"
         )
 
 
 class QuotaExhausted(PivotError, RuntimeError):
     """The target answered 403 "Out of call volume quota": every further call would fail too."""
+
+    exit_code = EXIT_UNAVAILABLE
 
     def __init__(self, message: str, retry_after: str | None = None) -> None:
         self.message = message
@@ -130,15 +223,62 @@ class QuotaExhausted(PivotError, RuntimeError):
         )
 
 
+class TargetUnreachable(PivotError, ConnectionError):
+    """No request reached the target (connection refused, DNS, timeouts)."""
+
+    exit_code = EXIT_UNAVAILABLE
+
+    def __init__(self, target: str, reason: str) -> None:
+        self.target = target
+        self.reason = reason
+        super().__init__(f"{target} is unreachable: {reason}")
+
+
+class ResponseMismatch(PivotError, AssertionError):
+    """A response broke the contract; the message lists operation, pointer and value of each
+    problem, one per line."""
+
+    def __init__(self, line: str, status: int, problems: list[object]) -> None:
+        self.line = line
+        self.status = status
+        self.problems = problems
+        listed = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{line} -> {status} breaks the contract:\n{listed}")
+
+
+class NoSamples(PivotError, LookupError):
+    """No fixture of the operation has a non-empty 200 body to infer from."""
+
+    def __init__(self, operation_id: str, root: Path | None) -> None:
+        self.operation_id = operation_id
+        where = f" under {root}" if root is not None else ""
+        super().__init__(
+            f"no fixture of {operation_id}{where} has status 200 and a non-empty "
+            "body; record some with `pivotkit record` first"
+        )
+
+
 __all__ = [
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_UNAVAILABLE",
+    "EXIT_USAGE",
     "BudgetExhausted",
     "ConfigError",
     "ContractFileError",
+    "FaultSpecError",
     "FixtureError",
     "FixtureExists",
     "FixtureNotFound",
+    "NoSamples",
     "PivotError",
+    "ProposalInContract",
     "QuotaExhausted",
+    "ResponseMismatch",
+    "TargetUnreachable",
+    "UnknownAccount",
     "UnknownOperation",
     "UnresolvableRef",
+    "exit_code",
 ]

@@ -6,19 +6,21 @@ import difflib
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from jsonschema import Draft202012Validator
 
-from pivotkit.contract import to_pointer
 from pivotkit.errors import FixtureError, FixtureExists, FixtureNotFound
+from pivotkit.pointers import to_pointer
 
-DEFAULT_LANG = "fr"
+if TYPE_CHECKING:
+    from pivotkit.contract import Contract
+
 FIXTURE_SCHEMA_PATH = Path(__file__).with_name("fixture-file.schema.json")
 
 
@@ -55,9 +57,9 @@ class Request:
     headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
-    def lang(self) -> str:
-        """The ``lang`` the request asked for (``fr`` when absent)."""
-        return self.query.get("lang", DEFAULT_LANG)
+    def lang(self) -> str | None:
+        """The ``lang`` the request asked for (None when absent: the API's default)."""
+        return self.query.get("lang") or None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"method": self.method, "path": self.path}
@@ -94,11 +96,6 @@ class Exchange:
     response: Response
     meta: Mapping[str, Any]
     file: Path | None = None
-
-    @property
-    def key(self) -> tuple[str, str, str]:
-        """The index key: method, path and lang."""
-        return (self.request.method, self.request.path, self.request.lang)
 
     @property
     def source(self) -> str:
@@ -146,12 +143,57 @@ class Exchange:
         )
 
 
+try:  # orjson parses fixtures 3-4 times faster; the stdlib gives the same objects
+    from orjson import loads as _fast_loads
+except ImportError:  # pragma: no cover - depends on the environment
+    _fast_loads = json.loads
+
+
+@cache
+def _fast_format_check() -> Callable[[Any], bool] | None:
+    """A compiled check of the fixture file format (jsonschema-rs), if installed."""
+    try:
+        import jsonschema_rs
+    except ImportError:  # pragma: no cover - depends on the environment
+        return None
+    schema = json.loads(FIXTURE_SCHEMA_PATH.read_text(encoding="utf-8"))
+    return cast(Callable[[Any], bool], jsonschema_rs.validator_for(schema).is_valid)
+
+
+def _exchange(data: Mapping[str, Any], path: Path) -> Exchange:
+    req, resp, meta = data["request"], data["response"], data["meta"]
+    return Exchange(
+        operation_id=path.parent.name,
+        name=path.stem,
+        request=Request(
+            req["method"], req["path"], _freeze(req.get("query")), _freeze(req.get("headers"))
+        ),
+        response=Response(resp["status"], resp["body"], _freeze(resp.get("headers"))),
+        meta=MappingProxyType(dict(meta)),
+        file=path,
+    )
+
+
 def read_exchange(path: Path) -> Exchange:
-    """Read one fixture file; FixtureError names the file, and the line or pointer."""
+    """Read one fixture file; FixtureError names the file, and the line or pointer.
+
+    A file that the fast format check (jsonschema-rs) passes is built at once; anything
+    doubtful goes through the checked reader, which says what is wrong and where.
+    """
+    check = _fast_format_check()
+    if check is not None:
+        try:
+            data = _fast_loads(path.read_bytes())
+        except (OSError, ValueError):  # UnicodeDecodeError and JSONDecodeError included
+            data = None
+        if data is not None and check(data) and data["meta"].get("operationId") == path.parent.name:
+            return _exchange(data, path)
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise FixtureError(path, f"not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise FixtureError(path, f"cannot read it ({exc.strerror})") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -177,23 +219,46 @@ def iter_fixture_files(root: Path) -> Iterator[Path]:
 class FixtureSet:
     """An indexed, immutable set of exchanges.
 
-    ``match`` is a dictionary lookup on (method, path, lang); an unknown ``lang`` falls back to
-    French, as the provider does. Only answers below 400 are indexed for matching: an error
-    exchange (a recorded 401, a 429) is evidence of the error's shape, not the answer a mock
-    should give to every caller of that path; it stays in ``exchanges`` and ``for_operation``.
+    ``match`` is a dictionary lookup on (method, path, lang); an absent ``lang`` is the
+    contract's default and an unknown one falls back to it, as the provider does. Only
+    answers below 400 are indexed for matching: an error exchange (a recorded 401, a 429) is
+    evidence of the error's shape, not the answer a mock should give to every caller of that
+    path; it stays in ``exchanges`` and ``for_operation``.
     """
 
-    def __init__(self, exchanges: Iterable[Exchange], root: Path | None = None) -> None:
+    def __init__(
+        self,
+        exchanges: Iterable[Exchange],
+        root: Path | None = None,
+        *,
+        default_lang: str | None = None,
+        lang_parameter: str | None = None,
+    ) -> None:
+        if default_lang is None or lang_parameter is None:
+            from pivotkit.contract import load_contract
+
+            conventions = load_contract().conventions
+            default_lang = default_lang or conventions.default_lang
+            lang_parameter = lang_parameter or conventions.lang_parameter
         self.root = root
+        self.default_lang = default_lang
+        self.lang_parameter = lang_parameter
         self.exchanges: tuple[Exchange, ...] = tuple(exchanges)
         self._index: dict[tuple[str, str, str], Exchange] = {}
         for ex in self.exchanges:
             if ex.response.status < 400:
-                self._index.setdefault(ex.key, ex)
+                self._index.setdefault(self.key(ex), ex)
 
     @classmethod
-    def load(cls, root: Path | str | None = None, *, strict: bool = True) -> FixtureSet:
-        """Load every fixture under root. With ``strict=False`` unreadable files are skipped."""
+    def load(
+        cls,
+        root: Path | str | None = None,
+        *,
+        strict: bool = True,
+        contract: Contract | None = None,
+    ) -> FixtureSet:
+        """Load every fixture under root. With ``strict=False`` unreadable files are skipped.
+        ``contract`` (default: the default contract) gives the default ``lang``."""
         base = Path(root) if root is not None else default_fixtures_dir()
         exchanges = []
         for path in iter_fixture_files(base):
@@ -202,7 +267,15 @@ class FixtureSet:
             except FixtureError:
                 if strict:
                     raise
-        return cls(exchanges, base)
+        return cls(exchanges, base, **lang_settings(contract))
+
+    def lang_of(self, exchange: Exchange) -> str:
+        """The ``lang`` an exchange answers (the default when its request asked none)."""
+        return exchange.request.query.get(self.lang_parameter) or self.default_lang
+
+    def key(self, exchange: Exchange) -> tuple[str, str, str]:
+        """The index key of an exchange: method, path and lang."""
+        return (exchange.request.method, exchange.request.path, self.lang_of(exchange))
 
     def __len__(self) -> int:
         return len(self.exchanges)
@@ -215,11 +288,11 @@ class FixtureSet:
         return [ex for ex in self.exchanges if ex.operation_id == operation_id]
 
     def match(self, method: str, path: str, lang: str | None = None) -> Exchange | None:
-        """The exchange for this request, or None. ``lang`` falls back to French."""
-        lang = lang or DEFAULT_LANG
+        """The exchange for this request, or None. ``lang`` falls back to the default."""
+        lang = lang or self.default_lang
         found = self._index.get((method.upper(), path, lang))
-        if found is None and lang != DEFAULT_LANG:
-            found = self._index.get((method.upper(), path, DEFAULT_LANG))
+        if found is None and lang != self.default_lang:
+            found = self._index.get((method.upper(), path, self.default_lang))
         return found
 
     def get(self, method: str, path: str, lang: str | None = None) -> Exchange:
@@ -233,6 +306,16 @@ class FixtureSet:
         """The recorded paths most like ``path``."""
         paths = sorted({ex.request.path for ex in self.exchanges})
         return difflib.get_close_matches(path, paths, n=n, cutoff=0.5)
+
+
+def lang_settings(contract: Contract | None) -> dict[str, str]:
+    """The ``default_lang`` and ``lang_parameter`` of a contract, as FixtureSet takes them."""
+    if contract is None:
+        return {}
+    return {
+        "default_lang": contract.conventions.default_lang,
+        "lang_parameter": contract.conventions.lang_parameter,
+    }
 
 
 def _summary(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
@@ -309,16 +392,78 @@ def write_exchange(exchange: Exchange, root: Path | str, *, overwrite: bool = Fa
     return target
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where :func:`place_exchange` put an exchange, and what it did: ``written`` (a new
+    file), ``unchanged`` (an equal file was there), ``overwritten``, or ``beside`` (the file
+    of that name differs: the exchange went to ``<name>-N.json``; ``summary`` says how)."""
+
+    path: Path
+    status: str
+    summary: str = ""
+    exchange: Exchange | None = None
+
+
+def _comparable(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A fixture dictionary without what changes on every recording (``meta.recorded``)."""
+    out: dict[str, Any] = json.loads(json.dumps(data))
+    if isinstance(out.get("meta"), dict):
+        out["meta"].pop("recorded", None)
+    return out
+
+
+def place_exchange(
+    exchange: Exchange, root: Path | str, *, overwrite: bool = False, limit: int = 1000
+) -> Placement:
+    """Write ``exchange`` under ``root`` without losing any other fixture.
+
+    An equal fixture (``meta.recorded`` aside) of the same name is left alone; a different
+    one is replaced only with ``overwrite``, otherwise the exchange is written beside it as
+    ``<name>-2.json``, ``-3``... (or found equal there). FixtureExists past ``limit`` names.
+    """
+    base = Path(root)
+    new = _comparable(exchange.to_dict())
+    first_summary = ""
+    for n in range(1, limit):
+        candidate = replace(exchange, name=exchange.name if n == 1 else f"{exchange.name}-{n}")
+        target = base / safe_name(candidate.operation_id) / f"{safe_name(candidate.name)}.json"
+        existed = target.exists()
+        try:
+            written = write_exchange(candidate, base, overwrite=False)
+        except FixtureExists as exc:
+            try:
+                old = json.loads(target.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                old = None
+            if isinstance(old, dict) and _comparable(old) == new:
+                return Placement(target, "unchanged", "", replace(candidate, file=target))
+            if overwrite:
+                written = write_exchange(candidate, base, overwrite=True)
+                return Placement(
+                    written, "overwritten", exc.summary, replace(candidate, file=written)
+                )
+            first_summary = first_summary or exc.summary
+            continue
+        status = "unchanged" if existed else "written" if n == 1 else "beside"
+        return Placement(written, status, first_summary, replace(candidate, file=written))
+    raise FixtureExists(
+        base / exchange.operation_id / f"{exchange.name}-{limit - 1}.json",
+        f"{exchange.name}-2 to -{limit - 1} exist; clean up the folder",
+    )
+
+
 __all__ = [
-    "DEFAULT_LANG",
     "Exchange",
     "FixtureSet",
+    "Placement",
     "Request",
     "Response",
     "atomic_write_text",
     "default_fixtures_dir",
     "fixture_file_validator",
     "iter_fixture_files",
+    "lang_settings",
+    "place_exchange",
     "read_exchange",
     "safe_name",
     "write_exchange",

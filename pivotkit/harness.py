@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
-from pivotkit.client import LIVE_URL, ApiKey, PivotClient, demo_key
+from pivotkit.client import ApiKey, PivotClient, demo_key
 
 if TYPE_CHECKING:
     import flask
@@ -163,72 +163,44 @@ def _answer(transport: httpx.WSGITransport, request: httpx.Request) -> httpx.Res
     )
 
 
-def _router_class() -> type[Any]:
-    import inspect
+def _declines_for_others(
+    router: respx.MockRouter, fallback: respx.Route, transport: httpx.WSGITransport
+) -> Any:
+    """The fallback's side effect: None (respx's "no match") when a route the user added
+    matches, so the user's routes win wherever they were added; else the app's answer."""
 
-    import respx
-    from respx.models import Route, SideEffectError
+    def side_effect(request: httpx.Request) -> httpx.Response | None:
+        for route in router.routes:
+            if route is fallback:
+                continue
+            pattern = route.pattern
+            if pattern is None or pattern.match(request):
+                return None
+        return _answer(transport, request)
 
-    class PivotRouter(respx.MockRouter):
-        """A MockRouter whose last, implicit route answers from the mock app."""
-
-        def __init__(self, fallback: Route, **kwargs: Any) -> None:
-            super().__init__(**kwargs)
-            self.fallback = fallback
-
-        def _candidates(self) -> list[Route]:
-            return [*self.routes, self.fallback]
-
-        def resolve(self, request: httpx.Request) -> Any:
-            with self.resolver(request) as resolved:
-                for route in self._candidates():
-                    prospect: Any = route.match(request)
-                    if prospect is not None:
-                        resolved.route = route
-                        resolved.response = prospect
-                        break
-            if resolved.response and isinstance(resolved.response.stream, httpx.ByteStream):
-                resolved.response.read()
-            return resolved
-
-        async def aresolve(self, request: httpx.Request) -> Any:
-            with self.resolver(request) as resolved:
-                for route in self._candidates():
-                    prospect: Any = route.match(request)
-                    if inspect.isawaitable(prospect):
-                        try:
-                            prospect = await prospect
-                        except Exception as error:
-                            raise SideEffectError(route, origin=error) from error
-                    if prospect is not None:
-                        resolved.route = route
-                        resolved.response = prospect
-                        break
-            if resolved.response and isinstance(resolved.response.stream, httpx.ByteStream):
-                await resolved.response.aread()
-            return resolved
-
-    return PivotRouter
+    return side_effect
 
 
 @contextmanager
 def respx_router(
-    app: flask.Flask, base_url: str = LIVE_URL, *, assert_all_called: bool = False
+    app: flask.Flask, base_url: str | None = None, *, assert_all_called: bool = False
 ) -> Iterator[respx.MockRouter]:
-    """A respx router that answers every request on ``base_url`` from the mock app.
+    """A respx router that answers every request on ``base_url`` (default: the contract's
+    live URL) from the mock app.
 
     Routing into the app through WSGI, rather than re-implementing its rules, keeps the
     answers identical to the mock's: key check and exact 401s, empty-200, 404, lang
-    fallback, gzip and the provider's headers. Routes you add win over the mock (it is an
-    implicit last route, ``router.fallback``); a request to another host is refused.
+    fallback, gzip and the provider's headers. Routes you add win over the mock (the app
+    answers only what no route of yours matches); a request to another host is refused.
     """
-    from respx.models import Route
-    from respx.patterns import M
+    import respx
 
+    if base_url is None:
+        base_url = app.extensions["pivot"].contract.conventions.live_url
     transport = httpx.WSGITransport(app=app)
-    fallback = Route(M(url__startswith=base_url.rstrip("/") + "/"))
-    fallback.side_effect = lambda request: _answer(transport, request)
-    router = _router_class()(fallback, base_url=base_url, assert_all_called=assert_all_called)
+    router = respx.MockRouter(base_url=base_url, assert_all_called=assert_all_called)
+    fallback = router.route(url__startswith=base_url.rstrip("/") + "/", name="pivot-mock")
+    fallback.side_effect = _declines_for_others(router, fallback, transport)
     with router:
         yield router
 

@@ -86,7 +86,7 @@ def pytest_configure(config: pytest.Config) -> None:
         budget = config.getoption("pivot_budget")
         if budget is None and target.kind == "live":
             budget = DEFAULT_LIVE_BUDGET
-        config.stash[_STASH_BUDGET] = CallBudget(budget)
+        config.stash[_STASH_BUDGET] = CallBudget(budget, option="--pivot-budget")
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[_STASH_TARGET] = target

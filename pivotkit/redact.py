@@ -2,23 +2,40 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pivotkit.client import KEY_HEADER, KEY_QUERY, demo_key
+from pivotkit.client import demo_key
 from pivotkit.errors import ConfigError
 from pivotkit.fixtures import Exchange, Request, Response
+from pivotkit.pointers import parse_field
+
+if TYPE_CHECKING:
+    from pivotkit.conventions import Conventions
 
 #: What a redacted subscription key becomes: 32 characters like a key, never a real one (a
 #: key is lowercase hex; ``x`` is not a hex digit), and recognised by :func:`is_placeholder`.
 KEY_PLACEHOLDER = "x" * 32
 ZERO_GUID = "00000000-0000-0000-0000-000000000000"
-REQUEST_CONTEXT_PLACEHOLDER = f"appId=cid-v1:{ZERO_GUID}"
+_EXAMPLE_MAX = 120
+
+
+def _default_conventions() -> Conventions:
+    from pivotkit.contract import load_contract
+
+    return load_contract().conventions
+
+
+def request_context_placeholder(conventions: Conventions | None = None) -> str:
+    """What a recorded ``request-context`` becomes: the provider's format, a zero GUID."""
+    return (conventions or _default_conventions()).request_context(ZERO_GUID)
+
 
 _COOKIE_ATTRIBUTES = frozenset({"expires", "max-age", "domain", "path", "samesite", "priority"})
 _GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
@@ -72,25 +89,23 @@ def is_placeholder(value: str) -> bool:
     )
 
 
-def parse_field(spec: str) -> tuple[str, ...]:
+def parse_redact_field(spec: str) -> tuple[str, ...]:
     """A ``--redact-field`` spec as path segments.
 
     A JSON pointer (``/data/token``) or a dotted path (``data.token``); ``*`` matches any key or
     index of one level, a leading ``**`` any depth (``**.token``: every ``token`` key).
     """
-    spec = spec.strip()
-    if not spec or spec == "/":
+    try:
+        parts = parse_field(spec)
+    except ValueError:
         raise ConfigError(
             "--redact-field",
-            f"{spec!r} names no field; use /data/token or data.token (** for any depth)",
-        )
-    if spec.startswith("/"):
-        parts = [p.replace("~1", "/").replace("~0", "~") for p in spec[1:].split("/")]
-    else:
-        parts = spec.split(".")
-    if "" in parts or "**" in parts[1:]:
-        raise ConfigError("--redact-field", f"{spec!r}: empty segment, or ** not in first place")
-    return tuple(parts)
+            f"{spec.strip()!r} names no field, or has an empty segment; use /data/token or "
+            "data.token (** for any depth)",
+        ) from None
+    if "**" in parts[1:]:
+        raise ConfigError("--redact-field", f"{spec!r}: ** only in first place")
+    return parts
 
 
 @dataclass(frozen=True)
@@ -104,6 +119,7 @@ class Redactor:
     secrets: tuple[str, ...] = field(default=(), repr=False)
     headers: frozenset[str] = frozenset()
     fields: tuple[tuple[str, ...], ...] = ()
+    conventions: Conventions = field(default_factory=_default_conventions, repr=False)
     _pattern: re.Pattern[str] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -115,7 +131,11 @@ class Redactor:
 
     @classmethod
     def build(
-        cls, secrets: Iterable[str] = (), headers: Iterable[str] = (), fields: Iterable[str] = ()
+        cls,
+        secrets: Iterable[str] = (),
+        headers: Iterable[str] = (),
+        fields: Iterable[str] = (),
+        conventions: Conventions | None = None,
     ) -> Redactor:
         """A redactor from raw values, header names and ``--redact-field`` specs."""
         values = sorted({s for s in secrets if s}, key=len, reverse=True)
@@ -129,7 +149,8 @@ class Redactor:
         return cls(
             tuple(values),
             frozenset(h.lower() for h in headers),
-            tuple(parse_field(f) for f in fields),
+            tuple(parse_redact_field(f) for f in fields),
+            conventions or _default_conventions(),
         )
 
     # -- strings ---------------------------------------------------------------------------
@@ -155,11 +176,12 @@ class Redactor:
         """The redacted value of one header."""
         low = name.lower()
         value = self.text(value)
-        if low == KEY_HEADER.lower():
+        conv = self.conventions
+        if low == conv.key_header.lower():
             return "x" * len(value)
-        if low == "request-context":
+        if low == conv.request_context_header:
             out = _GUID.sub(ZERO_GUID, value)
-            return out if out != value else REQUEST_CONTEXT_PLACEHOLDER
+            return out if out != value else request_context_placeholder(conv)
         if low in ("authorization", "proxy-authorization"):
             scheme, _, credentials = value.partition(" ")
             return f"{scheme} {mask(credentials)}" if credentials else mask(value)
@@ -175,10 +197,11 @@ class Redactor:
 
     def query(self, query: Mapping[str, str]) -> dict[str, str]:
         """Query parameters redacted: the key parameter and the configured field names."""
+        conv = self.conventions
         names = {f[-1] for f in self.fields if len(f) == 1 or f[0] == "**"}
         out: dict[str, str] = {}
         for k, v in query.items():
-            if k.lower() == KEY_QUERY:
+            if conv.key_query is not None and k.lower() == conv.key_query.lower():
                 out[k] = "x" * len(v)
             elif k in names:
                 out[k] = mask(v)
@@ -244,6 +267,25 @@ def _mask_at(node: Any, path: tuple[str, ...]) -> Any:
     if isinstance(node, list):
         return [(_mask_at(v, rest) if head in ("*", str(i)) else v) for i, v in enumerate(node)]
     return node
+
+
+def example_of(value: Any, secrets: Iterable[str] = ()) -> Any:
+    """A short, secret-free copy of an observed value for reports: the secrets scrubbed,
+    key-shaped strings (32 lowercase hex) masked, long strings and containers cut."""
+    with contextlib.suppress(ConfigError):  # a secret too short to scrub: _cut still masks
+        value = Redactor.build(secrets=[s for s in secrets if s]).body(value)
+    return _cut(value)
+
+
+def _cut(value: Any) -> Any:
+    if isinstance(value, str):
+        out = KEY_SHAPED.sub(lambda m: "x" * 32, value)
+        return out if len(out) <= _EXAMPLE_MAX else out[:_EXAMPLE_MAX] + "..."
+    if isinstance(value, list):
+        return [_cut(v) for v in value[:3]] + (["..."] if len(value) > 3 else [])
+    if isinstance(value, dict):
+        return {k: _cut(v) for k, v in list(value.items())[:8]}
+    return value
 
 
 # -- the secret scanner ---------------------------------------------------------------------
@@ -369,17 +411,16 @@ def scan_secrets(root: Path, files: Iterable[Path] | None = None) -> list[Secret
 
 
 __all__ = [
-    "KEY_HEADER",
     "KEY_PLACEHOLDER",
-    "KEY_QUERY",
-    "REQUEST_CONTEXT_PLACEHOLDER",
     "Redactor",
     "SecretFinding",
     "demo_keys",
+    "example_of",
     "files_to_scan",
     "is_placeholder",
     "mask",
-    "parse_field",
+    "parse_redact_field",
+    "request_context_placeholder",
     "scan_secrets",
     "scan_text",
 ]

@@ -11,16 +11,18 @@ from typing import Any
 from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema
 
-from pivotkit.contract import Contract, Operation, Parameter, load_contract
+from pivotkit.contract import Contract, load_contract
 from pivotkit.fixtures import FixtureSet
+from pivotkit.operations import Operation, Parameter
 
 # Characters a generated path segment may hold. "/", "?", "#" and "%" would change the URL's
 # shape rather than the parameter's value, so they never appear in a generated segment.
 SEGMENT_ALPHABET = st.characters(
     codec="utf-8", exclude_characters="/?#%\\", exclude_categories=["Cs", "Cc"]
 )
-LANGS = ("fr", "en", "de", "es", "it", "nl", "xx", "FR", "fr-FR")
-_RESERVED_QUERY = frozenset({"lang", "subscription-key"})
+#: Language codes tried besides the lang parameter's own examples and default: other real
+#: codes, one that exists nowhere, and the default's upper-case and regional variants.
+OTHER_LANGS = ("de", "es", "it", "nl", "xx")
 _UNICODE_DIGITS = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
 
 
@@ -94,12 +96,25 @@ def periods(
     )
 
 
-def parameter_values(param: Parameter) -> st.SearchStrategy[str]:
+def lang_values(param: Parameter) -> tuple[str, ...]:
+    """The language codes tried for a lang parameter: its default and examples first."""
+    default = str(param.default or "")
+    known = [default, *(str(e) for e in param.schema.get("examples", []))]
+    variants = [default.upper(), f"{default}-{default.upper()}"] if default else []
+    return tuple(dict.fromkeys(v for v in (*known, *OTHER_LANGS, *variants) if v))
+
+
+def _is_lang(param: Parameter, contract: Contract | None) -> bool:
+    conv = (contract or load_contract()).conventions
+    return param.name == conv.lang_parameter and param.location == "query"
+
+
+def parameter_values(param: Parameter, contract: Contract | None = None) -> st.SearchStrategy[str]:
     """Raw (string) values that fit the parameter's schema, examples first; real calendar
     values when the examples follow a date format."""
     schema = _ascii_schema(param.schema)
-    if param.name == "lang" and schema.get("type") == "string" and "pattern" not in schema:
-        generated: st.SearchStrategy[Any] = st.sampled_from(LANGS) | st.text(
+    if _is_lang(param, contract) and schema.get("type") == "string" and "pattern" not in schema:
+        generated: st.SearchStrategy[Any] = st.sampled_from(lang_values(param)) | st.text(
             alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=8
         )
     else:
@@ -155,11 +170,15 @@ def invalid_values(param: Parameter) -> st.SearchStrategy[str]:
     return candidates.filter(lambda raw: bool(param.problems(raw)))
 
 
-def extra_query(max_size: int = 3) -> st.SearchStrategy[dict[str, str]]:
+def extra_query(
+    max_size: int = 3, contract: Contract | None = None
+) -> st.SearchStrategy[dict[str, str]]:
     """Query parameters the contract does not declare (never ``lang`` or the key)."""
+    conv = (contract or load_contract()).conventions
+    reserved = frozenset(n for n in (conv.lang_parameter, conv.key_query) if n)
     names = st.text(
         alphabet=st.sampled_from("abcdefghijklmnopqrstuvwxyz_-0123456789"), min_size=1, max_size=12
-    ).filter(lambda n: n not in _RESERVED_QUERY)
+    ).filter(lambda n: n not in reserved)
     values = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=16)
     return st.dictionaries(names, values, max_size=max_size)
 
@@ -225,9 +244,11 @@ def requests(
 
     ``invalid=None`` mixes valid and invalid path parameters.
     """
+    contract = contract or load_contract()
     if isinstance(op, str):
-        op = (contract or load_contract()).operation(op)
+        op = contract.operation(op)
     operation = op
+    lang_name = contract.conventions.lang_parameter
     if invalid is None:
         pairs = st.tuples(path_params(operation, fixtures=fixtures), st.just(True)) | st.tuples(
             path_params(operation, invalid=True), st.just(False)
@@ -236,20 +257,20 @@ def requests(
         pairs = st.tuples(
             path_params(operation, fixtures=fixtures, invalid=invalid), st.just(not invalid)
         )
-    lang_param = next((p for p in operation.query_parameters if p.name == "lang"), None)
+    lang_param = operation.query_parameter(lang_name)
     langs: st.SearchStrategy[str | None] = st.none()
     if lang_param is not None:
-        langs = st.none() | parameter_values(lang_param)
+        langs = st.none() | parameter_values(lang_param, contract)
 
     @st.composite
     def build(draw: st.DrawFn) -> RequestSpec:
         values, valid = draw(pairs)
         if not operation.path_parameters:
             valid = True
-        query: dict[str, str] = draw(extra_query()) if extras else {}
+        query: dict[str, str] = draw(extra_query(contract=contract)) if extras else {}
         lang = draw(langs)
         if lang is not None:
-            query["lang"] = lang
+            query[lang_name] = lang
         return RequestSpec(
             operation.operation_id,
             operation.expand(**values),
@@ -268,13 +289,14 @@ def operations(contract: Contract | None = None) -> st.SearchStrategy[Operation]
 
 
 __all__ = [
-    "LANGS",
+    "OTHER_LANGS",
     "SEGMENT_ALPHABET",
     "RequestSpec",
     "date_format",
     "extra_query",
     "invalid_values",
     "known_path_params",
+    "lang_values",
     "operations",
     "parameter_values",
     "path_params",

@@ -75,10 +75,10 @@ def test_cli_flags_path_and_status_mismatches(tmp_path: Path) -> None:
 
 
 def test_broken_schema_is_a_clean_cli_error(tmp_path: Path, schemas_copy: Path) -> None:
-    """A broken contract file makes check exit 1 with the file and line."""
+    """A broken contract file makes check exit 2 (configuration) with the file and line."""
     (schemas_copy / "award.json").write_text('{\n  "$id": ,\n}')
     result = CliRunner().invoke(main, ["check", "--schemas", str(schemas_copy)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert f"Error: {schemas_copy / 'award.json'}:2:" in result.output
 
 

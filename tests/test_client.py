@@ -9,8 +9,6 @@ import httpx
 import pytest
 
 from pivotkit.client import (
-    KEY_HEADER,
-    LIVE_URL,
     ApiKey,
     CallBudget,
     PivotClient,
@@ -18,6 +16,9 @@ from pivotkit.client import (
     parse_target,
 )
 from pivotkit.errors import BudgetExhausted, ConfigError, QuotaExhausted
+from tests.helpers import CONVENTIONS, KEY_HEADER
+
+LIVE_URL = CONVENTIONS.live_url
 
 SECRET = "0123456789abcdef0123456789abcdef"
 QUOTA = "Out of call volume quota. Quota will be replenished in 03:30:56."
@@ -57,7 +58,7 @@ def test_demo_key_matches_the_accounts_file() -> None:
         ("mock", "mock", "http://pivot.mock"),
         ("mock-server", "mock", "http://pivot.mock"),
         ("live", "live", LIVE_URL),
-        ("https://api.plurimedia.fr/", "live", LIVE_URL),
+        (LIVE_URL + "/", "live", LIVE_URL),
         ("http://127.0.0.1:8080/", "url", "http://127.0.0.1:8080"),
     ],
 )
@@ -86,7 +87,7 @@ def test_key_sent_in_header_unless_told_otherwise() -> None:
         client.get("/a")
         client.call("getContent", id=7488, key=None)
         client.call("getContent", id=7488, key="ffffffffffffffffffffffffffffffff")
-        client.get("/b", params={"subscription-key": "x"})
+        client.get("/b", params={CONVENTIONS.key_query: "x"})
         assert SECRET not in repr(client)
     assert seen == [SECRET, None, "ffffffffffffffffffffffffffffffff", None]
 
@@ -150,7 +151,8 @@ def test_budget_refuses_the_request_past_the_limit() -> None:
         sent.append(request.url.path)
         return httpx.Response(200, json={})
 
-    with _client(httpx.MockTransport(handler), budget=CallBudget(2)) as client:
+    budget = CallBudget(2, option="--pivot-budget")
+    with _client(httpx.MockTransport(handler), budget=budget) as client:
         client.get("/1")
         client.get("/2")
         with pytest.raises(BudgetExhausted, match="--pivot-budget"):

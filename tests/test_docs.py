@@ -39,8 +39,14 @@ def test_a_path_changed_in_the_contract_changes_the_docs(
     assert "GET `/v1/api/v1/calendar`" in text and "/v1/api/v1/days" not in text
     out = tmp_path / "ref.md"
     runner = CliRunner()
-    stale = runner.invoke(main, ["docs", "--check", "--out", str(out)])
+    missing = runner.invoke(main, ["docs", "--check", "--out", str(out)])
+    assert missing.exit_code == 1 and "does not exist" in missing.output
+    assert runner.invoke(main, ["docs", "--out", str(out)]).exit_code == 0  # the bundled one
+    changed = ["--schemas", str(schemas_copy), "--out", str(out)]
+    stale = runner.invoke(main, ["docs", "--check", *changed])
     assert stale.exit_code == 1 and "out of date" in stale.output
-    assert runner.invoke(main, ["docs", "--out", str(out)]).exit_code == 0
-    fresh = runner.invoke(main, ["docs", "--check", "--out", str(out)])
+    assert "/v1/api/v1/calendar" not in out.read_text(encoding="utf-8")  # --check writes nothing
+    assert runner.invoke(main, ["docs", *changed]).exit_code == 0
+    assert "GET `/v1/api/v1/calendar`" in out.read_text(encoding="utf-8")
+    fresh = runner.invoke(main, ["docs", "--check", *changed])
     assert fresh.exit_code == 0, fresh.output

@@ -20,20 +20,30 @@ from click.testing import CliRunner
 from flask import Flask, Response, request
 from werkzeug.serving import WSGIRequestHandler, make_server
 
+from pivotkit.accounts import Rights, load_profile
 from pivotkit.cli import main
 from pivotkit.contract import load_contract
 from pivotkit.drift import (
     KINDS,
-    AccountProfile,
     Answer,
     DriftOptions,
     analyze,
-    load_account_profile,
     load_deviations,
-    plan_from_fixtures,
     run_drift,
 )
+from pivotkit.drift.replay import REPLAYED_STATUSES
 from pivotkit.errors import ConfigError
+from pivotkit.plan import plan_from_fixtures, sample
+
+load_account_profile = load_profile
+
+
+def _replayable(fixtures: FixtureSet, contract: Any) -> list[Any]:
+    """The plan drift replays by default: every sendable item of the fixtures."""
+    items = plan_from_fixtures(fixtures, contract, replayed=REPLAYED_STATUSES)
+    return [item for item in items if item.sendable]
+
+
 from pivotkit.fixtures import Exchange, FixtureSet
 
 from .conftest import FIXTURES, SCHEMAS
@@ -63,7 +73,7 @@ class DriftingUpstream:
         self.fixtures = FixtureSet.load(root)
         self._index: dict[tuple[str, str], Exchange] = {}
         for ex in self.fixtures:  # every status: a recorded 400 is the upstream's answer too
-            self._index.setdefault((ex.request.path, ex.request.lang), ex)
+            self._index.setdefault((ex.request.path, self.fixtures.lang_of(ex)), ex)
         self.mutate: Mutation | None = None
         self.seen_keys: list[str | None] = []
         self.calls = 0
@@ -365,7 +375,7 @@ def test_unchanged_upstream_gives_zero_findings_over_repeated_runs(
         assert report["findings"] == [], report["findings"]
         assert code == 0
         assert report["summary"]["answers"] == len(
-            plan_from_fixtures(FixtureSet.load(FIXTURES), load_contract(SCHEMAS))
+            _replayable(FixtureSet.load(FIXTURES), load_contract(SCHEMAS))
         )
 
 
@@ -416,7 +426,7 @@ def test_the_account_profile_withholds_fields(
 
 def test_account_profile_from_the_mocks_accounts_file() -> None:
     """The mock's accounts file is a valid profile source: --account picks the account."""
-    profile = load_account_profile(FIXTURES / "accounts.toml", "basic")
+    profile = load_account_profile(FIXTURES / "accounts.toml", "basic").rights
     assert profile.withholds(["credits", "*", "character"])
     assert not profile.withholds(["credits", "*", "name"])
     assert not profile.may_call("getPerson")
@@ -426,7 +436,7 @@ def test_account_profile_from_the_mocks_accounts_file() -> None:
 
 def test_allowed_fields_withhold_everything_else() -> None:
     """A profile listing allowed ``fields`` withholds what is outside them (parents stay)."""
-    profile = AccountProfile(allowed=(("credits", "name"), ("title",)))
+    profile = Rights.from_specs(fields=["credits.name", "title"])
     assert profile.withholds(["synopsis"])
     assert not profile.withholds(["credits"])
     assert not profile.withholds(["credits", "*", "name"])
@@ -695,9 +705,9 @@ def test_a_plan_file_replays_its_requests_against_their_fixtures(
 def test_sample_with_seed_is_reproducible() -> None:
     """--sample N --seed S picks the same N requests every time, in file order."""
     fixtures, contract = FixtureSet.load(FIXTURES), load_contract(SCHEMAS)
-    a = plan_from_fixtures(fixtures, contract, sample=5, seed=7)
-    b = plan_from_fixtures(fixtures, contract, sample=5, seed=7)
-    assert [p.label for p in a] == [p.label for p in b]
+    a = sample(_replayable(fixtures, contract), 5, 7)
+    b = sample(_replayable(fixtures, contract), 5, 7)
+    assert [p.label() for p in a] == [p.label() for p in b]
     assert len(a) == 5
 
 

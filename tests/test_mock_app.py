@@ -507,7 +507,8 @@ def test_record_through_hook(
     """With PIVOT_RECORD_FROM and a recorder, unrecorded requests are served from it."""
     monkeypatch.setenv("PIVOT_API_KEY", "0123456789abcdef0123456789abcdef")
     app = make_app(PIVOT_RECORD_FROM="http://127.0.0.1:9")
-    assert callable(app.extensions["pivot_recorder"])  # create_app installed the recorder
+    mock = app.extensions["pivot"]
+    assert callable(mock.record_through)  # create_app built it from the settings
     seen: list[tuple[str, str]] = []
     recorded = Exchange.from_dict(json.loads(BUNDLED_7488.read_text(encoding="utf-8")))
 
@@ -515,7 +516,7 @@ def test_record_through_hook(
         seen.append((operation.operation_id, request.path))
         return recorded if request.path.endswith("/55") else None
 
-    app.extensions["pivot_recorder"] = recorder
+    mock.record_through = recorder
     client = app.test_client()
     assert _get(client, "/v1/api/v1/contents/55").get_json()["data"]["title"] == "Blade Runner"
     assert _get(client, "/v1/api/v1/contents/56").get_json() == {}
@@ -748,7 +749,9 @@ def test_configuration_order(
     assert settings.dynamic is True and settings.sources["DYNAMIC"] == "flags"
     assert app.config["PIVOT_DYNAMIC"] is True
     passed = make_app(PIVOT_RECORD_OUT="/x", PIVOT_RECORD_KEY_ENV="K", TESTING=True)
-    assert passed.config["PIVOT_RECORD_OUT"] == "/x" and passed.config["TESTING"] is True
+    record = passed.extensions["pivot"].settings
+    assert record.record_out == Path("/x") and record.record_key_env == "K"
+    assert passed.config["TESTING"] is True
 
 
 @pytest.mark.parametrize(
@@ -846,10 +849,11 @@ def test_fast_and_standard_json_loaders_read_the_same(
 ) -> None:
     """The orjson path and the standard library path build identical exchanges."""
     import mockserver.backend as backend_module
+    import pivotkit.fixtures as fixtures_module
     from pivotkit.contract import load_contract
 
     fast, _ = backend_module.load_fixtures(fixtures_dir, load_contract())
-    monkeypatch.setattr(backend_module, "_loads", lambda raw: json.loads(raw.decode("utf-8")))
+    monkeypatch.setattr(fixtures_module, "_fast_loads", lambda raw: json.loads(raw.decode("utf-8")))
     slow, _ = backend_module.load_fixtures(fixtures_dir, load_contract())
     assert [ex.to_dict() for ex in fast] == [ex.to_dict() for ex in slow]
     assert len(fast) == 3

@@ -100,7 +100,7 @@ def test_serve_reports_bad_settings(
 ) -> None:
     """A bad setting exits 1 with the setting's name and what is wrong, before serving."""
     result = CliRunner().invoke(main, ["serve", "--state", str(tmp_path / "s.sqlite"), *args])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert message in result.output
     assert runs == []
 

@@ -6,7 +6,8 @@ import random
 
 import pytest
 
-from mockserver.faults import NO_FAULT, Fault, FaultSpecError, parse_fault
+from mockserver.faults import NO_FAULT, Fault, parse_fault
+from pivotkit.errors import FaultSpecError
 
 
 @pytest.mark.parametrize(

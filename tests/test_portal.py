@@ -14,9 +14,11 @@ from flask.sessions import SecureCookieSessionInterface
 from flask.testing import FlaskClient
 
 from mockserver import create_app
-from mockserver.gateway import INVALID_KEY
 from mockserver.portal import charts, i18n, tryit
 from mockserver.portal.security import LoginThrottle
+from tests.helpers import CONVENTIONS
+
+INVALID_KEY = CONVENTIONS.messages.invalid_key
 
 PORTAL = "/portal"
 PASSWORDS = {"full": "full-demo", "basic": "basic-demo", "limited": "limited-demo"}
@@ -554,10 +556,10 @@ def test_try_it_code_samples_are_valid(app: Flask) -> None:
     op = app.extensions["pivot"].contract.operation("getContent")
     built, problems = tryit.build_request(op, {"param-id": "7488", "param-lang": "en"})
     assert built is not None and not problems
-    python = tryit.httpx_sample("http://127.0.0.1:8080", built)
+    python = tryit.httpx_sample("http://127.0.0.1:8080", built, CONVENTIONS)
     compile(python, "<sample>", "exec")
     assert 'params={"lang": "en"}' in python
-    curl = tryit.curl_sample("http://127.0.0.1:8080", built)
+    curl = tryit.curl_sample("http://127.0.0.1:8080", built, CONVENTIONS)
     assert curl.endswith("'http://127.0.0.1:8080/v1/api/v1/contents/7488?lang=en'")
     assert '"Ocp-Apim-Subscription-Key: $PIVOT_API_KEY"' in curl
 

@@ -14,7 +14,9 @@ import pytest
 from werkzeug.serving import make_server
 
 from mockserver import create_app
-from mockserver.gateway import INVALID_KEY
+from tests.helpers import CONVENTIONS
+
+INVALID_KEY = CONVENTIONS.messages.invalid_key
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+import email.utils
 import json
 import os
 import secrets
@@ -19,16 +21,10 @@ from click.testing import CliRunner
 from pivotkit.cli import main
 from pivotkit.contract import load_contract
 from pivotkit.errors import ConfigError
-from pivotkit.fixtures import read_exchange
-from pivotkit.record import (
-    PlanItem,
-    Recorder,
-    install_record_through,
-    load_plan,
-    plan_from_fixtures,
-    plan_from_options,
-)
-from pivotkit.redact import KEY_PLACEHOLDER, REQUEST_CONTEXT_PLACEHOLDER, scan_secrets
+from pivotkit.fixtures import Request, read_exchange
+from pivotkit.plan import PlanItem, load_plan, plan_from_fixtures, plan_from_options
+from pivotkit.recorder import Recorder
+from pivotkit.redact import KEY_PLACEHOLDER, request_context_placeholder, scan_secrets
 from tests.upstream import FakeUpstream, Reply, envelope, fake_upstream, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -96,7 +92,7 @@ def test_records_a_gzip_payload(upstream: FakeUpstream, tmp_path: Path) -> None:
         "Ocp-Apim-Subscription-Key": KEY_PLACEHOLDER,
     }
     assert ex.response.headers["content-encoding"] == "gzip"
-    assert ex.response.headers["request-context"] == REQUEST_CONTEXT_PLACEHOLDER
+    assert ex.response.headers["request-context"] == request_context_placeholder()
     assert "date" not in ex.response.headers
     [seen] = upstream.seen
     assert seen.headers["ocp-apim-subscription-key"] == KEY
@@ -252,9 +248,12 @@ def test_429_waits_for_retry_after_then_retries(upstream: FakeUpstream, tmp_path
     waits: list[float] = []
     with _recorder(upstream.url, tmp_path, sleep=waits.append, max_wait=5) as rec:
         report = rec.run([_item(1), _item(2)])
-    assert [o.status for o in report.outcomes] == ["recorded", "recorded"]
-    assert waits == [1.0, 5.0]
-    assert report.calls == 4
+    # One Retry-After rule for every command (the client's): a wait past --max-wait is not
+    # made, the 429 is the answer.
+    assert [o.status for o in report.outcomes] == ["recorded", "failed"]
+    assert "--max-wait" in report.outcomes[1].message
+    assert waits == [1.0]
+    assert report.calls == 3
 
 
 def test_429_gives_up_after_the_retries(upstream: FakeUpstream, tmp_path: Path) -> None:
@@ -583,90 +582,91 @@ def test_cli_usage_errors() -> None:
         result = runner.invoke(main, base + extra, env={"PIVOT_API_KEY": ""})
         assert result.exit_code == 2 and message in result.output
     result = runner.invoke(main, [*base, "--op", "getContent"], env={"PIVOT_API_KEY": KEY})
-    assert result.exit_code == 1 and "getContent needs id" in result.output
+    assert result.exit_code == 2 and "getContent needs id" in result.output
 
 
 # -- record-through for the mock ---------------------------------------------------------------
 
 
-def test_record_through_installs_on_an_app(
+def _record_app(tmp_path: Path, **settings: Any) -> flask.Flask:
+    mockserver = pytest.importorskip("mockserver")
+    fixtures = tmp_path / "fixtures"
+    fixtures.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "fixtures" / "accounts.toml", fixtures / "accounts.toml")
+    config = {
+        "PIVOT_STATE": str(tmp_path / "state.sqlite"),
+        "PIVOT_USAGE_FLUSH": 0,
+        "PIVOT_FIXTURES": str(fixtures),
+        **settings,
+    }
+    app: flask.Flask = mockserver.create_app(config)
+    return app
+
+
+def test_record_through_from_the_settings(
     upstream: FakeUpstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """install_record_through reads the app config; the hook forwards with the upstream key."""
+    """PIVOT_RECORD_* settings build the mock's record-through; it forwards with the upstream
+    key, never the client's, and replays what it recorded from memory."""
     upstream.route(CONTENT.format(7488), Reply(body=BODY))
     monkeypatch.setenv("PIVOT_TEST_UPSTREAM_KEY", KEY)
-    app = flask.Flask("t")
-    assert install_record_through(app) is None
-    app.config.update(
+    assert _record_app(tmp_path / "off").extensions["pivot"].record_through is None
+    out = tmp_path / "out"
+    app = _record_app(
+        tmp_path,
         PIVOT_RECORD_FROM=upstream.url,
         PIVOT_RECORD_KEY_ENV="PIVOT_TEST_UPSTREAM_KEY",
-        PIVOT_RECORD_OUT=str(tmp_path),
+        PIVOT_RECORD_OUT=str(out),
         PIVOT_RECORD_ACCOUNT="basic",
         PIVOT_RECORD_REDACT_FIELDS="/data/synopsis",
     )
-    hook = install_record_through(app)
-    assert hook is not None and app.extensions["pivot_recorder"] is hook
+    hook = app.extensions["pivot"].record_through
+    assert hook is not None
     op = load_contract().operation("getContent")
     client_key = secrets.token_hex(16)
-    url = f"/v1/api/v1/contents/7488?lang=en&subscription-key={client_key}"
-    with app.test_request_context(url):
-        ex = hook(op, flask.request)
-    assert ex is not None and ex.file == tmp_path / "getContent" / "7488-en.json"
+    asked = Request("GET", CONTENT.format(7488), {"lang": "en", "subscription-key": client_key})
+    ex = hook(op, asked)
+    assert ex is not None and ex.file == out / "getContent" / "7488-en.json"
     assert ex.meta["account"] == "basic" and ex.request.query == {"lang": "en"}
     assert ex.response.body["data"]["synopsis"] != BODY["data"]["synopsis"]
     assert len(ex.response.body["data"]["synopsis"]) == len(BODY["data"]["synopsis"])
     [seen] = upstream.seen
     assert seen.headers["ocp-apim-subscription-key"] == KEY and seen.query == {"lang": "en"}
-    with app.test_request_context("/v1/api/v1/contents/7488?lang=en"):
-        assert hook(op, flask.request) is ex
+    assert hook(op, Request("GET", CONTENT.format(7488), {"lang": "en"})) is ex
     assert len(upstream.seen) == 1
-    with app.test_request_context("/v1/api/v1/contents/5"):
-        assert hook(op, flask.request) is None
+    assert hook(op, Request("GET", CONTENT.format(5))) is None
     hook.recorder.close()  # type: ignore[attr-defined]
-    _assert_clean(tmp_path)
+    _assert_clean(out)
 
 
-def test_record_through_needs_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_record_through_needs_the_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Configured without the key in the environment: a ConfigError naming the variable."""
     monkeypatch.delenv("PIVOT_API_KEY", raising=False)
-    app = flask.Flask("t")
-    app.config["PIVOT_RECORD_FROM"] = "http://127.0.0.1:9"
     with pytest.raises(ConfigError, match=r"\$PIVOT_API_KEY"):
-        install_record_through(app)
+        _record_app(tmp_path, PIVOT_RECORD_FROM="http://127.0.0.1:9")
 
 
 def test_the_mock_records_through(
     upstream: FakeUpstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The mock, asked for an unrecorded id, answers from the upstream and keeps the fixture."""
-    mockserver = pytest.importorskip("mockserver")
     from pivotkit.client import demo_key
 
-    fixtures = tmp_path / "fixtures"
-    fixtures.mkdir()
-    shutil.copy(ROOT / "fixtures" / "accounts.toml", fixtures / "accounts.toml")
     monkeypatch.setenv("PIVOT_API_KEY", KEY)
-    app = mockserver.create_app(
-        {
-            "PIVOT_STATE": str(tmp_path / "state.sqlite"),
-            "PIVOT_USAGE_FLUSH": 0,
-            "PIVOT_FIXTURES": str(fixtures),
-            "PIVOT_RECORD_FROM": upstream.url,
-        }
-    )
-    hook = install_record_through(app, account="full")
-    assert hook is not None
+    app = _record_app(tmp_path, PIVOT_RECORD_FROM=upstream.url, PIVOT_RECORD_ACCOUNT="full")
+    hook = app.extensions["pivot"].record_through
     client_key = demo_key("full", "primary").reveal()
     try:
         resp = app.test_client().get(
             CONTENT.format(7488), headers={"Ocp-Apim-Subscription-Key": client_key}
         )
     finally:
-        hook.recorder.close()  # type: ignore[attr-defined]
+        hook.recorder.close()  # type: ignore[union-attr]
     assert resp.status_code == 200
     assert resp.get_json()["data"]["title"] == BODY["data"]["title"]
     [seen] = upstream.seen
     assert seen.headers["ocp-apim-subscription-key"] == KEY
+    fixtures = tmp_path / "fixtures"
     ex = read_exchange(fixtures / "getContent" / "7488.json")
     assert ex.meta["account"] == "full" and ex.response.body == BODY
     _assert_clean(fixtures / "getContent")
@@ -681,8 +681,9 @@ def test_a_short_key_is_refused(tmp_path: Path) -> None:
 
 
 def test_retry_after_as_an_http_date(upstream: FakeUpstream, tmp_path: Path) -> None:
-    """Retry-After may be an HTTP date; the wait is what remains until then (capped)."""
-    later = {"retry-after": "Wed, 21 Oct 2099 07:28:00 GMT"}
+    """Retry-After may be an HTTP date; the wait is what remains until then."""
+    soon = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=5)
+    later = {"retry-after": email.utils.format_datetime(soon, usegmt=True)}
     upstream.route(
         CONTENT.format(1),
         Reply(429, {"statusCode": 429, "message": "slow down"}, headers=later),
@@ -691,7 +692,7 @@ def test_retry_after_as_an_http_date(upstream: FakeUpstream, tmp_path: Path) -> 
     waits: list[float] = []
     with _recorder(upstream.url, tmp_path, sleep=waits.append, max_wait=7) as rec:
         report = rec.run([_item(1)])
-    assert waits == [7] and report.exit_code == 0
+    assert len(waits) == 1 and 3 <= waits[0] <= 5 and report.exit_code == 0
 
 
 def test_an_unwritable_output_fails_that_request_only(

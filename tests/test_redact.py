@@ -10,15 +10,17 @@ from typing import Any
 import pytest
 
 from pivotkit.errors import ConfigError
-from pivotkit.fixtures import Exchange, Request, Response
+from pivotkit.fixtures import Exchange, FixtureSet, Request, Response
 from pivotkit.redact import (
     KEY_PLACEHOLDER,
-    REQUEST_CONTEXT_PLACEHOLDER,
     Redactor,
     is_placeholder,
     mask,
-    parse_field,
+    request_context_placeholder,
 )
+from pivotkit.redact import parse_redact_field as parse_field
+
+REQUEST_CONTEXT_PLACEHOLDER = request_context_placeholder()
 
 KEY = secrets.token_hex(16)
 
@@ -172,7 +174,8 @@ def test_redacted_exchange_is_still_a_valid_fixture() -> None:
     )
     ex = Redactor.build([KEY]).exchange(original)
     again = Exchange.from_dict(ex.to_dict(), name="1")
-    assert again.key == original.key == ("GET", "/v1/api/v1/contents/1", "en")
+    index = FixtureSet([original])
+    assert index.key(again) == index.key(original) == ("GET", "/v1/api/v1/contents/1", "en")
 
 
 def test_bad_configuration_is_refused() -> None:

@@ -12,11 +12,11 @@ from urllib.parse import quote, unquote, urlencode
 
 from flask import Flask
 
-from pivotkit.contract import Operation
+from pivotkit.client import KEY_ENV
+from pivotkit.conventions import Conventions
+from pivotkit.operations import Operation
 
-KEY_HEADER = "Ocp-Apim-Subscription-Key"
-KEY_PLACEHOLDER = "$PIVOT_API_KEY"
-ALWAYS_OPTIONAL = "lang"  # the provider documents it as optional on every operation
+KEY_PLACEHOLDER = f"${KEY_ENV}"
 MAX_BODY_CHARS = 200_000
 _FORBIDDEN = set("/?#\\")
 _HTTPX_SHORTCUTS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
@@ -58,13 +58,14 @@ class FormProblem:
 
 
 def build_request(
-    operation: Operation, form: Mapping[str, str]
+    operation: Operation, form: Mapping[str, str], always_optional: str = ""
 ) -> tuple[TryRequest | None, list[FormProblem]]:
     """The request the form describes, or the problems that stop it being sent.
 
     Form fields are named ``param-<name>``. A required parameter must be present and non-empty
-    (``lang`` never is); an optional one is left out when empty (a removed field is disabled in
-    the browser, so it is not sent at all). Path values are percent-encoded and may not contain
+    (``always_optional`` never is: the lang parameter, optional on every operation); an
+    optional one is left out when empty (a removed field is disabled in the browser, so it is
+    not sent at all). Path values are percent-encoded and may not contain
     ``/``, ``?``, ``#`` or ``\\``, so a value can never leave the operation's path.
     """
     problems: list[FormProblem] = []
@@ -80,7 +81,7 @@ def build_request(
             else:
                 values[param.name] = quote(raw, safe="")
         elif param.location == "query":
-            if param.required and not raw and param.name != ALWAYS_OPTIONAL:
+            if param.required and not raw and param.name != always_optional:
                 problems.append(FormProblem(param.name, "missing_param"))
             elif raw:
                 query.append((param.name, raw))
@@ -89,14 +90,18 @@ def build_request(
     return TryRequest(operation, operation.expand(**values), tuple(query)), []
 
 
-def send(app: Flask, req: TryRequest, key: str) -> TryResult:
+def send(app: Flask, req: TryRequest, key: str, conventions: Conventions) -> TryResult:
     """Send the request through the app itself (no socket), the key in its header only."""
     client = app.test_client()
     response = client.open(
         req.path,
         method=req.operation.method,
         query_string=list(req.query),
-        headers={KEY_HEADER: key, "Cache-Control": "no-cache", "Accept": "application/json"},
+        headers={
+            **conventions.request_headers,
+            conventions.key_header: key,
+            "Accept": "application/json",
+        },
     )
     raw = response.get_data()
     if response.headers.get("Content-Encoding", "").lower() == "gzip":
@@ -118,19 +123,18 @@ def send(app: Flask, req: TryRequest, key: str) -> TryResult:
     )
 
 
-def curl_sample(base_url: str, req: TryRequest) -> str:
+def curl_sample(base_url: str, req: TryRequest, conventions: Conventions) -> str:
     """A curl command for the request, reading the key from ``$PIVOT_API_KEY``."""
     url = base_url.rstrip("/") + req.target
     method = "" if req.operation.method == "GET" else f"-X {req.operation.method} "
-    return (
-        f"curl {method}--compressed \\\n"
-        f"  -H 'Cache-Control: no-cache' \\\n"
-        f'  -H "{KEY_HEADER}: {KEY_PLACEHOLDER}" \\\n'
-        f"  {shlex.quote(url)}"
-    )
+    headers = [*(f"{k}: {v}" for k, v in conventions.request_headers.items())]
+    lines = [f"curl {method}--compressed"]
+    lines += [f"  -H {shlex.quote(h)}" for h in headers]
+    lines += [f'  -H "{conventions.key_header}: {KEY_PLACEHOLDER}"', f"  {shlex.quote(url)}"]
+    return " \\\n".join(lines)
 
 
-def httpx_sample(base_url: str, req: TryRequest) -> str:
+def httpx_sample(base_url: str, req: TryRequest, conventions: Conventions) -> str:
     """A Python httpx snippet for the request, reading the key from ``PIVOT_API_KEY``."""
     url = base_url.rstrip("/") + req.path
     method = req.operation.method
@@ -144,8 +148,11 @@ def httpx_sample(base_url: str, req: TryRequest) -> str:
         lines.append(f"    params={json.dumps(dict(req.query))},")
     lines += [
         "    headers={",
-        f'        "{KEY_HEADER}": os.environ["PIVOT_API_KEY"],',
-        '        "Cache-Control": "no-cache",',
+        f'        {json.dumps(conventions.key_header)}: os.environ["{KEY_ENV}"],',
+        *(
+            f"        {json.dumps(k)}: {json.dumps(v)},"
+            for k, v in conventions.request_headers.items()
+        ),
         "    },",
         ")",
         "print(response.status_code)",
@@ -155,7 +162,6 @@ def httpx_sample(base_url: str, req: TryRequest) -> str:
 
 
 __all__ = [
-    "KEY_HEADER",
     "KEY_PLACEHOLDER",
     "FormProblem",
     "TryRequest",

@@ -31,9 +31,10 @@ from mockserver.portal.security import (
     csrf_valid,
     secure_headers,
 )
-from pivotkit.contract import Contract, Operation
+from pivotkit.accounts import SLOTS
+from pivotkit.contract import Contract
+from pivotkit.operations import Operation
 
-SLOTS = ("primary", "secondary")
 _PUBLIC = frozenset(
     {"portal.login", "portal.language", "portal.static", "portal.index", "portal.not_found"}
 )
@@ -342,7 +343,7 @@ def _prefill(op: Operation) -> dict[str, str]:
 
 def _sample_request(op: Operation, values: Mapping[str, str]) -> tryit.TryRequest:
     form = {f"param-{k}": v for k, v in values.items()}
-    built, _ = tryit.build_request(op, form)
+    built, _ = tryit.build_request(op, form, _contract().conventions.lang_parameter)
     if built is not None:
         return built
     return tryit.TryRequest(
@@ -372,15 +373,16 @@ def operation(version: str, operation_id: str) -> Response:
         slot = request.form.get("slot", "primary")
         if slot not in SLOTS:
             slot = "primary"
-        built, problems = tryit.build_request(op, request.form)
+        built, problems = tryit.build_request(
+            op, request.form, _contract().conventions.lang_parameter
+        )
         if built is None:
             status = 400
             sample = _sample_request(op, values)
         else:
             key = dict(zip(SLOTS, _gateway().current_keys(g.account.name), strict=True))[slot]
-            app = current_app._get_current_object()  # type: ignore[attr-defined]
             try:
-                result = tryit.send(app, built, key)
+                result = tryit.send(current_app, built, key, _contract().conventions)
             except (ConnectionError, OSError) as exc:  # a drop or truncate fault of the mock
                 problems = [tryit.FormProblem(type(exc).__name__, "no_response")]
                 status = 502
@@ -405,9 +407,9 @@ def operation(version: str, operation_id: str) -> Response:
         problems=problems,
         problem_names={p.name for p in problems},
         request_line=sample.target,
-        curl=tryit.curl_sample(base, sample),
-        python=tryit.httpx_sample(base, sample),
-        key_header=tryit.KEY_HEADER,
+        curl=tryit.curl_sample(base, sample, _contract().conventions),
+        python=tryit.httpx_sample(base, sample, _contract().conventions),
+        key_header=_contract().conventions.key_header,
         allowed=g.account.may_call(op.operation_id),
     )
 

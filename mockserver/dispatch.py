@@ -1,0 +1,296 @@
+"""The API dispatch (the hot path): route, key, rights, limits, faults, parameters, answer, send.
+
+A small WSGI callable in front of Flask: API paths are answered here, admin and portal paths
+go to Flask. Order of a request: route (unknown path or method: the gateway's 404) -> key
+(header or query; constant-time over every candidate) -> the account's operations (else the
+invalid-key 401) -> rate limit and quota -> faults -> path parameters against their schemas
+(ASP.NET's 400) -> fixture -> else record-through, dynamic body, or the empty-200 -> fields
+outside the account's rights removed -> prepared bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
+
+from mockserver.faults import FAULT_HEADER, NO_FAULT, Fault, parse_fault
+from mockserver.gateway import GatewayError
+from mockserver.routing import Call
+from mockserver.wire import Prepared, accepts_gzip, prepare_backend, prepare_gateway, status_line
+from pivotkit.accounts import Account
+from pivotkit.errors import FaultSpecError, PivotError
+from pivotkit.fixtures import Exchange, Request
+from pivotkit.operations import Operation
+
+if TYPE_CHECKING:
+    from mockserver.app import PivotMock
+
+log = logging.getLogger("pivotkit.mock")
+
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+_FAULT_ENV = "HTTP_" + FAULT_HEADER.upper().replace("-", "_")
+_MOCK_HEADER = "x-pivot-mock"
+
+
+def environ_name(header: str) -> str:
+    """The WSGI environ key of a request header (``HTTP_OCP_APIM_SUBSCRIPTION_KEY``)."""
+    return "HTTP_" + header.upper().replace("-", "_")
+
+
+def decode_path(raw: str) -> str:
+    """PATH_INFO holds the decoded bytes as latin-1; the API's paths are UTF-8."""
+    try:
+        return raw.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return raw.encode("latin-1", "replace").decode("utf-8", "replace")
+
+
+def abort_connection(environ: Mapping[str, Any]) -> bool:
+    """Close the client connection under the server's feet (drop and truncate faults).
+
+    False when the server does not expose its socket (granian): the caller then aborts the
+    response body instead, which makes the server close the connection.
+    """
+    sock = environ.get("werkzeug.socket") or environ.get("gunicorn.socket")
+    if not isinstance(sock, socket.socket):
+        return False
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+    return True
+
+
+class Answer:
+    """What the dispatch decided: a prepared answer, extra headers, a fault to play."""
+
+    __slots__ = ("extra", "fault", "prepared")
+
+    def __init__(
+        self, prepared: Prepared, extra: tuple[tuple[str, str], ...] = (), fault: Fault = NO_FAULT
+    ) -> None:
+        self.prepared = prepared
+        self.extra = extra
+        self.fault = fault
+
+
+class Dispatcher:
+    """Answers API requests for one :class:`~mockserver.app.PivotMock`."""
+
+    def __init__(self, mock: PivotMock) -> None:
+        self.mock = mock
+        conv = mock.contract.conventions
+        self.conventions = conv
+        self._key_env = environ_name(conv.key_header)
+        self._key_query = conv.key_query
+        self._valid_paths: dict[tuple[str, str], bool] = {}
+
+    # -- deciding --------------------------------------------------------------------------
+
+    def _query(self, environ: Mapping[str, Any]) -> dict[str, str]:
+        qs = environ.get("QUERY_STRING", "")
+        query: dict[str, str] = {}
+        if qs:
+            for name, value in parse_qsl(qs, keep_blank_values=True, errors="replace"):
+                query.setdefault(name, value)
+        return query
+
+    def _identify(
+        self, environ: Mapping[str, Any], query: Mapping[str, str], operation: Operation
+    ) -> tuple[Account, str] | Answer:
+        mock = self.mock
+        key = environ.get(self._key_env) or (
+            query.get(self._key_query) if self._key_query else None
+        )
+        if not key:
+            return Answer(mock.errors[mock.gateway.errors.missing_key])
+        who = mock.gateway.identify(key)
+        if who is None or not who[0].may_call(operation.operation_id):
+            return Answer(mock.errors[mock.gateway.errors.invalid_key])
+        return who
+
+    def _params_valid(self, operation: Operation, path: str, params: Mapping[str, str]) -> bool:
+        checked = (operation.operation_id, path)
+        valid = self._valid_paths.get(checked)
+        if valid is None:
+            valid = not operation.parameter_problems(params)
+            if len(self._valid_paths) > 20_000:
+                self._valid_paths.clear()
+            self._valid_paths[checked] = valid
+        return valid
+
+    def answer(self, environ: Mapping[str, Any]) -> Answer:
+        """Decide the answer for one API request (gateway layer, then backend layer)."""
+        mock = self.mock
+        mock.sync()
+        backend = mock.backend
+        method = environ.get("REQUEST_METHOD", "GET")
+        path = decode_path(environ.get("PATH_INFO", ""))
+        found = backend.router.find(Call(method, path))
+        if found is None:
+            return Answer(mock.errors[mock.gateway.errors.not_found])
+        operation, params = found
+        query = self._query(environ)
+        who = self._identify(environ, query, operation)
+        if isinstance(who, Answer):
+            return who
+        account, slot = who
+        limited = mock.gateway.check_limits(account)
+        if limited is not None:
+            return Answer(self.gateway_answer(limited))
+        mock.gateway.record_call(account, operation.operation_id, slot)
+        fault = self._fault(environ)
+        if isinstance(fault, Answer):
+            return fault
+        if not self._params_valid(operation, path, params):
+            return Answer(backend.invalid_request, fault=fault)
+        call = Call(method, path, query, lang=self.conventions.lang_of(query))
+        exchange = backend.match(call)
+        if exchange is not None:
+            return Answer(backend.prepared(exchange, account), fault=fault)
+        return Answer(self._unrecorded(operation, call, params, account), fault=fault)
+
+    def _unrecorded(
+        self, operation: Operation, call: Call, params: Mapping[str, str], account: Account
+    ) -> Prepared:
+        """No fixture: record-through, then a generated body (dynamic), then the empty-200."""
+        mock = self.mock
+        if mock.record_through is not None:
+            request = Request(call.method, call.path, MappingProxyType(dict(call.query)))
+            recorded = mock.record_through(operation, request)
+            if isinstance(recorded, Exchange):
+                return mock.backend.prepare_exchange(recorded, account)
+        if mock.settings.dynamic:
+            generated = mock.backend.generated(operation, call, params, account)
+            if generated is not None:
+                return generated
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "no fixture for %s %s (lang %s): empty-200; closest recorded: %s",
+                call.method,
+                call.path,
+                call.lang,
+                ", ".join(mock.backend.fixtures.closest(call.path)) or "none",
+            )
+        return mock.backend.empty
+
+    def gateway_answer(self, error: GatewayError) -> Prepared:
+        """A prepared gateway error (with Retry-After when it announces a wait)."""
+        conv = self.conventions
+        extra = (
+            ()
+            if error.retry_after is None
+            else ((conv.retry_after_header.lower(), str(error.retry_after)),)
+        )
+        return prepare_gateway(
+            error.status, self.mock.gateway.errors.body(error), conv.gateway_content_type, extra
+        )
+
+    def _fault(self, environ: Mapping[str, Any]) -> Fault | Answer:
+        """The fault to play: the request's header (if allowed) or the configured one."""
+        fault = self.mock.settings.faults
+        spec = environ.get(_FAULT_ENV) if self.mock.settings.fault_header else None
+        if spec:
+            try:
+                fault = parse_fault(spec)
+            except FaultSpecError as exc:
+                body = self.conventions.messages.body(400, str(exc))
+                return Answer(
+                    prepare_gateway(
+                        400,
+                        body,
+                        self.conventions.gateway_content_type,
+                        ((_MOCK_HEADER, "fault-error"),),
+                    )
+                )
+        if fault.empty or not fault.applies():
+            return NO_FAULT
+        if fault.status is not None:
+            return Answer(self._fault_status(fault), fault=Fault(latency_ms=fault.latency_ms))
+        return fault
+
+    def _fault_status(self, fault: Fault) -> Prepared:
+        status = fault.status or 500
+        errors = self.mock.gateway.errors
+        if status == 500:
+            return self.mock.backend.server_error
+        if status == 429:
+            return self.gateway_answer(errors.rate_limited(fault.retry_after))
+        if status == 403:
+            return self.gateway_answer(errors.quota_exhausted(fault.retry_after))
+        return self.gateway_answer(GatewayError(status, status_line(status).partition(" ")[2]))
+
+    # -- sending ---------------------------------------------------------------------------
+
+    def send(
+        self, environ: Mapping[str, Any], start_response: StartResponse, answer: Answer
+    ) -> Iterable[bytes]:
+        """Write the answer, playing its fault (latency, drop, invalid JSON, truncation)."""
+        prepared, fault = answer.prepared, answer.fault
+        gzip_ok = prepared.gzipped is not None and accepts_gzip(
+            environ.get("HTTP_ACCEPT_ENCODING", "")
+        )
+        body, headers = prepared.pick(gzip_ok)
+        date = self.mock.date()
+        if fault is NO_FAULT:
+            start_response(prepared.status_line, [("date", date), *headers, *answer.extra])
+            return [body]
+        delay = fault.delay()
+        if delay:
+            time.sleep(delay)
+        if fault.drop:
+            if abort_connection(environ):
+                raise ConnectionAbortedError("x-pivot-fault: drop")
+            start_response(prepared.status_line, [("date", date), *headers])
+            return _truncated(environ, b"")
+        if fault.invalid_json:
+            broken = prepared.identity[: max(1, len(prepared.identity) // 2)]
+            kept = [h for h in headers if h[0] not in ("content-length", "content-encoding")]
+            body, headers = prepare_backend(prepared.status, broken, kept, compress=gzip_ok).pick(
+                gzip_ok
+            )
+        start_response(prepared.status_line, [("date", date), *headers, *answer.extra])
+        if fault.truncate:
+            return _truncated(environ, body)
+        return [body]
+
+    def wsgi(self, flask_wsgi: WSGIApp, own: tuple[str, ...], portal: str | None) -> WSGIApp:
+        """The WSGI callable: paths under ``own`` go to Flask, the rest are the API's; the
+        site root redirects to the portal when one is mounted."""
+        prefixes = tuple(p + "/" for p in own)
+
+        def dispatch(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+            path = environ.get("PATH_INFO", "")
+            if path.startswith(prefixes) or path in own:
+                return flask_wsgi(environ, start_response)
+            if portal and path == "/" and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
+                # The portal's home is the site root, as on the provider's developer portal;
+                # no API path is "/", so the gateway's behaviour is unchanged elsewhere.
+                start_response("302 Found", [("Location", portal + "/"), ("Content-Length", "0")])
+                return [b""]
+            try:
+                answer = self.answer(environ)
+            except PivotError as exc:
+                log.error("cannot answer %s: %s", path, exc)
+                answer = Answer(self.mock.backend.server_error)
+            except Exception:  # never leak a traceback; answer like ASP.NET would
+                log.exception("unexpected error answering %s", path)
+                answer = Answer(self.mock.backend.server_error)
+            return self.send(environ, start_response, answer)
+
+        return dispatch
+
+
+def _truncated(environ: Mapping[str, Any], body: bytes) -> Iterator[bytes]:
+    if body:
+        yield body[: len(body) // 2]
+    abort_connection(environ)
+    raise ConnectionAbortedError("x-pivot-fault: truncate")
+
+
+__all__ = ["Answer", "Dispatcher", "abort_connection", "decode_path", "environ_name"]

@@ -1,0 +1,488 @@
+"""Recording: call an upstream through the one client, redact, write fixtures atomically."""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import json
+import logging
+import re
+import time
+import zlib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Literal
+
+import httpx
+
+from pivotkit.client import CallBudget, PivotClient
+from pivotkit.contract import Contract, load_contract
+from pivotkit.errors import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_UNAVAILABLE,
+    BudgetExhausted,
+    ConfigError,
+    PivotError,
+    QuotaExhausted,
+)
+from pivotkit.fixtures import Exchange, Request, Response, place_exchange
+from pivotkit.operations import Operation
+from pivotkit.plan import PlanItem
+from pivotkit.redact import Redactor
+
+log = logging.getLogger("pivotkit.record")
+
+#: Response headers never stored: hop-by-hop ones, and ones that change on every call (the
+#: recording time is ``meta.recorded``), so re-recording an unchanged upstream changes nothing.
+UNSTORED_HEADERS = frozenset(
+    {
+        "date",
+        "age",
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "proxy-connection",
+        "upgrade",
+        "te",
+        "trailer",
+    }
+)
+RECORDED_ENCODING = "gzip"
+
+Status = Literal["recorded", "unchanged", "skipped", "failed"]
+STATUSES: tuple[Status, ...] = ("recorded", "unchanged", "skipped", "failed")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What recording one plan item did."""
+
+    item: PlanItem
+    status: Status
+    message: str = ""
+    path: Path | None = None
+    exchange: Exchange | None = None
+    unreachable: bool = False
+
+    def line(self) -> str:
+        """One report line: status, then the file or the request, then why."""
+        what = str(self.path) if self.path is not None else self.item.label()
+        tail = f": {self.message}" if self.message else ""
+        return f"{self.status:<9} {what}{tail}"
+
+
+@dataclass
+class Report:
+    """Every outcome of a run, and why it stopped early if it did."""
+
+    outcomes: list[Outcome] = field(default_factory=list)
+    calls: int = 0
+    stopped: str = ""
+    quota_exhausted: bool = False
+    interrupted: bool = False
+
+    def count(self, status: Status) -> int:
+        """How many outcomes have this status."""
+        return sum(1 for o in self.outcomes if o.status == status)
+
+    @property
+    def all_unreachable(self) -> bool:
+        """Whether every request that was sent failed to reach the upstream at all."""
+        sent = [o for o in self.outcomes if o.status != "skipped" and not o.item.error]
+        return bool(sent) and all(o.unreachable for o in sent)
+
+    @property
+    def exit_code(self) -> int:
+        """0 no failure; 1 some request failed; 3 quota exhausted or upstream unreachable;
+        130 interrupted (Ctrl-C)."""
+        if self.interrupted:
+            return EXIT_INTERRUPTED
+        if self.quota_exhausted or self.all_unreachable:
+            return EXIT_UNAVAILABLE
+        return EXIT_FAILED if self.count("failed") else EXIT_OK
+
+    def summary(self) -> str:
+        """The final line: the four counts, then the upstream calls made."""
+        counts = ", ".join(f"{s} {self.count(s)}" for s in STATUSES)
+        return f"{counts} ({len(self.outcomes)} requests, {self.calls} upstream calls)"
+
+
+class _Failure(Exception):
+    """A request that produced nothing worth writing (internal to the recorder)."""
+
+    def __init__(
+        self, message: str, *, unreachable: bool = False, status: Status = "failed"
+    ) -> None:
+        super().__init__(message)
+        self.unreachable = unreachable
+        self.status: Status = status
+
+
+def base_url(upstream: str) -> str:
+    """The upstream without credentials, query or fragment (what ``meta.upstream`` holds)."""
+    try:
+        url = httpx.URL(upstream)
+    except (httpx.InvalidURL, TypeError) as exc:
+        raise ConfigError("--upstream", f"{upstream!r} is not a URL: {exc}") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ConfigError("--upstream", "give an http(s) base URL, e.g. https://host.example")
+    port = f":{url.port}" if url.port else ""
+    return f"{url.scheme}://{url.host}{port}{url.path.rstrip('/')}"
+
+
+def _utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _decode(response: httpx.Response, raw: bytes) -> bytes:
+    encoding = response.headers.get("content-encoding", "identity").strip().lower()
+    try:
+        if encoding == "gzip":
+            return gzip.decompress(raw)
+        if encoding == "deflate":
+            return zlib.decompress(raw)
+    except (EOFError, OSError, zlib.error) as exc:
+        raise _Failure(f"truncated or corrupt {encoding} body ({len(raw)} bytes): {exc}") from None
+    if encoding not in ("identity", ""):
+        raise _Failure(f"unsupported content-encoding {encoding!r}")
+    return raw
+
+
+def _parse_json(response: httpx.Response, data: bytes) -> Any:
+    ctype = response.headers.get("content-type", "")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise _Failure(f"body is not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    if "html" in ctype or text.lstrip()[:1] == "<":
+        title = re.search(r"<title>(.*?)</title>", text, re.I | re.S)
+        hint = f" {title.group(1).strip()[:60]!r}" if title else ""
+        raise _Failure(
+            f"HTML page instead of JSON (HTTP {response.status_code}, "
+            f"{ctype or 'no content-type'}){hint}"
+        )
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _Failure(
+            f"invalid JSON (HTTP {response.status_code}): {exc.msg} at line "
+            f"{exc.lineno} column {exc.colno}"
+        ) from None
+
+
+class Recorder:
+    """Records plan items from one upstream into one fixtures directory.
+
+    Sends through :class:`~pivotkit.client.PivotClient`: a budget of upstream calls, a rate,
+    429s waited out (Retry-After up to ``max_wait``) up to ``retries`` times, a stop at the
+    first 403 quota answer. Safe to share between threads (the mock's record-through calls
+    it from request handlers).
+    """
+
+    def __init__(
+        self,
+        upstream: str,
+        key: str,
+        out_dir: Path | str,
+        *,
+        account: str = "default",
+        contract: Contract | None = None,
+        redactor: Redactor | None = None,
+        overwrite: bool = False,
+        budget: int | None = None,
+        rate: float | None = None,
+        max_wait: float = 60.0,
+        retries: int = 3,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], str] = _utc_now,
+    ) -> None:
+        if not key:
+            raise ConfigError(
+                "key",
+                "no key: set $PIVOT_API_KEY (or the variable --key-env "
+                "names) to your subscription key",
+            )
+        self.upstream = base_url(upstream)
+        self.out_dir = Path(out_dir)
+        self.account = account
+        self.contract = contract or load_contract()
+        self.conventions = self.contract.conventions
+        Redactor.build([key])  # refuses a key too short to scrub safely
+        base = redactor or Redactor()
+        self.redactor = dataclasses.replace(base, secrets=(*base.secrets, key))
+        self.overwrite = overwrite
+        self.budget = CallBudget(budget, option="--budget")
+        self.retries = retries
+        self._key = key
+        self._now = now
+        self._client = PivotClient(
+            self.upstream,
+            key,
+            contract=self.contract,
+            budget=self.budget,
+            rate=rate,
+            max_retries=retries,
+            max_wait=max_wait,
+            sleep=sleep,
+            clock=clock,
+            timeout=httpx.Timeout(timeout),
+            transport=transport,
+            follow_redirects=False,
+            trust_env=False,
+        )
+
+    def close(self) -> None:
+        """Close the HTTP client."""
+        self._client.close()
+
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def calls(self) -> int:
+        """Upstream calls made so far (retries included)."""
+        return self.budget.used
+
+    @property
+    def quota(self) -> QuotaExhausted | None:
+        """The quota answer that stopped recording, if one came."""
+        return self.budget.quota
+
+    # -- one call ---------------------------------------------------------------------
+
+    def _get(self, path: str, query: Mapping[str, str]) -> tuple[httpx.Response, bytes, bool]:
+        """One GET upstream (retries inside the client): the response, its body, and whether
+        the body is still encoded. Transport trouble, quota and budget become _Failure."""
+        try:
+            request = self._client.build_request(
+                "GET", path, params=dict(query), headers={"Accept-Encoding": RECORDED_ENCODING}
+            )
+            response = self._client.send(request, stream=True)
+            try:
+                if response.is_stream_consumed:  # a 403/429 the client read to look inside
+                    return response, response.content, False
+                return response, b"".join(response.iter_raw()), True
+            finally:
+                response.close()
+        except QuotaExhausted as exc:
+            raise _Failure(
+                f"not recorded: quota exhausted ({exc.message})", status="skipped"
+            ) from None
+        except BudgetExhausted as exc:
+            raise _Failure(
+                f"not sent: the budget of {exc.limit} calls is spent", status="skipped"
+            ) from None
+        except httpx.ConnectError as exc:
+            raise _Failure(
+                f"cannot connect to {self.upstream}: {self.redactor.text(str(exc))}",
+                unreachable=True,
+            ) from None
+        except httpx.TimeoutException as exc:
+            raise _Failure(f"timed out ({type(exc).__name__})", unreachable=True) from None
+        except httpx.TransportError as exc:
+            raise _Failure(
+                f"connection broken mid-response ({type(exc).__name__}: "
+                f"{self.redactor.text(str(exc))})",
+                unreachable=True,
+            ) from None
+
+    def fetch(self, operation: Operation, path: str, query: Mapping[str, str]) -> Response:
+        """The upstream's answer as a (not yet redacted) Response; _Failure otherwise."""
+        response, raw, encoded = self._get(path, query)
+        status = response.status_code
+        if status == 429:
+            raise _Failure(
+                f"rate limited (429) {self.retries + 1} times, or asked to wait "
+                "longer than --max-wait; lower --rate"
+            )
+        if not 200 <= status < 300:
+            raise self._refusal(operation, response, raw if not encoded else _decode(response, raw))
+        body = _parse_json(response, _decode(response, raw) if encoded else raw)
+        headers: dict[str, str] = {}
+        for name, value in response.headers.multi_items():
+            low = name.lower()
+            if low not in UNSTORED_HEADERS:
+                headers[low] = f"{headers[low]}, {value}" if low in headers else value
+        return Response(status, body, MappingProxyType(headers))
+
+    def _refusal(self, operation: Operation, response: httpx.Response, body: bytes) -> _Failure:
+        """The failure for a non-2xx answer (quota answers never get here: see _get)."""
+        status = response.status_code
+        try:
+            message = self.conventions.messages.message_of(json.loads(body.decode("utf-8-sig")))
+        except ValueError:
+            message = None
+        if message is None:
+            try:
+                data = json.loads(body.decode("utf-8-sig"))
+                message = next((str(v) for v in data.values() if isinstance(v, str)), None)
+            except (ValueError, AttributeError):
+                message = None
+        detail = f": {message[:120]}" if message else ""
+        if status == 401:
+            return _Failure(
+                f"HTTP 401{detail} (check the key, and that the account may call "
+                f"{operation.operation_id})"
+            )
+        if status == 404:
+            return _Failure(f"HTTP 404{detail} (is the path in schemas/openapi.yaml right?)")
+        return _Failure(f"HTTP {status}" + (" from upstream" if status >= 500 else "") + detail)
+
+    # -- one item ---------------------------------------------------------------------
+
+    def record(self, item: PlanItem) -> Outcome:
+        """Record one item: fetch, redact, write. Never raises for upstream trouble."""
+        if item.error:
+            return Outcome(item, "failed", item.error)
+        if item.skip:
+            return Outcome(item, "skipped", item.skip)
+        try:
+            op = self.contract.operation(item.operation_id)
+        except PivotError as exc:
+            return Outcome(item, "failed", str(exc))
+        problems = op.parameter_problems(item.params)
+        known = {p.name for p in op.path_parameters}
+        problems += [
+            f"{k}: not a path parameter of {op.operation_id}" for k in item.params if k not in known
+        ]
+        if problems:
+            return Outcome(item, "failed", "; ".join(problems))
+        request = item.request(self.contract)
+        try:
+            response = self.fetch(op, request.path, request.query)
+        except _Failure as exc:
+            return Outcome(
+                item, exc.status, self.redactor.text(str(exc)), unreachable=exc.unreachable
+            )
+        sent = {**self.conventions.request_headers, self.conventions.key_header: self._key}
+        exchange = Exchange(
+            operation_id=op.operation_id,
+            name=item.fixture_name(op),
+            request=Request("GET", request.path, request.query, MappingProxyType(sent)),
+            response=response,
+            meta=MappingProxyType(
+                {
+                    "operationId": op.operation_id,
+                    "source": "live",
+                    "recorded": self._now(),
+                    "account": self.account,
+                    "upstream": self.upstream,
+                }
+            ),
+        )
+        try:
+            exchange = self.redactor.exchange(exchange)
+            outcome = self._write(item, exchange)
+        except (PivotError, OSError) as exc:
+            return Outcome(item, "failed", self.redactor.text(f"not written: {exc}"))
+        if outcome.status != "recorded":
+            return outcome
+        note = self._contract_note(op, exchange.response)
+        message = "; ".join(m for m in (outcome.message, note) if m)
+        return dataclasses.replace(outcome, message=message)
+
+    def _contract_note(self, op: Operation, response: Response) -> str:
+        """A short note when a recorded body breaks the contract (drift, worth a look)."""
+        try:
+            violations = self.contract.validate(op.operation_id, response.status, response.body)
+        except PivotError:
+            return f"the contract declares no {response.status} for {op.operation_id}"
+        if not violations:
+            return ""
+        first = violations[0]
+        return self.redactor.text(
+            f"breaks the contract at {len(violations)} place(s), first {first.pointer or '/'}: "
+            f"{first.message[:80]} (run pivotkit check)"
+        )
+
+    def _write(self, item: PlanItem, exchange: Exchange) -> Outcome:
+        """Write atomically; an equal fixture is left alone, a different one kept beside."""
+        placed = place_exchange(exchange, self.out_dir, overwrite=self.overwrite)
+        if placed.status == "unchanged":
+            return Outcome(item, "unchanged", "", placed.path, placed.exchange)
+        note = {
+            "written": "",
+            "overwritten": f"overwritten ({placed.summary})",
+            "beside": f"{exchange.name}.json differs ({placed.summary}); kept it, pass "
+            "--overwrite to replace it",
+        }[placed.status]
+        return Outcome(item, "recorded", note, placed.path, placed.exchange)
+
+    # -- a run ------------------------------------------------------------------------
+
+    def run(
+        self, items: Iterable[PlanItem], on_outcome: Callable[[Outcome], None] | None = None
+    ) -> Report:
+        """Record every item in order; a quota stop or a spent budget skips the rest."""
+        report = Report()
+        try:
+            for item in items:
+                outcome = self.record(item)
+                report.outcomes.append(outcome)
+                if on_outcome is not None:
+                    on_outcome(outcome)
+        except KeyboardInterrupt:  # what was written is complete (atomic writes): keep it
+            report.interrupted = True
+        report.calls = self.calls
+        report.quota_exhausted = self.quota is not None
+        if self.quota is not None:
+            report.stopped = str(self.quota)
+        elif report.interrupted:
+            report.stopped = "interrupted"
+        return report
+
+
+RecordThrough = Callable[[Operation, Request], "Exchange | None"]
+
+
+def make_record_through(
+    upstream: str, key: str, out_dir: Path | str, account: str = "default", **options: Any
+) -> RecordThrough:
+    """A callable ``(operation, request) -> Exchange | None`` for the mock.
+
+    It forwards the request upstream (with ``key``, never the client's key), redacts, writes
+    the fixture and returns the exchange; None when the upstream gave nothing usable (the
+    reason is logged). A request already recorded by this callable is replayed from memory.
+    ``options`` go to :class:`Recorder` (budget, rate, overwrite, ...).
+    """
+    recorder = Recorder(upstream, key, out_dir, account=account, **options)
+    lang_name = recorder.conventions.lang_parameter
+    seen: dict[tuple[str, str | None], Exchange] = {}
+
+    def record_through(operation: Operation, request: Request) -> Exchange | None:
+        lang = request.query.get(lang_name) or None
+        cached = seen.get((request.path, lang))
+        if cached is not None:  # recorded by this process: replay, spend no quota
+            return cached
+        params = operation.match(request.path) or {}
+        outcome = recorder.record(PlanItem(operation.operation_id, MappingProxyType(params), lang))
+        log.info("record-through %s", outcome.line())
+        if outcome.exchange is not None:
+            seen[request.path, lang] = outcome.exchange
+        return outcome.exchange
+
+    record_through.recorder = recorder  # type: ignore[attr-defined]
+    return record_through
+
+
+__all__ = [
+    "STATUSES",
+    "UNSTORED_HEADERS",
+    "Outcome",
+    "RecordThrough",
+    "Recorder",
+    "Report",
+    "base_url",
+    "make_record_through",
+]

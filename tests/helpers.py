@@ -1,0 +1,134 @@
+"""Helpers shared by pivotkit's own tests: free ports, a thread server, `pivotkit serve` runs."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+from pivotkit.client import demo_key
+from pivotkit.contract import load_contract
+
+WSGI = Callable[[dict[str, Any], Any], Iterable[bytes]]
+CONTRACT = load_contract()
+CONVENTIONS = CONTRACT.conventions
+KEY_HEADER = CONVENTIONS.key_header
+FULL = demo_key("full").reveal()
+BASIC = demo_key("basic").reveal()
+LIMITED = demo_key("limited").reveal()
+
+
+def path_of(operation_id: str, **params: object) -> str:
+    """The concrete path of an operation, from the contract."""
+    return CONTRACT.operation(operation_id).expand(**params)
+
+
+def key_headers(key: str = FULL) -> dict[str, str]:
+    """The header that carries a key."""
+    return {KEY_HEADER: key}
+
+
+def free_port() -> int:
+    """A port of 127.0.0.1 nothing listens on (now)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class QuietHandler(WSGIRequestHandler):
+    """Tests read results, not access logs."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """Nothing."""
+
+
+@contextmanager
+def thread_server(wsgi: WSGI, *, handler: type[WSGIRequestHandler] = QuietHandler) -> Iterator[str]:
+    """Serve a WSGI app on a free loopback port in a thread; yields its base URL."""
+    server = make_server("127.0.0.1", 0, wsgi, threaded=True, request_handler=handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without any PIVOT_ setting, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIVOT_")}
+    env.update(extra)
+    return env
+
+
+def wait_ready(
+    url: str, proc: subprocess.Popen[bytes], log: Path | None = None, timeout: float = 60.0
+) -> None:
+    """Poll ``url``/__pivot/health until it answers 200 (fails if the process exits)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            text = log.read_text(errors="replace") if log is not None else ""
+            pytest.fail(f"server exited {proc.returncode}: {text}")
+        try:
+            if httpx.get(f"{url}/__pivot/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    text = log.read_text(errors="replace") if log is not None else ""
+    pytest.fail(f"server {url} not ready: {text}")
+
+
+def stop(proc: subprocess.Popen[bytes], timeout: float = 15) -> None:
+    """Terminate a process (by its pid) and wait; kill it if it does not end."""
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def pivotkit_command(*args: str) -> list[str]:
+    """The command line that runs ``pivotkit ARGS`` with this interpreter."""
+    return [sys.executable, "-c", "from pivotkit.cli import main; main()", *args]
+
+
+@contextmanager
+def serve_process(
+    tmp_path: Path, *args: str, env: Mapping[str, str] | None = None, port: int | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes], Path]]:
+    """``pivotkit serve ARGS`` in a subprocess on a free port (``--state`` in ``tmp_path``
+    unless given); yields (base URL, process, log file) once it answers, stops it after."""
+    port = port or free_port()
+    log = tmp_path / f"serve-{port}.log"
+    command = pivotkit_command("serve", "--port", str(port), *args)
+    if "--state" not in args:
+        command += ["--state", str(tmp_path / "state.sqlite")]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            command,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=dict(env) if env is not None else clean_env(),
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, proc, log)
+        yield url, proc, log
+    finally:
+        stop(proc)
