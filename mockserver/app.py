@@ -275,7 +275,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     # The portal's prefix goes to Flask only when a portal is mounted; otherwise those
     # paths are API paths like any other (the gateway's 404).
     own = (ADMIN_PREFIX, settings.portal_prefix) if mounted else (ADMIN_PREFIX,)
-    app.wsgi_app = mock.dispatcher.wsgi(  # type: ignore[method-assign]
+    app.wsgi_app = mock.dispatcher.wsgi(  # type: ignore[method-assign, assignment]
         app.wsgi_app, own, settings.portal_prefix if mounted else None
     )
     return app

@@ -143,10 +143,13 @@ class Exchange:
         )
 
 
-try:  # orjson parses fixtures 3-4 times faster; the stdlib gives the same objects
-    from orjson import loads as _fast_loads
-except ImportError:  # pragma: no cover - depends on the environment
-    _fast_loads = json.loads
+def _fast_loads(raw: bytes) -> Any:
+    """orjson parses fixtures 3-4 times faster; the stdlib gives the same objects."""
+    try:
+        from orjson import loads
+    except ImportError:  # pragma: no cover - depends on the environment
+        return json.loads(raw)
+    return loads(raw)
 
 
 @cache

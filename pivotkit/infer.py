@@ -79,8 +79,26 @@ def diff(observer: Observer, view: View) -> list[Difference]:
 
 
 def _diff_node(node: Node, view: View, out: list[Difference]) -> None:
+    if not _diff_types(node, view, out):
+        return
+    if "string" in node.types:
+        _diff_format(node, view, out)
+    _diff_enum(node, view, out)
+    if "object" in node.types and view.allows_type("object"):
+        _diff_object(node, view, out)
+    if (
+        "array" in node.types
+        and node.items is not None
+        and view.items is not None
+        and view.allows_type("array")
+    ):
+        _diff_node(node.items, view.items(), out)
+
+
+def _diff_types(node: Node, view: View, out: list[Difference]) -> bool:
+    """Type differences at one position; False when the types disagree (nothing below is
+    compared then)."""
     observed = [t for t in _observed_types(node) if t != "null"]
-    contract_types = view.effective_types()
     if "null" in node.types and not view.allows_type("null"):
         out.append(
             Difference(
@@ -92,8 +110,7 @@ def _diff_node(node: Node, view: View, out: list[Difference]) -> None:
                 None,
             )
         )
-    extra = [t for t in observed if not view.allows_type(t)]
-    if extra:
+    if any(not view.allows_type(t) for t in observed):
         out.append(
             Difference(
                 node.pointer,
@@ -103,7 +120,8 @@ def _diff_node(node: Node, view: View, out: list[Difference]) -> None:
                 node.answers,
             )
         )
-        return
+        return False
+    contract_types = view.effective_types()
     if contract_types is not None and observed:
         wider = {t for t in contract_types if t != "null"} - set(observed)
         if "number" in wider and "integer" in observed:
@@ -114,57 +132,50 @@ def _diff_node(node: Node, view: View, out: list[Difference]) -> None:
                     node.pointer, "type-narrower", view.describe(), "|".join(observed), node.answers
                 )
             )
-    if "string" in node.types:
-        _diff_format(node, view, out)
-    _diff_enum(node, view, out)
-    if "object" in node.types and view.allows_type("object"):
-        objects = node.objects
-        for key, sub in sorted(node.props.items()):
-            if key not in view.props:
-                out.append(
-                    Difference(
-                        sub.pointer,
-                        "only-observed",
-                        "not declared",
-                        "|".join(_observed_types(sub)),
-                        sub.answers,
-                    )
-                )
-                continue
-            if sub.count == objects and key not in view.required:
-                out.append(
-                    Difference(
-                        sub.pointer,
-                        "required-observed-optional-in-contract",
-                        "optional",
-                        f"present in all {objects} objects",
-                        sub.answers,
-                    )
-                )
-            elif sub.count < objects and key in view.required:
-                out.append(
-                    Difference(
-                        sub.pointer,
-                        "required-in-contract-missing-in-observed",
-                        "required",
-                        f"missing in {objects - sub.count} of {objects} objects",
-                        node.answers,
-                    )
-                )
-            _diff_node(sub, view.props[key](), out)
-        for key in sorted(set(view.props) - set(node.props)):
-            pointer = f"{node.pointer}/{escape_pointer_segment(key)}"
-            label = "required" if key in view.required else "optional"
+    return True
+
+
+def _diff_object(node: Node, view: View, out: list[Difference]) -> None:
+    objects = node.objects
+    for key, sub in sorted(node.props.items()):
+        if key not in view.props:
             out.append(
-                Difference(pointer, "only-in-contract", f"declared ({label})", "never present", 0)
+                Difference(
+                    sub.pointer,
+                    "only-observed",
+                    "not declared",
+                    "|".join(_observed_types(sub)),
+                    sub.answers,
+                )
             )
-    if (
-        "array" in node.types
-        and node.items is not None
-        and view.items is not None
-        and view.allows_type("array")
-    ):
-        _diff_node(node.items, view.items(), out)
+            continue
+        if sub.count == objects and key not in view.required:
+            out.append(
+                Difference(
+                    sub.pointer,
+                    "required-observed-optional-in-contract",
+                    "optional",
+                    f"present in all {objects} objects",
+                    sub.answers,
+                )
+            )
+        elif sub.count < objects and key in view.required:
+            out.append(
+                Difference(
+                    sub.pointer,
+                    "required-in-contract-missing-in-observed",
+                    "required",
+                    f"missing in {objects - sub.count} of {objects} objects",
+                    node.answers,
+                )
+            )
+        _diff_node(sub, view.props[key](), out)
+    for key in sorted(set(view.props) - set(node.props)):
+        pointer = f"{node.pointer}/{escape_pointer_segment(key)}"
+        label = "required" if key in view.required else "optional"
+        out.append(
+            Difference(pointer, "only-in-contract", f"declared ({label})", "never present", 0)
+        )
 
 
 def _diff_format(node: Node, view: View, out: list[Difference]) -> None:

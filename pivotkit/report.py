@@ -213,41 +213,59 @@ class SuiteReport:
         root.set("time", f"{self.elapsed:.3f}")
         return ET.ElementTree(root)
 
-    def to_markdown(self) -> str:
-        """A summary table (operation x check) for a CI step summary, then the failures."""
-        counts = self.counts
+    def _table(self) -> list[str]:
+        """The operation x check table."""
         checks = sorted({r.check for r in self.results.values()})
         operations = sorted({r.operation for r in self.results.values()})
         cells: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
         for r in self.results.values():
             cells[r.operation, r.check][r.outcome] += 1
-        verdict = (
-            "❌ failed" if counts["failed"] or counts["error"] or counts["xpassed"] else "✅ passed"
-        )
+        if not operations:
+            return []
+        lines = ["| operation | " + " | ".join(checks) + " |", "|---|" + "---|" * len(checks)]
+        for op in operations:
+            row = [_cell(cells.get((op, check), Counter())) for check in checks]
+            lines.append(f"| `{op}` | " + " | ".join(row) + " |")
+        return lines
+
+    def _failures(self) -> list[str]:
+        failures = [r for r in self.results.values() if r.outcome in ("failed", "error", "xpassed")]
+        if not failures:
+            return []
+        lines = ["", "#### Failures", ""]
+        for r in sorted(failures, key=lambda r: (r.operation, r.check, r.case)):
+            text = " ".join(r.message.split()).replace("|", "\\|")
+            lines.append(f"- `{r.operation}` {r.name}: {text}")
+        return lines
+
+    def _skips(self) -> list[str]:
+        skipped = sorted({r.message for r in self.results.values() if r.outcome == "skipped"})
+        if not skipped:
+            return []
+        return [
+            "",
+            "<details><summary>Skip reasons</summary>",
+            "",
+            *(f"- {reason}" for reason in skipped),
+            "",
+            "</details>",
+        ]
+
+    def to_markdown(self) -> str:
+        """A summary table (operation x check) for a CI step summary, then the failures."""
+        counts = self.counts
+        failed = counts["failed"] or counts["error"] or counts["xpassed"]
+        verdict = "❌ failed" if failed else "✅ passed"
         summary = ", ".join(f"{counts[o]} {o}" for o in _ORDER if counts[o])
         lines = [
             f"### Pivot contract against `{self.target}`: {verdict}",
             "",
             f"{summary or 'no contract test ran'} in {self.elapsed:.1f} s",
             "",
+            *self._table(),
+            *self._failures(),
+            *self._skips(),
         ]
-        if operations:
-            lines.append("| operation | " + " | ".join(checks) + " |")
-            lines.append("|---|" + "---|" * len(checks))
-            for op in operations:
-                row = [_cell(cells.get((op, check), Counter())) for check in checks]
-                lines.append(f"| `{op}` | " + " | ".join(row) + " |")
-        failures = [r for r in self.results.values() if r.outcome in ("failed", "error", "xpassed")]
-        if failures:
-            lines += ["", "#### Failures", ""]
-            for r in sorted(failures, key=lambda r: (r.operation, r.check, r.case)):
-                text = " ".join(r.message.split()).replace("|", "\\|")
-                lines.append(f"- `{r.operation}` {r.name}: {text}")
-        skipped = sorted({r.message for r in self.results.values() if r.outcome == "skipped"})
-        if skipped:
-            lines += ["", "<details><summary>Skip reasons</summary>", ""]
-            lines += [f"- {reason}" for reason in skipped]
-            lines += ["", "</details>"]
         return "\n".join(lines) + "\n"
 
     def write_junit(self, path: Path) -> None:

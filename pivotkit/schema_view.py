@@ -137,10 +137,8 @@ def _union(views: list[View]) -> View:
     return View(types, merged_props, required or set(), merged_items, enum, patterns)
 
 
-def view_of(schema: Any, resolver: Resolver[Any]) -> View:
-    """The flattened :class:`View` of ``schema`` resolved through ``resolver``."""
-    if schema is True or not isinstance(schema, Mapping):
-        return View() if schema is not False else View(types=set())
+def _local(schema: Mapping[str, Any], resolver: Resolver[Any]) -> View:
+    """The constraints a schema object states itself (no composition followed)."""
     view = View()
     kind = schema.get("type")
     if isinstance(kind, str):
@@ -158,6 +156,14 @@ def view_of(schema: Any, resolver: Resolver[Any]) -> View:
         view.props[key] = _lazy(sub, resolver)
     if "items" in schema:
         view.items = _lazy(schema["items"], resolver)
+    return view
+
+
+def view_of(schema: Any, resolver: Resolver[Any]) -> View:
+    """The flattened :class:`View` of ``schema`` resolved through ``resolver``."""
+    if schema is True or not isinstance(schema, Mapping):
+        return View() if schema is not False else View(types=set())
+    view = _local(schema, resolver)
     ref = schema.get("$ref")
     if isinstance(ref, str):
         resolved = resolver.lookup(ref)

@@ -33,7 +33,10 @@ from pivotkit.drift import (
 )
 from pivotkit.drift.replay import REPLAYED_STATUSES
 from pivotkit.errors import ConfigError
+from pivotkit.fixtures import Exchange, FixtureSet
 from pivotkit.plan import plan_from_fixtures, sample
+
+from .conftest import FIXTURES, SCHEMAS
 
 load_account_profile = load_profile
 
@@ -43,10 +46,6 @@ def _replayable(fixtures: FixtureSet, contract: Any) -> list[Any]:
     items = plan_from_fixtures(fixtures, contract, replayed=REPLAYED_STATUSES)
     return [item for item in items if item.sendable]
 
-
-from pivotkit.fixtures import Exchange, FixtureSet
-
-from .conftest import FIXTURES, SCHEMAS
 
 KEY = "0123456789abcdef0123456789abcdef"
 CONTENT = "/v1/api/v1/contents/7488"

@@ -1,0 +1,13 @@
+"""The ``pivotkit`` command: a click group over the library's functions.
+
+The commands live by what they work on: ``contract`` (check, docs), ``recording`` (record,
+infer), ``drift`` (drift), ``mock`` (serve) and ``suite`` (test); ``options`` holds the group,
+its one error-to-exit-code mapping and the shared options.
+"""
+
+from __future__ import annotations
+
+from pivotkit.cli import contract, drift, mock, recording, suite
+from pivotkit.cli.options import main
+
+__all__ = ["contract", "drift", "main", "mock", "recording", "suite"]

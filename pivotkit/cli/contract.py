@@ -1,0 +1,79 @@
+"""Commands over the contract and the fixtures: ``check`` and ``docs``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from pivotkit.cli.options import fixtures_option, main, schemas_option
+from pivotkit.contract import Contract
+
+
+@main.command()
+@fixtures_option()
+@schemas_option()
+@click.option("--quiet", "-q", is_flag=True, help="Print failures only.")
+def check(fixtures_dir: Path | None, schemas: Path | None, quiet: bool) -> None:
+    """Validate every fixture: file format, then body against the contract.
+
+    Prints one line per file; exits 1 if any fixture fails, naming file, pointer and message.
+    """
+    from pivotkit.check import check_directory
+    from pivotkit.fixtures import default_fixtures_dir
+
+    contract = Contract.load(schemas)
+    root = fixtures_dir or default_fixtures_dir()
+    if not root.is_dir():
+        raise click.ClickException(f"{root}: no such fixtures directory")
+    results = check_directory(contract, root)
+    if not results:
+        raise click.ClickException(f"{root}: no fixture files (<operationId>/<name>.json)")
+    failed = [r for r in results if not r.ok]
+    for result in results:
+        if not (quiet and result.ok):
+            for line in result.lines():
+                click.echo(line, err=not result.ok)
+    click.echo(
+        f"{len(results) - len(failed)} passed, {len(failed)} failed ({len(results)} fixtures)"
+    )
+    if failed:
+        raise SystemExit(1)
+
+
+@main.command()
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=Path("docs/reference.md"),
+    show_default=True,
+    help="Where to write the Markdown reference.",
+)
+@click.option(
+    "--check",
+    "check_only",
+    is_flag=True,
+    help="Write nothing; exit 1 if the file differs from the contract.",
+)
+@schemas_option()
+def docs(out: Path, check_only: bool, schemas: Path | None) -> None:
+    """Generate the API reference (Markdown) from the contract in schemas/."""
+    from pivotkit.docs import render_reference
+    from pivotkit.fixtures import atomic_write_text
+
+    text = render_reference(Contract.load(schemas))
+    current = out.read_text(encoding="utf-8") if out.is_file() else None
+    if check_only:
+        if current is None:
+            raise click.ClickException(f"{out} does not exist; run `pivotkit docs --out {out}`")
+        if current != text:
+            raise click.ClickException(
+                f"{out} is out of date with the contract; run `pivotkit docs` to regenerate it"
+            )
+        click.echo(f"{out} is up to date")
+        return
+    if current == text:
+        click.echo(f"{out} unchanged")
+        return
+    atomic_write_text(out, text)
+    click.echo(f"wrote {out}")

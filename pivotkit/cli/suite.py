@@ -1,0 +1,75 @@
+"""The contract suite's command: ``test``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from pivotkit.cli.options import main
+
+
+@main.command("test", context_settings={"ignore_unknown_options": True})
+@click.option(
+    "--target",
+    default="mock",
+    envvar="PIVOT_TARGET",
+    show_default=True,
+    help="mock (in-process), mock-server (loopback port), live (the contract's live "
+    "URL) or a base URL; a URL or live takes its key from $PIVOT_API_KEY.",
+)
+@click.option(
+    "--budget",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Most requests the run may send (default: 50 for live, else unlimited).",
+)
+@click.option(
+    "--junit",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=Path("reports/pivot-contract.xml"),
+    show_default=True,
+    help="JUnit XML report: one test case per operation and check.",
+)
+@click.option(
+    "--markdown",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=Path("reports/pivot-contract.md"),
+    show_default=True,
+    help="Markdown summary (appended when it is $GITHUB_STEP_SUMMARY).",
+)
+@click.option(
+    "--profile",
+    type=click.Choice(["dev", "ci"]),
+    default=None,
+    help="Hypothesis profile of the property tests (default: dev).",
+)
+@click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)
+def test(
+    target: str,
+    budget: int | None,
+    junit: Path,
+    markdown: Path,
+    profile: str | None,
+    pytest_args: tuple[str, ...],
+) -> None:
+    """Run the contract suite against a target and write JUnit XML and Markdown reports.
+
+    Extra arguments go to pytest, e.g. `pivotkit test --target live -- -k getContent`.
+    Exits with pytest's status: 0 passed, 1 some check failed, 3 quota exhausted.
+    """
+    from pivotkit.client import KEY_ENV, ApiKey, parse_target
+    from pivotkit.report import run_suite
+
+    chosen = parse_target(target, option="--target")
+    if chosen.needs_key and ApiKey.from_env() is None:
+        click.echo(
+            f"warning: {KEY_ENV} is not set: every test against {chosen.label} will be "
+            "skipped (nothing is sent)",
+            err=True,
+        )
+    code = run_suite(
+        target, budget=budget, junit=junit, markdown=markdown, profile=profile, extra=pytest_args
+    )
+    click.echo(f"reports: {junit} {markdown}", err=True)
+    raise SystemExit(code)
