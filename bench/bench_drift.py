@@ -17,7 +17,8 @@ import tracemalloc
 from typing import Any
 
 from pivotkit.contract import Contract, load_contract
-from pivotkit.drift import REPLAYED_STATUSES, Answer, DriftAnalysis
+from pivotkit.drift.analysis import DriftAnalysis
+from pivotkit.drift.replay import REPLAYED_STATUSES, Answer
 from pivotkit.fixtures import FixtureSet
 from pivotkit.observer import string_format
 from pivotkit.plan import plan_from_fixtures

@@ -16,7 +16,8 @@ from pivotkit.fixtures import Exchange, FixtureSet
 BACKEND_STATUSES = frozenset({200, 400})
 
 CONTRACT: Contract = load_contract()
-FIXTURES: FixtureSet = FixtureSet.load()
+FIXTURES: FixtureSet = FixtureSet.load(contract=CONTRACT)
+CONVENTIONS = CONTRACT.conventions
 OPERATIONS: list[Operation] = [CONTRACT.operations[name] for name in sorted(CONTRACT.operations)]
 
 
@@ -36,17 +37,14 @@ def replayable(statuses: Iterable[int] = BACKEND_STATUSES) -> list[Exchange]:
 
 
 def is_empty(exchange: Exchange) -> bool:
-    """Whether the recorded answer is the empty result."""
-    body = exchange.response.body
-    if body == {}:
-        return True
-    return isinstance(body, dict) and set(body) >= {"data"} and body["data"] in (None, [], {})
+    """Whether the recorded answer is the empty result (the contract's one definition)."""
+    return CONTRACT.is_empty_result(exchange.response.body)
 
 
 def representative(op: Operation) -> Exchange | None:
     """The operation's first 200 fixture with data and no ``lang``: the sample of its checks."""
     for ex in FIXTURES.for_operation(op.operation_id):
-        if ex.response.status == 200 and not is_empty(ex) and "lang" not in ex.request.query:
+        if ex.response.status == 200 and not is_empty(ex) and ex.request.lang is None:
             return ex
     return None
 

@@ -10,15 +10,9 @@ from contract_tests.cases import CONTRACT, OPERATIONS, empty_sample, params, per
 from contract_tests.conftest import INVALID_KEY, Probe
 from pivotkit.conformance import Conformance
 
-MISSING = (
-    "Access denied due to missing subscription key. Make sure to include subscription "
-    "key when making requests to an API."
-)
-INVALID = (
-    "Access denied due to invalid subscription key. Make sure to provide a valid key "
-    "for an active subscription."
-)
-NOT_FOUND = {"statusCode": 404, "message": "Resource not found"}
+# The gateway's exact answers, as the contract states them (gateway-error.json).
+MESSAGES = CONTRACT.conventions.messages
+NOT_FOUND = MESSAGES.body(404, MESSAGES.not_found)
 
 
 def _sample_path(op: Any) -> str:
@@ -42,14 +36,14 @@ def _exact(op_id: str, response: Any, status: int, body: dict[str, Any]) -> None
 def test_missing_key_is_the_gateway_401(target: Probe, op: Any) -> None:
     """Without a key every operation answers the gateway's exact 401 (no version, no data)."""
     response = target.get(_sample_path(op), key="none")
-    _exact(op.operation_id, response, 401, {"statusCode": 401, "message": MISSING})
+    _exact(op.operation_id, response, 401, MESSAGES.body(401, MESSAGES.missing_key))
 
 
 @pytest.mark.parametrize("op", per_operation("invalid-key"))
 def test_invalid_key_is_the_gateway_401(target: Probe, op: Any) -> None:
     """With an unknown key every operation answers the gateway's exact 401."""
     response = target.get(_sample_path(op), key=INVALID_KEY)
-    _exact(op.operation_id, response, 401, {"statusCode": 401, "message": INVALID})
+    _exact(op.operation_id, response, 401, MESSAGES.body(401, MESSAGES.invalid_key))
 
 
 @pytest.mark.parametrize("op", per_operation("not-found"))

@@ -7,10 +7,20 @@ from typing import Any
 
 import pytest
 
-from contract_tests.cases import CONTRACT, OPERATIONS, per_fixture, per_operation, representative
+from contract_tests.cases import (
+    CONTRACT,
+    CONVENTIONS,
+    OPERATIONS,
+    per_fixture,
+    per_operation,
+    representative,
+)
 from contract_tests.conftest import Probe
 from pivotkit.conformance import Conformance, Problem, ResponseMismatch, request_line
 from pivotkit.fixtures import Exchange
+
+LANG = CONVENTIONS.lang_parameter
+DEFAULT = CONVENTIONS.default_lang
 
 
 def _fail(response: Any, problems: list[Problem]) -> None:
@@ -97,17 +107,17 @@ def _shape(value: Any, pointer: str = "", depth: int = 4) -> set[str]:
 @pytest.mark.parametrize("op", per_operation("lang"))
 def test_lang_is_optional(target: Probe, pivot_contract: Conformance, op: Any) -> None:
     """With and without ``lang`` the answer is a 200 of the same shape; an unknown lang falls
-    back to French."""
+    back to the default (French)."""
     sample = _sample(op.operation_id)
-    query = {k: v for k, v in sample.request.query.items() if k != "lang"}
+    query = {k: v for k, v in sample.request.query.items() if k != LANG}
     bare = target.get(sample.request.path, query)
-    french = target.get(sample.request.path, {**query, "lang": "fr"})
-    english = target.get(sample.request.path, {**query, "lang": "en"})
-    unknown = target.get(sample.request.path, {**query, "lang": "xx"})
+    french = target.get(sample.request.path, {**query, LANG: DEFAULT})
+    english = target.get(sample.request.path, {**query, LANG: "en"})
+    unknown = target.get(sample.request.path, {**query, LANG: "xx"})
     for response in (bare, french, english, unknown):
         pivot_contract.check(response, op.operation_id, expect=200, headers=False)
     base = _shape(bare.json())
-    for label, response in (("lang=fr", french), ("lang=xx", unknown)):
+    for label, response in ((f"{LANG}={DEFAULT}", french), (f"{LANG}=xx", unknown)):
         diff = sorted(base ^ _shape(response.json()))
         assert not diff, (
             f"{op.operation_id} at {diff[0].split(':')[0]}: shape differs "
@@ -116,7 +126,7 @@ def test_lang_is_optional(target: Probe, pivot_contract: Conformance, op: Any) -
     top = {s for s in base if s.count("/") <= 1}
     other = {s for s in _shape(english.json()) if s.count("/") <= 1}
     assert top == other, (
-        f"{op.operation_id} at /: envelope differs with lang=en (value: {sorted(top ^ other)})"
+        f"{op.operation_id} at /: envelope differs with {LANG}=en (value: {sorted(top ^ other)})"
     )
 
 

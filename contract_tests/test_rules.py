@@ -7,10 +7,11 @@ from typing import Any
 
 import pytest
 
-from contract_tests.cases import FIXTURES, case_id, params
+from contract_tests.cases import CONVENTIONS, FIXTURES, case_id, params
 from contract_tests.conftest import Probe
 from pivotkit.conformance import Conformance
 
+PAYLOAD = CONVENTIONS.envelope.payload_field
 BROADCASTS = [ex for ex in FIXTURES.for_operation("listBroadcasts") if ex.response.status == 200]
 UPDATES = [ex for ex in FIXTURES.for_operation("listUpdates") if ex.response.status == 200]
 
@@ -24,7 +25,7 @@ def _local(text: str) -> datetime:
 
 def _data(target: Probe, pivot_contract: Conformance, op_id: str, path: str) -> list[Any]:
     body = pivot_contract.check(target.get(path), op_id, expect=200, headers=False)
-    data = body.get("data") if isinstance(body, dict) else None
+    data = body.get(PAYLOAD) if isinstance(body, dict) else None
     return data if isinstance(data, list) else []
 
 
@@ -55,7 +56,7 @@ def test_data_exercises_the_image_rule() -> None:
     first, so a client that takes the first image is caught (read offline: live data need
     not contain such a case)."""
     for exchange in BROADCASTS:
-        for broadcast in (exchange.response.body or {}).get("data") or []:
+        for broadcast in (exchange.response.body or {}).get(PAYLOAD) or []:
             levels = [image.get("hierarchy") for image in broadcast.get("images") or []]
             if len(set(levels)) > 1 and levels[0] != min(levels):
                 return
@@ -91,7 +92,7 @@ def test_data_exercises_both_update_cases() -> None:
     later = earlier = 0
     for exchange in UPDATES:
         since = datetime.strptime(exchange.request.path.rsplit("/", 1)[1], "%Y%m%d%H%M%S")
-        for item in (exchange.response.body or {}).get("data") or []:
+        for item in (exchange.response.body or {}).get(PAYLOAD) or []:
             if _local(item["lastUpdate"]) >= since:
                 later += 1
             else:

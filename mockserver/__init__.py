@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
-from mockserver.app import ADMIN_PREFIX, PivotMock, create_app
+from mockserver.app import PivotMock, create_app
 
-__all__ = ["ADMIN_PREFIX", "PivotMock", "create_app"]
+__all__ = [
+    "PivotMock",
+    "create_app",
+]

@@ -203,6 +203,3 @@ def usage() -> Any:
             ]
         }
     )
-
-
-__all__ = ["admin"]

@@ -299,6 +299,3 @@ def _register_portal(app: Flask) -> None:
     init_app = getattr(portal, "init_app", None)
     if callable(init_app):
         init_app(app)
-
-
-__all__ = ["ADMIN_PREFIX", "PivotMock", "bundled_accounts_file", "create_app"]

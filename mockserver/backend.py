@@ -249,6 +249,3 @@ class Backend:
             }
             for ex in self.fixtures
         ]
-
-
-__all__ = ["MOCK_HEADER", "Backend", "load_fixtures"]

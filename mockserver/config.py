@@ -315,6 +315,3 @@ def resolve_settings(flags: Mapping[str, Any] | None = None) -> Settings:
     layers.append(("flags", _flag_layer(flags)))
     values, sources = _merge(layers)
     return Settings(**{name.lower(): values[name] for name in FIELDS}, sources=sources)
-
-
-__all__ = ["FIELDS", "FOREIGN", "PREFIX", "Settings", "resolve_settings"]

@@ -291,6 +291,3 @@ def _truncated(environ: Mapping[str, Any], body: bytes) -> Iterator[bytes]:
         yield body[: len(body) // 2]
     abort_connection(environ)
     raise ConnectionAbortedError("x-pivot-fault: truncate")
-
-
-__all__ = ["Answer", "Dispatcher", "abort_connection", "decode_path", "environ_name"]

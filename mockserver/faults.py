@@ -6,7 +6,7 @@ applied to every API call) or per request in the ``x-pivot-fault`` header:
 ================================  ===============================================================
 ``latency=200ms``                 wait 200 ms before answering (``s`` also accepted: ``1.5s``)
 ``latency=50..300ms``             wait a random time in the range
-``status=500``                    ASP.NET's 500 ``{"Message": "An error has occurred."}``
+``status=500``                    ASP.NET's 500 (``x-pivot-wire.serverErrorBody``)
 ``status=503``                    the gateway's 503 (backend unavailable)
 ``status=429``                    the gateway's rate-limit 429 with ``Retry-After``
 ``status=403``                    the gateway's quota 403 (TimeSpan message) with ``Retry-After``
@@ -144,6 +144,3 @@ def parse_fault(spec: str) -> Fault:
     if outcomes > 1:
         raise FaultSpecError(spec, "choose one of status=, drop, truncate, invalid-json")
     return Fault(**fields)  # type: ignore[arg-type]
-
-
-__all__ = ["FAULT_HEADER", "NO_FAULT", "STATUSES", "Fault", "parse_fault"]

@@ -188,6 +188,3 @@ class Gateway:
     def record_call(self, account: Account, operation_id: str, slot: str) -> None:
         """Count a call that passed the gateway in the usage statistics."""
         self.state.record_call(account.name, operation_id, slot)
-
-
-__all__ = ["Gateway", "GatewayError", "GatewayErrors"]

@@ -197,6 +197,3 @@ class BodyGenerator:
             text += " " + rng.choice(_WORDS)
         high = min([int(p["maxLength"]) for p in parts if "maxLength" in p] or [len(text)])
         return text[:high]
-
-
-__all__ = ["BodyGenerator"]

@@ -139,6 +139,3 @@ class Router:
             self._cache.clear()
         self._cache[key] = found
         return found
-
-
-__all__ = ["Call", "Method", "PathIs", "PathTemplate", "Pattern", "QueryParam", "Route", "Router"]

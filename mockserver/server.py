@@ -222,6 +222,3 @@ def _env_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
-
-
-__all__ = ["FACTORY", "RedactingRequestHandler", "banner", "prebuilt_app", "redact", "serve"]

@@ -304,6 +304,3 @@ class State:
         self._local = threading.local()
         atexit.unregister(self._flush_at_exit)
         self._gen_map.close()
-
-
-__all__ = ["Generations", "State", "UsageRow"]

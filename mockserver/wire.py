@@ -156,16 +156,3 @@ def prepare_gateway(
     data = dumps(body)
     headers = (("content-type", content_type), *extra, ("content-length", str(len(data))))
     return Prepared(status, status_line(status), data, None, headers, headers)
-
-
-__all__ = [
-    "HttpDate",
-    "Prepared",
-    "accepts_gzip",
-    "dumps",
-    "gzip_bytes",
-    "prepare_backend",
-    "prepare_gateway",
-    "provider_headers",
-    "status_line",
-]

@@ -391,17 +391,9 @@ def load_profile(path: Path, account: str | None = None, *, option: str = "--acc
 
 
 __all__ = [
-    "KEY_SHAPE",
-    "SLOTS",
     "Account",
     "AccountsFile",
-    "Limit",
     "Rights",
-    "build_trie",
     "load_accounts",
     "load_profile",
-    "parse_account",
-    "parse_field_path",
-    "remove_fields",
-    "select_fields",
 ]

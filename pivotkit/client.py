@@ -338,16 +338,11 @@ class PivotClient(httpx.Client):
 
 
 __all__ = [
-    "DEFAULT_LIVE_BUDGET",
     "KEY_ENV",
-    "MOCK_URL",
     "ApiKey",
     "CallBudget",
-    "Pacer",
     "PivotClient",
     "Target",
     "demo_key",
     "parse_target",
-    "quota_error",
-    "retry_after",
 ]

@@ -10,8 +10,9 @@ from typing import Any
 import httpx
 from jsonschema import Draft202012Validator
 
-from pivotkit.contract import Contract, Operation, load_contract
+from pivotkit.contract import Contract, load_contract
 from pivotkit.errors import ResponseMismatch
+from pivotkit.operations import Operation
 from pivotkit.pointers import to_pointer
 
 
@@ -264,4 +265,7 @@ class Conformance:
         return self.contract.is_empty_result(body)
 
 
-__all__ = ["Conformance", "Problem", "ResponseMismatch", "request_line"]
+__all__ = [
+    "Conformance",
+    "Problem",
+]

@@ -535,13 +535,8 @@ def validate(
 
 
 __all__ = [
-    "MODES",
     "Contract",
-    "Mode",
-    "Operation",
-    "Parameter",
     "Violation",
-    "default_schemas_dir",
     "load_contract",
     "validate",
 ]

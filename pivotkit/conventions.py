@@ -357,4 +357,6 @@ def read_conventions(openapi: Mapping[str, Any], lookup: Lookup, path: Path) -> 
     )
 
 
-__all__ = ["Conventions", "Envelope", "GatewayMessages", "read_conventions", "timespan"]
+__all__ = [
+    "Conventions",
+]

@@ -163,4 +163,6 @@ def render_reference(contract: Contract) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
-__all__ = ["render_reference"]
+__all__ = [
+    "render_reference",
+]

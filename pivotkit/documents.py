@@ -215,18 +215,3 @@ def refuse_inside(path: Path, directory: Path, option: str = "--out") -> None:
     target, guard = Path(path).resolve(), Path(directory).resolve()
     if target == guard or guard in target.parents:
         raise ProposalInContract(target, guard, option)
-
-
-__all__ = [
-    "OPENAPI_NAME",
-    "Document",
-    "build_registry",
-    "check_refs",
-    "default_schemas_dir",
-    "read_documents",
-    "read_json",
-    "read_yaml",
-    "refuse_inside",
-    "subschemas",
-    "walk_refs",
-]

@@ -209,7 +209,7 @@ class BudgetExhausted(PivotError, RuntimeError):
 
 
 class QuotaExhausted(PivotError, RuntimeError):
-    """The target answered 403 "Out of call volume quota": every further call would fail too."""
+    """The target answered its quota 403: every further call would fail too."""
 
     exit_code = EXIT_UNAVAILABLE
 

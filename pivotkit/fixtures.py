@@ -458,16 +458,8 @@ def place_exchange(
 __all__ = [
     "Exchange",
     "FixtureSet",
-    "Placement",
     "Request",
     "Response",
-    "atomic_write_text",
-    "default_fixtures_dir",
-    "fixture_file_validator",
-    "iter_fixture_files",
-    "lang_settings",
-    "place_exchange",
     "read_exchange",
-    "safe_name",
     "write_exchange",
 ]

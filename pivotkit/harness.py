@@ -205,4 +205,8 @@ def respx_router(
         yield router
 
 
-__all__ = ["MockServer", "make_app", "reset_app", "respx_router"]
+__all__ = [
+    "MockServer",
+    "make_app",
+    "respx_router",
+]

@@ -292,11 +292,9 @@ def write_proposal(
 
 
 __all__ = [
-    "DIFF_KINDS",
     "Difference",
     "Inference",
     "diff",
     "infer",
-    "observe_exchanges",
     "write_proposal",
 ]

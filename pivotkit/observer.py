@@ -349,13 +349,5 @@ def _node_schema(node: Node, total: int) -> dict[str, Any]:
 
 
 __all__ = [
-    "ENUM_MAX_VALUES",
-    "ENUM_MIN_SAMPLES",
-    "FORMATS",
-    "JSON_SCHEMA_DIALECT",
-    "TYPE_NAMES",
-    "Node",
     "Observer",
-    "describe_format",
-    "string_format",
 ]

@@ -124,4 +124,7 @@ class Operation:
         return {p.name: p.coerce(path_params[p.name]) for p in self.path_parameters}
 
 
-__all__ = ["Location", "Operation", "Parameter", "template_names"]
+__all__ = [
+    "Operation",
+    "Parameter",
+]

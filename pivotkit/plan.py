@@ -236,4 +236,9 @@ def sample(items: Sequence[PlanItem], size: int | None, seed: int | None) -> lis
     return [items[i] for i in chosen]
 
 
-__all__ = ["PlanItem", "load_plan", "plan_from_fixtures", "plan_from_options", "sample"]
+__all__ = [
+    "PlanItem",
+    "load_plan",
+    "plan_from_fixtures",
+    "plan_from_options",
+]

@@ -33,6 +33,3 @@ def parse_field(spec: str) -> tuple[str, ...]:
     if not parts or "" in parts:
         raise ValueError(f"{spec!r} names no field; use /credits/character or credits.character")
     return tuple(parts)
-
-
-__all__ = ["ITEMS", "escape_pointer_segment", "parse_field", "split_pointer", "to_pointer"]

@@ -32,7 +32,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         metavar="TARGET",
         help="mock (default: the mock in-process), mock-server (the mock on a free loopback "
-        "port), live (https://api.plurimedia.fr) or a base URL; a URL or live takes its "
+        "port), live (the contract's live URL) or a base URL; a URL or live takes its "
         "key from $PIVOT_API_KEY. Default: $PIVOT_TARGET, else mock.",
     )
     group.addoption(
@@ -339,7 +339,7 @@ def pivot_client(
 
 @pytest.fixture
 def pivot_respx(pivot_app: flask.Flask) -> Iterator[respx.MockRouter]:
-    """A respx router answering https://api.plurimedia.fr from every fixture, through the
+    """A respx router answering the contract's live URL from every fixture, through the
     mock app itself (key check, exact 401s, empty-200, 404, lang fallback, gzip)."""
     from pivotkit.harness import respx_router
 

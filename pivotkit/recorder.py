@@ -477,12 +477,8 @@ def make_record_through(
 
 
 __all__ = [
-    "STATUSES",
-    "UNSTORED_HEADERS",
     "Outcome",
-    "RecordThrough",
     "Recorder",
     "Report",
-    "base_url",
     "make_record_through",
 ]

@@ -7,6 +7,7 @@ import re
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -43,9 +44,18 @@ _HEXISH = re.compile(r"[0-9a-fA-F:_-]+")
 
 # A key is 32 lowercase hex characters [apim]; a longer hex run (a hash, a commit id) is not one.
 KEY_SHAPED = re.compile(r"(?<![0-9A-Za-z])[0-9a-f]{32}(?![0-9A-Za-z])")
-_KEY_ASSIGNMENT = re.compile(
-    r"(?i)(subscription-key|ocp-apim-subscription-key)[\"']?\s*[:=]\s*[\"']?([^\"'&\s,;}]*)"
-)
+
+
+@cache
+def _key_assignment(names: tuple[str, ...]) -> re.Pattern[str]:
+    """``<key name>: value`` or ``<key name>=value``, for the contract's key names."""
+    alternatives = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+    return re.compile(rf"(?i)({alternatives})[\"']?\s*[:=]\s*[\"']?([^\"'&\s,;}}]*)")
+
+
+def _key_names() -> tuple[str, ...]:
+    conv = _default_conventions()
+    return tuple(n for n in (conv.key_header, conv.key_query) if n)
 
 
 def mask(value: str) -> str:
@@ -384,7 +394,7 @@ def scan_text(text: str, path: Path, allowed: frozenset[str] = frozenset()) -> l
                         f"{m.group(0)[:2]}...{len(m.group(0))} chars",
                     )
                 )
-        for m in _KEY_ASSIGNMENT.finditer(line):
+        for m in _key_assignment(_key_names()).finditer(line):
             value = m.group(2)
             if (
                 not is_placeholder(value)
@@ -411,16 +421,6 @@ def scan_secrets(root: Path, files: Iterable[Path] | None = None) -> list[Secret
 
 
 __all__ = [
-    "KEY_PLACEHOLDER",
     "Redactor",
-    "SecretFinding",
-    "demo_keys",
-    "example_of",
-    "files_to_scan",
-    "is_placeholder",
-    "mask",
-    "parse_redact_field",
-    "request_context_placeholder",
     "scan_secrets",
-    "scan_text",
 ]

@@ -358,4 +358,6 @@ def run_suite(target: str = "mock", **options: Any) -> int:
     return subprocess.call(suite_command(target, **options))
 
 
-__all__ = ["CaseResult", "SuiteReport", "run_suite", "suite_command", "suite_dir"]
+__all__ = [
+    "run_suite",
+]

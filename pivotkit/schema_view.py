@@ -188,6 +188,3 @@ def contract_view(contract: Contract, operation_id: str, status: int = 200) -> V
     uri = contract.envelope_ref(operation_id, status) or contract.schema_ref(operation_id, status)
     resolved = contract.registry.resolver().lookup(uri)
     return view_of(resolved.contents, resolved.resolver)
-
-
-__all__ = ["View", "contract_view", "view_of"]

@@ -289,14 +289,8 @@ def operations(contract: Contract | None = None) -> st.SearchStrategy[Operation]
 
 
 __all__ = [
-    "OTHER_LANGS",
-    "SEGMENT_ALPHABET",
     "RequestSpec",
-    "date_format",
-    "extra_query",
     "invalid_values",
-    "known_path_params",
-    "lang_values",
     "operations",
     "parameter_values",
     "path_params",

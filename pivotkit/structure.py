@@ -43,6 +43,3 @@ def check_structure(openapi: Any, path: Path) -> None:
     if error is None:
         return
     raise ContractFileError(path, _message(error), pointer=to_pointer(error.absolute_path))
-
-
-__all__ = ["STRUCTURE_SCHEMA_PATH", "check_structure"]

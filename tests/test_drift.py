@@ -24,13 +24,13 @@ from pivotkit.accounts import Rights, load_profile
 from pivotkit.cli import main
 from pivotkit.contract import load_contract
 from pivotkit.drift import (
-    KINDS,
     Answer,
     DriftOptions,
     analyze,
     load_deviations,
     run_drift,
 )
+from pivotkit.drift.findings import KINDS
 from pivotkit.drift.replay import REPLAYED_STATUSES
 from pivotkit.errors import ConfigError
 from pivotkit.fixtures import Exchange, FixtureSet

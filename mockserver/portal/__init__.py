@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask
 
 from mockserver.portal.security import SECRET_META_NAME, LoginThrottle, new_secret
-from mockserver.portal.views import PortalSettings, bp, register
+from mockserver.portal.views import PortalSettings, register
 
 DEFAULT_PREFIX = "/portal"
 
@@ -61,6 +61,3 @@ def init_app(app: Flask) -> None:
     )
     prefix = str(app.config.get("PIVOT_PORTAL_PREFIX", DEFAULT_PREFIX) or "").rstrip("/")
     register(app, prefix, PortalSettings(throttle=throttle, secret_source=source))
-
-
-__all__ = ["DEFAULT_PREFIX", "bp", "init_app"]

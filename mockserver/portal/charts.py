@@ -175,6 +175,3 @@ def operation_chart(
             f'<text x="{x + 6:.1f}" y="{y + 16}" class="value">{sum(slots.values())}</text>'
         )
     return _close(parts, label_w, labels)
-
-
-__all__ = ["SLOT_COLOURS", "Usage", "day_chart", "operation_chart", "per_day", "per_operation"]

@@ -51,10 +51,10 @@ _STRINGS: dict[str, dict[str, str]] = {
     "login_needed": {"en": "Please sign in first.", "fr": "Connectez-vous d'abord."},
     "keys": {"en": "Subscription keys", "fr": "Clés d'abonnement"},
     "keys_intro": {
-        "en": "Send a key in the Ocp-Apim-Subscription-Key header. Use the primary "
+        "en": "Send a key in the {header} header. Use the primary "
         "key; keep the secondary one for rotation. Regenerate a key that may "
         "have leaked: the old value stops working at once.",
-        "fr": "Envoyez une clé dans l'en-tête Ocp-Apim-Subscription-Key. Utilisez la "
+        "fr": "Envoyez une clé dans l'en-tête {header}. Utilisez la "
         "clé primaire ; gardez la secondaire pour la rotation. Régénérez une clé "
         "compromise : l'ancienne valeur cesse aussitôt de fonctionner.",
     },
@@ -193,6 +193,3 @@ def string_keys() -> frozenset[str]:
 def entry(key: str) -> dict[str, str]:
     """Both languages of one string."""
     return dict(_STRINGS[key])
-
-
-__all__ = ["DEFAULT_LANGUAGE", "LANGUAGES", "current_language", "entry", "string_keys", "translate"]

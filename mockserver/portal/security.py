@@ -154,15 +154,3 @@ class LoginThrottle:
             return
         with self._connect() as db:
             db.execute("DELETE FROM portal_login_failures WHERE subject = ?", (subject,))
-
-
-__all__ = [
-    "CSRF_FIELD",
-    "CSRF_HEADER",
-    "SECRET_META_NAME",
-    "LoginThrottle",
-    "csrf_token",
-    "csrf_valid",
-    "new_secret",
-    "secure_headers",
-]

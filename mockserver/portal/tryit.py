@@ -159,15 +159,3 @@ def httpx_sample(base_url: str, req: TryRequest, conventions: Conventions) -> st
         "print(response.json())",
     ]
     return "\n".join(lines)
-
-
-__all__ = [
-    "KEY_PLACEHOLDER",
-    "FormProblem",
-    "TryRequest",
-    "TryResult",
-    "build_request",
-    "curl_sample",
-    "httpx_sample",
-    "send",
-]

@@ -221,7 +221,13 @@ def language() -> BaseResponse:
 def profile() -> Response:
     """The account's two keys (masked, with reveal, copy and regenerate) and its rights."""
     keys = dict(zip(SLOTS, _gateway().current_keys(g.account.name), strict=True))
-    return _page("portal/profile.html", keys=keys, slots=SLOTS, rights=g.account.describe())
+    return _page(
+        "portal/profile.html",
+        keys=keys,
+        slots=SLOTS,
+        rights=g.account.describe(),
+        key_header=_contract().conventions.key_header,
+    )
 
 
 @bp.post("/profile/keys/<slot>/regenerate")
@@ -459,6 +465,3 @@ def register(app: Flask, prefix: str, settings: PortalSettings) -> None:
     """Mount the blueprint at ``prefix`` ("" for the site's root)."""
     app.extensions["pivot_portal"] = settings
     app.register_blueprint(bp, url_prefix=prefix or None)
-
-
-__all__ = ["SLOTS", "PortalSettings", "api_versions", "bp", "operations_of", "register"]

@@ -7,7 +7,9 @@ its one error-to-exit-code mapping and the shared options.
 
 from __future__ import annotations
 
-from pivotkit.cli import contract, drift, mock, recording, suite
+from pivotkit.cli import contract, drift, mock, recording, suite  # noqa: F401 (registers commands)
 from pivotkit.cli.options import main
 
-__all__ = ["contract", "drift", "main", "mock", "recording", "suite"]
+__all__ = [
+    "main",
+]

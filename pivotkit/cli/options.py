@@ -58,6 +58,3 @@ def schemas_option(dest: str = "schemas") -> Callable[[F], F]:
 @click.version_option(package_name="pivotkit")
 def main() -> None:
     """Contract tests, mock server and drift alerts for the Plurimedia Pivot API."""
-
-
-__all__ = ["fixtures_option", "main", "schemas_option"]

@@ -62,7 +62,8 @@ def _record_run(recorder: Any, items: list[Any]) -> Any:
     required=True,
     envvar="PIVOT_UPSTREAM",
     metavar="URL",
-    help="Base URL to record from, e.g. https://api.plurimedia.fr ($PIVOT_UPSTREAM).",
+    help="Base URL to record from: the live URL of the contract, a staging gateway, a mock "
+    "($PIVOT_UPSTREAM).",
 )
 @click.option(
     "--key-env",

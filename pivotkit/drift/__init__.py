@@ -8,28 +8,19 @@ JUnit, webhook), ``updates`` (drifted answers as fixtures for review), ``job`` (
 
 from __future__ import annotations
 
-from pivotkit.drift.analysis import DriftAnalysis
 from pivotkit.drift.deviations import Deviation, load_deviations
-from pivotkit.drift.findings import FORMAT, KINDS, SEVERITIES, Finding
-from pivotkit.drift.job import DriftJob, DriftOptions, run_drift
-from pivotkit.drift.replay import REPLAYED_STATUSES, Answer, RunResult, replay
+from pivotkit.drift.findings import Finding
+from pivotkit.drift.job import DriftOptions, run_drift
+from pivotkit.drift.replay import Answer
 from pivotkit.drift.report import DriftReport, analyze
 
 __all__ = [
-    "FORMAT",
-    "KINDS",
-    "REPLAYED_STATUSES",
-    "SEVERITIES",
     "Answer",
     "Deviation",
-    "DriftAnalysis",
-    "DriftJob",
     "DriftOptions",
     "DriftReport",
     "Finding",
-    "RunResult",
     "analyze",
     "load_deviations",
-    "replay",
     "run_drift",
 ]

@@ -298,6 +298,3 @@ def _expired(entry: Deviation) -> Finding:
         0,
         0,
     )
-
-
-__all__ = ["DriftAnalysis"]

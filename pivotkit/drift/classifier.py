@@ -278,15 +278,3 @@ def difference_kind(kind: str, pointer: str) -> str | None:
     if found is not None and depth(pointer) <= 1 and found != "new-field":
         return "envelope-changed"
     return found
-
-
-__all__ = [
-    "DIRECTION",
-    "Classifier",
-    "Evidence",
-    "depth",
-    "difference_kind",
-    "media_type",
-    "normalize",
-    "parent",
-]

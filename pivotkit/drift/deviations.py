@@ -113,6 +113,3 @@ def load_deviations(path: Path) -> list[Deviation]:
             )
         )
     return out
-
-
-__all__ = ["DEVIATIONS_SCHEMA_PATH", "Deviation", "load_deviations"]

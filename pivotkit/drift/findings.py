@@ -119,15 +119,3 @@ class Finding:
             "answers": self.answers,
             "suppressed": None if self.suppressed_by is None else self.suppressed_by.to_dict(),
         }
-
-
-__all__ = [
-    "FORMAT",
-    "HEADER_POINTER",
-    "KINDS",
-    "SEVERITIES",
-    "Finding",
-    "Tally",
-    "json_type",
-    "more_severe",
-]

@@ -243,6 +243,3 @@ def run_drift(
     if run.quota is not None or run.unreachable:
         return EXIT_UNAVAILABLE
     return report.exit_code
-
-
-__all__ = ["DriftJob", "DriftOptions", "run_drift"]

@@ -198,6 +198,3 @@ def _answer_of(item: PlanItem, request: Request, response: httpx.Response) -> An
     return Answer(
         item.operation_id, request, response.status_code, headers, body, item.baseline, not_json
     )
-
-
-__all__ = ["REPLAYED_STATUSES", "Answer", "RunResult", "plan_from_file", "replay", "request_line"]

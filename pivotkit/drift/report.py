@@ -302,13 +302,3 @@ def append_step_summary(path: Path, markdown: str) -> None:
     """Append to ``$GITHUB_STEP_SUMMARY`` (the runner owns the file: appending is the API)."""
     with contextlib.suppress(OSError), path.open("a", encoding="utf-8") as handle:
         handle.write(markdown + "\n")
-
-
-__all__ = [
-    "DriftReport",
-    "analyze",
-    "append_step_summary",
-    "build_report",
-    "post_webhook",
-    "write_text",
-]

@@ -79,6 +79,3 @@ def write_drift_fixtures(
         )
         written.append(place_exchange(redactor.exchange(exchange), root).path)
     return written
-
-
-__all__ = ["write_drift_fixtures"]
