@@ -347,11 +347,17 @@ class Contract:
             return None
         name = self.conventions.envelope.payload_field
         stack = [envelope]
+        seen: set[str] = set()
         while stack:
             uri = stack.pop()
+            if uri in seen:
+                continue
+            seen.add(uri)
             schema = self._lookup(uri)
             if name in (schema.get("properties") or {}):
                 return _child(uri, "properties", name), schema["properties"][name]
+            if isinstance(schema.get("$ref"), str):
+                stack.append(urljoin(uri, schema["$ref"]))
             for i, _ in enumerate(schema.get("allOf") or []):
                 stack.append(_child(uri, "allOf", i))
         return None
@@ -454,8 +460,14 @@ class Contract:
     def _violations(
         self, operation_id: str, status: int, error: ValidationError
     ) -> Iterator[Violation]:
-        # anyOf hides the interesting error one level down: descend to it.
+        # anyOf hides the interesting error one level down: descend to it. An alternative the
+        # body fits but for undeclared fields (strict mode) is the one it is judged by.
         if error.validator in ("anyOf", "oneOf") and error.context:
+            closest = _undeclared_only(error.context)
+            if closest:
+                for inner in closest:
+                    yield from self._violations(operation_id, status, inner)
+                return
             deepest = best_match(error.context)
             if deepest is not None and len(deepest.absolute_path) > len(error.absolute_path):
                 yield from self._violations(operation_id, status, deepest)
@@ -479,6 +491,18 @@ class Contract:
         yield Violation(
             operation_id, status, pointer, schema_path, error.message, _hashable(error.instance)
         )
+
+
+def _undeclared_only(context: list[ValidationError]) -> list[ValidationError]:
+    """The errors of the first alternative that fails only on undeclared fields, if any."""
+    branches: dict[Any, list[ValidationError]] = {}
+    for err in context:
+        branch = err.relative_schema_path[0] if err.relative_schema_path else None
+        branches.setdefault(branch, []).append(err)
+    for errors in branches.values():
+        if errors and all(e.validator == "unevaluatedProperties" for e in errors):
+            return errors
+    return []
 
 
 def _hashable(value: Any) -> Any:

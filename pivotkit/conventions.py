@@ -19,6 +19,7 @@ record, drift, docs and the portal follow.
   ``x-pivot-template``, ``request-context``);
 - Retry-After: the header the 429 responses declare;
 - content types: ``x-pivot-wire.backendContentType``, and the gateway errors' media type;
+- compression: ``x-pivot-wire.compression`` (the Content-Encoding when the request allows it);
 - request headers: ``x-pivot-wire.requestHeaders`` (what the provider's sample sends).
 """
 
@@ -129,6 +130,7 @@ class Conventions:
     request_context_header: str | None
     request_context_template: str
     backend_content_type: str
+    compression: str
     gateway_content_type: str
     retry_after_header: str
     request_headers: Mapping[str, str]
@@ -351,6 +353,7 @@ def read_conventions(openapi: Mapping[str, Any], lookup: Lookup, path: Path) -> 
         request_context_header=context_header,
         request_context_template=context_template,
         backend_content_type=str(wire["backendContentType"]),
+        compression=str(wire.get("compression") or "gzip"),
         gateway_content_type=reader.gateway_content_type(),
         retry_after_header=retry,
         request_headers=MappingProxyType(dict(wire.get("requestHeaders") or {})),

@@ -152,12 +152,15 @@ class Document:
 
 
 def _base_uri(root: Path, schemas: list[tuple[Path, Any]]) -> str:
-    """The URI the files live under: the common folder of their absolute ``$id`` s, else the
-    directory's ``file:`` URI (so relative ``$id`` s and ``$ref`` s resolve offline)."""
+    """The URI the files live under: the common folder of their absolute ``$id`` s when every
+    file has one, else the directory's ``file:`` URI: each file is then known by its name, and
+    relative ``$ref`` s resolve offline (the bundled contract has no ``$id``: the JavaScript
+    tools, Prism and Redocly among them, misread any)."""
     folders: set[str | None] = set()
     for _, schema in schemas:
-        sid = schema["$id"]
-        folders.add(sid.rsplit("/", 1)[0] + "/" if urlsplit(sid).scheme else None)
+        sid = schema.get("$id")
+        absolute = isinstance(sid, str) and urlsplit(sid).scheme
+        folders.add(sid.rsplit("/", 1)[0] + "/" if absolute and isinstance(sid, str) else None)
     if len(folders) == 1 and None not in folders:
         return str(folders.pop())
     return root.resolve().as_uri() + "/"
@@ -171,17 +174,20 @@ def read_documents(root: Path) -> tuple[Document, list[Document]]:
     openapi = read_yaml(openapi_path)
     schemas = [(path, read_json(path)) for path in sorted(root.glob("*.json"))]
     for path, schema in schemas:
-        if not isinstance(schema, dict) or not isinstance(schema.get("$id"), str):
+        if not isinstance(schema, dict):
+            raise ContractFileError(path, "a schema file must be a JSON object")
+        sid = schema.get("$id")
+        if sid is not None and (not isinstance(sid, str) or not sid.endswith(path.name)):
             raise ContractFileError(
                 path,
-                "a schema file must be an object with an $id "
-                "(its file name, or a URI ending with it)",
+                f"$id {sid!r} must end with the file name {path.name!r} (or leave $id out: "
+                "the file is then known by its name, as every OpenAPI tool reads it)",
             )
     base = _base_uri(root, schemas)
     documents = []
     seen: dict[str, Path] = {}
     for path, schema in schemas:
-        uri = urljoin(base, schema["$id"])
+        uri = urljoin(base, schema.get("$id") or path.name)
         if uri in seen:
             raise ContractFileError(path, f"$id {uri} is also the $id of {seen[uri].name}")
         seen[uri] = path

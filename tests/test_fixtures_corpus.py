@@ -198,7 +198,7 @@ def test_an_empty_200_exists_for_every_operation_that_takes_an_id_or_a_period() 
         "getPersonImage",
         "getPersonAwards",
     }
-    empty = contract.resolve("https://schemas.pivotkit.dev/pivot/v1/empty-result.json")
+    empty = contract.resolve(contract.empty_result_uri)
     validator = Draft202012Validator(empty, registry=contract.registry)
     shapes: set[str] = set()
     for op in with_params:
@@ -571,7 +571,7 @@ def test_awards_name_their_contents() -> None:
 
 
 def _schema_examples() -> list[tuple[str, str, Any]]:
-    """(schema $id, pointer of the subschema, example) for every `examples` keyword."""
+    """(schema URI, pointer of the subschema, example) for every `examples` keyword."""
     out = []
     for path in sorted(SCHEMAS.glob("*.json")):
         schema = json.loads(path.read_text("utf-8"))
@@ -581,7 +581,8 @@ def _schema_examples() -> list[tuple[str, str, Any]]:
                 and isinstance(node.get("examples"), list)
                 and not pointer.endswith("/properties")
             ):
-                out.extend((schema["$id"], pointer, ex) for ex in node["examples"])
+                uri = load_contract(SCHEMAS).base_uri + path.name
+                out.extend((uri, pointer, ex) for ex in node["examples"])
     return out
 
 
