@@ -45,42 +45,24 @@ def check(session: nox.Session) -> None:
     session.run("pivotkit", "check", *session.posargs)
 
 
-PEERS = {"wiremock": "3.13.2", "@stoplight/prism-cli": "5.14.2"}
-
-
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     """Benchmark validation and the mock side by side with their peers (bench/README.md).
 
     Installs what is missing: jsonschema-rs and granian into the session, WireMock and Prism
-    into .peers/ (npm), wrk with apt-get when run as root. Results go to bench/results/.
-    `nox -s bench -- --quick` is a smoke run; other arguments go to bench/bench_mock.py.
+    into .peers/ (tools/peers.py, pinned versions), wrk with apt-get when run as root. Results
+    go to bench/results/. `nox -s bench -- --quick` is a smoke run; other arguments go to
+    bench/bench_mock.py.
     """
-    import json
     import shutil
+    import sys
     from pathlib import Path
 
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from tools import peers
+
     session.install("-e", ".[server]", "jsonschema-rs")
-    peers = Path(".peers")
-    installed = {}
-    for name in PEERS:
-        package = peers / "node_modules" / name / "package.json"
-        if package.exists():
-            installed[name] = json.loads(package.read_text())["version"]
-    if installed != PEERS:
-        peers.mkdir(exist_ok=True)
-        if not (peers / "package.json").exists():
-            (peers / "package.json").write_text('{"name": "pivotkit-peers", "private": true}\n')
-        session.run(
-            "npm",
-            "install",
-            "--prefix",
-            str(peers),
-            "--no-audit",
-            "--no-fund",
-            *(f"{name}@{version}" for name, version in PEERS.items()),
-            external=True,
-        )
+    peers.npm_tools("wiremock", "@stoplight/prism-cli")
     if shutil.which("wrk") is None:
         if os.geteuid() != 0:
             session.error("wrk is missing: install it (`sudo apt-get install -y wrk`) and rerun")

@@ -53,15 +53,17 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from tools.peers import NPM, PEERS  # noqa: E402 (the repository root is on the path now)
+
 RESULTS = ROOT / "bench" / "results"
-PEERS = ROOT / ".peers"
 FIXTURES = ROOT / "fixtures"
 FIXTURE = FIXTURES / "getContent" / "7488.json"
 PATH = "/v1/api/v1/contents/7488"
 # The demo account "full" of fixtures/accounts.toml: a public demo key, not a secret.
 KEY = hashlib.sha256(b"pivotkit-demo-full-primary").hexdigest()[:32]
-WIREMOCK_VERSION = "3.13.2"
-PRISM_VERSION = "5.14.2"
+WIREMOCK_VERSION = NPM["wiremock"]
+PRISM_VERSION = NPM["@stoplight/prism-cli"]
 # Headers the server computes itself: never copied from the fixture into a peer's stub.
 COMPUTED = {"content-encoding", "content-length", "date", "transfer-encoding"}
 

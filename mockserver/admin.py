@@ -71,6 +71,34 @@ def health() -> Response:
     )
 
 
+@admin.get("/openapi.<fmt>")
+def openapi(fmt: str) -> Any:
+    """The contract as one self-contained file (JSON or YAML), open to everyone like the
+    provider's portal's definition download; its first server is this mock."""
+    from pivotkit.bundle import bundle, dumps
+
+    if fmt not in ("json", "yaml"):
+        return _error(404, f"no admin endpoint {request.path}")
+    mock = _mock()
+    cache = mock.app.extensions.setdefault("pivot_openapi", {})
+    base = request.host_url.rstrip("/")
+    key = (fmt, base)
+    if key not in cache:
+        servers = [
+            {"url": base, "description": "this pivotkit mock"},
+            *(
+                s
+                for s in mock.contract.openapi.get("servers", [])
+                if "{" not in str(s.get("url", ""))
+            ),
+        ]
+        if len(cache) > 8:
+            cache.clear()
+        cache[key] = dumps(bundle(mock.contract, servers=servers), fmt)
+    mimetype = "application/json" if fmt == "json" else "application/yaml"
+    return Response(cache[key], mimetype=mimetype)
+
+
 @admin.get("/fixtures")
 @_protected
 def fixtures() -> Response:

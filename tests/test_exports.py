@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 #: The public modules and their public names; anything else is internal (no ``__all__``).
 PUBLIC = {
     "pivotkit.accounts": {"Account", "AccountsFile", "Rights", "load_accounts", "load_profile"},
+    "pivotkit.bundle": {"bundle", "dumps"},
     "pivotkit.cli": {"main"},
     "pivotkit.client": {
         "KEY_ENV",

@@ -1,7 +1,9 @@
-"""Schemathesis, a peer tool, finds nothing wrong with the mock against the contract's OpenAPI."""
+"""Schemathesis, a peer tool, with the repository's schemathesis.toml, finds nothing wrong with
+the mock against the contract: every phase runs, the stateful one through the contract's links."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -9,16 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from pivotkit.contract import default_schemas_dir
 from pivotkit.harness import MockServer
 
-pytest.importorskip("schemathesis")
+from .conftest import ROOT, SCHEMAS
 
-# The gateway answers 404 to a method no operation has: there is no 405 [apim] (API.md §4).
-# Schemathesis' unsupported_method check demands 405 and cannot be told otherwise (its only
-# setting is `enabled`), so it is the one check left out; contract_tests/test_gateway.py
-# checks the 404 instead.
-EXCLUDED = {"unsupported_method": "the gateway answers 404 (no 405 exists) [apim]"}
+pytest.importorskip("schemathesis")
 
 
 def _st() -> str:
@@ -29,41 +26,68 @@ def _st() -> str:
     return found
 
 
-def test_schemathesis_finds_no_failure(pivot_mock: MockServer, tmp_path: Path) -> None:
-    """`st run` with every check (authentication and negative data included, positive and
-    negative modes) against the mock reports no failure."""
+def _run(pivot_mock: MockServer, tmp_path: Path, *args: str) -> str:
+    # cwd: Schemathesis keeps a .schemathesis/ replay cache in its working directory; the
+    # shipped configuration is named explicitly (a plain run from the checkout finds it).
     command = [
         _st(),
+        "--config-file",
+        str(ROOT / "schemathesis.toml"),
         "run",
-        str(default_schemas_dir() / "openapi.yaml"),
+        str(SCHEMAS / "openapi.yaml"),
         "--url",
         pivot_mock.url,
-        "-H",
-        f"Ocp-Apim-Subscription-Key: {pivot_mock.key('full').reveal()}",
-        "--checks",
-        "all",
-        "--exclude-checks",
-        ",".join(EXCLUDED),
-        "--mode",
-        "all",
-        "--max-examples",
-        "20",
-        "--workers",
-        "1",
         "--seed",
         "1",
+        "--workers",
+        "1",
         "--no-color",
-        "--report",
-        "junit",
-        "--report-dir",
-        str(tmp_path),
+        *args,
     ]
-    # cwd: Schemathesis keeps a .schemathesis/ replay cache in its working directory.
+    env = {**os.environ, "PIVOT_API_KEY": pivot_mock.key("full").reveal()}
     result = subprocess.run(
-        command, capture_output=True, text=True, timeout=600, check=False, cwd=tmp_path
+        command, capture_output=True, text=True, timeout=900, check=False, cwd=tmp_path, env=env
     )
     out = result.stdout + result.stderr
     assert result.returncode == 0, out[-4000:]
     assert "No issues found" in out
-    assert "13 passed" in out
     assert pivot_mock.key("full").reveal() not in out
+    return out
+
+
+def test_a_plain_run_with_the_shipped_config_passes_every_phase(
+    pivot_mock: MockServer, tmp_path: Path
+) -> None:
+    """`schemathesis run schemas/openapi.yaml --url <mock>` with schemathesis.toml: examples,
+    coverage, fuzzing and stateful all pass; the stateful phase follows the links."""
+    out = _run(pivot_mock, tmp_path, "--max-examples", "10")
+    for phase in ("Examples", "Coverage", "Fuzzing", "Stateful"):
+        line = next(
+            (
+                ln
+                for ln in out.splitlines()
+                if ln.strip().startswith(("✅", "❌", "⏭")) and phase in ln
+            ),
+            "",
+        )
+        assert line.strip().startswith("✅"), (phase, out[-3000:])
+    assert "not applicable" not in out.lower()
+
+
+def test_every_check_and_mode_passes(pivot_mock: MockServer, tmp_path: Path) -> None:
+    """Every check (authentication and negative data included, positive and negative modes)
+    but unsupported_method, which the config explains (the gateway answers 404, no 405)."""
+    _run(
+        pivot_mock,
+        tmp_path,
+        "--checks",
+        "all",
+        "--exclude-checks",
+        "unsupported_method",
+        "--mode",
+        "all",
+        "--max-examples",
+        "20",
+        "--phases",
+        "examples,coverage,fuzzing",
+    )

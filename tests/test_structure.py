@@ -162,8 +162,12 @@ SCHEMA_CASES: list[tuple[str, str, Callable[[dict[str, Any]], None], str]] = [
         lambda d: d["$defs"]["notFound"].pop("const"),
         "needs a const",
     ),
-    ("a schema file whose $id names another file", "day.json",
-     lambda d: d.update({"$id": "https://example.org/other.json"}), "$id"),
+    (
+        "a schema file whose $id names another file",
+        "day.json",
+        lambda d: d.update({"$id": "https://example.org/other.json"}),
+        "$id",
+    ),
 ]
 
 

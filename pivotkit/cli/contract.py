@@ -77,3 +77,46 @@ def docs(out: Path, check_only: bool, schemas: Path | None) -> None:
         return
     atomic_write_text(out, text)
     click.echo(f"wrote {out}")
+
+
+@main.group()
+def export() -> None:
+    """Export the contract for other tools."""
+
+
+@export.command("openapi")
+@click.option(
+    "--bundle",
+    "bundled",
+    is_flag=True,
+    help="One self-contained file (every schema file inlined under components).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["yaml", "json"]),
+    default="yaml",
+    show_default=True,
+    help="Output format.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Write here (atomically) instead of standard output.",
+)
+@schemas_option()
+def export_openapi(bundled: bool, fmt: str, out: Path | None, schemas: Path | None) -> None:
+    """The contract's OpenAPI document: as it is, or --bundle for the tools that read one file
+    only (openapi-python-client, Postman, datamodel-code-generator)."""
+    from pivotkit.bundle import bundle, dumps
+    from pivotkit.fixtures import atomic_write_text
+
+    contract = Contract.load(schemas)
+    document = bundle(contract) if bundled else contract.openapi
+    text = dumps(document, fmt)
+    if out is None:
+        click.echo(text, nl=False)
+        return
+    atomic_write_text(out, text)
+    click.echo(f"wrote {out}", err=True)
