@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
 import pytest
 
-from contract_tests.cases import CONVENTIONS, FIXTURES, case_id, params
+from contract_tests.cases import CONTRACT, CONVENTIONS, FIXTURES, case_id, params
 from contract_tests.conftest import Probe
 from pivotkit.conformance import Conformance
 
@@ -17,10 +18,23 @@ UPDATES = [ex for ex in FIXTURES.for_operation("listUpdates") if ex.response.sta
 
 
 def _local(text: str) -> datetime:
-    """An ASP.NET local date-time (0 to 7 fraction digits) as a naive datetime."""
-    whole, _, fraction = text.partition(".")
-    moment = datetime.strptime(whole, "%Y-%m-%dT%H:%M:%S")
-    return moment.replace(microsecond=int((fraction + "000000")[:6]) if fraction else 0)
+    """A date-time (0 to 7 fraction digits, with or without a UTC offset) as the naive
+    date-time of its own clock, the one a ``since`` is written in."""
+    match = re.fullmatch(r"([^.]+?)(?:\.(\d+))?(Z|[+-]\d\d:?\d\d)?", text)
+    if match is None:
+        raise ValueError(f"not a date-time: {text!r}")
+    whole, digits, zone = match.groups()
+    fraction = f".{(digits + '000000')[:6]}" if digits else ""
+    moment = datetime.fromisoformat(whole + fraction + (zone or "").replace("Z", "+00:00"))
+    return moment.replace(tzinfo=None)
+
+
+def _since(path: str) -> datetime:
+    """The ``since`` of a listUpdates request, in the format its parameter's examples show."""
+    op = CONTRACT.operation("listUpdates")
+    values = op.match(path) or {}
+    param = next(p for p in op.path_parameters if p.date_format is not None)
+    return datetime.strptime(values[param.name], str(param.date_format))
 
 
 def _data(target: Probe, pivot_contract: Conformance, op_id: str, path: str) -> list[Any]:
@@ -91,7 +105,7 @@ def test_data_exercises_both_update_cases() -> None:
     and earlier (only programme data changed), read offline."""
     later = earlier = 0
     for exchange in UPDATES:
-        since = datetime.strptime(exchange.request.path.rsplit("/", 1)[1], "%Y%m%d%H%M%S")
+        since = _since(exchange.request.path)
         for item in (exchange.response.body or {}).get(PAYLOAD) or []:
             if _local(item["lastUpdate"]) >= since:
                 later += 1

@@ -196,6 +196,18 @@ class Contract:
                 raise self._fail(where, "a parameter has a name and an `in` (path, query, header)")
             if p["in"] not in ("path", "query", "header"):
                 raise self._fail(where, f"`in: {p['in']}` is not read: use path, query or header")
+            examples = p.get("examples")
+            values = (
+                [
+                    e.get("value")
+                    for e in examples.values()
+                    if isinstance(e, Mapping) and "value" in e
+                ]
+                if isinstance(examples, Mapping)
+                else []
+            )
+            if "example" in p:
+                values.insert(0, p["example"])
             params.append(
                 Parameter(
                     name=str(p["name"]),
@@ -203,6 +215,7 @@ class Contract:
                     required=bool(p.get("required")),
                     schema=p.get("schema", {}),
                     description=str(p.get("description", "")),
+                    examples=tuple(values),
                 )
             )
         return tuple(params)

@@ -99,7 +99,7 @@ class Exchange:
 
     @property
     def source(self) -> str:
-        """``doc``, ``synthetic`` or ``live``."""
+        """``doc``, ``synthetic``, ``live`` or ``har``."""
         return str(self.meta.get("source", ""))
 
     def to_dict(self) -> dict[str, Any]:

@@ -70,7 +70,7 @@ def _fraction_digits(value: str) -> int:
     return end - dot - 1
 
 
-def _format_pattern(name: str, fmin: int, fmax: int) -> str:
+def format_pattern(name: str, fmin: int, fmax: int) -> str:
     """The pattern of a format; date-times carry the observed number of fraction digits."""
     if name in _DATETIME_FORMATS:
         if fmax == 0:
@@ -330,7 +330,7 @@ def _node_schema(node: Node, total: int) -> dict[str, Any]:
         out["type"] = ordered
     fmt = node.single_format() if "string" in kinds else None
     if fmt is not None:
-        out["pattern"] = _format_pattern(fmt, node.fmin, node.fmax)
+        out["pattern"] = format_pattern(fmt, node.fmin, node.fmax)
     values = node.enum_values()
     if values is not None:
         out["enum"] = values + ([None] if "null" in kinds else [])

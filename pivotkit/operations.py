@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
 from jsonschema import Draft202012Validator
@@ -12,6 +13,8 @@ from jsonschema import Draft202012Validator
 Location = Literal["path", "query", "header"]
 _PLACEHOLDER = re.compile(r"\{([^}/]+)\}")
 _INTEGER = re.compile(r"-?[0-9]{1,19}")
+#: Calendar formats recognised from a parameter's examples (``yyyyMMdd``, ``yyyyMMddHHmmss``).
+DATE_FORMATS = ("%Y%m%d", "%Y%m%d%H%M%S")
 
 
 @dataclass(frozen=True)
@@ -23,11 +26,36 @@ class Parameter:
     required: bool
     schema: Mapping[str, Any]
     description: str = ""
+    examples: tuple[Any, ...] = ()
     _validator: Draft202012Validator = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # Compiled once, with the contract: the mock checks parameters on its request path.
         object.__setattr__(self, "_validator", Draft202012Validator(dict(self.schema)))
+
+    def sample_values(self) -> list[Any]:
+        """Values the contract gives as examples: the parameter's ``examples``, its schema's
+        ``examples`` and ``default`` (in that order, without repeats)."""
+        values = [*self.examples, *self.schema.get("examples", [])]
+        if "default" in self.schema:
+            values.append(self.schema["default"])
+        out: list[Any] = []
+        for value in values:
+            if value not in out:
+                out.append(value)
+        return out
+
+    @property
+    def date_format(self) -> str | None:
+        """The strftime format every schema example follows (``%Y%m%d``...), or None."""
+        examples = [str(e) for e in self.schema.get("examples", [])]
+        for fmt in DATE_FORMATS:
+            try:
+                if examples and all(datetime.strptime(e, fmt).strftime(fmt) == e for e in examples):
+                    return fmt
+            except ValueError:
+                continue
+        return None
 
     @property
     def default(self) -> Any:

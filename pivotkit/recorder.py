@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import httpx
 
-from pivotkit.client import CallBudget, PivotClient
+from pivotkit.client import KEY_EXTENSION, CallBudget, PivotClient
 from pivotkit.contract import Contract, load_contract
 from pivotkit.errors import (
     EXIT_FAILED,
@@ -53,6 +53,7 @@ UNSTORED_HEADERS = frozenset(
     }
 )
 RECORDED_ENCODING = "gzip"
+_TEXT_KEPT = 2000
 
 Status = Literal["recorded", "unchanged", "skipped", "failed"]
 STATUSES: tuple[Status, ...] = ("recorded", "unchanged", "skipped", "failed")
@@ -68,6 +69,8 @@ class Outcome:
     path: Path | None = None
     exchange: Exchange | None = None
     unreachable: bool = False
+    http_status: int | None = None
+    body: Any = None
 
     def line(self) -> str:
         """One report line: status, then the file or the request, then why."""
@@ -116,11 +119,19 @@ class _Failure(Exception):
     """A request that produced nothing worth writing (internal to the recorder)."""
 
     def __init__(
-        self, message: str, *, unreachable: bool = False, status: Status = "failed"
+        self,
+        message: str,
+        *,
+        unreachable: bool = False,
+        status: Status = "failed",
+        http_status: int | None = None,
+        body: Any = None,
     ) -> None:
         super().__init__(message)
         self.unreachable = unreachable
         self.status: Status = status
+        self.http_status = http_status
+        self.body = body
 
 
 def base_url(upstream: str) -> str:
@@ -133,6 +144,13 @@ def base_url(upstream: str) -> str:
         raise ConfigError("--upstream", "give an http(s) base URL, e.g. https://host.example")
     port = f":{url.port}" if url.port else ""
     return f"{url.scheme}://{url.host}{port}{url.path.rstrip('/')}"
+
+
+def _key_extension(key: str | bool) -> dict[str, Any]:
+    """The client's request extension for ``key`` (True: the account's key)."""
+    if key is True:
+        return {}
+    return {KEY_EXTENSION: key if isinstance(key, str) else None}
 
 
 def _utc_now() -> str:
@@ -155,23 +173,30 @@ def _decode(response: httpx.Response, raw: bytes) -> bytes:
 
 def _parse_json(response: httpx.Response, data: bytes) -> Any:
     ctype = response.headers.get("content-type", "")
+    status = response.status_code
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise _Failure(f"body is not UTF-8 ({exc.reason} at byte {exc.start})") from None
+        raise _Failure(
+            f"body is not UTF-8 ({exc.reason} at byte {exc.start})", http_status=status
+        ) from None
+    # The failure keeps the start of the text: a caller compares non-JSON answers with it.
+    kept = text[:_TEXT_KEPT]
     if "html" in ctype or text.lstrip()[:1] == "<":
         title = re.search(r"<title>(.*?)</title>", text, re.I | re.S)
         hint = f" {title.group(1).strip()[:60]!r}" if title else ""
         raise _Failure(
-            f"HTML page instead of JSON (HTTP {response.status_code}, "
-            f"{ctype or 'no content-type'}){hint}"
+            f"HTML page instead of JSON (HTTP {status}, {ctype or 'no content-type'}){hint}",
+            http_status=status,
+            body=kept,
         )
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise _Failure(
-            f"invalid JSON (HTTP {response.status_code}): {exc.msg} at line "
-            f"{exc.lineno} column {exc.colno}"
+            f"invalid JSON (HTTP {status}): {exc.msg} at line {exc.lineno} column {exc.colno}",
+            http_status=status,
+            body=kept,
         ) from None
 
 
@@ -261,12 +286,18 @@ class Recorder:
 
     # -- one call ---------------------------------------------------------------------
 
-    def _get(self, path: str, query: Mapping[str, str]) -> tuple[httpx.Response, bytes, bool]:
+    def _get(
+        self, path: str, query: Mapping[str, str], *, key: str | bool = True
+    ) -> tuple[httpx.Response, bytes, bool]:
         """One GET upstream (retries inside the client): the response, its body, and whether
         the body is still encoded. Transport trouble, quota and budget become _Failure."""
         try:
             request = self._client.build_request(
-                "GET", path, params=dict(query), headers={"Accept-Encoding": RECORDED_ENCODING}
+                "GET",
+                path,
+                params=dict(query),
+                headers={"Accept-Encoding": RECORDED_ENCODING},
+                extensions=_key_extension(key),
             )
             response = self._client.send(request, stream=True)
             try:
@@ -297,16 +328,26 @@ class Recorder:
                 unreachable=True,
             ) from None
 
-    def fetch(self, operation: Operation, path: str, query: Mapping[str, str]) -> Response:
-        """The upstream's answer as a (not yet redacted) Response; _Failure otherwise."""
-        response, raw, encoded = self._get(path, query)
+    def fetch(
+        self,
+        operation: Operation,
+        path: str,
+        query: Mapping[str, str],
+        *,
+        key: str | bool = True,
+        errors: bool = False,
+    ) -> Response:
+        """The upstream's answer as a (not yet redacted) Response; _Failure otherwise (and for
+        any non-2xx answer, unless ``errors``: then a JSON error answer is returned too)."""
+        response, raw, encoded = self._get(path, query, key=key)
         status = response.status_code
-        if status == 429:
+        if status == 429 and not errors:
             raise _Failure(
                 f"rate limited (429) {self.retries + 1} times, or asked to wait "
-                "longer than --max-wait; lower --rate"
+                "longer than --max-wait; lower --rate",
+                http_status=429,
             )
-        if not 200 <= status < 300:
+        if not 200 <= status < 300 and not errors:
             raise self._refusal(operation, response, raw if not encoded else _decode(response, raw))
         body = _parse_json(response, _decode(response, raw) if encoded else raw)
         headers: dict[str, str] = {}
@@ -315,6 +356,30 @@ class Recorder:
             if low not in UNSTORED_HEADERS:
                 headers[low] = f"{headers[low]}, {value}" if low in headers else value
         return Response(status, body, MappingProxyType(headers))
+
+    def _failed(self, item: PlanItem, exc: _Failure) -> Outcome:
+        """The outcome of a request that produced nothing worth writing."""
+        return Outcome(
+            item,
+            exc.status,
+            self.redactor.text(str(exc)),
+            unreachable=exc.unreachable,
+            http_status=exc.http_status,
+            body=exc.body,
+        )
+
+    def probe(self, operation: Operation, path: str, *, key: str | bool = True) -> Outcome:
+        """GET any path (an unknown one, to learn the gateway's 404) and write nothing: the
+        outcome carries the status and the parsed body."""
+        item = PlanItem(operation.operation_id)
+        try:
+            response = self.fetch(operation, path, {}, key=key, errors=True)
+        except _Failure as exc:
+            return self._failed(item, exc)
+        body = self.redactor.body(response.body)
+        return Outcome(
+            item, "skipped", "a probe (not recorded)", http_status=response.status, body=body
+        )
 
     def _refusal(self, operation: Operation, response: httpx.Response, body: bytes) -> _Failure:
         """The failure for a non-2xx answer (quota answers never get here: see _get)."""
@@ -330,6 +395,16 @@ class Recorder:
             except (ValueError, AttributeError):
                 message = None
         detail = f": {message[:120]}" if message else ""
+        try:
+            parsed = json.loads(body.decode("utf-8-sig"))
+        except ValueError:  # a page, not JSON: its start, to compare with other answers
+            parsed = body[:_TEXT_KEPT].decode("utf-8", "replace")
+        failure = self._refusal_text(operation, status, detail)
+        failure.http_status, failure.body = status, parsed
+        return failure
+
+    @staticmethod
+    def _refusal_text(operation: Operation, status: int, detail: str) -> _Failure:
         if status == 401:
             return _Failure(
                 f"HTTP 401{detail} (check the key, and that the account may call "
@@ -341,8 +416,60 @@ class Recorder:
 
     # -- one item ---------------------------------------------------------------------
 
-    def record(self, item: PlanItem) -> Outcome:
-        """Record one item: fetch, redact, write. Never raises for upstream trouble."""
+    def record(
+        self,
+        item: PlanItem,
+        *,
+        errors: bool = False,
+        key: str | bool = True,
+        check: bool = True,
+        empty: Literal["write", "mark", "skip"] = "write",
+    ) -> Outcome:
+        """Record one item: fetch, redact, write. Never raises for upstream trouble.
+
+        ``errors`` writes an error answer (a 400, 401, 404...) as a fixture too; ``key`` False
+        sends no key, a string sends that one instead of the account's (redacted like it);
+        ``check`` False sends parameters that break the contract (to see the upstream's
+        answer to them). ``empty`` says what to do with an empty result: write it as named,
+        ``mark`` it (named ``empty-<name>``), or ``skip`` writing it (the outcome still
+        carries the redacted exchange).
+        """
+        refused = self._refuse(item, check)
+        if refused is not None:
+            return refused
+        op = self.contract.operation(item.operation_id)
+        request = item.request(self.contract)
+        try:
+            response = self.fetch(op, request.path, request.query, key=key, errors=errors)
+        except _Failure as exc:
+            return self._failed(item, exc)
+        is_empty = response.status == 200 and self.contract.is_empty_result(response.body)
+        name = item.fixture_name(op)
+        if is_empty and empty == "mark" and not item.name:
+            name = f"empty-{name}"
+        exchange, redactor = self._exchange(op, name, request, response, key)
+        try:
+            exchange = redactor.exchange(exchange)
+            if is_empty and empty == "skip":
+                return Outcome(
+                    item,
+                    "skipped",
+                    "an empty result (not written)",
+                    exchange=exchange,
+                    http_status=200,
+                )
+            outcome = self._write(item, exchange)
+        except (PivotError, OSError) as exc:
+            return Outcome(item, "failed", self.redactor.text(f"not written: {exc}"))
+        outcome = dataclasses.replace(outcome, http_status=response.status)
+        if outcome.status != "recorded":
+            return outcome
+        note = self._contract_note(op, exchange.response)
+        message = "; ".join(m for m in (outcome.message, note) if m)
+        return dataclasses.replace(outcome, message=message)
+
+    def _refuse(self, item: PlanItem, check: bool) -> Outcome | None:
+        """The outcome of an item that is not sent (planning error, skip, bad parameters)."""
         if item.error:
             return Outcome(item, "failed", item.error)
         if item.skip:
@@ -351,24 +478,28 @@ class Recorder:
             op = self.contract.operation(item.operation_id)
         except PivotError as exc:
             return Outcome(item, "failed", str(exc))
-        problems = op.parameter_problems(item.params)
         known = {p.name for p in op.path_parameters}
+        problems = op.parameter_problems(item.params) if check else []
         problems += [
             f"{k}: not a path parameter of {op.operation_id}" for k in item.params if k not in known
         ]
-        if problems:
-            return Outcome(item, "failed", "; ".join(problems))
-        request = item.request(self.contract)
-        try:
-            response = self.fetch(op, request.path, request.query)
-        except _Failure as exc:
-            return Outcome(
-                item, exc.status, self.redactor.text(str(exc)), unreachable=exc.unreachable
-            )
-        sent = {**self.conventions.request_headers, self.conventions.key_header: self._key}
+        return Outcome(item, "failed", "; ".join(problems)) if problems else None
+
+    def _exchange(
+        self, op: Operation, name: str, request: Request, response: Response, key: str | bool
+    ) -> tuple[Exchange, Redactor]:
+        """The (not yet redacted) exchange of an answer, and the redactor for it (which also
+        scrubs a key given instead of the account's)."""
+        sent = dict(self.conventions.request_headers)
+        redactor = self.redactor
+        if key is True:
+            sent[self.conventions.key_header] = self._key
+        elif isinstance(key, str):
+            sent[self.conventions.key_header] = key
+            redactor = dataclasses.replace(redactor, secrets=(*redactor.secrets, key))
         exchange = Exchange(
             operation_id=op.operation_id,
-            name=item.fixture_name(op),
+            name=name,
             request=Request("GET", request.path, request.query, MappingProxyType(sent)),
             response=response,
             meta=MappingProxyType(
@@ -381,16 +512,7 @@ class Recorder:
                 }
             ),
         )
-        try:
-            exchange = self.redactor.exchange(exchange)
-            outcome = self._write(item, exchange)
-        except (PivotError, OSError) as exc:
-            return Outcome(item, "failed", self.redactor.text(f"not written: {exc}"))
-        if outcome.status != "recorded":
-            return outcome
-        note = self._contract_note(op, exchange.response)
-        message = "; ".join(m for m in (outcome.message, note) if m)
-        return dataclasses.replace(outcome, message=message)
+        return exchange, redactor
 
     def _contract_note(self, op: Operation, response: Response) -> str:
         """A short note when a recorded body breaks the contract (drift, worth a look)."""

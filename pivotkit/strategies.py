@@ -63,20 +63,9 @@ def _raw(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-# Calendar formats recognised from a parameter's examples, so generated days are real days.
-_DATE_FORMATS = ("%Y%m%d", "%Y%m%d%H%M%S")
-
-
 def date_format(param: Parameter) -> str | None:
     """The strftime format every example of ``param`` follows (``yyyyMMdd``...), or None."""
-    examples = [str(e) for e in param.schema.get("examples", [])]
-    for fmt in _DATE_FORMATS:
-        try:
-            if examples and all(datetime.strptime(e, fmt).strftime(fmt) == e for e in examples):
-                return fmt
-        except ValueError:
-            continue
-    return None
+    return param.date_format
 
 
 def _calendar_values(fmt: str) -> st.SearchStrategy[str]:

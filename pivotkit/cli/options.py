@@ -31,7 +31,7 @@ class _Group(click.Group):
 
 
 def fixtures_option(
-    help: str = "Fixtures directory (default: $PIVOTFIXTURES, else the bundled fixtures/).",
+    help: str = "Fixtures directory (default: $PIVOT_FIXTURES, else the bundled fixtures/).",
 ) -> Callable[[F], F]:
     """The ``--fixtures DIR`` option, as every command spells it."""
     return click.option(
