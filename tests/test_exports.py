@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PUBLIC = {
     "pivotkit.accounts": {"Account", "AccountsFile", "Rights", "load_accounts", "load_profile"},
     "pivotkit.bundle": {"bundle", "dumps"},
+    "pivotkit.calibrate": {"Calibration", "Options", "calibrate"},
     "pivotkit.cli": {"main"},
     "pivotkit.client": {
         "KEY_ENV",

@@ -7,7 +7,14 @@ its one error-to-exit-code mapping and the shared options.
 
 from __future__ import annotations
 
-from pivotkit.cli import contract, drift, mock, recording, suite  # noqa: F401 (registers commands)
+from pivotkit.cli import (  # noqa: F401 (registers commands)
+    calibration,
+    contract,
+    drift,
+    mock,
+    recording,
+    suite,
+)
 from pivotkit.cli.options import main
 
 __all__ = [

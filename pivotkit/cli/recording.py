@@ -56,14 +56,46 @@ def _record_run(recorder: Any, items: list[Any]) -> Any:
         return report
 
 
+def _record_har(
+    contract: Contract,
+    har_files: Sequence[Path],
+    out: Path | None,
+    key_env: str,
+    account: str,
+    overwrite: bool,
+) -> int:
+    """``record --from-har``: the API calls of browser sessions as redacted fixtures."""
+    from pivotkit.calibrate.har import HarReader, write_har_exchanges
+    from pivotkit.fixtures import default_fixtures_dir
+
+    target = out or default_fixtures_dir()
+    reader = HarReader(contract, secrets=[os.environ.get(key_env, "").strip()], account=account)
+    total = 0
+    for path in har_files:
+        imported = reader.read(path)
+        for status, written in write_har_exchanges(imported, target, overwrite=overwrite):
+            click.echo(f"{'recorded' if status != 'unchanged' else status:<9} {written}")
+        click.echo(imported.summary())
+        total += len(imported.exchanges)
+    return 0 if total else 1
+
+
 @main.command()
 @click.option(
     "--upstream",
-    required=True,
+    default=None,
     envvar="PIVOT_UPSTREAM",
     metavar="URL",
     help="Base URL to record from: the live URL of the contract, a staging gateway, a mock "
     "($PIVOT_UPSTREAM).",
+)
+@click.option(
+    "--from-har",
+    "har_files",
+    multiple=True,
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="Take the API calls of a browser session saved as HAR (the portal's Try-it), "
+    "redacted like recording, instead of calling an upstream (repeatable).",
 )
 @click.option(
     "--key-env",
@@ -154,7 +186,8 @@ def _record_run(recorder: Any, items: list[Any]) -> Any:
 )
 @schemas_option()
 def record(
-    upstream: str,
+    upstream: str | None,
+    har_files: tuple[Path, ...],
     key_env: str,
     plan_file: Path | None,
     from_fixtures: bool,
@@ -176,7 +209,8 @@ def record(
 ) -> None:
     """Record live exchanges from an upstream into fixtures, with secrets redacted.
 
-    The requests come from --plan, --from-fixtures and/or --op/--param/--lang. Each answer is
+    The requests come from --plan, --from-fixtures and/or --op/--param/--lang (or, with
+    --from-har, from a browser session instead of an upstream). Each answer is
     written atomically as <out>/<operationId>/<name>.json (meta.source "live"); an equal
     fixture is left alone, a different one is kept and the new one written beside it unless
     --overwrite. Exit 0: no failure; 1: some request failed; 2: usage; 3: quota exhausted or
@@ -186,6 +220,12 @@ def record(
     from pivotkit.recorder import Recorder
     from pivotkit.redact import Redactor
 
+    if har_files:
+        raise SystemExit(
+            _record_har(Contract.load(schemas), har_files, out, key_env, account, overwrite)
+        )
+    if not upstream:
+        raise click.UsageError("--upstream URL is required (or --from-har FILE)")
     if not (plan_file or from_fixtures or ops):
         raise click.UsageError("say what to record: --plan FILE, --from-fixtures or --op ...")
     if (params or langs) and not ops:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from pivotkit.cli.options import main
+from pivotkit.cli.options import fixtures_option, main, schemas_option
 
 
 @main.command("test", context_settings={"ignore_unknown_options": True})
@@ -44,6 +44,8 @@ from pivotkit.cli.options import main
     default=None,
     help="Hypothesis profile of the property tests (default: dev).",
 )
+@schemas_option()
+@fixtures_option()
 @click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)
 def test(
     target: str,
@@ -51,6 +53,8 @@ def test(
     junit: Path,
     markdown: Path,
     profile: str | None,
+    schemas: Path | None,
+    fixtures_dir: Path | None,
     pytest_args: tuple[str, ...],
 ) -> None:
     """Run the contract suite against a target and write JUnit XML and Markdown reports.
@@ -58,8 +62,19 @@ def test(
     Extra arguments go to pytest, e.g. `pivotkit test --target live -- -k getContent`.
     Exits with pytest's status: 0 passed, 1 some check failed, 3 quota exhausted.
     """
+    import os
+
     from pivotkit.client import KEY_ENV, ApiKey, parse_target
+    from pivotkit.contract import Contract
     from pivotkit.report import run_suite
+
+    # The suite runs in a subprocess: it reads the contract and fixtures from these variables.
+    for variable, given in (("PIVOT_SCHEMAS", schemas), ("PIVOT_FIXTURES", fixtures_dir)):
+        if given is not None:
+            if not given.is_dir():
+                raise click.UsageError(f"{given}: no such directory")
+            os.environ[variable] = str(given.resolve())
+    Contract.load(schemas)  # a broken contract is one line and exit 2, before pytest starts
 
     chosen = parse_target(target, option="--target")
     if chosen.needs_key and ApiKey.from_env() is None:
