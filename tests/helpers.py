@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import socket
 import subprocess
@@ -37,6 +38,20 @@ def path_of(operation_id: str, **params: object) -> str:
 def key_headers(key: str = FULL) -> dict[str, str]:
     """The header that carries a key."""
     return {KEY_HEADER: key}
+
+
+def address(url: str) -> tuple[str, int]:
+    """The (host, port) of a base URL such as the ones ``thread_server`` yields."""
+    parsed = httpx.URL(url)
+    port = parsed.port
+    assert port is not None, f"{url} names no port"
+    return parsed.host, port
+
+
+def connection(url: str, timeout: float = 10) -> http.client.HTTPConnection:
+    """A raw HTTP/1.1 connection (http.client) to a base URL, for tests of the wire."""
+    host, port = address(url)
+    return http.client.HTTPConnection(host, port, timeout=timeout)
 
 
 def free_port() -> int:

@@ -5,32 +5,22 @@ from __future__ import annotations
 import gzip
 import json
 import re
-import socket
 import subprocess
-import sys
-import threading
-import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from pivotkit.client import demo_key
 from pivotkit.harness import make_app
 from pivotkit.report import suite_dir
+from tests.helpers import pivotkit_command, serve_process, thread_server
 
 SUITE = suite_dir()
 KEY = demo_key("full").reveal()
 StartResponse = Callable[..., Any]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _run_suite(
@@ -67,38 +57,8 @@ def _outcomes(junit: Path) -> dict[str, str]:
 @pytest.fixture
 def served_mock(tmp_path: Path) -> Iterator[str]:
     """A second copy of the mock: `pivotkit serve --port N` in a subprocess."""
-    port = _free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from pivotkit.cli import main; main()",
-            "serve",
-            "--port",
-            str(port),
-            "--state",
-            str(tmp_path / "state.sqlite3"),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                if httpx.get(f"{url}/__pivot/health", timeout=1.0).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None:
-                pytest.fail(f"pivotkit serve exited with {process.returncode}")
-            time.sleep(0.05)
-        else:
-            pytest.fail("pivotkit serve did not answer /__pivot/health")
+    with serve_process(tmp_path) as (url, _, _):
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def test_same_results_in_process_and_as_url_target(
@@ -182,19 +142,9 @@ def _broken(app: Any) -> Callable[[dict[str, Any], StartResponse], Iterable[byte
 @pytest.fixture
 def broken_target(tmp_path: Path) -> Iterator[str]:
     """The broken mock on a free loopback port (a thread of this process)."""
-    from werkzeug.serving import make_server
-
     app = make_app({"PIVOT_STATE": str(tmp_path / "state.sqlite3")})
-    server = make_server("127.0.0.1", 0, _broken(app), threaded=True)
-
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with thread_server(_broken(app)) as url:
+        yield url
 
 
 def test_broken_target_fails_the_right_checks(
@@ -297,10 +247,7 @@ def test_pivotkit_test_runs_the_suite_and_writes_reports(tmp_path: Path) -> None
     XML and the Markdown summary; its exit code is pytest's."""
     junit, markdown = tmp_path / "out" / "c.xml", tmp_path / "out" / "c.md"
     code = subprocess.call(
-        [
-            sys.executable,
-            "-c",
-            "from pivotkit.cli import main; main()",
+        pivotkit_command(
             "test",
             "--junit",
             str(junit),
@@ -310,7 +257,7 @@ def test_pivotkit_test_runs_the_suite_and_writes_reports(tmp_path: Path) -> None
             "-q",
             "-k",
             "gateway",
-        ],
+        ),
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -7,10 +7,8 @@ import datetime as dt
 import gzip
 import json
 import shutil
-import socket
-import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
@@ -18,7 +16,6 @@ from xml.etree import ElementTree
 import pytest
 from click.testing import CliRunner
 from flask import Flask, Response, request
-from werkzeug.serving import WSGIRequestHandler, make_server
 
 from pivotkit.accounts import Rights, load_profile
 from pivotkit.cli import main
@@ -37,6 +34,7 @@ from pivotkit.fixtures import Exchange, FixtureSet
 from pivotkit.plan import plan_from_fixtures, sample
 
 from .conftest import FIXTURES, SCHEMAS
+from .helpers import free_port, thread_server
 
 load_account_profile = load_profile
 
@@ -60,13 +58,9 @@ QUOTA = {
 Mutation = Callable[[str, int, dict[str, str], Any], tuple[int, dict[str, str], Any]]
 
 
-class _QuietHandler(WSGIRequestHandler):
-    def log_request(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-
 class DriftingUpstream:
-    """A Flask app in a thread serving fixture bodies, with a plantable mutation."""
+    """A Flask app serving fixture bodies, with a plantable mutation; ``url`` is set while
+    :func:`drifting_upstream` serves it on a loopback port."""
 
     def __init__(self, root: Path) -> None:
         self.fixtures = FixtureSet.load(root)
@@ -76,18 +70,9 @@ class DriftingUpstream:
         self.mutate: Mutation | None = None
         self.seen_keys: list[str | None] = []
         self.calls = 0
-        app = Flask("drifting-upstream")
-        app.add_url_rule("/<path:path>", "serve", self._serve)
-        self._server = make_server(
-            "127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler
-        )
-        self.url = f"http://127.0.0.1:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._thread.join(5)
+        self.url = ""
+        self.app = Flask("drifting-upstream")
+        self.app.add_url_rule("/<path:path>", "serve", self._serve)
 
     def _serve(self, path: str) -> Response:
         self.calls += 1
@@ -112,6 +97,15 @@ class DriftingUpstream:
             data = gzip.compress(data)
             headers["Content-Encoding"] = "gzip"
         return Response(data, status=status, headers=headers, content_type=content_type)
+
+
+@contextmanager
+def drifting_upstream(root: Path) -> Iterator[DriftingUpstream]:
+    """A DriftingUpstream over ``root``, served in a thread on a free loopback port."""
+    upstream = DriftingUpstream(root)
+    with thread_server(upstream.app) as url:
+        upstream.url = url
+        yield upstream
 
 
 def _on(
@@ -178,9 +172,8 @@ def small_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def _small_server(small_corpus: Path) -> Iterator[DriftingUpstream]:
-    server = DriftingUpstream(small_corpus)
-    yield server
-    server.close()
+    with drifting_upstream(small_corpus) as server:
+        yield server
 
 
 @pytest.fixture
@@ -195,9 +188,8 @@ def upstream(_small_server: DriftingUpstream) -> DriftingUpstream:
 @pytest.fixture(scope="module")
 def full_upstream() -> Iterator[DriftingUpstream]:
     """An upstream serving the whole fixture corpus as it is."""
-    server = DriftingUpstream(FIXTURES)
-    yield server
-    server.close()
+    with drifting_upstream(FIXTURES) as server:
+        yield server
 
 
 def _run(
@@ -449,12 +441,8 @@ def mock_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     state = tmp_path_factory.mktemp("mock") / "state.sqlite"
     app = create_app({"TESTING": True, "PIVOT_STATE": str(state)})
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(5)
+    with thread_server(app) as url:
+        yield url
 
 
 @pytest.mark.parametrize("account", ["full", "basic"])
@@ -670,12 +658,9 @@ def test_the_budget_bounds_the_calls(
 
 def test_an_unreachable_target_exits_3(small_corpus: Path, tmp_path: Path) -> None:
     """Nothing listening on the port: exit 3 and the errors listed."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
     lines: list[str] = []
     options = DriftOptions(
-        target=f"http://127.0.0.1:{port}",
+        target=f"http://127.0.0.1:{free_port()}",
         fixtures_dir=small_corpus,
         schemas_dir=SCHEMAS,
         rate=1000.0,
@@ -807,28 +792,15 @@ def test_webhook_posts_json_with_a_text_summary(
     """The webhook receives one POST: JSON with a one-paragraph ``text`` and the findings."""
     received: list[tuple[str, dict[str, Any]]] = []
 
-    class Receiver(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            length = int(self.headers["Content-Length"])
-            received.append((self.headers["Content-Type"], json.loads(self.rfile.read(length))))
-            self.send_response(200)
-            self.end_headers()
+    def receiver(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        length = int(environ["CONTENT_LENGTH"])
+        received.append((environ["CONTENT_TYPE"], json.loads(environ["wsgi.input"].read(length))))
+        start_response("200 OK", [("Content-Length", "0")])
+        return [b""]
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Receiver)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with thread_server(receiver) as hook:
         upstream.mutate = _data(lambda d: d.update(id="7488"))
-        code, _, _ = _run(
-            upstream, small_corpus, tmp_path, webhook=f"http://127.0.0.1:{server.server_port}/hook"
-        )
-    finally:
-        server.shutdown()
-        thread.join(5)
-        server.server_close()
+        code, _, _ = _run(upstream, small_corpus, tmp_path, webhook=f"{hook}/hook")
     assert code == 1
     ((content_type, payload),) = received
     assert content_type == "application/json"

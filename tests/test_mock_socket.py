@@ -4,24 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import http.client
 import json
-import os
 import socket
-import subprocess
-import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from werkzeug.serving import make_server
 
 from mockserver import create_app
 from mockserver.server import RedactingRequestHandler, redact
 from pivotkit.contract import load_contract
+from tests.helpers import address, connection, serve_process, thread_server
 
 FULL = "acf7a7c2d48e4a01098e3feabc0ecb24"
 BASIC = "6e7f66a8f40fdabd2ae4ff289d504622"
@@ -33,85 +27,32 @@ EXAMPLES = {
     "end": "20241106",
 }
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _dev_server(state: Path) -> Iterator[int]:
-    app = create_app({"PIVOT_STATE": str(state), "PIVOT_ADMIN_TOKEN": "admin-token-for-tests"})
-    srv = make_server("127.0.0.1", 0, app, threaded=True, request_handler=RedactingRequestHandler)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield srv.server_port
-    srv.shutdown()
-    srv.server_close()
-    thread.join()
-
-
-def _production_server(state: Path, log: Path) -> Iterator[int]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PIVOT_")}
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                "from pivotkit.cli import main; main()",
-                "serve",
-                "--production",
-                "--workers",
-                "1",
-                "--port",
-                str(port),
-                "--state",
-                str(state),
-                "--admin-token",
-                "admin-token-for-tests",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, log.read_text(errors="replace")
-            assert time.monotonic() < deadline, log.read_text(errors="replace")
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/__pivot/health").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        yield port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+ADMIN_TOKEN = "admin-token-for-tests"
 
 
 @pytest.fixture(scope="module", params=["dev", "production"])
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[int]:
+) -> Iterator[str]:
     """The mock on a free loopback port, bundled fixtures: the development server (threaded
-    werkzeug, in a thread) and the production one (``pivotkit serve --production``, granian)."""
+    werkzeug, in a thread) and the production one (``pivotkit serve --production``, granian);
+    its base URL."""
     folder = tmp_path_factory.mktemp(request.param)
     if request.param == "dev":
-        yield from _dev_server(folder / "state.sqlite")
+        app = create_app(
+            {"PIVOT_STATE": str(folder / "state.sqlite"), "PIVOT_ADMIN_TOKEN": ADMIN_TOKEN}
+        )
+        with thread_server(app, handler=RedactingRequestHandler) as url:
+            yield url
     else:
-        yield from _production_server(folder / "state.sqlite", folder / "serve.log")
+        production = ("--production", "--workers", "1", "--admin-token", ADMIN_TOKEN)
+        with serve_process(folder, *production) as (url, _, _):
+            yield url
 
 
-def _base(port: int) -> str:
-    return f"http://127.0.0.1:{port}"
-
-
-def test_httpx_gzip_and_identity(server: int) -> None:
+def test_httpx_gzip_and_identity(server: str) -> None:
     """httpx gets gzip by default (decoded for it) and identity when it asks for it."""
-    with httpx.Client(base_url=_base(server), headers={"Ocp-Apim-Subscription-Key": FULL}) as c:
+    with httpx.Client(base_url=server, headers={"Ocp-Apim-Subscription-Key": FULL}) as c:
         zipped = c.get("/v1/api/v1/contents/7488")
         assert zipped.status_code == 200
         assert zipped.headers["content-encoding"] == "gzip"
@@ -124,9 +65,9 @@ def test_httpx_gzip_and_identity(server: int) -> None:
         assert "content-encoding" not in refused.headers
 
 
-def test_raw_gzip_length_is_the_compressed_size(server: int) -> None:
+def test_raw_gzip_length_is_the_compressed_size(server: str) -> None:
     """On the wire, content-length counts the gzip bytes, which decompress to the JSON."""
-    conn = http.client.HTTPConnection("127.0.0.1", server, timeout=10)
+    conn = connection(server)
     try:
         conn.request(
             "GET",
@@ -142,9 +83,9 @@ def test_raw_gzip_length_is_the_compressed_size(server: int) -> None:
         conn.close()
 
 
-def test_both_key_transports_over_a_socket(server: int) -> None:
+def test_both_key_transports_over_a_socket(server: str) -> None:
     """Header and query key both work; the missing key gets the gateway's 401."""
-    with httpx.Client(base_url=_base(server)) as c:
+    with httpx.Client(base_url=server) as c:
         assert (
             c.get(
                 "/v1/api/v1/contents/7488", headers={"Ocp-Apim-Subscription-Key": FULL}
@@ -160,9 +101,9 @@ def test_both_key_transports_over_a_socket(server: int) -> None:
 
 
 @pytest.mark.parametrize("spec", ["drop", "truncate"])
-def test_connection_faults(server: int, spec: str) -> None:
+def test_connection_faults(server: str, spec: str) -> None:
     """drop closes without an answer; truncate closes in the middle of the body."""
-    with httpx.Client(base_url=_base(server)) as c, pytest.raises(httpx.TransportError):
+    with httpx.Client(base_url=server) as c, pytest.raises(httpx.TransportError):
         c.get(
             "/v1/api/v1/contents/7488",
             headers={
@@ -171,7 +112,7 @@ def test_connection_faults(server: int, spec: str) -> None:
                 "Accept-Encoding": "identity",
             },
         )
-    with httpx.Client(base_url=_base(server)) as c:  # the server is still fine
+    with httpx.Client(base_url=server) as c:  # the server is still fine
         assert (
             c.get(
                 "/v1/api/v1/contents/7488", headers={"Ocp-Apim-Subscription-Key": FULL}
@@ -180,9 +121,9 @@ def test_connection_faults(server: int, spec: str) -> None:
         )
 
 
-def test_random_latency_fault_still_answers(server: int) -> None:
+def test_random_latency_fault_still_answers(server: str) -> None:
     """latency=a..b delays but answers normally."""
-    with httpx.Client(base_url=_base(server)) as c:
+    with httpx.Client(base_url=server) as c:
         response = c.get(
             "/v1/api/v1/contents/7488",
             headers={"Ocp-Apim-Subscription-Key": FULL, "x-pivot-fault": "latency=1..5ms"},
@@ -300,9 +241,9 @@ def _every_method_on_every_path() -> list[tuple[str, bytes, set[int] | None]]:
     return cases
 
 
-def _exchange(port: int, data: bytes) -> tuple[int | None, bytes]:
+def _exchange(url: str, data: bytes) -> tuple[int | None, bytes]:
     """Send raw bytes, read until the server closes; (status or None, whole response)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=15) as sock:
+    with socket.create_connection(address(url), timeout=15) as sock:
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             sock.sendall(data)
         chunks = []
@@ -336,7 +277,7 @@ _LEAKS = (
     [pytest.param(n, d, e, id=n) for n, d, e in _HOSTILE + _every_method_on_every_path()],
 )
 def test_hostile_input_never_gets_a_5xx_or_a_file(
-    request: pytest.FixtureRequest, server: int, name: str, data: bytes, expected: set[int] | None
+    request: pytest.FixtureRequest, server: str, name: str, data: bytes, expected: set[int] | None
 ) -> None:
     """Traversal, NUL, non-UTF-8, huge ids/queries/headers, every method on every path."""
     if name in _SERVER_LIMITS and "production" in request.node.callspec.id:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ import pytest
 
 from pivotkit.client import demo_key
 from pivotkit.harness import MockServer, make_app
+from tests.helpers import thread_server
 
 KEY = demo_key("full").reveal()
 QUOTA = "Out of call volume quota. Quota will be replenished in 03:30:56."
@@ -32,20 +32,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MockServer]:
         yield server
 
 
-def _serve(wsgi: Callable[[dict[str, Any], Any], Iterable[bytes]]) -> Iterator[str]:
-    from werkzeug.serving import make_server
-
-    server = make_server("127.0.0.1", 0, wsgi, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
-
-
 @pytest.fixture
 def quota_target() -> Iterator[str]:
     """A target whose every answer is the gateway's 403 quota message; counts its calls."""
@@ -58,7 +44,8 @@ def quota_target() -> Iterator[str]:
         )
         return [json.dumps({"statusCode": 403, "message": QUOTA}).encode()]
 
-    yield from _serve(wsgi)
+    with thread_server(wsgi) as url:
+        yield url
 
 
 def test_options_are_in_help(pytester: pytest.Pytester) -> None:

@@ -25,7 +25,8 @@ from pivotkit.fixtures import Request, read_exchange
 from pivotkit.plan import PlanItem, load_plan, plan_from_fixtures, plan_from_options
 from pivotkit.recorder import Recorder
 from pivotkit.redact import KEY_PLACEHOLDER, request_context_placeholder, scan_secrets
-from tests.upstream import FakeUpstream, Reply, envelope, fake_upstream, free_port
+from tests.helpers import clean_env, free_port, serve_process
+from tests.upstream import FakeUpstream, Reply, envelope, fake_upstream
 
 ROOT = Path(__file__).resolve().parent.parent
 EXEMPLAR = ROOT / "fixtures" / "getContent" / "7488.json"
@@ -755,7 +756,6 @@ def test_serve_record_from_records_through_a_real_server(
     import httpx
 
     from pivotkit.client import demo_key
-    from tests.test_mock_workers import _free_port, _wait_ready
 
     upstream.route(
         CONTENT.format(424242), Reply(200, {**BODY, "data": {**BODY["data"], "id": 424242}})
@@ -763,39 +763,19 @@ def test_serve_record_from_records_through_a_real_server(
     fixtures = tmp_path / "fixtures"
     fixtures.mkdir()
     shutil.copy(ROOT / "fixtures" / "accounts.toml", fixtures / "accounts.toml")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PIVOT_")}
-    env["PIVOT_API_KEY"] = KEY
-    port = _free_port()
-    log = tmp_path / "serve.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                "from pivotkit.cli import main; main()",
-                "serve",
-                "--port",
-                str(port),
-                "--fixtures",
-                str(fixtures),
-                "--state",
-                str(tmp_path / "state.sqlite"),
-                "--record-from",
-                upstream.url,
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    try:
-        _wait_ready(port, proc, log)
+    served = serve_process(
+        tmp_path,
+        "--fixtures",
+        str(fixtures),
+        "--record-from",
+        upstream.url,
+        env=clean_env(PIVOT_API_KEY=KEY),
+    )
+    with served as (url, _, log):
         resp = httpx.get(
-            f"http://127.0.0.1:{port}{CONTENT.format(424242)}",
+            f"{url}{CONTENT.format(424242)}",
             headers={"Ocp-Apim-Subscription-Key": demo_key("full").reveal()},
         )
-    finally:
-        proc.terminate()
-        proc.wait(timeout=15)
     assert resp.status_code == 200 and resp.json()["data"]["id"] == 424242
     assert [s.path for s in upstream.seen] == [CONTENT.format(424242)]
     assert upstream.seen[0].headers["ocp-apim-subscription-key"] == KEY

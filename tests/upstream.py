@@ -54,13 +54,6 @@ class Seen:
     headers: dict[str, str]
 
 
-def free_port() -> int:
-    """A loopback port nobody listens on (bound, then closed)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def envelope(data: Any) -> dict[str, Any]:
     """The provider's envelope around ``data``."""
     return {"version": "v1", "statusCode": 200, "data": data}
