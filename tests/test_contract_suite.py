@@ -21,29 +21,32 @@ from tests.helpers import pivotkit_command, serve_process, thread_server
 SUITE = suite_dir()
 KEY = demo_key("full").reveal()
 StartResponse = Callable[..., Any]
+RunSuite = Callable[..., pytest.RunResult]
 
 
-def _run_suite(
-    pytester: pytest.Pytester, *args: str, key: str | None = KEY, env: dict[str, str] | None = None
-) -> pytest.RunResult:
-    """The suite in a subprocess (its own configuration), as `pivotkit test` runs it."""
-    if key is None:
-        pytester._monkeypatch.delenv("PIVOT_API_KEY", raising=False)
-    else:
-        pytester._monkeypatch.setenv("PIVOT_API_KEY", key)
-    for name, value in (env or {}).items():
-        pytester._monkeypatch.setenv(name, value)
-    return pytester.runpytest_subprocess(
-        str(SUITE),
-        "-c",
-        str(SUITE / "suite.ini"),
-        "--rootdir",
-        str(SUITE.parent),
-        "-p",
-        "no:cacheprovider",
-        "--hypothesis-seed=1",
-        *args,
-    )
+@pytest.fixture
+def run_suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> RunSuite:
+    """Run the suite in a subprocess (its own configuration), as `pivotkit test` runs it,
+    with ``key`` as PIVOT_API_KEY (None: unset)."""
+
+    def run(*args: str, key: str | None = KEY) -> pytest.RunResult:
+        if key is None:
+            monkeypatch.delenv("PIVOT_API_KEY", raising=False)
+        else:
+            monkeypatch.setenv("PIVOT_API_KEY", key)
+        return pytester.runpytest_subprocess(
+            str(SUITE),
+            "-c",
+            str(SUITE / "suite.ini"),
+            "--rootdir",
+            str(SUITE.parent),
+            "-p",
+            "no:cacheprovider",
+            "--hypothesis-seed=1",
+            *args,
+        )
+
+    return run
 
 
 def _outcomes(junit: Path) -> dict[str, str]:
@@ -62,15 +65,15 @@ def served_mock(tmp_path: Path) -> Iterator[str]:
 
 
 def test_same_results_in_process_and_as_url_target(
-    pytester: pytest.Pytester, served_mock: str, tmp_path: Path
+    run_suite: RunSuite, served_mock: str, tmp_path: Path
 ) -> None:
     """The suite gives the same outcome for every operation and check against the in-process
     mock and against `pivotkit serve` used as a URL target (property tests left to the
     slow test below)."""
     first, second = tmp_path / "mock.xml", tmp_path / "url.xml"
-    in_process = _run_suite(pytester, "-k", "not properties", f"--pivot-junit={first}")
-    as_url = _run_suite(
-        pytester, "-k", "not properties", f"--pivot-target={served_mock}", f"--pivot-junit={second}"
+    in_process = run_suite("-k", "not properties", f"--pivot-junit={first}")
+    as_url = run_suite(
+        "-k", "not properties", f"--pivot-target={served_mock}", f"--pivot-junit={second}"
     )
     assert in_process.ret == 0, in_process.stdout.str()[-3000:]
     assert as_url.ret == 0, as_url.stdout.str()[-3000:]
@@ -82,12 +85,12 @@ def test_same_results_in_process_and_as_url_target(
 
 @pytest.mark.slow
 def test_full_suite_same_results_with_properties(
-    pytester: pytest.Pytester, served_mock: str, tmp_path: Path
+    run_suite: RunSuite, served_mock: str, tmp_path: Path
 ) -> None:
     """The whole suite, property tests included (same seed), passes on both copies."""
     first, second = tmp_path / "mock.xml", tmp_path / "url.xml"
-    in_process = _run_suite(pytester, f"--pivot-junit={first}")
-    as_url = _run_suite(pytester, f"--pivot-target={served_mock}", f"--pivot-junit={second}")
+    in_process = run_suite(f"--pivot-junit={first}")
+    as_url = run_suite(f"--pivot-target={served_mock}", f"--pivot-junit={second}")
     assert in_process.ret == 0, in_process.stdout.str()[-3000:]
     assert as_url.ret == 0, as_url.stdout.str()[-3000:]
     assert _outcomes(first) == _outcomes(second)
@@ -148,14 +151,13 @@ def broken_target(tmp_path: Path) -> Iterator[str]:
 
 
 def test_broken_target_fails_the_right_checks(
-    pytester: pytest.Pytester, broken_target: str, tmp_path: Path
+    run_suite: RunSuite, broken_target: str, tmp_path: Path
 ) -> None:
     """Against a target with a field of the wrong type, a missing header and a 500, exactly
     the checks that see them fail, and each message names operation, pointer and value;
     the key the target echoes never reaches the output or the reports."""
     junit, markdown = tmp_path / "broken.xml", tmp_path / "broken.md"
-    result = _run_suite(
-        pytester,
+    result = run_suite(
         f"--pivot-target={broken_target}",
         "-k",
         "(getContent or listChannels or getPerson) and not properties",
@@ -186,10 +188,10 @@ def test_broken_target_fails_the_right_checks(
         assert "/data/title" in text
 
 
-def test_live_without_key_skips_everything_with_a_reason(pytester: pytest.Pytester) -> None:
+def test_live_without_key_skips_everything_with_a_reason(run_suite: RunSuite) -> None:
     """With --pivot-target=live and no PIVOT_API_KEY nothing is sent: every test that needs
     the target is skipped and says why; none fails, none passes silently."""
-    result = _run_suite(pytester, "--pivot-target=live", "-k", "getContent", key=None)
+    result = run_suite("--pivot-target=live", "-k", "getContent", key=None)
     outcomes = result.parseoutcomes()
     assert result.ret == 0
     assert outcomes.get("skipped", 0) > 10
