@@ -15,10 +15,19 @@ import pytest
 from mockserver import create_app
 from mockserver.server import RedactingRequestHandler, redact
 from pivotkit.contract import load_contract
-from tests.helpers import address, connection, serve_process, thread_server
+from tests.helpers import (
+    BASIC,
+    FULL,
+    KEY_HEADER,
+    address,
+    connection,
+    key_headers,
+    path_of,
+    serve_process,
+    thread_server,
+)
 
-FULL = "acf7a7c2d48e4a01098e3feabc0ecb24"
-BASIC = "6e7f66a8f40fdabd2ae4ff289d504622"
+CONTENT = path_of("getContent", id=7488)
 EXAMPLES = {
     "id": "7488",
     "channelId": "1",
@@ -52,16 +61,16 @@ def server(
 
 def test_httpx_gzip_and_identity(server: str) -> None:
     """httpx gets gzip by default (decoded for it) and identity when it asks for it."""
-    with httpx.Client(base_url=server, headers={"Ocp-Apim-Subscription-Key": FULL}) as c:
-        zipped = c.get("/v1/api/v1/contents/7488")
+    with httpx.Client(base_url=server, headers=key_headers(FULL)) as c:
+        zipped = c.get(CONTENT)
         assert zipped.status_code == 200
         assert zipped.headers["content-encoding"] == "gzip"
         assert zipped.json()["data"]["title"] == "Blade Runner"
-        plain = c.get("/v1/api/v1/contents/7488", headers={"Accept-Encoding": "identity"})
+        plain = c.get(CONTENT, headers={"Accept-Encoding": "identity"})
         assert "content-encoding" not in plain.headers
         assert int(plain.headers["content-length"]) == len(plain.content)
         assert plain.json() == zipped.json()
-        refused = c.get("/v1/api/v1/contents/7488", headers={"Accept-Encoding": "gzip;q=0"})
+        refused = c.get(CONTENT, headers={"Accept-Encoding": "gzip;q=0"})
         assert "content-encoding" not in refused.headers
 
 
@@ -71,8 +80,8 @@ def test_raw_gzip_length_is_the_compressed_size(server: str) -> None:
     try:
         conn.request(
             "GET",
-            "/v1/api/v1/contents/7488",
-            headers={"Ocp-Apim-Subscription-Key": FULL, "Accept-Encoding": "gzip"},
+            CONTENT,
+            headers={**key_headers(FULL), "Accept-Encoding": "gzip"},
         )
         response = conn.getresponse()
         raw = response.read()
@@ -86,16 +95,9 @@ def test_raw_gzip_length_is_the_compressed_size(server: str) -> None:
 def test_both_key_transports_over_a_socket(server: str) -> None:
     """Header and query key both work; the missing key gets the gateway's 401."""
     with httpx.Client(base_url=server) as c:
-        assert (
-            c.get(
-                "/v1/api/v1/contents/7488", headers={"Ocp-Apim-Subscription-Key": FULL}
-            ).status_code
-            == 200
-        )
-        assert (
-            c.get("/v1/api/v1/contents/7488", params={"subscription-key": BASIC}).status_code == 200
-        )
-        missing = c.get("/v1/api/v1/contents/7488")
+        assert c.get(CONTENT, headers=key_headers(FULL)).status_code == 200
+        assert c.get(CONTENT, params={"subscription-key": BASIC}).status_code == 200
+        missing = c.get(CONTENT)
         assert missing.status_code == 401
         assert missing.headers["content-type"] == "application/json"
 
@@ -105,35 +107,30 @@ def test_connection_faults(server: str, spec: str) -> None:
     """drop closes without an answer; truncate closes in the middle of the body."""
     with httpx.Client(base_url=server) as c, pytest.raises(httpx.TransportError):
         c.get(
-            "/v1/api/v1/contents/7488",
+            CONTENT,
             headers={
-                "Ocp-Apim-Subscription-Key": FULL,
+                **key_headers(FULL),
                 "x-pivot-fault": spec,
                 "Accept-Encoding": "identity",
             },
         )
     with httpx.Client(base_url=server) as c:  # the server is still fine
-        assert (
-            c.get(
-                "/v1/api/v1/contents/7488", headers={"Ocp-Apim-Subscription-Key": FULL}
-            ).status_code
-            == 200
-        )
+        assert c.get(CONTENT, headers=key_headers(FULL)).status_code == 200
 
 
 def test_random_latency_fault_still_answers(server: str) -> None:
     """latency=a..b delays but answers normally."""
     with httpx.Client(base_url=server) as c:
         response = c.get(
-            "/v1/api/v1/contents/7488",
-            headers={"Ocp-Apim-Subscription-Key": FULL, "x-pivot-fault": "latency=1..5ms"},
+            CONTENT,
+            headers={**key_headers(FULL), "x-pivot-fault": "latency=1..5ms"},
         )
         assert response.status_code == 200 and response.json()["data"]["id"] == 7488
 
 
 def test_keys_in_query_strings_are_redacted_from_request_logs() -> None:
     """The development server's request log masks subscription-key values."""
-    line = redact(f"GET /v1/api/v1/contents/7488?lang=fr&subscription-key={FULL}&x=1 HTTP/1.1")
+    line = redact(f"GET {CONTENT}?lang=fr&subscription-key={FULL}&x=1 HTTP/1.1")
     assert FULL not in line and "subscription-key=***&x=1" in line
 
 
@@ -145,76 +142,76 @@ def _request(
 ) -> bytes:
     head = method + b" " + target + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
     if key is not None:
-        head += b"Ocp-Apim-Subscription-Key: " + key + b"\r\n"
+        head += KEY_HEADER.encode() + b": " + key + b"\r\n"
     if method in (b"POST", b"PUT", b"PATCH"):
         head += b"Content-Length: 0\r\n"
     return head + extra + b"\r\n"
 
 
-C = "/v1/api/v1/contents/"
+C = path_of("getContent", id="").encode()  # the path up to the id
 _HOSTILE: list[tuple[str, bytes, set[int] | None]] = [
-    ("dotdot", _request(b"/v1/api/v1/contents/../../../../etc/passwd"), {404}),
+    ("dotdot", _request(C + b"../../../../etc/passwd"), {404}),
     (
         "dotdot-fixture",
-        _request(b"/v1/api/v1/contents/../../../fixtures/getContent/7488.json"),
+        _request(C + b"../../../fixtures/getContent/7488.json"),
         {404},
     ),
-    ("pct-2e2e", _request(C.encode() + b"%2e%2e"), {400}),
-    ("pct-2e2e-2f", _request(C.encode() + b"%2e%2e%2f%2e%2e%2fpyproject.toml"), {404}),
-    ("pct-2f", _request(C.encode() + b"7488%2f..%2f..%2fschemas%2fopenapi.yaml"), {404}),
-    ("pct-2F-upper", _request(C.encode() + b"..%2F..%2F..%2Fetc%2Fpasswd"), {404}),
-    ("backslash", _request(C.encode() + b"..\\..\\pyproject.toml"), {400}),
-    ("pct-5c", _request(C.encode() + b"..%5c..%5cpyproject.toml"), {400}),
-    ("nul-path", _request(C.encode() + b"7488%00"), {400}),
-    ("nul-path-ext", _request(C.encode() + b"7488%00.json"), {400}),
-    ("nul-query", _request(C.encode() + b"7488?lang=%00"), {200}),
-    ("id-10000-digits", _request(C.encode() + b"9" * 10_000), {400}),
-    ("id-10000-letters", _request(C.encode() + b"a" * 10_000), {400}),
-    ("id-negative", _request(C.encode() + b"-7488"), {400}),
-    ("id-zero", _request(C.encode() + b"0"), {400}),
-    ("id-int32-overflow", _request(C.encode() + b"2147483648"), {400}),
-    ("id-int64-overflow", _request(C.encode() + b"9223372036854775808"), {400}),
-    ("id-huge", _request(C.encode() + b"9" * 40), {400}),
-    ("id-plus", _request(C.encode() + b"+7488"), {400}),
-    ("id-spaces", _request(C.encode() + b"%207488%20"), {400}),
-    ("id-unicode-digits", _request(C.encode() + "٧٤٨٨".encode()), {400}),
-    ("non-utf8-pct", _request(C.encode() + b"%ff%fe"), {400}),
-    ("non-utf8-raw", _request(C.encode() + b"\xff\xfe"), {400}),
-    ("non-utf8-query", _request(C.encode() + b"7488?lang=%ff%fe"), {200}),
-    ("non-utf8-key", _request(C.encode() + b"7488", key=b"\xff\xfe" * 16), {401}),
-    ("non-utf8-query-key", _request(C.encode() + b"7488?subscription-key=%ff", key=None), {401}),
-    ("key-10000", _request(C.encode() + b"7488", key=b"a" * 10_000), {401}),
-    ("long-query", _request(C.encode() + b"7488?lang=" + b"a" * 20_000), {200}),
+    ("pct-2e2e", _request(C + b"%2e%2e"), {400}),
+    ("pct-2e2e-2f", _request(C + b"%2e%2e%2f%2e%2e%2fpyproject.toml"), {404}),
+    ("pct-2f", _request(C + b"7488%2f..%2f..%2fschemas%2fopenapi.yaml"), {404}),
+    ("pct-2F-upper", _request(C + b"..%2F..%2F..%2Fetc%2Fpasswd"), {404}),
+    ("backslash", _request(C + b"..\\..\\pyproject.toml"), {400}),
+    ("pct-5c", _request(C + b"..%5c..%5cpyproject.toml"), {400}),
+    ("nul-path", _request(C + b"7488%00"), {400}),
+    ("nul-path-ext", _request(C + b"7488%00.json"), {400}),
+    ("nul-query", _request(C + b"7488?lang=%00"), {200}),
+    ("id-10000-digits", _request(C + b"9" * 10_000), {400}),
+    ("id-10000-letters", _request(C + b"a" * 10_000), {400}),
+    ("id-negative", _request(C + b"-7488"), {400}),
+    ("id-zero", _request(C + b"0"), {400}),
+    ("id-int32-overflow", _request(C + b"2147483648"), {400}),
+    ("id-int64-overflow", _request(C + b"9223372036854775808"), {400}),
+    ("id-huge", _request(C + b"9" * 40), {400}),
+    ("id-plus", _request(C + b"+7488"), {400}),
+    ("id-spaces", _request(C + b"%207488%20"), {400}),
+    ("id-unicode-digits", _request(C + "٧٤٨٨".encode()), {400}),
+    ("non-utf8-pct", _request(C + b"%ff%fe"), {400}),
+    ("non-utf8-raw", _request(C + b"\xff\xfe"), {400}),
+    ("non-utf8-query", _request(C + b"7488?lang=%ff%fe"), {200}),
+    ("non-utf8-key", _request(C + b"7488", key=b"\xff\xfe" * 16), {401}),
+    ("non-utf8-query-key", _request(C + b"7488?subscription-key=%ff", key=None), {401}),
+    ("key-10000", _request(C + b"7488", key=b"a" * 10_000), {401}),
+    ("long-query", _request(C + b"7488?lang=" + b"a" * 20_000), {200}),
     (
         "many-params",
-        _request(C.encode() + b"7488?" + b"&".join(b"p%d=1" % i for i in range(5000))),
+        _request(C + b"7488?" + b"&".join(b"p%d=1" % i for i in range(5000))),
         {200},
     ),
-    ("huge-request-line", _request(C.encode() + b"7488?x=" + b"a" * 70_000), {414}),
+    ("huge-request-line", _request(C + b"7488?x=" + b"a" * 70_000), {414}),
     (
         "huge-header",
-        _request(C.encode() + b"7488", extra=b"X-Big: " + b"a" * 70_000 + b"\r\n"),
+        _request(C + b"7488", extra=b"X-Big: " + b"a" * 70_000 + b"\r\n"),
         {431},
     ),
     (
         "many-headers",
-        _request(C.encode() + b"7488", extra=b"".join(b"X-H%d: 1\r\n" % i for i in range(150))),
+        _request(C + b"7488", extra=b"".join(b"X-H%d: 1\r\n" % i for i in range(150))),
         {431},
     ),
     (
         "fault-header-garbage",
-        _request(C.encode() + b"7488", extra=b"x-pivot-fault: \xff\r\n"),
+        _request(C + b"7488", extra=b"x-pivot-fault: \xff\r\n"),
         {400},
     ),
     (
         "accept-encoding-garbage",
-        _request(C.encode() + b"7488", extra=b"Accept-Encoding: gzip;q=;;,,q=2\r\n"),
+        _request(C + b"7488", extra=b"Accept-Encoding: gzip;q=;;,,q=2\r\n"),
         {200},
     ),
-    ("unknown-method", _request(C.encode() + b"7488", method=b"BREW"), {404}),
-    ("double-slash", _request(b"//v1/api/v1/contents/7488"), {200, 404}),
-    ("trailing-dot", _request(C.encode() + b"7488."), {400}),
-    ("admin-dotdot", _request(b"/__pivot/../v1/api/v1/contents/7488"), {200, 404}),
+    ("unknown-method", _request(C + b"7488", method=b"BREW"), {404}),
+    ("double-slash", _request(b"/" + CONTENT.encode()), {200, 404}),
+    ("trailing-dot", _request(C + b"7488."), {400}),
+    ("admin-dotdot", _request(b"/__pivot/.." + CONTENT.encode()), {200, 404}),
     ("admin-traversal", _request(b"/__pivot/%2e%2e/%2e%2e/pyproject.toml"), {404}),
 ]
 # Limits of the HTTP server itself (http.server answers 414/431; granian has its own limits).

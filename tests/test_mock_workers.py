@@ -10,15 +10,22 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import clean_env, connection, serve_process
-
-FULL = "acf7a7c2d48e4a01098e3feabc0ecb24"
-FULL_2 = "399d666bea1cf47c93633a485471cb6d"
-TOKEN = "admin-token-for-worker-tests"
-INVALID = (
-    "Access denied due to invalid subscription key. Make sure to provide a valid key "
-    "for an active subscription."
+from pivotkit.client import demo_key
+from tests.helpers import (
+    CONVENTIONS,
+    FULL,
+    KEY_HEADER,
+    clean_env,
+    connection,
+    key_headers,
+    path_of,
+    serve_process,
 )
+
+FULL_2 = demo_key("full", "secondary").reveal()
+TOKEN = "admin-token-for-worker-tests"
+INVALID = CONVENTIONS.messages.invalid_key
+CONTENT = path_of("getContent", id=7488)
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
@@ -40,8 +47,8 @@ def start(tmp_path: Path) -> Iterator[Callable[..., str]]:
 
 def _status(url: str, key: str) -> int:
     response = httpx.get(
-        f"{url}/v1/api/v1/contents/7488",
-        headers={"Ocp-Apim-Subscription-Key": key},
+        f"{url}{CONTENT}",
+        headers=key_headers(key),
         timeout=10,
     )
     if response.status_code == 401:
@@ -49,20 +56,23 @@ def _status(url: str, key: str) -> int:
     return response.status_code
 
 
+def _regenerate(url: str) -> str:
+    """Regenerate the full account's primary key through the admin API; the new key."""
+    response = httpx.post(f"{url}/__pivot/accounts/full/keys/primary", headers=AUTH, timeout=10)
+    return str(response.json()["key"])
+
+
 def test_regenerated_key_stops_at_once_in_every_process(start: Callable[..., str]) -> None:
     """Two servers on one state file: a key regenerated on one is refused by both at once."""
     first, second = start(), start()
     assert _status(first, FULL) == 200 and _status(second, FULL) == 200
-    response = httpx.post(f"{first}/__pivot/accounts/full/keys/primary", headers=AUTH, timeout=10)
-    new = response.json()["key"]
+    new = _regenerate(first)
     assert _status(first, FULL) == 401
     assert _status(second, FULL) == 401
     assert _status(second, new) == 200 and _status(first, new) == 200
     assert _status(second, FULL_2) == 200
-    usage = httpx.get(f"{second}/__pivot/usage?account=full", headers=AUTH, timeout=10).json()[
-        "usage"
-    ]
-    counts = {(r["operationId"], r["slot"]): r["count"] for r in usage}
+    usage = httpx.get(f"{second}/__pivot/usage?account=full", headers=AUTH, timeout=10)
+    counts = {(r["operationId"], r["slot"]): r["count"] for r in usage.json()["usage"]}
     assert counts == {("getContent", "primary"): 4, ("getContent", "secondary"): 1}
 
 
@@ -80,29 +90,21 @@ def test_serve_prints_the_demo_keys_and_the_token(
 def test_production_workers_share_keys_and_keep_connections(start: Callable[..., str]) -> None:
     """--production --workers 2: keep-alive, gzip, and a regenerated key refused by each worker."""
     url = start("--production", "--workers", "2")
-    with httpx.Client(
-        base_url=url, headers={"Ocp-Apim-Subscription-Key": FULL}, timeout=10
-    ) as client:
-        zipped = client.get("/v1/api/v1/contents/7488")
+    with httpx.Client(base_url=url, headers=key_headers(FULL), timeout=10) as client:
+        zipped = client.get(CONTENT)
         assert zipped.headers["content-encoding"] == "gzip"
         assert zipped.json()["data"]["id"] == 7488
-        plain = client.get("/v1/api/v1/contents/7488", headers={"Accept-Encoding": "identity"})
+        plain = client.get(CONTENT, headers={"Accept-Encoding": "identity"})
         assert "content-encoding" not in plain.headers and plain.json() == zipped.json()
-        assert (
-            client.get(
-                "/v1/api/v1/contents/7488",
-                params={"subscription-key": FULL_2},
-                headers={"Ocp-Apim-Subscription-Key": ""},
-            ).status_code
-            == 200
+        in_query = client.get(
+            CONTENT, params={"subscription-key": FULL_2}, headers={KEY_HEADER: ""}
         )
+        assert in_query.status_code == 200
     conn = connection(url)
     try:
         sockets = []
         for _ in range(3):
-            conn.request(
-                "GET", "/v1/api/v1/contents/7488", headers={"Ocp-Apim-Subscription-Key": FULL}
-            )
+            conn.request("GET", CONTENT, headers=key_headers(FULL))
             response = conn.getresponse()
             assert response.status == 200
             response.read()
@@ -110,9 +112,7 @@ def test_production_workers_share_keys_and_keep_connections(start: Callable[...,
         assert sockets[0] is not None and all(s is sockets[0] for s in sockets)
     finally:
         conn.close()
-    new = httpx.post(f"{url}/__pivot/accounts/full/keys/primary", headers=AUTH, timeout=10).json()[
-        "key"
-    ]
+    new = _regenerate(url)
     pids: set[int] = set()
     for _ in range(200):  # fresh connections until both workers have answered
         conn = connection(url)
@@ -120,9 +120,7 @@ def test_production_workers_share_keys_and_keep_connections(start: Callable[...,
             conn.request("GET", "/__pivot/health")
             pids.add(json.loads(conn.getresponse().read())["pid"])
             for key, expected in ((FULL, 401), (new, 200)):
-                conn.request(
-                    "GET", "/v1/api/v1/contents/7488", headers={"Ocp-Apim-Subscription-Key": key}
-                )
+                conn.request("GET", CONTENT, headers=key_headers(key))
                 response = conn.getresponse()
                 response.read()
                 assert response.status == expected
