@@ -16,10 +16,19 @@ import pytest
 from pivotkit.client import demo_key
 from pivotkit.harness import make_app
 from pivotkit.report import suite_dir
-from tests.helpers import pivotkit_command, serve_process, thread_server
+from tests.helpers import (
+    CONTRACT,
+    KEY_HEADER,
+    path_of,
+    pivotkit_command,
+    serve_process,
+    thread_server,
+)
 
 SUITE = suite_dir()
 KEY = demo_key("full").reveal()
+PERSON = CONTRACT.operation("getPerson")
+KEY_ENVIRON = "HTTP_" + KEY_HEADER.upper().replace("-", "_")  # the key header in a WSGI environ
 StartResponse = Callable[..., Any]
 RunSuite = Callable[..., pytest.RunResult]
 
@@ -105,11 +114,11 @@ def _broken(app: Any) -> Callable[[dict[str, Any], StartResponse], Iterable[byte
 
     def wsgi(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
-        if path.startswith("/v1/api/v1/persons/") and path.count("/") == 5:
+        if PERSON.match(path) is not None:
             body = json.dumps(
                 {
                     "Message": "An error has occurred.",
-                    "Key": environ.get("HTTP_OCP_APIM_SUBSCRIPTION_KEY", ""),
+                    "Key": environ.get(KEY_ENVIRON, ""),
                 }
             )
             start_response(
@@ -125,7 +134,7 @@ def _broken(app: Any) -> Callable[[dict[str, Any], StartResponse], Iterable[byte
         raw = b"".join(app(environ, capture))
         status, headers = captured["status"], list(captured["headers"])
         names = {name.lower(): value for name, value in headers}
-        if path == "/v1/api/v1/contents/7488" and status.startswith("200"):
+        if path == path_of("getContent", id=7488) and status.startswith("200"):
             zipped = names.get("content-encoding") == "gzip"
             body = json.loads(gzip.decompress(raw) if zipped else raw)
             body["data"]["title"] = 123
@@ -134,7 +143,7 @@ def _broken(app: Any) -> Callable[[dict[str, Any], StartResponse], Iterable[byte
             headers = [
                 (n, str(len(raw)) if n.lower() == "content-length" else v) for n, v in headers
             ]
-        if path == "/v1/api/v1/channels":
+        if path == path_of("listChannels"):
             headers = [(n, v) for n, v in headers if n.lower() != "x-powered-by"]
         start_response(status, headers)
         return [raw]

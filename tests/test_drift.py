@@ -7,6 +7,7 @@ import datetime as dt
 import gzip
 import json
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,7 +35,7 @@ from pivotkit.fixtures import Exchange, FixtureSet
 from pivotkit.plan import plan_from_fixtures, sample
 
 from .conftest import FIXTURES, SCHEMAS
-from .helpers import free_port, thread_server
+from .helpers import CONVENTIONS, KEY_HEADER, free_port, path_of, thread_server
 
 load_account_profile = load_profile
 
@@ -46,14 +47,12 @@ def _replayable(fixtures: FixtureSet, contract: Any) -> list[Any]:
 
 
 KEY = "0123456789abcdef0123456789abcdef"
-CONTENT = "/v1/api/v1/contents/7488"
-EMPTY = "/v1/api/v1/contents/999999999"
-BROADCASTS = "/v1/api/v1/broadcasts/192/20241105/20241105"
-GATEWAY_404 = {"statusCode": 404, "message": "Resource not found"}
-QUOTA = {
-    "statusCode": 403,
-    "message": "Out of call volume quota. Quota will be replenished in 03:30:56.",
-}
+CONTENT = path_of("getContent", id=7488)
+EMPTY = path_of("getContent", id=999999999)
+BROADCASTS = path_of("listBroadcasts", channelId=192, start=20241105, end=20241105)
+GATEWAY = CONVENTIONS.messages
+GATEWAY_404 = GATEWAY.body(404, GATEWAY.not_found)
+QUOTA = GATEWAY.body(403, GATEWAY.quota_exhausted(12656))
 
 Mutation = Callable[[str, int, dict[str, str], Any], tuple[int, dict[str, str], Any]]
 
@@ -76,7 +75,7 @@ class DriftingUpstream:
 
     def _serve(self, path: str) -> Response:
         self.calls += 1
-        self.seen_keys.append(request.headers.get("Ocp-Apim-Subscription-Key"))
+        self.seen_keys.append(request.headers.get(KEY_HEADER))
         full = "/" + path
         lang = request.args.get("lang", "fr")
         ex = self._index.get((full, lang)) or self._index.get((full, "fr"))
@@ -193,8 +192,13 @@ def full_upstream() -> Iterator[DriftingUpstream]:
 
 
 def _run(
-    upstream: DriftingUpstream, fixtures: Path, tmp_path: Path, **extra: Any
+    upstream: DriftingUpstream,
+    fixtures: Path,
+    tmp_path: Path,
+    sleep: Callable[[float], None] = time.sleep,
+    **extra: Any,
 ) -> tuple[int, dict[str, Any], list[str]]:
+    """Drift against ``upstream`` with DriftOptions ``extra``: exit code, JSON report, lines."""
     lines: list[str] = []
     options = DriftOptions(
         target=upstream.url,
@@ -204,7 +208,7 @@ def _run(
         rate=1000.0,
         **extra,
     )
-    code = run_drift(options, environ={"PIVOT_API_KEY": KEY}, echo=lines.append)
+    code = run_drift(options, environ={"PIVOT_API_KEY": KEY}, echo=lines.append, sleep=sleep)
     report = json.loads((tmp_path / "drift.json").read_text("utf-8"))
     return code, report, lines
 
@@ -566,27 +570,12 @@ def test_429_waits_for_retry_after_then_succeeds(
     ) -> tuple[int, dict[str, str], Any]:
         hits.append(1)
         if len(hits) == 1:
-            return (
-                429,
-                {"retry-after": "7"},
-                {"statusCode": 429, "message": "Rate limit is exceeded. Try again in 7 seconds."},
-            )
+            return 429, {"retry-after": "7"}, GATEWAY.body(429, GATEWAY.rate_limited(7))
         return status, headers, body
 
     upstream.mutate = limited
     waits: list[float] = []
-    options = DriftOptions(
-        target=upstream.url,
-        fixtures_dir=small_corpus,
-        schemas_dir=SCHEMAS,
-        json_out=tmp_path / "d.json",
-        concurrency=1,
-        rate=1000.0,
-    )
-    code = run_drift(
-        options, environ={"PIVOT_API_KEY": KEY}, echo=lambda _: None, sleep=waits.append
-    )
-    report = json.loads((tmp_path / "d.json").read_text("utf-8"))
+    code, report, _ = _run(upstream, small_corpus, tmp_path, concurrency=1, sleep=waits.append)
     assert 7.0 in waits
     assert code == 0 and report["findings"] == []
     assert report["summary"]["calls"] == 4
@@ -602,7 +591,7 @@ def test_a_429_that_outlasts_max_wait_is_an_error_not_a_finding(
         lambda s, h, b: (
             429,
             {"retry-after": "3600"},
-            {"statusCode": 429, "message": "Rate limit is exceeded. Try again in 3600 seconds."},
+            GATEWAY.body(429, GATEWAY.rate_limited(3600)),
         ),
     )
     code, report, _ = _run(upstream, small_corpus, tmp_path, max_wait=5.0)
@@ -615,15 +604,7 @@ def test_a_key_refused_everywhere_is_a_configuration_error(
     upstream: DriftingUpstream, small_corpus: Path, tmp_path: Path
 ) -> None:
     """401 on every request means the key, not the API: exit 2, nothing reported as drift."""
-    upstream.mutate = lambda full, s, h, b: (
-        401,
-        {},
-        {
-            "statusCode": 401,
-            "message": "Access denied due to invalid subscription key. Make "
-            "sure to provide a valid key for an active subscription.",
-        },
-    )
+    upstream.mutate = lambda full, s, h, b: (401, {}, GATEWAY.body(401, GATEWAY.invalid_key))
     result = CliRunner().invoke(
         main,
         ["drift", "--target", upstream.url, "--fixtures", str(small_corpus), "--rate", "1000"],

@@ -16,9 +16,10 @@ from flask.testing import FlaskClient
 from mockserver import create_app
 from mockserver.portal import charts, i18n, tryit
 from mockserver.portal.security import LoginThrottle
-from tests.helpers import CONVENTIONS
+from tests.helpers import CONVENTIONS, KEY_HEADER, key_headers, path_of
 
 INVALID_KEY = CONVENTIONS.messages.invalid_key
+CONTENT = path_of("getContent", id=7488)
 
 PORTAL = "/portal"
 PASSWORDS = {"full": "full-demo", "basic": "basic-demo", "limited": "limited-demo"}
@@ -82,8 +83,8 @@ def _keys(app: Flask, name: str = "full") -> tuple[str, str]:
     return keys
 
 
-def _api(client: FlaskClient, key: str | None, path: str = "/v1/api/v1/contents/7488") -> Any:
-    headers = {} if key is None else {"Ocp-Apim-Subscription-Key": key}
+def _api(client: FlaskClient, key: str | None, path: str = CONTENT) -> Any:
+    headers = {} if key is None else key_headers(key)
     return client.get(path, headers=headers)
 
 
@@ -447,7 +448,7 @@ def test_regenerate_primary_rejects_the_old_key_at_once(app: Flask, signed_in: F
     assert same_secondary == secondary
     rejected = _api(signed_in, old_primary)
     assert rejected.status_code == 401
-    assert rejected.get_json() == {"statusCode": 401, "message": INVALID_KEY}
+    assert rejected.get_json() == CONVENTIONS.messages.body(401, INVALID_KEY)
     assert _api(signed_in, new_primary).status_code == 200
     page = signed_in.get(f"{PORTAL}/profile").get_data(as_text=True)
     assert new_primary in page and old_primary not in page
@@ -534,7 +535,7 @@ def test_try_it_get_content_shows_blade_runner(app: Flask, signed_in: FlaskClien
     assert 'id="response-status" class="status-2xx">200 OK' in text
     assert "x-powered-by: ASP.NET" in text
     assert "&#34;title&#34;: &#34;Blade Runner&#34;" in text
-    assert "GET /v1/api/v1/contents/7488?lang=fr" in text
+    assert f"GET {CONTENT}?lang=fr" in text
 
 
 def test_try_it_never_puts_the_key_in_page_url_or_logs(
@@ -560,14 +561,14 @@ def test_try_it_code_samples_are_valid(app: Flask) -> None:
     compile(python, "<sample>", "exec")
     assert 'params={"lang": "en"}' in python
     curl = tryit.curl_sample("http://127.0.0.1:8080", built, CONVENTIONS)
-    assert curl.endswith("'http://127.0.0.1:8080/v1/api/v1/contents/7488?lang=en'")
-    assert '"Ocp-Apim-Subscription-Key: $PIVOT_API_KEY"' in curl
+    assert curl.endswith(f"'http://127.0.0.1:8080{CONTENT}?lang=en'")
+    assert f'"{KEY_HEADER}: $PIVOT_API_KEY"' in curl
 
 
 def test_try_it_leaves_out_a_removed_optional_parameter(signed_in: FlaskClient) -> None:
     """Without lang the request goes out without any query string."""
     text = _try(signed_in, **{"param-id": "7488"}).get_data(as_text=True)
-    assert 'id="request-line">GET /v1/api/v1/contents/7488</code>' in text
+    assert f'id="request-line">GET {CONTENT}</code>' in text
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from mockserver import create_app
-from tests.helpers import CONVENTIONS, thread_server
+from tests.helpers import CONVENTIONS, key_headers, path_of, thread_server
 
 INVALID_KEY = CONVENTIONS.messages.invalid_key
 
@@ -33,7 +33,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-API_PATH = "/v1/api/v1/contents/7488"
+API_PATH = path_of("getContent", id=7488)
 
 
 def _unavailable(reason: str) -> None:
@@ -115,7 +115,7 @@ def _reveal(page: Page, slot: str) -> str:
 
 
 def _api(server: str, key: str) -> httpx.Response:
-    return httpx.get(server + API_PATH, headers={"Ocp-Apim-Subscription-Key": key})
+    return httpx.get(server + API_PATH, headers=key_headers(key))
 
 
 def _total(page: Page) -> int:

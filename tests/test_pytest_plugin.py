@@ -11,10 +11,11 @@ import pytest
 
 from pivotkit.client import demo_key
 from pivotkit.harness import MockServer, make_app
-from tests.helpers import thread_server
+from tests.helpers import CONVENTIONS, KEY_HEADER, key_headers, path_of, thread_server
 
 KEY = demo_key("full").reveal()
-QUOTA = "Out of call volume quota. Quota will be replenished in 03:30:56."
+NOWHERE = path_of("getContent", id=7488).replace("contents/7488", "nowhere")  # no operation
+QUOTA = CONVENTIONS.messages.quota_exhausted(12656)
 
 
 @pytest.fixture
@@ -42,7 +43,7 @@ def quota_target() -> Iterator[str]:
         start_response(
             "403 Forbidden", [("content-type", "application/json"), ("retry-after", "12656")]
         )
-        return [json.dumps({"statusCode": 403, "message": QUOTA}).encode()]
+        return [json.dumps(CONVENTIONS.messages.body(403, QUOTA)).encode()]
 
     with thread_server(wsgi) as url:
         yield url
@@ -125,38 +126,39 @@ def test_pivot_mock_runs_on_a_port_and_resets(pytester: pytest.Pytester, no_key:
 def test_pivot_respx_answers_like_the_gateway(pytester: pytest.Pytester, no_key: None) -> None:
     """pivot_respx serves https://api.plurimedia.fr from the fixtures without a server:
     exact 401s, empty-200, 404, lang fallback and gzip, for sync and async clients."""
+    content = CONVENTIONS.live_url + path_of("getContent", id=7488)
+    empty = CONVENTIONS.live_url + path_of("getContent", id=999999999)
+    missing_key = CONVENTIONS.messages.body(401, CONVENTIONS.messages.missing_key)
     pytester.makepyfile(f"""
         import asyncio
         import httpx
 
-        KEY = {{"Ocp-Apim-Subscription-Key": "{KEY}"}}
-        BASE = "https://api.plurimedia.fr/v1/api/v1"
+        KEY = {key_headers(KEY)!r}
+        CONTENT = {content!r}
+        BASE = {CONVENTIONS.live_url!r}
 
         def test_rules(pivot_respx):
-            ok = httpx.get(BASE + "/contents/7488", headers=KEY)
+            ok = httpx.get(CONTENT, headers=KEY)
             assert ok.status_code == 200 and ok.headers["content-encoding"] == "gzip"
             assert ok.json()["data"]["title"] == "Blade Runner"
-            missing = httpx.get(BASE + "/contents/7488")
-            assert missing.json() == {{"statusCode": 401, "message": "Access denied due to "
-                "missing subscription key. Make sure to include subscription key when making "
-                "requests to an API."}}
-            wrong = httpx.get(BASE + "/contents/7488",
-                              headers={{"Ocp-Apim-Subscription-Key": "f" * 32}})
+            missing = httpx.get(CONTENT)
+            assert missing.json() == {missing_key!r}
+            wrong = httpx.get(CONTENT, headers={{{KEY_HEADER!r}: "f" * 32}})
             assert wrong.status_code == 401 and "invalid" in wrong.json()["message"]
-            assert httpx.get(BASE + "/contents/999999999", headers=KEY).json() == {{}}
-            assert httpx.get(BASE + "/nowhere", headers=KEY).status_code == 404
-            xx = httpx.get(BASE + "/contents/7488", params={{"lang": "xx"}}, headers=KEY)
+            assert httpx.get({empty!r}, headers=KEY).json() == {{}}
+            assert httpx.get(BASE + {NOWHERE!r}, headers=KEY).status_code == 404
+            xx = httpx.get(CONTENT, params={{"lang": "xx"}}, headers=KEY)
             assert xx.json() == ok.json()
             assert pivot_respx.calls.call_count == 6
 
         def test_own_route_wins(pivot_respx):
-            pivot_respx.get("/v1/api/v1/contents/1").respond(json={{"mine": True}})
-            assert httpx.get(BASE + "/contents/1").json() == {{"mine": True}}
+            pivot_respx.get({path_of("getContent", id=1)!r}).respond(json={{"mine": True}})
+            assert httpx.get(BASE + {path_of("getContent", id=1)!r}).json() == {{"mine": True}}
 
         def test_async(pivot_respx):
             async def fetch():
                 async with httpx.AsyncClient() as client:
-                    return await client.get(BASE + "/contents/7488", headers=KEY)
+                    return await client.get(CONTENT, headers=KEY)
             assert asyncio.run(fetch()).json()["data"]["id"] == 7488
     """)
     result = pytester.runpytest("-p", "no:cacheprovider")

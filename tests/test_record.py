@@ -25,21 +25,33 @@ from pivotkit.fixtures import Request, read_exchange
 from pivotkit.plan import PlanItem, load_plan, plan_from_fixtures, plan_from_options
 from pivotkit.recorder import Recorder
 from pivotkit.redact import KEY_PLACEHOLDER, request_context_placeholder, scan_secrets
-from tests.helpers import clean_env, free_port, serve_process
+from tests.helpers import (
+    FULL,
+    KEY_HEADER,
+    clean_env,
+    free_port,
+    key_headers,
+    path_of,
+    serve_process,
+)
 from tests.upstream import FakeUpstream, Reply, envelope, fake_upstream
 
 ROOT = Path(__file__).resolve().parent.parent
 EXEMPLAR = ROOT / "fixtures" / "getContent" / "7488.json"
 BODY: dict[str, Any] = json.loads(EXEMPLAR.read_text("utf-8"))["response"]["body"]
 KEY = secrets.token_hex(16)
-CONTENT = "/v1/api/v1/contents/{}"
+
+
+def _content(content_id: object) -> str:
+    """The getContent path of an id, from the contract."""
+    return path_of("getContent", id=content_id)
 
 
 @pytest.fixture
 def upstream() -> Iterator[FakeUpstream]:
     """A fake upstream serving the documented getContent/7488 body, gzipped."""
     with fake_upstream() as up:
-        up.route(CONTENT.format(7488), Reply(body=BODY))
+        up.route(_content(7488), Reply(body=BODY))
         yield up
 
 
@@ -90,21 +102,22 @@ def test_records_a_gzip_payload(upstream: FakeUpstream, tmp_path: Path) -> None:
     assert ex.meta["recorded"].endswith("Z")
     assert ex.request.headers == {
         "Cache-Control": "no-cache",
-        "Ocp-Apim-Subscription-Key": KEY_PLACEHOLDER,
+        KEY_HEADER: KEY_PLACEHOLDER,
     }
     assert ex.response.headers["content-encoding"] == "gzip"
     assert ex.response.headers["request-context"] == request_context_placeholder()
     assert "date" not in ex.response.headers
     [seen] = upstream.seen
-    assert seen.headers["ocp-apim-subscription-key"] == KEY
+    assert seen.headers[KEY_HEADER.lower()] == KEY
     assert seen.headers["accept-encoding"] == "gzip"
     _assert_clean(tmp_path)
 
 
 def test_names_follow_parameters_and_lang(upstream: FakeUpstream, tmp_path: Path) -> None:
     """Path parameters and lang joined by ``-``; ``all`` with neither."""
-    upstream.route("/v1/api/v1/broadcasts/1/20241105/20241106", Reply(body=envelope([])))
-    upstream.route("/v1/api/v1/channels", Reply(body=envelope([])))
+    broadcasts = path_of("listBroadcasts", channelId=1, start=20241105, end=20241106)
+    upstream.route(broadcasts, Reply(body=envelope([])))
+    upstream.route(path_of("listChannels"), Reply(body=envelope([])))
     items = plan_from_options(
         ["listBroadcasts"],
         ["channelId=1", "start=20241105", "end=20241106"],
@@ -152,7 +165,7 @@ def test_a_changed_answer_is_kept_beside_unless_overwrite(
     original = (tmp_path / "getContent" / "7488.json").read_bytes()
     changed = json.loads(json.dumps(BODY))
     changed["data"]["title"] = "Blade Runner (Final Cut)"
-    upstream.route(CONTENT.format(7488), Reply(body=changed))
+    upstream.route(_content(7488), Reply(body=changed))
     with _recorder(upstream.url, tmp_path) as rec:
         [outcome] = rec.run([_item(7488)]).outcomes
     assert outcome.status == "recorded"
@@ -210,7 +223,7 @@ def test_an_upstream_failure_leaves_no_fixture_and_the_run_goes_on(
 ) -> None:
     """Each failure is reported on its request; the next request is still recorded."""
     reply, message = FAILURES[kind]
-    upstream.route(CONTENT.format(1), reply)
+    upstream.route(_content(1), reply)
     with _recorder(upstream.url, tmp_path, timeout=0.3) as rec:
         report = rec.run([_item(1), _item(7488)])
     failed, ok = report.outcomes
@@ -244,8 +257,8 @@ def test_429_waits_for_retry_after_then_retries(upstream: FakeUpstream, tmp_path
         {"statusCode": 429, "message": "Rate limit is exceeded."},
         headers={"retry-after": "120"},
     )
-    upstream.route(CONTENT.format(1), limited, Reply(body=envelope({"id": 1})))
-    upstream.route(CONTENT.format(2), long, Reply(body=envelope({"id": 2})))
+    upstream.route(_content(1), limited, Reply(body=envelope({"id": 1})))
+    upstream.route(_content(2), long, Reply(body=envelope({"id": 2})))
     waits: list[float] = []
     with _recorder(upstream.url, tmp_path, sleep=waits.append, max_wait=5) as rec:
         report = rec.run([_item(1), _item(2)])
@@ -260,7 +273,7 @@ def test_429_waits_for_retry_after_then_retries(upstream: FakeUpstream, tmp_path
 def test_429_gives_up_after_the_retries(upstream: FakeUpstream, tmp_path: Path) -> None:
     """A request still limited after ``retries`` retries fails; the run goes on."""
     upstream.route(
-        CONTENT.format(1),
+        _content(1),
         Reply(
             429, {"statusCode": 429, "message": "Rate limit is exceeded. Try again in 3 seconds."}
         ),
@@ -280,7 +293,7 @@ def test_403_quota_stops_cleanly_and_keeps_what_was_recorded(
 ) -> None:
     """The quota answer stops the run: earlier fixtures kept, the rest skipped, exit 3."""
     upstream.route(
-        CONTENT.format(2),
+        _content(2),
         Reply(
             403,
             {
@@ -302,7 +315,7 @@ def test_403_quota_stops_cleanly_and_keeps_what_was_recorded(
 
 def test_budget_limits_upstream_calls(upstream: FakeUpstream, tmp_path: Path) -> None:
     """Past the budget nothing is sent; the rest is skipped and the run exits 0."""
-    upstream.route(CONTENT.format(1), Reply(body=envelope({"id": 1})))
+    upstream.route(_content(1), Reply(body=envelope({"id": 1})))
     with _recorder(upstream.url, tmp_path, budget=2) as rec:
         report = rec.run([_item(7488), _item(1), _item(2)])
     assert [o.status for o in report.outcomes] == ["recorded", "recorded", "skipped"]
@@ -439,16 +452,16 @@ def _cli(*args: str, key: str | None = KEY) -> subprocess.CompletedProcess[str]:
 def test_cli_never_shows_the_key(upstream: FakeUpstream, tmp_path: Path) -> None:
     """The key echoed by the upstream reaches neither files, stdout nor stderr."""
     upstream.route(
-        CONTENT.format(1),
+        _content(1),
         Reply(body=envelope({"id": 1, "echo": "{key}"}), headers={"set-cookie": "s={key}; Path=/"}),
     )
-    upstream.route(CONTENT.format(2), Reply(500, {"Message": "bad key {key}"}))
+    upstream.route(_content(2), Reply(500, {"Message": "bad key {key}"}))
     upstream.route(
-        CONTENT.format(3),
+        _content(3),
         Reply(raw=b"<title>Denied {key}</title>", headers={"content-type": "text/html"}),
     )
     upstream.route(
-        CONTENT.format(4),
+        _content(4),
         Reply(
             429,
             {"statusCode": 429, "message": "Rate limit is exceeded. Try again in 1 seconds."},
@@ -480,7 +493,7 @@ def test_cli_never_shows_the_key(upstream: FakeUpstream, tmp_path: Path) -> None
     assert (
         json.loads((out / "getContent" / "1.json").read_text())["meta"]["upstream"] == upstream.url
     )
-    assert all(s.headers["ocp-apim-subscription-key"] == KEY for s in upstream.seen)
+    assert all(s.headers[KEY_HEADER.lower()] == KEY for s in upstream.seen)
     _assert_clean(out)
 
 
@@ -496,7 +509,7 @@ def test_cli_exit_3_when_nothing_answers(tmp_path: Path) -> None:
 
 def test_cli_plain_lines_without_a_tty(upstream: FakeUpstream, tmp_path: Path) -> None:
     """Off a TTY each request gets a plain line (no progress bar), then the summary."""
-    upstream.route(CONTENT.format(1), Reply(body=BODY))
+    upstream.route(_content(1), Reply(body=BODY))
     runner = CliRunner()
     result = runner.invoke(
         main,
@@ -609,7 +622,7 @@ def test_record_through_from_the_settings(
 ) -> None:
     """PIVOT_RECORD_* settings build the mock's record-through; it forwards with the upstream
     key, never the client's, and replays what it recorded from memory."""
-    upstream.route(CONTENT.format(7488), Reply(body=BODY))
+    upstream.route(_content(7488), Reply(body=BODY))
     monkeypatch.setenv("PIVOT_TEST_UPSTREAM_KEY", KEY)
     assert _record_app(tmp_path / "off").extensions["pivot"].record_through is None
     out = tmp_path / "out"
@@ -625,17 +638,17 @@ def test_record_through_from_the_settings(
     assert hook is not None
     op = load_contract().operation("getContent")
     client_key = secrets.token_hex(16)
-    asked = Request("GET", CONTENT.format(7488), {"lang": "en", "subscription-key": client_key})
+    asked = Request("GET", _content(7488), {"lang": "en", "subscription-key": client_key})
     ex = hook(op, asked)
     assert ex is not None and ex.file == out / "getContent" / "7488-en.json"
     assert ex.meta["account"] == "basic" and ex.request.query == {"lang": "en"}
     assert ex.response.body["data"]["synopsis"] != BODY["data"]["synopsis"]
     assert len(ex.response.body["data"]["synopsis"]) == len(BODY["data"]["synopsis"])
     [seen] = upstream.seen
-    assert seen.headers["ocp-apim-subscription-key"] == KEY and seen.query == {"lang": "en"}
-    assert hook(op, Request("GET", CONTENT.format(7488), {"lang": "en"})) is ex
+    assert seen.headers[KEY_HEADER.lower()] == KEY and seen.query == {"lang": "en"}
+    assert hook(op, Request("GET", _content(7488), {"lang": "en"})) is ex
     assert len(upstream.seen) == 1
-    assert hook(op, Request("GET", CONTENT.format(5))) is None
+    assert hook(op, Request("GET", _content(5))) is None
     hook.recorder.close()  # type: ignore[attr-defined]
     _assert_clean(out)
 
@@ -658,15 +671,13 @@ def test_the_mock_records_through(
     hook = app.extensions["pivot"].record_through
     client_key = demo_key("full", "primary").reveal()
     try:
-        resp = app.test_client().get(
-            CONTENT.format(7488), headers={"Ocp-Apim-Subscription-Key": client_key}
-        )
+        resp = app.test_client().get(_content(7488), headers=key_headers(client_key))
     finally:
         hook.recorder.close()  # type: ignore[union-attr]
     assert resp.status_code == 200
     assert resp.get_json()["data"]["title"] == BODY["data"]["title"]
     [seen] = upstream.seen
-    assert seen.headers["ocp-apim-subscription-key"] == KEY
+    assert seen.headers[KEY_HEADER.lower()] == KEY
     fixtures = tmp_path / "fixtures"
     ex = read_exchange(fixtures / "getContent" / "7488.json")
     assert ex.meta["account"] == "full" and ex.response.body == BODY
@@ -686,7 +697,7 @@ def test_retry_after_as_an_http_date(upstream: FakeUpstream, tmp_path: Path) -> 
     soon = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=5)
     later = {"retry-after": email.utils.format_datetime(soon, usegmt=True)}
     upstream.route(
-        CONTENT.format(1),
+        _content(1),
         Reply(429, {"statusCode": 429, "message": "slow down"}, headers=later),
         Reply(body=envelope({"id": 1})),
     )
@@ -700,7 +711,7 @@ def test_an_unwritable_output_fails_that_request_only(
     upstream: FakeUpstream, tmp_path: Path
 ) -> None:
     """A fixture that cannot be written is a failure of its request; the run goes on."""
-    upstream.route("/v1/api/v1/days", Reply(body=envelope([])))
+    upstream.route(path_of("listDays"), Reply(body=envelope([])))
     (tmp_path / "getContent").write_text("not a directory", "utf-8")
     with _recorder(upstream.url, tmp_path) as rec:
         report = rec.run([_item(7488), PlanItem("listDays")])
@@ -725,7 +736,7 @@ def test_a_body_off_the_contract_is_recorded_with_a_note(
 ) -> None:
     """The recording is evidence, so it is kept; the line says where it breaks the contract."""
     upstream.route(
-        CONTENT.format(1), Reply(body={"version": "v1", "statusCode": 200, "data": {"id": "one"}})
+        _content(1), Reply(body={"version": "v1", "statusCode": 200, "data": {"id": "one"}})
     )
     with _recorder(upstream.url, tmp_path) as rec:
         [outcome] = rec.run([_item(1)]).outcomes
@@ -755,11 +766,7 @@ def test_serve_record_from_records_through_a_real_server(
     """`pivotkit serve --record-from URL` answers an unrecorded id from upstream and keeps it."""
     import httpx
 
-    from pivotkit.client import demo_key
-
-    upstream.route(
-        CONTENT.format(424242), Reply(200, {**BODY, "data": {**BODY["data"], "id": 424242}})
-    )
+    upstream.route(_content(424242), Reply(200, {**BODY, "data": {**BODY["data"], "id": 424242}}))
     fixtures = tmp_path / "fixtures"
     fixtures.mkdir()
     shutil.copy(ROOT / "fixtures" / "accounts.toml", fixtures / "accounts.toml")
@@ -773,12 +780,12 @@ def test_serve_record_from_records_through_a_real_server(
     )
     with served as (url, _, log):
         resp = httpx.get(
-            f"{url}{CONTENT.format(424242)}",
-            headers={"Ocp-Apim-Subscription-Key": demo_key("full").reveal()},
+            f"{url}{_content(424242)}",
+            headers=key_headers(FULL),
         )
     assert resp.status_code == 200 and resp.json()["data"]["id"] == 424242
-    assert [s.path for s in upstream.seen] == [CONTENT.format(424242)]
-    assert upstream.seen[0].headers["ocp-apim-subscription-key"] == KEY
+    assert [s.path for s in upstream.seen] == [_content(424242)]
+    assert upstream.seen[0].headers[KEY_HEADER.lower()] == KEY
     ex = read_exchange(fixtures / "getContent" / "424242.json")
     assert ex.meta["source"] == "live" and ex.response.body["data"]["id"] == 424242
     assert KEY not in log.read_text(errors="replace")

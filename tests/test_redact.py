@@ -19,6 +19,7 @@ from pivotkit.redact import (
     request_context_placeholder,
 )
 from pivotkit.redact import parse_redact_field as parse_field
+from tests.helpers import KEY_HEADER, key_headers
 
 REQUEST_CONTEXT_PLACEHOLDER = request_context_placeholder()
 
@@ -60,11 +61,9 @@ def test_key_header_and_query_become_placeholders() -> None:
     """The key header and the subscription-key parameter keep 32 characters, all ``x``."""
     red = Redactor.build([KEY])
     ex = red.exchange(
-        _exchange(
-            {}, {"Ocp-Apim-Subscription-Key": KEY}, query={"subscription-key": KEY, "lang": "en"}
-        )
+        _exchange({}, key_headers(KEY), query={"subscription-key": KEY, "lang": "en"})
     )
-    assert ex.request.headers["Ocp-Apim-Subscription-Key"] == KEY_PLACEHOLDER
+    assert ex.request.headers[KEY_HEADER] == KEY_PLACEHOLDER
     assert ex.request.query == {"subscription-key": KEY_PLACEHOLDER, "lang": "en"}
     assert is_placeholder(KEY_PLACEHOLDER)
 
@@ -73,10 +72,10 @@ def test_key_header_redacted_even_without_the_key_value() -> None:
     """A redactor that does not know the key still masks the key header and parameter."""
     other = secrets.token_hex(16)
     ex = Redactor().exchange(
-        _exchange({}, {"ocp-apim-subscription-key": other}, query={"Subscription-Key": other})
+        _exchange({}, {KEY_HEADER.lower(): other}, query={"Subscription-Key": other})
     )
     assert other not in ex.dumps()
-    assert ex.request.headers["ocp-apim-subscription-key"] == "x" * 32
+    assert ex.request.headers[KEY_HEADER.lower()] == "x" * 32
 
 
 def test_sensitive_response_headers() -> None:
@@ -168,7 +167,7 @@ def test_redacted_exchange_is_still_a_valid_fixture() -> None:
     """Placeholders keep the fixture file valid and its match key unchanged."""
     original = _exchange(
         {"version": "v1", "statusCode": 200, "data": {"id": 1}},
-        {"Ocp-Apim-Subscription-Key": KEY},
+        key_headers(KEY),
         {"request-context": "appId=x"},
         query={"lang": "en"},
     )

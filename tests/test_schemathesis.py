@@ -11,6 +11,7 @@ import pytest
 
 from pivotkit.contract import default_schemas_dir
 from pivotkit.harness import MockServer
+from tests.helpers import KEY_HEADER
 
 pytest.importorskip("schemathesis")
 
@@ -39,7 +40,7 @@ def test_schemathesis_finds_no_failure(pivot_mock: MockServer, tmp_path: Path) -
         "--url",
         pivot_mock.url,
         "-H",
-        f"Ocp-Apim-Subscription-Key: {pivot_mock.key('full').reveal()}",
+        f"{KEY_HEADER}: {pivot_mock.key('full').reveal()}",
         "--checks",
         "all",
         "--exclude-checks",
