@@ -18,13 +18,6 @@ NOWHERE = path_of("getContent", id=7488).replace("contents/7488", "nowhere")  # 
 QUOTA = CONVENTIONS.messages.quota_exhausted(12656)
 
 
-@pytest.fixture
-def no_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No PIVOT_API_KEY or PIVOT_TARGET leaks in from the environment."""
-    monkeypatch.delenv("PIVOT_API_KEY", raising=False)
-    monkeypatch.delenv("PIVOT_TARGET", raising=False)
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MockServer]:
     """A mock on a free port, playing a URL target for the inner runs."""
@@ -234,6 +227,30 @@ def test_key_scrubbed_from_failures_and_junit(
     assert KEY not in junit.read_text(encoding="utf-8")
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="library bug: the plugin scrubs only the whole key; pytest's assertion message "
+    "shortens a long string to its head and tail ('acf7a7c2d48e...e3feabc0ecb24'), which "
+    "is left in the terminal and the JUnit XML (24 of the key's 32 characters)",
+)
+def test_a_key_shortened_by_pytest_is_scrubbed_too(
+    pytester: pytest.Pytester, served: MockServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A failing comparison of the key shows neither the key nor the head and tail that
+    pytest keeps of it when it shortens the value."""
+    monkeypatch.setenv("PIVOT_API_KEY", KEY)
+    pytester.makepyfile("""
+        def test_compare(pivot_key):
+            assert pivot_key.reveal() == "something else"
+    """)
+    junit = tmp_path / "j.xml"
+    result = pytester.runpytest(f"--pivot-target={served.url}", f"--junitxml={junit}")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str() + result.stderr.str() + junit.read_text(encoding="utf-8")
+    assert KEY not in out
+    assert KEY[:12] not in out and KEY[-12:] not in out
+
+
 def test_live_without_key_is_skipped_not_failed(pytester: pytest.Pytester, no_key: None) -> None:
     """--pivot-target=live without a key skips with a reason; nothing is sent."""
     pytester.makepyfile("def test_x(pivot_client):\n    raise AssertionError('sent')\n")
@@ -254,38 +271,6 @@ def test_hypothesis_profiles_dev_and_ci(pytester: pytest.Pytester, no_key: None)
     """)
     result = pytester.runpytest_subprocess("--hypothesis-profile=ci", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
-
-
-def test_reports_per_operation_and_check(
-    pytester: pytest.Pytester, no_key: None, tmp_path: Path
-) -> None:
-    """--pivot-junit and --pivot-markdown write one case per operation and check, with the
-    failure message, for tests marked pivot_check."""
-    pytester.makepyfile("""
-        import pytest
-
-        @pytest.mark.pivot_check(operation="getContent", check="body")
-        def test_ok():
-            pass
-
-        @pytest.mark.pivot_check(operation="listDays", check="status")
-        def test_bad():
-            assert False, "listDays at /status: expected 200, got 500 (value: 500)"
-
-        def test_unmarked():
-            pass
-    """)
-    junit, markdown = tmp_path / "r.xml", tmp_path / "r.md"
-    result = pytester.runpytest(f"--pivot-junit={junit}", f"--pivot-markdown={markdown}")
-    result.assert_outcomes(passed=2, failed=1)
-    xml = junit.read_text(encoding="utf-8")
-    assert 'classname="pivot.getContent" name="body"' in xml
-    assert 'classname="pivot.listDays" name="status"' in xml
-    assert "expected 200, got 500" in xml
-    assert "test_unmarked" not in xml
-    md = markdown.read_text(encoding="utf-8")
-    assert "| `listDays` |" in md and "❌ 1" in md
-    assert "- `listDays` status: listDays at /status: expected 200, got 500" in md
 
 
 def test_mock_config_is_overridable(pytester: pytest.Pytester, no_key: None) -> None:
