@@ -20,6 +20,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 
 from pivotkit.client import demo_key
 from pivotkit.contract import load_contract
+from pivotkit.operations import Operation
 
 WSGI = Callable[[dict[str, Any], Any], Iterable[bytes]]
 CONTRACT = load_contract()
@@ -28,6 +29,21 @@ KEY_HEADER = CONVENTIONS.key_header
 FULL = demo_key("full").reveal()
 BASIC = demo_key("basic").reveal()
 LIMITED = demo_key("limited").reveal()
+
+
+#: A value for each path parameter of the contract, that the bundled fixtures answer with a 200.
+EXAMPLES = {
+    "id": "7488",
+    "channelId": "1",
+    "since": "20241105000000",
+    "start": "20241105",
+    "end": "20241106",
+}
+
+
+def example_params(operation: Operation) -> dict[str, str]:
+    """Example values of an operation's path parameters (see EXAMPLES)."""
+    return {p.name: EXAMPLES[p.name] for p in operation.path_parameters}
 
 
 def path_of(operation_id: str, **params: object) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime as dt
 import gzip
 import json
@@ -471,12 +472,8 @@ def test_drift_against_the_mock_is_clean_with_the_accounts_profile(
     assert run_drift(options, environ=env, echo=lambda _: None) == 0
     assert json.loads((tmp_path / "d.json").read_text("utf-8"))["findings"] == []
     if account == "basic":
-        bare = DriftOptions(
-            target=mock_url,
-            fixtures_dir=FIXTURES,
-            schemas_dir=SCHEMAS,
-            rate=1000.0,
-            json_out=tmp_path / "bare.json",
+        bare = dataclasses.replace(
+            options, account_profile=None, account=None, json_out=tmp_path / "bare.json"
         )
         assert run_drift(bare, environ=env, echo=lambda _: None) == 1
         kinds = {

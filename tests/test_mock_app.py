@@ -22,7 +22,16 @@ from pivotkit.client import demo_key
 from pivotkit.contract import default_schemas_dir, load_contract
 from pivotkit.errors import ConfigError, FixtureError
 from pivotkit.fixtures import Exchange
-from tests.helpers import BASIC, CONTRACT, CONVENTIONS, FULL, KEY_HEADER, key_headers, path_of
+from tests.helpers import (
+    BASIC,
+    CONTRACT,
+    CONVENTIONS,
+    FULL,
+    KEY_HEADER,
+    example_params,
+    key_headers,
+    path_of,
+)
 
 FULL_2 = demo_key("full", "secondary").reveal()
 MISSING = CONVENTIONS.messages.missing_key
@@ -32,13 +41,6 @@ BUNDLED_7488 = Path(__file__).resolve().parent.parent / "fixtures" / "getContent
 PROVIDER = dict(CONVENTIONS.provider_headers)
 CONTENT = path_of("getContent", id=7488)
 CHANNELS = path_of("listChannels")
-EXAMPLES = {
-    "id": "7488",
-    "channelId": "1",
-    "since": "20241105000000",
-    "start": "20241105",
-    "end": "20241106",
-}
 
 
 @pytest.fixture(autouse=True)
@@ -145,7 +147,7 @@ def test_every_contract_operation_is_routed(client: Any) -> None:
     """Each operation of openapi.yaml answers at its path (no 404), none written by hand."""
     contract = load_contract()
     for op in contract.operations.values():
-        path = op.expand(**{p.name: EXAMPLES[p.name] for p in op.path_parameters})
+        path = op.expand(**example_params(op))
         response = _get(client, path)
         assert response.status_code == 200, (op.operation_id, path, response.data)
 
@@ -459,7 +461,7 @@ def test_dynamic_mode_generates_valid_deterministic_bodies(make_app: Callable[..
     for op in contract.operations.values():
         if op.operation_id == "listChannels":  # recorded in the small fixture set
             continue
-        params = {p.name: EXAMPLES[p.name] for p in op.path_parameters}
+        params = example_params(op)
         if "id" in params:
             params["id"] = "4242"
         path = op.expand(**params)

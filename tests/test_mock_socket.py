@@ -21,6 +21,7 @@ from tests.helpers import (
     KEY_HEADER,
     address,
     connection,
+    example_params,
     key_headers,
     path_of,
     serve_process,
@@ -28,13 +29,6 @@ from tests.helpers import (
 )
 
 CONTENT = path_of("getContent", id=7488)
-EXAMPLES = {
-    "id": "7488",
-    "channelId": "1",
-    "since": "20241105000000",
-    "start": "20241105",
-    "end": "20241106",
-}
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN_TOKEN = "admin-token-for-tests"
 
@@ -222,7 +216,7 @@ _METHODS = (b"GET", b"HEAD", b"POST", b"PUT", b"PATCH", b"DELETE", b"OPTIONS", b
 def _every_method_on_every_path() -> list[tuple[str, bytes, set[int] | None]]:
     cases: list[tuple[str, bytes, set[int] | None]] = []
     for op in load_contract().operations.values():
-        path = op.expand(**{p.name: EXAMPLES[p.name] for p in op.path_parameters}).encode()
+        path = op.expand(**example_params(op)).encode()
         for method in _METHODS:
             expected = {200} if method.decode() == op.method else {404}
             cases.append((f"{method.decode()}-{op.operation_id}", _request(path, method), expected))

@@ -56,18 +56,21 @@ def _token(client: FlaskClient, path: str = f"{PORTAL}/login") -> str:
 
 
 def _login(
-    client: FlaskClient, name: str = "full", password: str | None = None, **environ: Any
+    client: FlaskClient,
+    name: str = "full",
+    password: str | None = None,
+    next_page: str | None = None,
+    **environ: Any,
 ) -> Any:
-    token = _token(client)
-    return client.post(
-        f"{PORTAL}/login",
-        data={
-            "account": name,
-            "password": PASSWORDS[name] if password is None else password,
-            "csrf_token": token,
-        },
-        environ_base=environ,
-    )
+    """Post the login form (its CSRF token first), with ``next`` when given."""
+    data = {
+        "account": name,
+        "password": PASSWORDS[name] if password is None else password,
+        "csrf_token": _token(client),
+    }
+    if next_page is not None:
+        data["next"] = next_page
+    return client.post(f"{PORTAL}/login", data=data, environ_base=environ)
 
 
 @pytest.fixture
@@ -142,31 +145,13 @@ def test_guest_is_sent_to_login_and_back(client: FlaskClient) -> None:
     first = client.get(f"{PORTAL}/reports")
     assert first.status_code == 302
     assert first.location.startswith(f"{PORTAL}/login?next=")
-    token = _token(client)
-    done = client.post(
-        f"{PORTAL}/login",
-        data={
-            "account": "full",
-            "password": "full-demo",
-            "csrf_token": token,
-            "next": f"{PORTAL}/reports",
-        },
-    )
+    done = _login(client, next_page=f"{PORTAL}/reports")
     assert done.status_code == 302 and done.location == f"{PORTAL}/reports"
 
 
 def test_login_ignores_an_external_next(client: FlaskClient) -> None:
     """A ``next`` pointing off-site is ignored: no open redirect."""
-    token = _token(client)
-    done = client.post(
-        f"{PORTAL}/login",
-        data={
-            "account": "full",
-            "password": "full-demo",
-            "csrf_token": token,
-            "next": "//evil.example/x",
-        },
-    )
+    done = _login(client, next_page="//evil.example/x")
     assert done.status_code == 302 and done.location == f"{PORTAL}/profile"
 
 

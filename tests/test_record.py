@@ -434,13 +434,23 @@ def test_every_shipped_fixture_can_be_planned() -> None:
 # -- the command -----------------------------------------------------------------------------
 
 
+def _record_command(*args: str) -> list[str]:
+    """``pivotkit record ARGS`` through the installed console script."""
+    return [str(Path(sys.executable).parent / "pivotkit"), "record", *args]
+
+
+def _content_args(upstream: str, out: Path, *ids: int) -> list[str]:
+    """``record`` arguments: getContent of each id, from ``upstream`` into ``out``."""
+    params = [arg for content_id in ids for arg in ("--param", f"id={content_id}")]
+    return ["--upstream", upstream, "--out", str(out), "--op", "getContent", *params]
+
+
 def _cli(*args: str, key: str | None = KEY) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "PIVOT_API_KEY"}
     if key is not None:
         env["PIVOT_API_KEY"] = key
-    script = Path(sys.executable).parent / "pivotkit"
     return subprocess.run(
-        [str(script), "record", *args],
+        _record_command(*args),
         env=env,
         capture_output=True,
         text=True,
@@ -513,19 +523,7 @@ def test_cli_plain_lines_without_a_tty(upstream: FakeUpstream, tmp_path: Path) -
     runner = CliRunner()
     result = runner.invoke(
         main,
-        [
-            "record",
-            "--upstream",
-            upstream.url,
-            "--out",
-            str(tmp_path),
-            "--op",
-            "getContent",
-            "--param",
-            "id=7488",
-            "--param",
-            "id=1",
-        ],
+        ["record", *_content_args(upstream.url, tmp_path, 7488, 1)],
         env={"PIVOT_API_KEY": KEY},
     )
     assert result.exit_code == 0, result.output
@@ -543,22 +541,8 @@ def test_cli_progress_bar_on_a_tty(upstream: FakeUpstream, tmp_path: Path) -> No
 
     leader, follower = pty.openpty()
     env = {**os.environ, "PIVOT_API_KEY": KEY}
-    script = Path(sys.executable).parent / "pivotkit"
     proc = subprocess.run(
-        [
-            str(script),
-            "record",
-            "--upstream",
-            upstream.url,
-            "--out",
-            str(tmp_path),
-            "--op",
-            "getContent",
-            "--param",
-            "id=7488",
-            "--param",
-            "id=7488",
-        ],
+        _record_command(*_content_args(upstream.url, tmp_path, 7488, 7488)),
         env=env,
         stdout=follower,
         stderr=subprocess.PIPE,

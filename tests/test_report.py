@@ -116,6 +116,13 @@ def _cases(junit: Path) -> dict[str, ET.Element]:
     return {f"{c.get('classname')}::{c.get('name')}": c for c in root.iter("testcase")}
 
 
+def _message(junit: Path, name: str, tag: str) -> str | None:
+    """The message of the ``tag`` element (failure, error, skipped) of one testcase."""
+    element = _cases(junit)[name].find(tag)
+    assert element is not None, f"{name} has no <{tag}>"
+    return element.get("message")
+
+
 def _kind(case: ET.Element) -> str:
     kinds = [child.tag for child in case if child.tag in ("failure", "error", "skipped")]
     return kinds[0] if kinds else "passed"
@@ -220,14 +227,11 @@ def test_errors_in_setup_and_teardown_are_errors_a_failure_stays_a_failure(
     """A fixture failing in setup, or in teardown after a pass, is an error with the
     exception as message; a test that failed keeps its failure when teardown fails too."""
     _, junit, _ = every_outcome
-    cases = _cases(junit)
-    setup = cases["pivot.getPerson::setup"].find("error")
-    teardown = cases["pivot.getPerson::teardown"].find("error")
-    both = cases["pivot.getPerson::both"].find("failure")
-    assert setup is not None and setup.get("message") == "RuntimeError: no target"
-    assert teardown is not None and teardown.get("message") == "RuntimeError: teardown failed"
-    assert both is not None
-    assert both.get("message") == "getPerson at /data/id: 'x' is not of type 'integer'"
+    assert _message(junit, "pivot.getPerson::setup", "error") == "RuntimeError: no target"
+    assert _message(junit, "pivot.getPerson::teardown", "error") == "RuntimeError: teardown failed"
+    assert _message(junit, "pivot.getPerson::both", "failure") == (
+        "getPerson at /data/id: 'x' is not of type 'integer'"
+    )
 
 
 def test_skip_and_xfail_reasons_are_the_messages(
@@ -236,13 +240,11 @@ def test_skip_and_xfail_reasons_are_the_messages(
     """A skip says its reason, an xfail its marker's reason; an xpass is a failure saying
     the reason it was expected to fail for."""
     _, junit, _ = every_outcome
-    cases = _cases(junit)
-    skipped = cases["pivot.listDays::skip"].find("skipped")
-    known = cases["pivot.listDays::known"].find("skipped")
-    fixed = cases["pivot.listDays::fixed"].find("failure")
-    assert skipped is not None and skipped.get("message") == "Skipped: PIVOT_API_KEY is not set"
-    assert known is not None and known.get("message") == "known gap: lang=xx"
-    assert fixed is not None and fixed.get("message") == "was a gap"
+    assert _message(junit, "pivot.listDays::skip", "skipped") == (
+        "Skipped: PIVOT_API_KEY is not set"
+    )
+    assert _message(junit, "pivot.listDays::known", "skipped") == "known gap: lang=xx"
+    assert _message(junit, "pivot.listDays::fixed", "failure") == "was a gap"
 
 
 @pytest.mark.xfail(
@@ -255,9 +257,7 @@ def test_an_xfail_not_run_says_its_reason(
 ) -> None:
     """An xfail that is not run is a skip whose message is its reason, like one that runs."""
     _, junit, _ = every_outcome
-    not_run = _cases(junit)["pivot.listDays::notrun"].find("skipped")
-    assert not_run is not None
-    message = not_run.get("message") or ""
+    message = _message(junit, "pivot.listDays::notrun", "skipped") or ""
     assert message.endswith("hangs the target") and "_pytest" not in message
 
 
@@ -431,8 +431,7 @@ def test_a_failure_that_held_the_key_keeps_its_message(
         "    assert False, 'sent ' + os.environ['PIVOT_API_KEY']\n"
     )
     _, junit, markdown = _run(pytester, source)
-    failure = _cases(junit)["pivot.getContent::key"].find("failure")
-    assert failure is not None and failure.get("message") == "sent ***"
+    assert _message(junit, "pivot.getContent::key", "failure") == "sent ***"
     assert "- `getContent` key: sent ***\n" in markdown.read_text(encoding="utf-8")
 
 
