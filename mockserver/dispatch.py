@@ -22,8 +22,9 @@ from urllib.parse import parse_qsl
 from mockserver.faults import FAULT_HEADER, NO_FAULT, Fault, parse_fault
 from mockserver.gateway import GatewayError
 from mockserver.routing import Call
-from mockserver.wire import Prepared, accepts_gzip, prepare_backend, prepare_gateway, status_line
+from mockserver.wire import Prepared, prepare_backend, prepare_gateway, status_line
 from pivotkit.accounts import Account
+from pivotkit.codings import accepts_gzip
 from pivotkit.errors import FaultSpecError, PivotError
 from pivotkit.fixtures import Exchange, Request
 from pivotkit.operations import Operation

@@ -344,37 +344,70 @@ def test_a_content_length_other_than_the_bytes_is_a_problem(
 @pytest.mark.parametrize(
     ("accept", "encoding"),
     [
-        pytest.param(
-            "gzip;q=0",
-            None,
-            id="gzip-refused",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="library bug: encoding_problems reads Accept-Encoding as a substring, "
-                "so 'gzip;q=0' (gzip refused) counts as accepted; the mock rightly answers "
-                "identity",
-            ),
-        ),
-        pytest.param(
-            "*",
-            "gzip",
-            id="wildcard",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="library bug: encoding_problems ignores '*' in Accept-Encoding, so "
-                "the mock's gzip answer to 'Accept-Encoding: *' is reported as not accepted",
-            ),
-        ),
+        pytest.param("gzip;q=0", None, id="gzip-refused"),
+        pytest.param("*", "gzip", id="wildcard"),
+        pytest.param("gzip;q=0.000", None, id="gzip-refused-three-decimals"),
+        pytest.param("GZIP;Q=0", None, id="refused-in-capitals"),
+        pytest.param("gzip ; q=0 , deflate", None, id="refused-with-spaces"),
+        pytest.param("identity", None, id="identity"),
+        pytest.param("identity, *;q=0", None, id="identity-only"),
+        pytest.param("*;q=0", None, id="wildcard-refused"),
+        pytest.param("gzip;q=0, *", None, id="named-refusal-beats-wildcard"),
+        pytest.param("br, *;q=0.1", "gzip", id="wildcard-low-q"),
+        pytest.param("x-gzip", "gzip", id="x-gzip-alias"),
+        pytest.param("deflate, gzip;q=0.001", "gzip", id="lowest-q-still-accepts"),
+        pytest.param("gzip;q=bogus", None, id="malformed-q-refuses"),
+        pytest.param("gzip;q=1.5", None, id="out-of-range-q-refuses"),
+        pytest.param("notgzip, gzipped", None, id="no-substring-match"),
+        pytest.param(",, gzip ,", "gzip", id="empty-members"),
+        pytest.param("", None, id="empty-value"),
     ],
 )
 def test_q_values_and_wildcards_decide_what_was_accepted(
     app: flask.Flask, conformance: Conformance, accept: str, encoding: str | None
 ) -> None:
     """``gzip;q=0`` refuses gzip and ``*`` accepts it, as the mock reads them: the mock's
-    answer to either conforms."""
+    answer to each Accept-Encoding conforms, in whichever encoding it came."""
     response = _get(app, **{"Accept-Encoding": accept})
     assert response.headers.get("content-encoding") == encoding
     assert conformance.problems(response) == []
+
+
+@pytest.mark.parametrize(
+    ("accept", "sent"),
+    [
+        pytest.param("gzip;q=0", "gzip", id="gzip-refused-but-sent"),
+        pytest.param("*;q=0", "gzip", id="wildcard-refused-but-sent"),
+        pytest.param("identity", "compress", id="another-coding"),
+    ],
+)
+def test_an_encoding_the_request_refused_is_a_problem(
+    app: flask.Flask, conformance: Conformance, accept: str, sent: str
+) -> None:
+    """The q-values that refuse gzip make an encoded answer a problem, naming the coding."""
+    data = gzip.compress(json.dumps(_body(app)).encode())
+    response = _shaped(
+        raw=data,
+        headers={**_provider_headers(), "content-encoding": sent},
+        request_headers={"Accept-Encoding": accept},
+    )
+    problem = _only(conformance.encoding_problems("getContent", response))
+    assert problem.pointer == "/headers/content-encoding" and problem.value == sent
+    assert problem.message == "gzip was not accepted but the body is encoded"
+
+
+@pytest.mark.parametrize("sent", ["GZIP", "x-gzip", " gzip "])
+def test_gzip_is_compared_as_a_coding_name(
+    app: flask.Flask, conformance: Conformance, sent: str
+) -> None:
+    """A gzip body labelled in capitals, as x-gzip or with spaces is still gzip."""
+    data = gzip.compress(json.dumps(_body(app)).encode())
+    response = _shaped(
+        raw=data,
+        headers={**_provider_headers(), "content-encoding": sent},
+        request_headers={"Accept-Encoding": "gzip;q=0.5, identity"},
+    )
+    assert conformance.encoding_problems("getContent", response) == []
 
 
 # -- a path no operation has -------------------------------------------------------------------

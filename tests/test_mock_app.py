@@ -204,6 +204,11 @@ def test_recorded_answer_has_the_provider_headers(client: Any) -> None:
         ("", False),
         (None, False),
         ("gzip;q=bogus", False),
+        ("x-gzip", True),
+        ("gzip ; q=0 , deflate", False),
+        ("br, *;q=0.1", True),
+        ("identity, *;q=0", False),
+        ("notgzip", False),
     ],
 )
 def test_gzip_only_when_accept_encoding_allows_it(
