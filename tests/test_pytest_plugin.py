@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import urllib.parse
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -227,12 +229,6 @@ def test_key_scrubbed_from_failures_and_junit(
     assert KEY not in junit.read_text(encoding="utf-8")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug: the plugin scrubs only the whole key; pytest's assertion message "
-    "shortens a long string to its head and tail ('acf7a7c2d48e...e3feabc0ecb24'), which "
-    "is left in the terminal and the JUnit XML (24 of the key's 32 characters)",
-)
 def test_a_key_shortened_by_pytest_is_scrubbed_too(
     pytester: pytest.Pytester, served: MockServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -249,6 +245,146 @@ def test_a_key_shortened_by_pytest_is_scrubbed_too(
     out = result.stdout.str() + result.stderr.str() + junit.read_text(encoding="utf-8")
     assert KEY not in out
     assert KEY[:12] not in out and KEY[-12:] not in out
+
+
+#: A run that writes the key everywhere pytest and the plugin write text.
+LEAKY = """
+import base64, logging, os, warnings
+
+import pytest
+
+KEY = os.environ["PIVOT_API_KEY"]
+pytestmark = pytest.mark.pivot_check(operation="getContent")
+
+
+def test_shortened():
+    assert KEY == "something else"
+
+
+def test_forms(record_property):
+    record_property("sent", KEY)
+    print("upper", KEY.upper())
+    print("basic", base64.b64encode(f"user:{KEY}".encode()).decode())
+    logging.getLogger("app").warning("GET /x?subscription-key=%s", KEY)
+    raise RuntimeError(f"failed for {KEY[4:20]}")
+
+
+def test_skip():
+    pytest.skip(f"skipped for {KEY}")
+
+
+def test_xfail():
+    pytest.xfail(f"expected for {KEY}")
+
+
+@pytest.mark.parametrize("key", [KEY, KEY.encode()])
+def test_param(key):
+    warnings.warn(f"deprecated key {KEY}")
+
+
+@pytest.fixture
+def broken_teardown():
+    yield
+    raise ValueError(f"teardown {KEY}")
+
+
+def test_teardown(broken_teardown):
+    pass
+"""
+
+
+def _shown(text: str, key: str) -> list[str]:
+    """Every run of 8 characters of the key (in any case) or of the base64 of ``user:<key>``
+    (the part only the key decides) that ``text`` holds."""
+    lowered = text.lower()
+    found = [key[i : i + 8] for i in range(len(key) - 7) if key[i : i + 8] in lowered]
+    inner = base64.b64encode(f"user:{key}".encode()).decode()[8:-4]
+    return found + [inner[i : i + 8] for i in range(len(inner) - 7) if inner[i : i + 8] in text]
+
+
+def test_no_fragment_of_the_key_reaches_any_output(
+    pytester: pytest.Pytester, served: MockServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The key shortened by pytest, in capitals, base64-encoded, cut to a part, in a property,
+    a captured log, a skip, an xfail, a test id, a warning, a teardown error and a collection
+    error: no run of 8 of its characters reaches the terminal, pytest's JUnit XML (with every
+    log) or the plugin's reports, and each message is kept around ***."""
+    monkeypatch.setenv("PIVOT_API_KEY", KEY)
+    pytester.makepyfile(
+        test_leaky=LEAKY, test_broken="raise LookupError(__import__('os').environ['PIVOT_API_KEY'])"
+    )
+    out_dir = pytester.path / "out"
+    result = pytester.runpytest(
+        f"--pivot-target={served.url}",
+        "--continue-on-collection-errors",
+        "-v",
+        "-rA",
+        "-l",
+        "-W",
+        "default",
+        "-o",
+        "junit_logging=all",
+        "-o",
+        "junit_family=xunit1",
+        f"--junitxml={out_dir / 'pytest.xml'}",
+        f"--pivot-junit={out_dir / 'pivot.xml'}",
+        f"--pivot-markdown={out_dir / 'pivot.md'}",
+    )
+    result.assert_outcomes(failed=2, passed=3, skipped=1, xfailed=1, errors=2)
+    written = {p.name: p.read_text(encoding="utf-8") for p in out_dir.iterdir()}
+    terminal = result.stdout.str() + result.stderr.str()
+    assert sorted(written) == ["pivot.md", "pivot.xml", "pytest.xml"]
+    for text in [terminal, *written.values()]:
+        assert _shown(text, KEY) == []
+    for kept in (
+        "failed for ***",
+        "skipped for ***",
+        "expected for ***",
+        "teardown ***",
+        "deprecated key ***",
+        "test_param[***0]",
+        "LookupError: ***",
+        "upper ***",
+        "basic dXNlcjp***",
+    ):
+        assert kept in terminal, kept
+    assert 'name="sent" value="***"' in written["pytest.xml"]
+    assert "basic dXNlcjp***" in written["pytest.xml"]  # the captured output, scrubbed
+    for kept in ("failed for ***", "skipped for ***", "expected for ***", "teardown ***"):
+        assert kept in written["pivot.xml"], kept
+    for kept in ("failed for ***", "skipped for ***", "teardown ***"):  # no xfails there
+        assert kept in written["pivot.md"], kept
+    assert "test_param[***0]" in written["pivot.xml"]
+
+
+def test_a_secret_that_is_not_hex_is_scrubbed_url_encoded_and_escaped(
+    pytester: pytest.Pytester, served: MockServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key of other characters is scrubbed as is, URL-encoded (both ways) and JSON-escaped."""
+    secret = 'Pa$$ w0rd/+"=token-2024'
+    monkeypatch.setenv("PIVOT_API_KEY", secret)
+    pytester.makepyfile("""
+        import json, os, urllib.parse
+
+        def test_forms():
+            key = os.environ["PIVOT_API_KEY"]
+            print(urllib.parse.quote(key, safe=""), urllib.parse.quote_plus(key))
+            print(json.dumps({"key": key}))
+            assert key[:-1] == key, "sent " + key
+    """)
+    result = pytester.runpytest(f"--pivot-target={served.url}")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str() + result.stderr.str()
+    forms = [
+        secret,
+        urllib.parse.quote(secret, safe=""),
+        urllib.parse.quote_plus(secret),
+        json.dumps(secret)[1:-1],
+    ]
+    for form in forms:
+        runs = {form[i : i + 8] for i in range(len(form) - 7)}
+        assert [r for r in runs if r.lower() in out.lower()] == [], form
+    assert "sent ***" in out
 
 
 def test_live_without_key_is_skipped_not_failed(pytester: pytest.Pytester, no_key: None) -> None:

@@ -411,12 +411,6 @@ def test_reports_per_operation_and_check(
     assert "- `listDays` status: listDays at /status: expected 200, got 500" in md
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug: pytest_plugin._scrub_report replaces a report holding the key by "
-    "its whole text, so the report's message is the traceback's first lines, not the "
-    "scrubbed assertion message",
-)
 def test_a_failure_that_held_the_key_keeps_its_message(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
