@@ -102,6 +102,7 @@ def pytest_configure(config: pytest.Config) -> None:
             target.label,
             junit=Path(junit) if junit else None,
             markdown=Path(markdown) if markdown else None,
+            secrets=[*config.stash[_STASH_SECRETS]],
         )
         config.pluginmanager.register(report, "pivotkit-report")
 

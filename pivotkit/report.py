@@ -6,6 +6,7 @@ import re
 import time
 import xml.etree.ElementTree as ET
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,9 +78,18 @@ class SuiteReport:
     """Collects the suite's results (as a pytest plugin) and writes JUnit XML and Markdown."""
 
     def __init__(
-        self, target: str, *, junit: Path | None = None, markdown: Path | None = None
+        self,
+        target: str,
+        *,
+        junit: Path | None = None,
+        markdown: Path | None = None,
+        secrets: Iterable[str] = (),
     ) -> None:
-        self.target = target
+        from pivotkit.redact import log_redactor
+
+        wanted = tuple(s for s in secrets if s)
+        self._redactor = log_redactor(wanted) if wanted else None
+        self.target = self._scrubbed(target)
         self.junit = junit
         self.markdown = markdown
         self.started = time.monotonic()
@@ -143,14 +153,22 @@ class SuiteReport:
         details = str(report.longrepr or "") if outcome in ("failed", "error", "xpassed") else ""
         if xfail and not message:
             message = str(getattr(report, "wasxfail", ""))
+        operation, check, case = (self._scrubbed(text) for text in label)
         self.results[report.nodeid] = CaseResult(
-            *label,
+            operation,
+            check,
+            case,
             outcome=outcome,
             duration=self._durations[report.nodeid],
-            message=message,
+            message=self._scrubbed(message),
             nodeid=report.nodeid,
-            details=details,
+            details=self._scrubbed(details),
         )
+
+    def _scrubbed(self, text: str) -> str:
+        """``text`` without any fragment of a secret (the plugin scrubs pytest's reports too:
+        this guards what the report itself writes)."""
+        return text if self._redactor is None else self._redactor.log_text(text)
 
     # -- summaries -------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pivotkit.errors import ConfigError
-from pivotkit.report import run_suite, suite_command, suite_dir
+from pivotkit.report import SuiteReport, run_suite, suite_command, suite_dir
 
 #: One test of each outcome, marked as the contract suite marks its checks.
 CHECKS = """
@@ -427,6 +427,31 @@ def test_a_failure_that_held_the_key_keeps_its_message(
     _, junit, markdown = _run(pytester, source)
     assert _message(junit, "pivot.getContent::key", "failure") == "sent ***"
     assert "- `getContent` key: sent ***\n" in markdown.read_text(encoding="utf-8")
+
+
+def test_the_report_scrubs_what_it_writes_itself(tmp_path: Path) -> None:
+    """SuiteReport given the secrets scrubs every fragment of them from the target label,
+    the case id and the messages it writes, even from a report nobody scrubbed before."""
+    key = "0123456789abcdef0123456789abcdef"
+    report = SuiteReport(
+        f"https://pivot.test/?k={key}",
+        junit=tmp_path / "r.xml",
+        markdown=tmp_path / "r.md",
+        secrets=[key],
+    )
+    report.register("t.py::test_x[k]", "getContent", "key", key.upper())
+    report.add_report(
+        pytest.TestReport(
+            "t.py::test_x[k]", ("t.py", 1, "test_x"), {}, "failed", f"E   sent {key[3:19]}", "call"
+        )
+    )
+    report.write_junit(tmp_path / "r.xml")
+    report.write_markdown(tmp_path / "r.md")
+    for written in (tmp_path / "r.xml", tmp_path / "r.md"):
+        text = written.read_text(encoding="utf-8").lower()
+        assert not any(key[i : i + 8] in text for i in range(len(key) - 7)), written.name
+    assert "E   sent ***" in (tmp_path / "r.xml").read_text(encoding="utf-8")
+    assert "key[***]: E sent ***" in (tmp_path / "r.md").read_text(encoding="utf-8")
 
 
 # -- the suite command ---------------------------------------------------------------------------
