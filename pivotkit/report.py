@@ -64,6 +64,18 @@ def _message(text: str, limit: int = 2000) -> str:
     return "\n".join(kept)[:limit]
 
 
+def _xfail_reason(report: pytest.TestReport) -> str:
+    """An xfail's (or xpass's) message: its reason, as the marker or ``pytest.xfail`` gave it
+    (with pytest's ``[NOTRUN]`` when the test was not run), else the failure's own message;
+    never the line of pytest's internal ``XFailed`` exception."""
+    reason = str(getattr(report, "wasxfail", "")).strip()
+    if reason:
+        return reason
+    text = _message(_failure_text(report))
+    internal = pytest.xfail.Exception
+    return "" if text.startswith(f"{internal.__module__}.{internal.__qualname__}") else text
+
+
 def _failure_text(report: pytest.TestReport) -> str:
     longrepr = report.longrepr
     if isinstance(longrepr, tuple):
@@ -149,10 +161,11 @@ class SuiteReport:
         previous = self.results.get(report.nodeid)
         if previous is not None and previous.outcome in ("failed", "error"):
             return
-        message = "" if outcome == "passed" else _message(_failure_text(report))
+        if xfail:
+            message = _xfail_reason(report)
+        else:
+            message = "" if outcome == "passed" else _message(_failure_text(report))
         details = str(report.longrepr or "") if outcome in ("failed", "error", "xpassed") else ""
-        if xfail and not message:
-            message = str(getattr(report, "wasxfail", ""))
         operation, check, case = (self._scrubbed(text) for text in label)
         self.results[report.nodeid] = CaseResult(
             operation,

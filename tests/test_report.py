@@ -247,11 +247,6 @@ def test_skip_and_xfail_reasons_are_the_messages(
     assert _message(junit, "pivot.listDays::fixed", "failure") == "was a gap"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug: for an xfail(run=False) SuiteReport takes the crash line of pytest's "
-    "internal exception ('_pytest.outcomes.XFailed: [NOTRUN] ...') instead of the reason",
-)
 def test_an_xfail_not_run_says_its_reason(
     every_outcome: tuple[pytest.RunResult, Path, Path],
 ) -> None:
@@ -259,6 +254,71 @@ def test_an_xfail_not_run_says_its_reason(
     _, junit, _ = every_outcome
     message = _message(junit, "pivot.listDays::notrun", "skipped") or ""
     assert message.endswith("hangs the target") and "_pytest" not in message
+
+
+XFAILS = """
+import pytest
+
+
+@pytest.fixture
+def gone():
+    pytest.xfail("no such channel in the fixtures")
+
+
+@pytest.mark.pivot_check("getContent", "imperative")
+def test_imperative():
+    pytest.xfail("the API answers 500 here")
+
+
+@pytest.mark.pivot_check("getContent", "in-setup")
+def test_in_setup(gone):
+    pass
+
+
+@pytest.mark.pivot_check("getContent", "no-reason")
+@pytest.mark.xfail
+def test_no_reason():
+    assert False, "getContent at /data/title: None is not of type 'string'"
+
+
+@pytest.mark.pivot_check("getContent", "no-reason-not-run")
+@pytest.mark.xfail(run=False)
+def test_no_reason_not_run():
+    pass
+
+
+@pytest.mark.pivot_check("getContent", "strict")
+@pytest.mark.xfail(reason="was a gap", strict=True)
+def test_strict_xpass():
+    pass
+"""
+
+
+def test_every_kind_of_xfail_says_why_never_pytest_s_exception(
+    pytester: pytest.Pytester, no_key: None
+) -> None:
+    """pytest.xfail() in a test or a fixture says its reason; an xfail without a reason the
+    failure's own message (or that it was not run); a strict xpass is a failure with
+    pytest's XPASS(strict) line. No message is pytest's internal XFailed line."""
+    result, junit, _ = _run(pytester, XFAILS)
+    result.assert_outcomes(xfailed=4, failed=1)
+    assert {
+        name: _message(junit, name, tag)
+        for name, tag in [
+            ("pivot.getContent::imperative", "skipped"),
+            ("pivot.getContent::in-setup", "skipped"),
+            ("pivot.getContent::no-reason", "skipped"),
+            ("pivot.getContent::no-reason-not-run", "skipped"),
+            ("pivot.getContent::strict", "failure"),
+        ]
+    } == {
+        "pivot.getContent::imperative": "the API answers 500 here",
+        "pivot.getContent::in-setup": "no such channel in the fixtures",
+        "pivot.getContent::no-reason": "getContent at /data/title: None is not of type 'string'",
+        "pivot.getContent::no-reason-not-run": "[NOTRUN]",
+        "pivot.getContent::strict": "[XPASS(strict)] was a gap",
+    }
+    assert "XFailed" not in junit.read_text(encoding="utf-8")
 
 
 # -- Markdown ------------------------------------------------------------------------------------
