@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from pivotkit.client import PivotClient, demo_key
-from pivotkit.harness import MockServer, make_app, respx_router
+from pivotkit.harness import LOG_APP, MOCK_LOGGER, MockServer, make_app, respx_router
 from tests.helpers import CONVENTIONS, FULL, key_headers, path_of
 
 CONTENT = path_of("getContent", id=7488)
@@ -139,14 +139,14 @@ def test_an_exception_raised_answering_the_api_is_reraised(
 
 
 def test_errors_inside_the_mock_are_reraised(tmp_path: Path) -> None:
-    """An exception the mock logs while answering (it answers 500 itself) is kept and
-    re-raised by check_errors, as pivot_mock does after each test."""
+    """An exception the mock logs while answering (it answers 500 itself, and names its app
+    on the record) is kept and re-raised by check_errors, as pivot_mock does after each test."""
     app = make_app({"PIVOT_STATE": str(tmp_path / "s.sqlite3")})
     with MockServer(app) as server:
         try:
             raise KeyError("boom")
         except KeyError:
-            logging.getLogger("pivotkit.mock").exception("unexpected error answering /x")
+            logging.getLogger(MOCK_LOGGER).exception("unexpected error", extra={LOG_APP: app})
         with pytest.raises(KeyError, match="boom"):
             server.check_errors()
         server.check_errors()  # raised once, then forgotten
@@ -155,29 +155,42 @@ def test_errors_inside_the_mock_are_reraised(tmp_path: Path) -> None:
 def test_clear_errors_forgets_and_plain_error_logs_are_not_errors(app: flask.Flask) -> None:
     """clear_errors() drops what was kept; an error logged without an exception is not kept,
     nor anything logged once the server is stopped."""
-    mock_log = logging.getLogger("pivotkit.mock")
+    mock_log = logging.getLogger(MOCK_LOGGER)
+    mine = {LOG_APP: app}
     with MockServer(app) as server:
         try:
             raise ValueError("kept")
         except ValueError:
-            mock_log.exception("answering /x")
+            mock_log.exception("answering /x", extra=mine)
+        assert len(server.errors) == 1
         server.clear_errors()
         server.check_errors()
-        mock_log.error("cannot answer /x: a fixture is broken")
+        mock_log.error("cannot answer /x: a fixture is broken", extra=mine)
         server.check_errors()
     try:
         raise ValueError("after stop")
     except ValueError:
-        mock_log.exception("answering /y")
+        mock_log.exception("answering /y", extra=mine)
     server.check_errors()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug: MockServer keeps every exception logged on the shared "
-    "'pivotkit.mock' logger, whichever app logged it, so a second server re-raises the "
-    "first one's exceptions",
-)
+def test_exceptions_logged_for_no_app_or_another_are_not_kept(
+    app: flask.Flask, tmp_path: Path
+) -> None:
+    """An exception on the mock's logger that names no app (a test's or a library's own log)
+    or another app is not this server's: check_errors does not raise it."""
+    other = make_app({"PIVOT_STATE": str(tmp_path / "other.sqlite")})
+    mock_log = logging.getLogger(MOCK_LOGGER)
+    with MockServer(app) as server:
+        for extra in ({}, {LOG_APP: other}, {LOG_APP: None}):
+            try:
+                raise ValueError("not mine")
+            except ValueError:
+                mock_log.exception("answering /x", extra=extra)
+        server.check_errors()
+        assert server.errors == []
+
+
 def test_a_server_keeps_only_its_own_apps_exceptions(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -193,6 +206,35 @@ def test_a_server_keeps_only_its_own_apps_exceptions(
         assert httpx.get(first.url + CONTENT, headers=key_headers(FULL)).status_code == 500
         with pytest.raises(LookupError):
             first.check_errors()
+        second.check_errors()
+
+
+def test_two_failing_servers_each_reraise_their_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two apps failing at once, one answering the API and one in a Flask view: each server
+    re-raises exactly its own app's exception, once."""
+    api = make_app({"PIVOT_STATE": str(tmp_path / "a.sqlite")})
+    view = make_app({"PIVOT_STATE": str(tmp_path / "b.sqlite")})
+
+    def broken() -> None:
+        raise LookupError("the API's")
+
+    def explode() -> str:
+        raise ZeroDivisionError("the view's")
+
+    monkeypatch.setattr(api.extensions["pivot"], "sync", broken)
+    view.add_url_rule("/__pivot/explode", "explode", explode)
+    with MockServer(api) as first, MockServer(view) as second:
+        assert httpx.get(first.url + CONTENT, headers=key_headers(FULL)).status_code == 500
+        assert httpx.get(f"{second.url}/__pivot/explode").status_code == 500
+        assert [type(e) for e in first.errors] == [LookupError]
+        assert [type(e) for e in second.errors] == [ZeroDivisionError]
+        with pytest.raises(ZeroDivisionError):
+            second.check_errors()
+        with pytest.raises(LookupError):
+            first.check_errors()
+        first.check_errors()
         second.check_errors()
 
 
