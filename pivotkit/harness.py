@@ -201,13 +201,24 @@ def respx_router(
     answers identical to the mock's: key check and exact 401s, empty-200, 404, lang
     fallback, gzip and the provider's headers. Routes you add win over the mock (the app
     answers only what no route of yours matches); a request to another host is refused.
+
+    With ``assert_all_called=True``, leaving the block fails when a route *you* added was
+    never called (``router.assert_all_called()`` checks the same at any time); the router's
+    own route into the app (named ``pivot-mock``) does not count, called or not.
     """
     import respx
 
     if base_url is None:
         base_url = app.extensions["pivot"].contract.conventions.live_url
     transport = httpx.WSGITransport(app=app)
-    router = respx.MockRouter(base_url=base_url, assert_all_called=assert_all_called)
+
+    class _Router(respx.MockRouter):
+        def assert_all_called(self) -> None:
+            """Every route the caller added was called (the route into the app is not one)."""
+            missed = [route for route in self.routes if route is not fallback and not route.called]
+            assert not missed, f"RESPX: some routes were not called! {missed}"
+
+    router = _Router(base_url=base_url, assert_all_called=assert_all_called)
     fallback = router.route(url__startswith=base_url.rstrip("/") + "/", name="pivot-mock")
     fallback.side_effect = _declines_for_others(router, fallback, transport)
     with router:

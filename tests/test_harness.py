@@ -310,15 +310,38 @@ def test_assert_all_called_fails_for_a_route_never_called(app: flask.Flask) -> N
         httpx.get(LIVE + CONTENT, headers=key_headers(FULL))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug: respx_router's own fallback route counts for assert_all_called, "
-    "so a test whose requests all go to its own routes fails with 'some routes were not "
-    "called' (a route it never added)",
-)
 def test_assert_all_called_is_about_the_users_routes(app: flask.Flask) -> None:
     """assert_all_called=True with every route of the user's called passes, even when the
     app itself answered nothing."""
     with respx_router(app, assert_all_called=True) as router:
         router.get(path_of("getContent", id=1)).respond(json={})
         httpx.get(LIVE + path_of("getContent", id=1))
+
+
+def test_assert_all_called_ignores_the_route_into_the_app(app: flask.Flask) -> None:
+    """With no route of the user's, assert_all_called=True passes whether the app answered
+    every request or none; an explicit router.assert_all_called() agrees."""
+    with respx_router(app, assert_all_called=True):
+        pass
+    with respx_router(app, assert_all_called=True) as router:
+        assert httpx.get(LIVE + CONTENT, headers=key_headers(FULL)).status_code == 200
+        router.assert_all_called()
+    with respx_router(app, assert_all_called=True) as router:
+        router.get(path_of("getContent", id=1)).respond(json={})
+        with pytest.raises(AssertionError, match="not called"):
+            router.assert_all_called()
+        httpx.get(LIVE + path_of("getContent", id=1))
+        router.assert_all_called()
+
+
+def test_a_route_not_called_is_named_and_the_default_does_not_check(app: flask.Flask) -> None:
+    """The failure names the user's routes that were not called, not the router's own; by
+    default (assert_all_called=False) an uncalled route is no failure."""
+    with pytest.raises(AssertionError) as failure, respx_router(app, assert_all_called=True) as r:
+        r.get(path_of("getContent", id=1), name="mine").respond(json={})
+        r.get(path_of("getContent", id=2)).respond(json={})
+        httpx.get(LIVE + path_of("getContent", id=2))
+        httpx.get(LIVE + CONTENT, headers=key_headers(FULL))
+    assert "name='mine'" in str(failure.value) and "pivot-mock" not in str(failure.value)
+    with respx_router(app) as router:
+        router.get(path_of("getContent", id=1)).respond(json={})
