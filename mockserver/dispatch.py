@@ -22,16 +22,18 @@ from urllib.parse import parse_qsl
 from mockserver.faults import FAULT_HEADER, NO_FAULT, Fault, parse_fault
 from mockserver.gateway import GatewayError
 from mockserver.routing import Call
-from mockserver.wire import Prepared, accepts_gzip, prepare_backend, prepare_gateway, status_line
+from mockserver.wire import Prepared, prepare_backend, prepare_gateway, status_line
 from pivotkit.accounts import Account
+from pivotkit.codings import accepts_gzip
 from pivotkit.errors import FaultSpecError, PivotError
 from pivotkit.fixtures import Exchange, Request
+from pivotkit.harness import LOG_APP, MOCK_LOGGER
 from pivotkit.operations import Operation
 
 if TYPE_CHECKING:
     from mockserver.app import PivotMock
 
-log = logging.getLogger("pivotkit.mock")
+log = logging.getLogger(MOCK_LOGGER)
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -89,6 +91,8 @@ class Dispatcher:
         self._key_env = environ_name(conv.key_header)
         self._key_query = conv.key_query
         self._valid_paths: dict[tuple[str, str], bool] = {}
+        #: Logged with every record, so a test harness keeps only its own app's errors.
+        self.log_extra = {LOG_APP: mock.app}
 
     # -- deciding --------------------------------------------------------------------------
 
@@ -276,10 +280,10 @@ class Dispatcher:
             try:
                 answer = self.answer(environ)
             except PivotError as exc:
-                log.error("cannot answer %s: %s", path, exc)
+                log.error("cannot answer %s: %s", path, exc, extra=self.log_extra)
                 answer = Answer(self.mock.backend.server_error)
             except Exception:  # never leak a traceback; answer like ASP.NET would
-                log.exception("unexpected error answering %s", path)
+                log.exception("unexpected error answering %s", path, extra=self.log_extra)
                 answer = Answer(self.mock.backend.server_error)
             return self.send(environ, start_response, answer)
 

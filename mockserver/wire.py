@@ -8,7 +8,6 @@ import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from email.utils import formatdate
-from functools import lru_cache
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
@@ -56,33 +55,6 @@ def status_line(status: int) -> str:
         return f"{status} {HTTPStatus(status).phrase}"
     except ValueError:
         return f"{status} Unknown"
-
-
-@lru_cache(maxsize=512)
-def accepts_gzip(accept_encoding: str) -> bool:
-    """Whether an Accept-Encoding value allows gzip (q-values honoured: ``gzip;q=0`` is no)."""
-    gzip_q: float | None = None
-    star_q: float | None = None
-    for item in accept_encoding.split(","):
-        coding, *params = item.strip().split(";")
-        coding = coding.strip().lower()
-        q = 1.0
-        for param in params:
-            name, _, value = param.strip().partition("=")
-            if name.strip().lower() == "q":
-                try:
-                    q = float(value.strip())
-                except ValueError:
-                    q = 0.0
-                if not 0.0 <= q <= 1.0:
-                    q = 0.0
-        if coding in ("gzip", "x-gzip"):
-            gzip_q = q if gzip_q is None else max(gzip_q, q)
-        elif coding == "*":
-            star_q = q
-    if gzip_q is not None:
-        return gzip_q > 0
-    return star_q is not None and star_q > 0
 
 
 class HttpDate:

@@ -61,8 +61,11 @@ class ApiKey:
         return self._value
 
     def scrub(self, text: str) -> str:
-        """``text`` with every occurrence of the key replaced by ``***``."""
-        return text.replace(self._value, REDACTED) if self._value in text else text
+        """``text`` with every run of 8 or more characters of the key, in any case or
+        encoding, replaced by ``***`` (:meth:`pivotkit.redact.Redactor.log_text`)."""
+        from pivotkit.redact import log_redactor
+
+        return log_redactor((self._value,)).log_text(text)
 
     def __repr__(self) -> str:
         return f"ApiKey({REDACTED!r})"

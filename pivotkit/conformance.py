@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 from jsonschema import Draft202012Validator
 
+from pivotkit.codings import accepts_gzip, applied
 from pivotkit.contract import Contract, load_contract
 from pivotkit.errors import ResponseMismatch
 from pivotkit.operations import Operation
@@ -102,16 +103,22 @@ class Conformance:
         ]
 
     def encoding_problems(self, operation_id: str, response: httpx.Response) -> list[Problem]:
-        """gzip when the request accepts it, identity otherwise; content-length is what came."""
+        """gzip when the request accepts it, identity otherwise; content-length is what came.
+
+        The request's ``Accept-Encoding`` is read as the mock reads it (:mod:`pivotkit.codings`:
+        q-values, ``*``, ``identity``, case and spaces); the coding names are compared without
+        case (``GZIP`` and ``x-gzip`` are gzip).
+        """
         out: list[Problem] = []
-        accepted = "gzip" in response.request.headers.get("accept-encoding", "").lower()
+        accepted = accepts_gzip(response.request.headers.get("accept-encoding"))
         value = response.headers.get("content-encoding")
+        codings = applied(value)
         pointer = "/headers/content-encoding"
-        if accepted and value != "gzip":
+        if accepted and codings != ("gzip",):
             out.append(
                 Problem(operation_id, pointer, "gzip was accepted but the body is not gzip", value)
             )
-        elif not accepted and value not in (None, "identity"):
+        elif not accepted and codings:
             out.append(
                 Problem(
                     operation_id, pointer, "gzip was not accepted but the body is encoded", value

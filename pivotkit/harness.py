@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from werkzeug.serving import BaseWSGIServer
 
 MOCK_LOGGER = "pivotkit.mock"
+#: The attribute of a record on MOCK_LOGGER that names the Flask app it comes from: a server
+#: keeps only its own app's exceptions (several mocks may run at once, on one logger).
+LOG_APP = "pivot_app"
 
 
 def make_app(config: Mapping[str, Any] | None = None) -> flask.Flask:
@@ -42,7 +45,9 @@ class MockServer:
 
     ``url`` is its base URL, ``key(account)`` a demo key, ``client(account)`` a PivotClient
     bound to it. Exceptions raised inside the app are kept and re-raised by
-    :meth:`check_errors` (the ``pivot_mock`` fixture does it after each test).
+    :meth:`check_errors` (the ``pivot_mock`` fixture does it after each test): its own app's
+    only, a Flask view's and those the mock logs while answering (their record names the app,
+    :data:`LOG_APP`), so several servers may run at once.
     """
 
     def __init__(self, app: flask.Flask, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -67,8 +72,12 @@ class MockServer:
             self.errors.append(exception)
 
     def _log_error(self, record: logging.LogRecord) -> bool:
-        """The mock answers its own exceptions with a 500 and logs them: keep them."""
-        if record.exc_info and record.exc_info[1] is not None:
+        """The mock answers its own exceptions with a 500 and logs them: keep this app's."""
+        if (
+            record.exc_info
+            and record.exc_info[1] is not None
+            and getattr(record, LOG_APP, None) is self.app
+        ):
             self._record(self.app, record.exc_info[1])
         return False  # recorded; nothing to emit
 
@@ -192,13 +201,24 @@ def respx_router(
     answers identical to the mock's: key check and exact 401s, empty-200, 404, lang
     fallback, gzip and the provider's headers. Routes you add win over the mock (the app
     answers only what no route of yours matches); a request to another host is refused.
+
+    With ``assert_all_called=True``, leaving the block fails when a route *you* added was
+    never called (``router.assert_all_called()`` checks the same at any time); the router's
+    own route into the app (named ``pivot-mock``) does not count, called or not.
     """
     import respx
 
     if base_url is None:
         base_url = app.extensions["pivot"].contract.conventions.live_url
     transport = httpx.WSGITransport(app=app)
-    router = respx.MockRouter(base_url=base_url, assert_all_called=assert_all_called)
+
+    class _Router(respx.MockRouter):
+        def assert_all_called(self) -> None:
+            """Every route the caller added was called (the route into the app is not one)."""
+            missed = [route for route in self.routes if route is not fallback and not route.called]
+            assert not missed, f"RESPX: some routes were not called! {missed}"
+
+    router = _Router(base_url=base_url, assert_all_called=assert_all_called)
     fallback = router.route(url__startswith=base_url.rstrip("/") + "/", name="pivot-mock")
     fallback.side_effect = _declines_for_others(router, fallback, transport)
     with router:

@@ -102,6 +102,7 @@ def pytest_configure(config: pytest.Config) -> None:
             target.label,
             junit=Path(junit) if junit else None,
             markdown=Path(markdown) if markdown else None,
+            secrets=[*config.stash[_STASH_SECRETS]],
         )
         config.pluginmanager.register(report, "pivotkit-report")
 
@@ -145,24 +146,51 @@ def pytest_report_header(config: pytest.Config) -> str:
 # -- secrets, budget and quota ------------------------------------------------------------
 
 
-def _scrub(text: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, "***")
-    return text
+def _scrub(value: Any, secrets: list[str]) -> Any:
+    """``value`` with every fragment of a secret scrubbed (Redactor.log_text): strings,
+    containers, and pytest's failure representations (their fields, in place), so a failure
+    keeps its structure and its message."""
+    if isinstance(value, str):
+        from pivotkit.redact import log_redactor
+
+        return log_redactor(tuple(secrets)).log_text(value)
+    if type(value) in (list, tuple):
+        return type(value)(_scrub(v, secrets) for v in value)
+    if type(value) is dict:
+        return {k: _scrub(v, secrets) for k, v in value.items()}
+    if hasattr(value, "toterminal") and hasattr(value, "__dict__"):
+        for name, inner in list(vars(value).items()):
+            object.__setattr__(value, name, _scrub(inner, secrets))
+    return value
 
 
 def _scrub_report(report: pytest.TestReport | pytest.CollectReport, secrets: list[str]) -> None:
     if not secrets:
         return
-    longrepr = report.longrepr
-    if isinstance(longrepr, tuple):
-        path, line, reason = longrepr
-        report.longrepr = (path, line, _scrub(reason, secrets))
-    elif longrepr is not None:
-        text = str(longrepr)
-        if any(s in text for s in secrets):
-            report.longrepr = _scrub(text, secrets)
-    report.sections = [(title, _scrub(body, secrets)) for title, body in report.sections]
+    for name in ("longrepr", "sections", "wasxfail", "user_properties"):
+        if hasattr(report, name):
+            setattr(report, name, _scrub(getattr(report, name), secrets))
+
+
+def pytest_make_parametrize_id(config: pytest.Config, val: object, argname: str) -> str | None:
+    """A parameter holding the key gets an id without it (ids reach the terminal and JUnit)."""
+    secrets = config.stash.get(_STASH_SECRETS, [])
+    if not secrets or not isinstance(val, str | bytes):
+        return None
+    text = val if isinstance(val, str) else val.decode("ascii", "backslashreplace")
+    scrubbed: str = _scrub(text, secrets)
+    return scrubbed if scrubbed != text else None
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> Iterator[None]:
+    """Warnings whose text holds the key are scrubbed before the summary shows them."""
+    secrets = config.stash.get(_STASH_SECRETS, [])
+    for warning in terminalreporter.stats.get("warnings", []) if secrets else []:
+        warning.message = _scrub(warning.message, secrets)
+    return (yield)
 
 
 def _flatten(exc: BaseException) -> Iterator[BaseException]:
@@ -204,7 +232,7 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
         raise
 
 
-@pytest.hookimpl(wrapper=True)
+@pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(
     item: pytest.Item,
     call: pytest.CallInfo[None],
@@ -215,7 +243,7 @@ def pytest_runtest_makereport(
     return report
 
 
-@pytest.hookimpl(wrapper=True)
+@pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_make_collect_report(
     collector: pytest.Collector,
 ) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 import re
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property, lru_cache
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from pivotkit.client import demo_key
+from pivotkit.client import REDACTED, demo_key
 from pivotkit.errors import ConfigError
 from pivotkit.fixtures import Exchange, Request, Response
 from pivotkit.pointers import parse_field
@@ -25,6 +27,10 @@ if TYPE_CHECKING:
 KEY_PLACEHOLDER = "x" * 32
 ZERO_GUID = "00000000-0000-0000-0000-000000000000"
 _EXAMPLE_MAX = 120
+#: The longest run of a secret's characters that log text may still show: pytest and loggers
+#: shorten long values to a head and a tail (``'acf7a7c2d48e...e3feabc0ecb24'``), so log text is
+#: scrubbed of every run of this many characters of a secret, not only of the whole value.
+FRAGMENT = 8
 
 
 def _default_conventions() -> Conventions:
@@ -171,6 +177,52 @@ class Redactor:
             return value
         return self._pattern.sub(lambda m: "x" * len(m.group(0)), value)
 
+    def log_text(self, value: str) -> str:
+        """``value`` fit for a log, a terminal or a report: every run of :data:`FRAGMENT` or
+        more characters of a secret replaced by ``***``.
+
+        The run is found in any case (``ACF7...``), URL-encoded (``quote``, ``quote_plus``),
+        JSON-escaped, and base64-encoded (standard or URL-safe, at any offset in the encoded
+        text, as in a ``Basic`` authorization); a secret shorter than :data:`FRAGMENT` is
+        scrubbed whole. Unlike :meth:`text`, the text's shape is not kept.
+        """
+        found = sorted(
+            (m.start(), m.start() + len(m.group(1)))
+            for pattern in self._fragments
+            for m in pattern.finditer(value)
+        )
+        if not found:
+            return value
+        spans = [list(found[0])]
+        for start, end in found[1:]:
+            if start <= spans[-1][1]:  # overlapping or touching runs are one
+                spans[-1][1] = max(spans[-1][1], end)
+            else:
+                spans.append([start, end])
+        out, last = [], 0
+        for start, end in spans:
+            out += [value[last:start], REDACTED]
+            last = end
+        out.append(value[last:])
+        return "".join(out)
+
+    @cached_property
+    def _fragments(self) -> tuple[re.Pattern[str], ...]:
+        """Every run of FRAGMENT characters of each secret's forms, as overlapping matches:
+        the plain forms without case, the base64 forms (where case is meaning) with it. Two
+        patterns: one alternation of both is several times slower than the two passes."""
+        loose: set[str] = set()
+        exact: set[str] = set()
+        for secret in self.secrets:
+            for form in _plain_forms(secret):
+                loose |= _runs(form)
+            for form in _base64_forms(secret):
+                exact |= _runs(form, shortest=FRAGMENT)
+        flagged = [(loose, re.IGNORECASE), (exact, re.NOFLAG)]
+        return tuple(
+            re.compile(f"(?=({_trie(words)}))", flags) for words, flags in flagged if words
+        )
+
     def _scrub(self, value: Any) -> Any:
         if isinstance(value, str):
             return self.text(value)
@@ -247,6 +299,64 @@ class Redactor:
         """Raise if a secret survived in ``text`` (a last guard before anything is written)."""
         if self._pattern is not None and self._pattern.search(text):
             raise ConfigError("redaction", "a secret survived redaction; nothing was written")
+
+
+@lru_cache(maxsize=8)
+def log_redactor(secrets: tuple[str, ...]) -> Redactor:
+    """The Redactor of :meth:`Redactor.log_text` for these secrets, built once (the plugin,
+    its reports and :meth:`pivotkit.client.ApiKey.scrub` share it)."""
+    return Redactor(secrets=secrets)
+
+
+def _plain_forms(secret: str) -> set[str]:
+    """The secret as text may hold it: as is, URL-encoded, JSON-escaped (case aside)."""
+    from urllib.parse import quote, quote_plus
+
+    forms = {secret, quote(secret, safe=""), quote_plus(secret), json.dumps(secret)[1:-1]}
+    return {f for f in forms if f}
+
+
+def _base64_forms(secret: str) -> set[str]:
+    """The base64 characters that depend on the secret's bytes alone, for each of the three
+    offsets the secret can start at in an encoded stream, each case form, both alphabets."""
+    forms: set[str] = set()
+    for text in {secret, secret.lower(), secret.upper()}:
+        raw = text.encode("utf-8")
+        for shift in range(3):
+            first, end = -(-8 * shift // 6), 8 * (shift + len(raw)) // 6
+            for encode in (base64.b64encode, base64.urlsafe_b64encode):
+                forms.add(encode(b"\0" * shift + raw).decode("ascii")[first:end])
+    return forms
+
+
+def _runs(form: str, shortest: int = 0) -> set[str]:
+    """Every run of FRAGMENT characters of ``form``; the whole form when it is shorter (unless
+    it is shorter than ``shortest``: then nothing)."""
+    if len(form) < FRAGMENT:
+        return {form} if len(form) >= shortest else set()
+    return {form[i : i + FRAGMENT] for i in range(len(form) - FRAGMENT + 1)}
+
+
+def _trie(words: Iterable[str]) -> str:
+    """A regular expression matching any of ``words``, shared prefixes factored out (a plain
+    alternation of a few hundred words is several times slower on long text)."""
+    tree: dict[str, Any] = {}
+    for word in words:
+        node = tree
+        for char in word:
+            node = node.setdefault(char, {})
+        node[""] = {}
+    return _trie_node(tree)
+
+
+def _trie_node(node: dict[str, Any]) -> str:
+    branches = [re.escape(char) + _trie_node(sub) for char, sub in sorted(node.items()) if char]
+    if not branches:
+        return ""
+    body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+    if "" in node:  # a word ends here and longer ones go on
+        return f"(?:{body})?"
+    return body
 
 
 def _mask_cookie(value: str, *, set_cookie: bool) -> str:

@@ -6,6 +6,7 @@ import re
 import time
 import xml.etree.ElementTree as ET
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,18 @@ def _message(text: str, limit: int = 2000) -> str:
     return "\n".join(kept)[:limit]
 
 
+def _xfail_reason(report: pytest.TestReport) -> str:
+    """An xfail's (or xpass's) message: its reason, as the marker or ``pytest.xfail`` gave it
+    (with pytest's ``[NOTRUN]`` when the test was not run), else the failure's own message;
+    never the line of pytest's internal ``XFailed`` exception."""
+    reason = str(getattr(report, "wasxfail", "")).strip()
+    if reason:
+        return reason
+    text = _message(_failure_text(report))
+    internal = pytest.xfail.Exception
+    return "" if text.startswith(f"{internal.__module__}.{internal.__qualname__}") else text
+
+
 def _failure_text(report: pytest.TestReport) -> str:
     longrepr = report.longrepr
     if isinstance(longrepr, tuple):
@@ -77,9 +90,18 @@ class SuiteReport:
     """Collects the suite's results (as a pytest plugin) and writes JUnit XML and Markdown."""
 
     def __init__(
-        self, target: str, *, junit: Path | None = None, markdown: Path | None = None
+        self,
+        target: str,
+        *,
+        junit: Path | None = None,
+        markdown: Path | None = None,
+        secrets: Iterable[str] = (),
     ) -> None:
-        self.target = target
+        from pivotkit.redact import log_redactor
+
+        wanted = tuple(s for s in secrets if s)
+        self._redactor = log_redactor(wanted) if wanted else None
+        self.target = self._scrubbed(target)
         self.junit = junit
         self.markdown = markdown
         self.started = time.monotonic()
@@ -139,18 +161,27 @@ class SuiteReport:
         previous = self.results.get(report.nodeid)
         if previous is not None and previous.outcome in ("failed", "error"):
             return
-        message = "" if outcome == "passed" else _message(_failure_text(report))
+        if xfail:
+            message = _xfail_reason(report)
+        else:
+            message = "" if outcome == "passed" else _message(_failure_text(report))
         details = str(report.longrepr or "") if outcome in ("failed", "error", "xpassed") else ""
-        if xfail and not message:
-            message = str(getattr(report, "wasxfail", ""))
+        operation, check, case = (self._scrubbed(text) for text in label)
         self.results[report.nodeid] = CaseResult(
-            *label,
+            operation,
+            check,
+            case,
             outcome=outcome,
             duration=self._durations[report.nodeid],
-            message=message,
+            message=self._scrubbed(message),
             nodeid=report.nodeid,
-            details=details,
+            details=self._scrubbed(details),
         )
+
+    def _scrubbed(self, text: str) -> str:
+        """``text`` without any fragment of a secret (the plugin scrubs pytest's reports too:
+        this guards what the report itself writes)."""
+        return text if self._redactor is None else self._redactor.log_text(text)
 
     # -- summaries -------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import socket
 import subprocess
@@ -19,6 +20,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 
 from pivotkit.client import demo_key
 from pivotkit.contract import load_contract
+from pivotkit.operations import Operation
 
 WSGI = Callable[[dict[str, Any], Any], Iterable[bytes]]
 CONTRACT = load_contract()
@@ -29,6 +31,21 @@ BASIC = demo_key("basic").reveal()
 LIMITED = demo_key("limited").reveal()
 
 
+#: A value for each path parameter of the contract, that the bundled fixtures answer with a 200.
+EXAMPLES = {
+    "id": "7488",
+    "channelId": "1",
+    "since": "20241105000000",
+    "start": "20241105",
+    "end": "20241106",
+}
+
+
+def example_params(operation: Operation) -> dict[str, str]:
+    """Example values of an operation's path parameters (see EXAMPLES)."""
+    return {p.name: EXAMPLES[p.name] for p in operation.path_parameters}
+
+
 def path_of(operation_id: str, **params: object) -> str:
     """The concrete path of an operation, from the contract."""
     return CONTRACT.operation(operation_id).expand(**params)
@@ -37,6 +54,20 @@ def path_of(operation_id: str, **params: object) -> str:
 def key_headers(key: str = FULL) -> dict[str, str]:
     """The header that carries a key."""
     return {KEY_HEADER: key}
+
+
+def address(url: str) -> tuple[str, int]:
+    """The (host, port) of a base URL such as the ones ``thread_server`` yields."""
+    parsed = httpx.URL(url)
+    port = parsed.port
+    assert port is not None, f"{url} names no port"
+    return parsed.host, port
+
+
+def connection(url: str, timeout: float = 10) -> http.client.HTTPConnection:
+    """A raw HTTP/1.1 connection (http.client) to a base URL, for tests of the wire."""
+    host, port = address(url)
+    return http.client.HTTPConnection(host, port, timeout=timeout)
 
 
 def free_port() -> int:

@@ -35,6 +35,7 @@ def test_api_key_never_shows_itself() -> None:
         assert SECRET not in shown
     assert key.reveal() == SECRET
     assert key.scrub(f"header {SECRET} sent") == "header *** sent"
+    assert key.scrub(f"'{SECRET[:12]}...{SECRET[-12:].upper()}'") == "'***...***'"  # in parts
     with pytest.raises(TypeError):
         pickle.dumps(key)
 

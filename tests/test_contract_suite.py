@@ -5,55 +5,57 @@ from __future__ import annotations
 import gzip
 import json
 import re
-import socket
 import subprocess
-import sys
-import threading
-import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from pivotkit.client import demo_key
 from pivotkit.harness import make_app
 from pivotkit.report import suite_dir
+from tests.helpers import (
+    CONTRACT,
+    KEY_HEADER,
+    path_of,
+    pivotkit_command,
+    serve_process,
+    thread_server,
+)
 
 SUITE = suite_dir()
 KEY = demo_key("full").reveal()
+PERSON = CONTRACT.operation("getPerson")
+KEY_ENVIRON = "HTTP_" + KEY_HEADER.upper().replace("-", "_")  # the key header in a WSGI environ
 StartResponse = Callable[..., Any]
+RunSuite = Callable[..., pytest.RunResult]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+@pytest.fixture
+def run_suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> RunSuite:
+    """Run the suite in a subprocess (its own configuration), as `pivotkit test` runs it,
+    with ``key`` as PIVOT_API_KEY (None: unset)."""
 
+    def run(*args: str, key: str | None = KEY) -> pytest.RunResult:
+        if key is None:
+            monkeypatch.delenv("PIVOT_API_KEY", raising=False)
+        else:
+            monkeypatch.setenv("PIVOT_API_KEY", key)
+        return pytester.runpytest_subprocess(
+            str(SUITE),
+            "-c",
+            str(SUITE / "suite.ini"),
+            "--rootdir",
+            str(SUITE.parent),
+            "-p",
+            "no:cacheprovider",
+            "--hypothesis-seed=1",
+            *args,
+        )
 
-def _run_suite(
-    pytester: pytest.Pytester, *args: str, key: str | None = KEY, env: dict[str, str] | None = None
-) -> pytest.RunResult:
-    """The suite in a subprocess (its own configuration), as `pivotkit test` runs it."""
-    if key is None:
-        pytester._monkeypatch.delenv("PIVOT_API_KEY", raising=False)
-    else:
-        pytester._monkeypatch.setenv("PIVOT_API_KEY", key)
-    for name, value in (env or {}).items():
-        pytester._monkeypatch.setenv(name, value)
-    return pytester.runpytest_subprocess(
-        str(SUITE),
-        "-c",
-        str(SUITE / "suite.ini"),
-        "--rootdir",
-        str(SUITE.parent),
-        "-p",
-        "no:cacheprovider",
-        "--hypothesis-seed=1",
-        *args,
-    )
+    return run
 
 
 def _outcomes(junit: Path) -> dict[str, str]:
@@ -67,50 +69,20 @@ def _outcomes(junit: Path) -> dict[str, str]:
 @pytest.fixture
 def served_mock(tmp_path: Path) -> Iterator[str]:
     """A second copy of the mock: `pivotkit serve --port N` in a subprocess."""
-    port = _free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from pivotkit.cli import main; main()",
-            "serve",
-            "--port",
-            str(port),
-            "--state",
-            str(tmp_path / "state.sqlite3"),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                if httpx.get(f"{url}/__pivot/health", timeout=1.0).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None:
-                pytest.fail(f"pivotkit serve exited with {process.returncode}")
-            time.sleep(0.05)
-        else:
-            pytest.fail("pivotkit serve did not answer /__pivot/health")
+    with serve_process(tmp_path) as (url, _, _):
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def test_same_results_in_process_and_as_url_target(
-    pytester: pytest.Pytester, served_mock: str, tmp_path: Path
+    run_suite: RunSuite, served_mock: str, tmp_path: Path
 ) -> None:
     """The suite gives the same outcome for every operation and check against the in-process
     mock and against `pivotkit serve` used as a URL target (property tests left to the
     slow test below)."""
     first, second = tmp_path / "mock.xml", tmp_path / "url.xml"
-    in_process = _run_suite(pytester, "-k", "not properties", f"--pivot-junit={first}")
-    as_url = _run_suite(
-        pytester, "-k", "not properties", f"--pivot-target={served_mock}", f"--pivot-junit={second}"
+    in_process = run_suite("-k", "not properties", f"--pivot-junit={first}")
+    as_url = run_suite(
+        "-k", "not properties", f"--pivot-target={served_mock}", f"--pivot-junit={second}"
     )
     assert in_process.ret == 0, in_process.stdout.str()[-3000:]
     assert as_url.ret == 0, as_url.stdout.str()[-3000:]
@@ -122,12 +94,12 @@ def test_same_results_in_process_and_as_url_target(
 
 @pytest.mark.slow
 def test_full_suite_same_results_with_properties(
-    pytester: pytest.Pytester, served_mock: str, tmp_path: Path
+    run_suite: RunSuite, served_mock: str, tmp_path: Path
 ) -> None:
     """The whole suite, property tests included (same seed), passes on both copies."""
     first, second = tmp_path / "mock.xml", tmp_path / "url.xml"
-    in_process = _run_suite(pytester, f"--pivot-junit={first}")
-    as_url = _run_suite(pytester, f"--pivot-target={served_mock}", f"--pivot-junit={second}")
+    in_process = run_suite(f"--pivot-junit={first}")
+    as_url = run_suite(f"--pivot-target={served_mock}", f"--pivot-junit={second}")
     assert in_process.ret == 0, in_process.stdout.str()[-3000:]
     assert as_url.ret == 0, as_url.stdout.str()[-3000:]
     assert _outcomes(first) == _outcomes(second)
@@ -142,11 +114,11 @@ def _broken(app: Any) -> Callable[[dict[str, Any], StartResponse], Iterable[byte
 
     def wsgi(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
-        if path.startswith("/v1/api/v1/persons/") and path.count("/") == 5:
+        if PERSON.match(path) is not None:
             body = json.dumps(
                 {
                     "Message": "An error has occurred.",
-                    "Key": environ.get("HTTP_OCP_APIM_SUBSCRIPTION_KEY", ""),
+                    "Key": environ.get(KEY_ENVIRON, ""),
                 }
             )
             start_response(
@@ -162,7 +134,7 @@ def _broken(app: Any) -> Callable[[dict[str, Any], StartResponse], Iterable[byte
         raw = b"".join(app(environ, capture))
         status, headers = captured["status"], list(captured["headers"])
         names = {name.lower(): value for name, value in headers}
-        if path == "/v1/api/v1/contents/7488" and status.startswith("200"):
+        if path == path_of("getContent", id=7488) and status.startswith("200"):
             zipped = names.get("content-encoding") == "gzip"
             body = json.loads(gzip.decompress(raw) if zipped else raw)
             body["data"]["title"] = 123
@@ -171,7 +143,7 @@ def _broken(app: Any) -> Callable[[dict[str, Any], StartResponse], Iterable[byte
             headers = [
                 (n, str(len(raw)) if n.lower() == "content-length" else v) for n, v in headers
             ]
-        if path == "/v1/api/v1/channels":
+        if path == path_of("listChannels"):
             headers = [(n, v) for n, v in headers if n.lower() != "x-powered-by"]
         start_response(status, headers)
         return [raw]
@@ -182,30 +154,19 @@ def _broken(app: Any) -> Callable[[dict[str, Any], StartResponse], Iterable[byte
 @pytest.fixture
 def broken_target(tmp_path: Path) -> Iterator[str]:
     """The broken mock on a free loopback port (a thread of this process)."""
-    from werkzeug.serving import make_server
-
     app = make_app({"PIVOT_STATE": str(tmp_path / "state.sqlite3")})
-    server = make_server("127.0.0.1", 0, _broken(app), threaded=True)
-
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with thread_server(_broken(app)) as url:
+        yield url
 
 
 def test_broken_target_fails_the_right_checks(
-    pytester: pytest.Pytester, broken_target: str, tmp_path: Path
+    run_suite: RunSuite, broken_target: str, tmp_path: Path
 ) -> None:
     """Against a target with a field of the wrong type, a missing header and a 500, exactly
     the checks that see them fail, and each message names operation, pointer and value;
     the key the target echoes never reaches the output or the reports."""
     junit, markdown = tmp_path / "broken.xml", tmp_path / "broken.md"
-    result = _run_suite(
-        pytester,
+    result = run_suite(
         f"--pivot-target={broken_target}",
         "-k",
         "(getContent or listChannels or getPerson) and not properties",
@@ -236,10 +197,10 @@ def test_broken_target_fails_the_right_checks(
         assert "/data/title" in text
 
 
-def test_live_without_key_skips_everything_with_a_reason(pytester: pytest.Pytester) -> None:
+def test_live_without_key_skips_everything_with_a_reason(run_suite: RunSuite) -> None:
     """With --pivot-target=live and no PIVOT_API_KEY nothing is sent: every test that needs
     the target is skipped and says why; none fails, none passes silently."""
-    result = _run_suite(pytester, "--pivot-target=live", "-k", "getContent", key=None)
+    result = run_suite("--pivot-target=live", "-k", "getContent", key=None)
     outcomes = result.parseoutcomes()
     assert result.ret == 0
     assert outcomes.get("skipped", 0) > 10
@@ -297,10 +258,7 @@ def test_pivotkit_test_runs_the_suite_and_writes_reports(tmp_path: Path) -> None
     XML and the Markdown summary; its exit code is pytest's."""
     junit, markdown = tmp_path / "out" / "c.xml", tmp_path / "out" / "c.md"
     code = subprocess.call(
-        [
-            sys.executable,
-            "-c",
-            "from pivotkit.cli import main; main()",
+        pivotkit_command(
             "test",
             "--junit",
             str(junit),
@@ -310,7 +268,7 @@ def test_pivotkit_test_runs_the_suite_and_writes_reports(tmp_path: Path) -> None
             "-q",
             "-k",
             "gateway",
-        ],
+        ),
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime as dt
 import gzip
 import json
 import shutil
-import socket
-import threading
+import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
@@ -18,7 +18,6 @@ from xml.etree import ElementTree
 import pytest
 from click.testing import CliRunner
 from flask import Flask, Response, request
-from werkzeug.serving import WSGIRequestHandler, make_server
 
 from pivotkit.accounts import Rights, load_profile
 from pivotkit.cli import main
@@ -37,6 +36,7 @@ from pivotkit.fixtures import Exchange, FixtureSet
 from pivotkit.plan import plan_from_fixtures, sample
 
 from .conftest import FIXTURES, SCHEMAS
+from .helpers import CONVENTIONS, KEY_HEADER, free_port, path_of, thread_server
 
 load_account_profile = load_profile
 
@@ -48,25 +48,19 @@ def _replayable(fixtures: FixtureSet, contract: Any) -> list[Any]:
 
 
 KEY = "0123456789abcdef0123456789abcdef"
-CONTENT = "/v1/api/v1/contents/7488"
-EMPTY = "/v1/api/v1/contents/999999999"
-BROADCASTS = "/v1/api/v1/broadcasts/192/20241105/20241105"
-GATEWAY_404 = {"statusCode": 404, "message": "Resource not found"}
-QUOTA = {
-    "statusCode": 403,
-    "message": "Out of call volume quota. Quota will be replenished in 03:30:56.",
-}
+CONTENT = path_of("getContent", id=7488)
+EMPTY = path_of("getContent", id=999999999)
+BROADCASTS = path_of("listBroadcasts", channelId=192, start=20241105, end=20241105)
+GATEWAY = CONVENTIONS.messages
+GATEWAY_404 = GATEWAY.body(404, GATEWAY.not_found)
+QUOTA = GATEWAY.body(403, GATEWAY.quota_exhausted(12656))
 
 Mutation = Callable[[str, int, dict[str, str], Any], tuple[int, dict[str, str], Any]]
 
 
-class _QuietHandler(WSGIRequestHandler):
-    def log_request(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-
 class DriftingUpstream:
-    """A Flask app in a thread serving fixture bodies, with a plantable mutation."""
+    """A Flask app serving fixture bodies, with a plantable mutation; ``url`` is set while
+    :func:`drifting_upstream` serves it on a loopback port."""
 
     def __init__(self, root: Path) -> None:
         self.fixtures = FixtureSet.load(root)
@@ -76,22 +70,13 @@ class DriftingUpstream:
         self.mutate: Mutation | None = None
         self.seen_keys: list[str | None] = []
         self.calls = 0
-        app = Flask("drifting-upstream")
-        app.add_url_rule("/<path:path>", "serve", self._serve)
-        self._server = make_server(
-            "127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler
-        )
-        self.url = f"http://127.0.0.1:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._thread.join(5)
+        self.url = ""
+        self.app = Flask("drifting-upstream")
+        self.app.add_url_rule("/<path:path>", "serve", self._serve)
 
     def _serve(self, path: str) -> Response:
         self.calls += 1
-        self.seen_keys.append(request.headers.get("Ocp-Apim-Subscription-Key"))
+        self.seen_keys.append(request.headers.get(KEY_HEADER))
         full = "/" + path
         lang = request.args.get("lang", "fr")
         ex = self._index.get((full, lang)) or self._index.get((full, "fr"))
@@ -112,6 +97,15 @@ class DriftingUpstream:
             data = gzip.compress(data)
             headers["Content-Encoding"] = "gzip"
         return Response(data, status=status, headers=headers, content_type=content_type)
+
+
+@contextmanager
+def drifting_upstream(root: Path) -> Iterator[DriftingUpstream]:
+    """A DriftingUpstream over ``root``, served in a thread on a free loopback port."""
+    upstream = DriftingUpstream(root)
+    with thread_server(upstream.app) as url:
+        upstream.url = url
+        yield upstream
 
 
 def _on(
@@ -178,9 +172,8 @@ def small_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def _small_server(small_corpus: Path) -> Iterator[DriftingUpstream]:
-    server = DriftingUpstream(small_corpus)
-    yield server
-    server.close()
+    with drifting_upstream(small_corpus) as server:
+        yield server
 
 
 @pytest.fixture
@@ -195,14 +188,18 @@ def upstream(_small_server: DriftingUpstream) -> DriftingUpstream:
 @pytest.fixture(scope="module")
 def full_upstream() -> Iterator[DriftingUpstream]:
     """An upstream serving the whole fixture corpus as it is."""
-    server = DriftingUpstream(FIXTURES)
-    yield server
-    server.close()
+    with drifting_upstream(FIXTURES) as server:
+        yield server
 
 
 def _run(
-    upstream: DriftingUpstream, fixtures: Path, tmp_path: Path, **extra: Any
+    upstream: DriftingUpstream,
+    fixtures: Path,
+    tmp_path: Path,
+    sleep: Callable[[float], None] = time.sleep,
+    **extra: Any,
 ) -> tuple[int, dict[str, Any], list[str]]:
+    """Drift against ``upstream`` with DriftOptions ``extra``: exit code, JSON report, lines."""
     lines: list[str] = []
     options = DriftOptions(
         target=upstream.url,
@@ -212,7 +209,7 @@ def _run(
         rate=1000.0,
         **extra,
     )
-    code = run_drift(options, environ={"PIVOT_API_KEY": KEY}, echo=lines.append)
+    code = run_drift(options, environ={"PIVOT_API_KEY": KEY}, echo=lines.append, sleep=sleep)
     report = json.loads((tmp_path / "drift.json").read_text("utf-8"))
     return code, report, lines
 
@@ -449,12 +446,8 @@ def mock_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     state = tmp_path_factory.mktemp("mock") / "state.sqlite"
     app = create_app({"TESTING": True, "PIVOT_STATE": str(state)})
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(5)
+    with thread_server(app) as url:
+        yield url
 
 
 @pytest.mark.parametrize("account", ["full", "basic"])
@@ -479,12 +472,8 @@ def test_drift_against_the_mock_is_clean_with_the_accounts_profile(
     assert run_drift(options, environ=env, echo=lambda _: None) == 0
     assert json.loads((tmp_path / "d.json").read_text("utf-8"))["findings"] == []
     if account == "basic":
-        bare = DriftOptions(
-            target=mock_url,
-            fixtures_dir=FIXTURES,
-            schemas_dir=SCHEMAS,
-            rate=1000.0,
-            json_out=tmp_path / "bare.json",
+        bare = dataclasses.replace(
+            options, account_profile=None, account=None, json_out=tmp_path / "bare.json"
         )
         assert run_drift(bare, environ=env, echo=lambda _: None) == 1
         kinds = {
@@ -578,27 +567,12 @@ def test_429_waits_for_retry_after_then_succeeds(
     ) -> tuple[int, dict[str, str], Any]:
         hits.append(1)
         if len(hits) == 1:
-            return (
-                429,
-                {"retry-after": "7"},
-                {"statusCode": 429, "message": "Rate limit is exceeded. Try again in 7 seconds."},
-            )
+            return 429, {"retry-after": "7"}, GATEWAY.body(429, GATEWAY.rate_limited(7))
         return status, headers, body
 
     upstream.mutate = limited
     waits: list[float] = []
-    options = DriftOptions(
-        target=upstream.url,
-        fixtures_dir=small_corpus,
-        schemas_dir=SCHEMAS,
-        json_out=tmp_path / "d.json",
-        concurrency=1,
-        rate=1000.0,
-    )
-    code = run_drift(
-        options, environ={"PIVOT_API_KEY": KEY}, echo=lambda _: None, sleep=waits.append
-    )
-    report = json.loads((tmp_path / "d.json").read_text("utf-8"))
+    code, report, _ = _run(upstream, small_corpus, tmp_path, concurrency=1, sleep=waits.append)
     assert 7.0 in waits
     assert code == 0 and report["findings"] == []
     assert report["summary"]["calls"] == 4
@@ -614,7 +588,7 @@ def test_a_429_that_outlasts_max_wait_is_an_error_not_a_finding(
         lambda s, h, b: (
             429,
             {"retry-after": "3600"},
-            {"statusCode": 429, "message": "Rate limit is exceeded. Try again in 3600 seconds."},
+            GATEWAY.body(429, GATEWAY.rate_limited(3600)),
         ),
     )
     code, report, _ = _run(upstream, small_corpus, tmp_path, max_wait=5.0)
@@ -627,15 +601,7 @@ def test_a_key_refused_everywhere_is_a_configuration_error(
     upstream: DriftingUpstream, small_corpus: Path, tmp_path: Path
 ) -> None:
     """401 on every request means the key, not the API: exit 2, nothing reported as drift."""
-    upstream.mutate = lambda full, s, h, b: (
-        401,
-        {},
-        {
-            "statusCode": 401,
-            "message": "Access denied due to invalid subscription key. Make "
-            "sure to provide a valid key for an active subscription.",
-        },
-    )
+    upstream.mutate = lambda full, s, h, b: (401, {}, GATEWAY.body(401, GATEWAY.invalid_key))
     result = CliRunner().invoke(
         main,
         ["drift", "--target", upstream.url, "--fixtures", str(small_corpus), "--rate", "1000"],
@@ -670,12 +636,9 @@ def test_the_budget_bounds_the_calls(
 
 def test_an_unreachable_target_exits_3(small_corpus: Path, tmp_path: Path) -> None:
     """Nothing listening on the port: exit 3 and the errors listed."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
     lines: list[str] = []
     options = DriftOptions(
-        target=f"http://127.0.0.1:{port}",
+        target=f"http://127.0.0.1:{free_port()}",
         fixtures_dir=small_corpus,
         schemas_dir=SCHEMAS,
         rate=1000.0,
@@ -807,28 +770,15 @@ def test_webhook_posts_json_with_a_text_summary(
     """The webhook receives one POST: JSON with a one-paragraph ``text`` and the findings."""
     received: list[tuple[str, dict[str, Any]]] = []
 
-    class Receiver(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            length = int(self.headers["Content-Length"])
-            received.append((self.headers["Content-Type"], json.loads(self.rfile.read(length))))
-            self.send_response(200)
-            self.end_headers()
+    def receiver(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        length = int(environ["CONTENT_LENGTH"])
+        received.append((environ["CONTENT_TYPE"], json.loads(environ["wsgi.input"].read(length))))
+        start_response("200 OK", [("Content-Length", "0")])
+        return [b""]
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Receiver)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with thread_server(receiver) as hook:
         upstream.mutate = _data(lambda d: d.update(id="7488"))
-        code, _, _ = _run(
-            upstream, small_corpus, tmp_path, webhook=f"http://127.0.0.1:{server.server_port}/hook"
-        )
-    finally:
-        server.shutdown()
-        thread.join(5)
-        server.server_close()
+        code, _, _ = _run(upstream, small_corpus, tmp_path, webhook=f"{hook}/hook")
     assert code == 1
     ((content_type, payload),) = received
     assert content_type == "application/json"

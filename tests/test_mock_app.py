@@ -18,38 +18,29 @@ from flask import Blueprint, Flask
 
 from mockserver import create_app
 from mockserver.config import FIELDS
+from pivotkit.client import demo_key
 from pivotkit.contract import default_schemas_dir, load_contract
 from pivotkit.errors import ConfigError, FixtureError
 from pivotkit.fixtures import Exchange
+from tests.helpers import (
+    BASIC,
+    CONTRACT,
+    CONVENTIONS,
+    FULL,
+    KEY_HEADER,
+    example_params,
+    key_headers,
+    path_of,
+)
 
-FULL = "acf7a7c2d48e4a01098e3feabc0ecb24"
-FULL_2 = "399d666bea1cf47c93633a485471cb6d"
-BASIC = "6e7f66a8f40fdabd2ae4ff289d504622"
-MISSING = (
-    "Access denied due to missing subscription key. Make sure to include subscription "
-    "key when making requests to an API."
-)
-INVALID = (
-    "Access denied due to invalid subscription key. Make sure to provide a valid key "
-    "for an active subscription."
-)
+FULL_2 = demo_key("full", "secondary").reveal()
+MISSING = CONVENTIONS.messages.missing_key
+INVALID = CONVENTIONS.messages.invalid_key
+NOT_FOUND = CONVENTIONS.messages.body(404, CONVENTIONS.messages.not_found)
 BUNDLED_7488 = Path(__file__).resolve().parent.parent / "fixtures" / "getContent" / "7488.json"
-PROVIDER = {
-    "cache-control": "no-cache",
-    "content-type": "application/json; charset=utf-8",
-    "expires": "-1",
-    "pragma": "no-cache",
-    "vary": "Accept-Encoding,Origin",
-    "x-aspnet-version": "4.0.30319",
-    "x-powered-by": "ASP.NET",
-}
-EXAMPLES = {
-    "id": "7488",
-    "channelId": "1",
-    "since": "20241105000000",
-    "start": "20241105",
-    "end": "20241106",
-}
+PROVIDER = dict(CONVENTIONS.provider_headers)
+CONTENT = path_of("getContent", id=7488)
+CHANNELS = path_of("listChannels")
 
 
 @pytest.fixture(autouse=True)
@@ -97,7 +88,7 @@ def fixtures_dir(tmp_path: Path) -> Path:
         root,
         "listChannels",
         "all",
-        "/v1/api/v1/channels",
+        CHANNELS,
         {
             "version": "v1",
             "statusCode": 200,
@@ -130,7 +121,7 @@ def client(make_app: Callable[..., Flask]) -> Any:
 
 def _get(client: Any, url: str, key: str | None = FULL, **headers: str) -> Any:
     if key is not None:
-        headers["Ocp-Apim-Subscription-Key"] = key
+        headers[KEY_HEADER] = key
     return client.get(url, headers=headers)
 
 
@@ -156,7 +147,7 @@ def test_every_contract_operation_is_routed(client: Any) -> None:
     """Each operation of openapi.yaml answers at its path (no 404), none written by hand."""
     contract = load_contract()
     for op in contract.operations.values():
-        path = op.expand(**{p.name: EXAMPLES[p.name] for p in op.path_parameters})
+        path = op.expand(**example_params(op))
         response = _get(client, path)
         assert response.status_code == 200, (op.operation_id, path, response.data)
 
@@ -167,14 +158,16 @@ def test_a_path_changed_in_the_contract_changes_the_route(
     """Renaming a path in openapi.yaml moves the mock's route with it."""
     schemas = tmp_path / "schemas"
     shutil.copytree(default_schemas_dir(), schemas)
+    template = CONTRACT.operation("getPerson").path
     text = (schemas / "openapi.yaml").read_text(encoding="utf-8")
     (schemas / "openapi.yaml").write_text(
-        text.replace("  /v1/api/v1/persons/{id}:\n", "  /v1/api/v1/people/{id}:\n"),
+        text.replace(f"  {template}:\n", f"  {template.replace('/persons/', '/people/')}:\n"),
         encoding="utf-8",
     )
     client = make_app(PIVOT_SCHEMAS=str(schemas)).test_client()
-    assert _get(client, "/v1/api/v1/people/5").status_code == 200
-    assert _get(client, "/v1/api/v1/persons/5").status_code == 404
+    moved = load_contract(schemas).operation("getPerson").expand(id=5)
+    assert _get(client, moved).status_code == 200
+    assert _get(client, path_of("getPerson", id=5)).status_code == 404
 
 
 # -- recorded answers and the wire format --------------------------------------------------
@@ -182,7 +175,7 @@ def test_a_path_changed_in_the_contract_changes_the_route(
 
 def test_recorded_answer_has_the_provider_headers(client: Any) -> None:
     """A fixture is served with the provider's header set, a current date, no mock header."""
-    response = _get(client, "/v1/api/v1/contents/7488")
+    response = _get(client, CONTENT)
     assert response.status_code == 200
     for name, value in PROVIDER.items():
         assert response.headers[name] == value
@@ -211,6 +204,11 @@ def test_recorded_answer_has_the_provider_headers(client: Any) -> None:
         ("", False),
         (None, False),
         ("gzip;q=bogus", False),
+        ("x-gzip", True),
+        ("gzip ; q=0 , deflate", False),
+        ("br, *;q=0.1", True),
+        ("identity, *;q=0", False),
+        ("notgzip", False),
     ],
 )
 def test_gzip_only_when_accept_encoding_allows_it(
@@ -218,7 +216,7 @@ def test_gzip_only_when_accept_encoding_allows_it(
 ) -> None:
     """q-values are honoured; content-length is the size of the bytes actually sent."""
     headers = {} if accept is None else {"Accept-Encoding": accept}
-    response = _get(client, "/v1/api/v1/contents/7488", **headers)
+    response = _get(client, CONTENT, **headers)
     assert int(response.headers["content-length"]) == len(response.data)
     if gzipped:
         assert response.headers["content-encoding"] == "gzip"
@@ -232,7 +230,7 @@ def test_lang_absent_means_fr_and_unknown_falls_back(client: Any) -> None:
     """``lang`` absent or unknown gives French; a recorded ``lang`` gives its own answer."""
 
     def title(query: str) -> str:
-        return str(_get(client, "/v1/api/v1/contents/7488" + query).get_json()["data"]["title"])
+        return str(_get(client, CONTENT + query).get_json()["data"]["title"])
 
     assert title("") == "Blade Runner"
     assert title("?lang=fr") == "Blade Runner"
@@ -242,8 +240,8 @@ def test_lang_absent_means_fr_and_unknown_falls_back(client: Any) -> None:
 
 def test_unknown_query_parameters_are_ignored(client: Any) -> None:
     """Extra query parameters change nothing."""
-    plain = _get(client, "/v1/api/v1/contents/7488")
-    extra = _get(client, "/v1/api/v1/contents/7488?foo=bar&page=2&lang=fr&x=")
+    plain = _get(client, CONTENT)
+    extra = _get(client, CONTENT + "?foo=bar&page=2&lang=fr&x=")
     assert extra.status_code == 200 and extra.data == plain.data
 
 
@@ -255,14 +253,14 @@ def test_fixtures_recorded_with_a_query_match_by_query(
         fixtures_dir,
         "listChannels",
         "page2",
-        "/v1/api/v1/channels",
+        CHANNELS,
         {"version": "v1", "statusCode": 200, "data": [{"id": 2, "name": "France 2"}]},
         query={"page": "2"},
     )
     client = make_app().test_client()
 
     def first_id(query: str) -> int:
-        return int(_get(client, "/v1/api/v1/channels" + query).get_json()["data"][0]["id"])
+        return int(_get(client, CHANNELS + query).get_json()["data"][0]["id"])
 
     assert first_id("?page=2") == 2
     assert first_id("?page=2&lang=en&other=1") == 2
@@ -273,27 +271,27 @@ def test_fixtures_recorded_with_a_query_match_by_query(
 @pytest.mark.parametrize(
     "path",
     [
-        "/v1/api/v1/contents/abc",
-        "/v1/api/v1/contents/0",
-        "/v1/api/v1/contents/-1",
-        "/v1/api/v1/contents/2147483648",
-        "/v1/api/v1/contents/1.5",
-        "/v1/api/v1/updates/2024",
-        "/v1/api/v1/updates/20241305000000",
-        "/v1/api/v1/broadcasts/1/20241301/20241105",
-        "/v1/api/v1/collections/x/20241105/20241105",
+        path_of("getContent", id="abc"),
+        path_of("getContent", id=0),
+        path_of("getContent", id=-1),
+        path_of("getContent", id=2147483648),
+        path_of("getContent", id=1.5),
+        path_of("listUpdates", since=2024),
+        path_of("listUpdates", since=20241305000000),
+        path_of("listBroadcasts", channelId=1, start=20241301, end=20241105),
+        path_of("listCollections", channelId="x", start=20241105, end=20241105),
     ],
 )
 def test_parameters_breaking_the_contract_get_aspnet_400(client: Any, path: str) -> None:
     """A path parameter outside its schema gets ASP.NET's 400 body."""
     response = _get(client, path)
     assert response.status_code == 400
-    assert response.get_json() == {"Message": "The request is invalid."}
+    assert response.get_json() == CONVENTIONS.invalid_request_body
 
 
 def test_unrecorded_id_gets_the_empty_200(client: Any) -> None:
     """No fixture for a valid id: 200 with ``{}`` and the provider's headers."""
-    response = _get(client, "/v1/api/v1/contents/123456")
+    response = _get(client, path_of("getContent", id=123456))
     assert response.status_code == 200
     assert response.get_json() == {}
     assert response.headers["content-type"] == PROVIDER["content-type"]
@@ -304,7 +302,7 @@ def test_empty_body_is_configurable_and_validated(make_app: Callable[..., Flask]
     """PIVOT_EMPTY_BODY sets the empty-200; a body that is not an empty result is refused."""
     envelope = {"version": "v1", "statusCode": 200, "data": None}
     client = make_app(PIVOT_EMPTY_BODY=json.dumps(envelope)).test_client()
-    assert _get(client, "/v1/api/v1/contents/5").get_json() == envelope
+    assert _get(client, path_of("getContent", id=5)).get_json() == envelope
     with pytest.raises(ConfigError, match="PIVOT_EMPTY_BODY"):
         make_app(PIVOT_EMPTY_BODY='{"data": 1}')
 
@@ -314,21 +312,21 @@ def test_empty_body_is_configurable_and_validated(make_app: Callable[..., Flask]
     [
         ("POST", "/"),
         ("GET", "/v1"),
-        ("GET", "/v1/api/v1/contentz/7488"),
-        ("GET", "/v1/api/v1/contents"),
-        ("GET", "/v1/api/v1/contents/7488/"),
-        ("POST", "/v1/api/v1/contents/7488"),
-        ("DELETE", "/v1/api/v1/contents/7488"),
-        ("PUT", "/v1/api/v1/channels"),
-        ("PATCH", "/v1/api/v1/days"),
-        ("OPTIONS", "/v1/api/v1/days"),
+        ("GET", CONTENT.replace("/contents/", "/contentz/")),
+        ("GET", path_of("getContent", id="").rstrip("/")),
+        ("GET", CONTENT + "/"),
+        ("POST", CONTENT),
+        ("DELETE", CONTENT),
+        ("PUT", CHANNELS),
+        ("PATCH", path_of("listDays")),
+        ("OPTIONS", path_of("listDays")),
     ],
 )
 def test_unknown_path_or_method_gets_the_gateway_404(client: Any, method: str, path: str) -> None:
     """No operation fits: the gateway's 404 (there is no 405), plain application/json."""
-    response = client.open(path, method=method, headers={"Ocp-Apim-Subscription-Key": FULL})
+    response = client.open(path, method=method, headers=key_headers(FULL))
     assert response.status_code == 404
-    assert response.get_json() == {"statusCode": 404, "message": "Resource not found"}
+    assert response.get_json() == NOT_FOUND
     assert response.headers["content-type"] == "application/json"
 
 
@@ -337,12 +335,9 @@ def test_unknown_path_or_method_gets_the_gateway_404(client: Any, method: str, p
 
 def test_key_in_header_or_in_query(client: Any) -> None:
     """Both transports of the key work, primary and secondary."""
-    assert _get(client, "/v1/api/v1/contents/7488").status_code == 200
-    assert _get(client, "/v1/api/v1/contents/7488", key=FULL_2).status_code == 200
-    assert (
-        _get(client, f"/v1/api/v1/contents/7488?subscription-key={FULL}", key=None).status_code
-        == 200
-    )
+    assert _get(client, CONTENT).status_code == 200
+    assert _get(client, CONTENT, key=FULL_2).status_code == 200
+    assert _get(client, f"{CONTENT}?subscription-key={FULL}", key=None).status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -362,24 +357,24 @@ def test_missing_and_invalid_keys_get_the_exact_401(
     client: Any, key: str | None, query: str, message: str
 ) -> None:
     """The gateway's exact 401 bodies, with application/json."""
-    response = _get(client, "/v1/api/v1/contents/7488" + query, key=key)
+    response = _get(client, CONTENT + query, key=key)
     assert response.status_code == 401
-    assert response.get_json() == {"statusCode": 401, "message": message}
+    assert response.get_json() == CONVENTIONS.messages.body(401, message)
     assert response.headers["content-type"] == "application/json"
 
 
 def test_operation_outside_the_rights_gets_the_invalid_key_401(client: Any) -> None:
     """basic may call getContent but not getPerson."""
-    assert _get(client, "/v1/api/v1/contents/7488", key=BASIC).status_code == 200
-    response = _get(client, "/v1/api/v1/persons/5", key=BASIC)
+    assert _get(client, CONTENT, key=BASIC).status_code == 200
+    response = _get(client, path_of("getPerson", id=5), key=BASIC)
     assert response.status_code == 401
     assert response.get_json()["message"] == INVALID
 
 
 def test_withheld_fields_are_absent_not_null(client: Any) -> None:
     """basic sees no synopsis and no credits.character; everything else is kept."""
-    full = _get(client, "/v1/api/v1/contents/7488").get_json()["data"]
-    basic = _get(client, "/v1/api/v1/contents/7488", key=BASIC).get_json()["data"]
+    full = _get(client, CONTENT).get_json()["data"]
+    basic = _get(client, CONTENT, key=BASIC).get_json()["data"]
     assert "synopsis" in full and "synopsis" not in basic
     assert any("character" in c for c in full["credits"])
     assert all("character" not in c for c in basic["credits"])
@@ -393,13 +388,13 @@ def test_allowed_fields_keep_only_those(tmp_path: Path, make_app: Callable[..., 
         tmp_path, ONE_ACCOUNT + 'fields = ["/id", "title", "credits.name", "/images/url"]\n'
     )
     client = make_app(PIVOT_ACCOUNTS=str(path)).test_client()
-    body = _get(client, "/v1/api/v1/contents/7488", key=T_KEY).get_json()
+    body = _get(client, CONTENT, key=T_KEY).get_json()
     assert body["version"] == "v1" and body["statusCode"] == 200
     data = body["data"]
     assert set(data) == {"id", "title", "credits", "images"}
     assert all(set(c) == {"name"} for c in data["credits"])
     assert data["images"] == [{"url": "https://img.plurimedia.fr/contents/7488/poster.jpg"}]
-    listed = _get(client, "/v1/api/v1/channels", key=T_KEY).get_json()["data"]
+    listed = _get(client, CHANNELS, key=T_KEY).get_json()["data"]
     assert listed == [{"id": 1}]
 
 
@@ -412,26 +407,25 @@ def test_rate_limit_gives_429_with_retry_after(
     """Over the rate limit: 429, the exact message with the wait, Retry-After."""
     path = _accounts(tmp_path, ONE_ACCOUNT + "rate_limit = { calls = 2, period = 3600 }\n")
     client = make_app(PIVOT_ACCOUNTS=str(path)).test_client()
-    assert [_get(client, "/v1/api/v1/contents/7488", key=T_KEY).status_code for _ in range(2)] == [
+    assert [_get(client, CONTENT, key=T_KEY).status_code for _ in range(2)] == [
         200,
         200,
     ]
-    response = _get(client, "/v1/api/v1/contents/7488", key=T_KEY)
+    response = _get(client, CONTENT, key=T_KEY)
     assert response.status_code == 429
     wait = int(response.headers["Retry-After"])
     assert 0 < wait <= 3600
-    assert response.get_json() == {
-        "statusCode": 429,
-        "message": f"Rate limit is exceeded. Try again in {wait} seconds.",
-    }
+    assert response.get_json() == CONVENTIONS.messages.body(
+        429, CONVENTIONS.messages.rate_limited(wait)
+    )
 
 
 def test_quota_gives_403_with_a_timespan(tmp_path: Path, make_app: Callable[..., Flask]) -> None:
     """Out of quota: 403 with the TimeSpan message (d.hh:mm:ss past a day) and Retry-After."""
     path = _accounts(tmp_path, ONE_ACCOUNT + "quota = { calls = 1, period = 259200 }\n")
     client = make_app(PIVOT_ACCOUNTS=str(path)).test_client()
-    assert _get(client, "/v1/api/v1/contents/7488", key=T_KEY).status_code == 200
-    response = _get(client, "/v1/api/v1/contents/7488", key=T_KEY)
+    assert _get(client, CONTENT, key=T_KEY).status_code == 200
+    response = _get(client, CONTENT, key=T_KEY)
     assert response.status_code == 403
     wait = int(response.headers["Retry-After"])
     m = re.fullmatch(
@@ -447,7 +441,7 @@ def test_quota_gives_403_with_a_timespan(tmp_path: Path, make_app: Callable[...,
 
 def test_limits_are_off_by_default(client: Any) -> None:
     """The full account has no rate limit or quota."""
-    statuses = {_get(client, "/v1/api/v1/contents/7488").status_code for _ in range(40)}
+    statuses = {_get(client, CONTENT).status_code for _ in range(40)}
     assert statuses == {200}
 
 
@@ -457,7 +451,7 @@ def test_the_limited_demo_account_is_limited(
     """The bundled 'limited' account hits its rate limit after a few calls."""
     client = make_app().test_client()
     key = client.application.extensions["pivot"].current_keys("limited")[0]
-    statuses = [_get(client, "/v1/api/v1/contents/7488", key=key).status_code for _ in range(8)]
+    statuses = [_get(client, CONTENT, key=key).status_code for _ in range(8)]
     assert statuses[0] == 200 and 429 in statuses
 
 
@@ -472,7 +466,7 @@ def test_dynamic_mode_generates_valid_deterministic_bodies(make_app: Callable[..
     for op in contract.operations.values():
         if op.operation_id == "listChannels":  # recorded in the small fixture set
             continue
-        params = {p.name: EXAMPLES[p.name] for p in op.path_parameters}
+        params = example_params(op)
         if "id" in params:
             params["id"] = "4242"
         path = op.expand(**params)
@@ -485,18 +479,18 @@ def test_dynamic_mode_generates_valid_deterministic_bodies(make_app: Callable[..
         assert _get(second, path).data == response.data
         if op.operation_id == "getContent":
             assert body["data"]["id"] == 4242
-    other = _get(first, "/v1/api/v1/contents/4243").get_json()
-    assert other != _get(first, "/v1/api/v1/contents/4242").get_json()
+    other = _get(first, path_of("getContent", id=4243)).get_json()
+    assert other != _get(first, path_of("getContent", id=4242)).get_json()
 
 
 def test_dynamic_mode_keeps_fixtures_and_rights(make_app: Callable[..., Flask]) -> None:
     """Recorded ids still get their fixture (no header); generated bodies are filtered too."""
     client = make_app(PIVOT_DYNAMIC=True).test_client()
-    recorded = _get(client, "/v1/api/v1/contents/7488")
+    recorded = _get(client, CONTENT)
     assert "x-pivot-mock" not in recorded.headers
     assert recorded.get_json()["data"]["title"] == "Blade Runner"
     for n in range(20):
-        data = _get(client, f"/v1/api/v1/contents/{900 + n}", key=BASIC).get_json()["data"]
+        data = _get(client, path_of("getContent", id=900 + n), key=BASIC).get_json()["data"]
         assert "synopsis" not in data
         assert all("character" not in c for c in data.get("credits", []))
 
@@ -518,12 +512,12 @@ def test_record_through_hook(
 
     mock.record_through = recorder
     client = app.test_client()
-    assert _get(client, "/v1/api/v1/contents/55").get_json()["data"]["title"] == "Blade Runner"
-    assert _get(client, "/v1/api/v1/contents/56").get_json() == {}
-    assert _get(client, "/v1/api/v1/contents/7488").status_code == 200
+    assert _get(client, path_of("getContent", id=55)).get_json()["data"]["title"] == "Blade Runner"
+    assert _get(client, path_of("getContent", id=56)).get_json() == {}
+    assert _get(client, CONTENT).status_code == 200
     assert seen == [
-        ("getContent", "/v1/api/v1/contents/55"),
-        ("getContent", "/v1/api/v1/contents/56"),
+        ("getContent", path_of("getContent", id=55)),
+        ("getContent", path_of("getContent", id=56)),
     ]
 
 
@@ -555,7 +549,7 @@ def test_record_through_hook(
 )
 def test_fault_header(client: Any, spec: str, status: int, body: Any) -> None:
     """x-pivot-fault injects statuses (with the gateway's bodies) and latency."""
-    response = _get(client, "/v1/api/v1/contents/7488", **{"x-pivot-fault": spec})
+    response = _get(client, CONTENT, **{"x-pivot-fault": spec})
     assert response.status_code == status
     if body is not None:
         assert response.get_json() == body
@@ -565,7 +559,7 @@ def test_fault_header(client: Any, spec: str, status: int, body: Any) -> None:
 
 def test_invalid_json_fault(client: Any) -> None:
     """invalid-json: a 200 whose body does not parse."""
-    response = _get(client, "/v1/api/v1/contents/7488", **{"x-pivot-fault": "invalid-json"})
+    response = _get(client, CONTENT, **{"x-pivot-fault": "invalid-json"})
     assert response.status_code == 200
     assert int(response.headers["content-length"]) == len(response.data)
     with pytest.raises(json.JSONDecodeError):
@@ -574,7 +568,7 @@ def test_invalid_json_fault(client: Any) -> None:
 
 def test_bad_fault_spec_is_a_clear_400(client: Any) -> None:
     """An unparsable x-pivot-fault says what is allowed."""
-    response = _get(client, "/v1/api/v1/contents/7488", **{"x-pivot-fault": "explode"})
+    response = _get(client, CONTENT, **{"x-pivot-fault": "explode"})
     assert response.status_code == 400
     assert "unknown fault 'explode'" in response.get_json()["message"]
 
@@ -582,13 +576,10 @@ def test_bad_fault_spec_is_a_clear_400(client: Any) -> None:
 def test_configured_faults_and_header_switch(make_app: Callable[..., Flask]) -> None:
     """PIVOT_FAULTS applies to every call; PIVOT_FAULT_HEADER=false ignores the header."""
     client = make_app(PIVOT_FAULTS="status=503").test_client()
-    assert _get(client, "/v1/api/v1/contents/7488").status_code == 503
-    assert _get(client, "/v1/api/v1/contents/7488", key=None).status_code == 401
+    assert _get(client, CONTENT).status_code == 503
+    assert _get(client, CONTENT, key=None).status_code == 401
     quiet = make_app(PIVOT_FAULT_HEADER=False).test_client()
-    assert (
-        _get(quiet, "/v1/api/v1/contents/7488", **{"x-pivot-fault": "status=500"}).status_code
-        == 200
-    )
+    assert _get(quiet, CONTENT, **{"x-pivot-fault": "status=500"}).status_code == 200
 
 
 # -- admin, state and the portal's API -----------------------------------------------------------
@@ -603,7 +594,7 @@ def test_admin_needs_the_token_except_health(client: Any) -> None:
         assert client.get(url, headers={"Authorization": "Bearer wrong-token"}).status_code == 401
     assert client.post("/__pivot/reload").status_code == 401
     assert client.post("/__pivot/accounts/full/keys/primary").status_code == 401
-    assert _get(client, "/v1/api/v1/contents/7488").status_code == 200  # key unchanged
+    assert _get(client, CONTENT).status_code == 200  # key unchanged
 
 
 AUTH = {"Authorization": "Bearer admin-token-for-tests"}
@@ -617,7 +608,7 @@ def test_unknown_admin_and_unmounted_portal_paths(
     assert response.status_code == 404 and "error" in response.get_json()
     monkeypatch.setitem(sys.modules, "mockserver.portal", types.ModuleType("mockserver.portal"))
     bare = make_app().test_client()
-    assert bare.get("/portal/").get_json() == {"statusCode": 404, "message": "Resource not found"}
+    assert bare.get("/portal/").get_json() == NOT_FOUND
 
 
 def test_admin_regenerates_a_key(client: Any) -> None:
@@ -625,9 +616,9 @@ def test_admin_regenerates_a_key(client: Any) -> None:
     response = client.post("/__pivot/accounts/full/keys/primary", headers=AUTH)
     new = response.get_json()["key"]
     assert re.fullmatch(r"[0-9a-f]{32}", new) and new != FULL
-    assert _get(client, "/v1/api/v1/contents/7488").get_json()["message"] == INVALID
-    assert _get(client, "/v1/api/v1/contents/7488", key=new).status_code == 200
-    assert _get(client, "/v1/api/v1/contents/7488", key=FULL_2).status_code == 200
+    assert _get(client, CONTENT).get_json()["message"] == INVALID
+    assert _get(client, CONTENT, key=new).status_code == 200
+    assert _get(client, CONTENT, key=FULL_2).status_code == 200
     accounts = client.get("/__pivot/accounts", headers=AUTH).get_json()["accounts"]
     assert next(a for a in accounts if a["name"] == "full")["primaryKey"] == new
     assert client.post("/__pivot/accounts/nobody/keys/primary", headers=AUTH).status_code == 404
@@ -637,9 +628,9 @@ def test_admin_regenerates_a_key(client: Any) -> None:
 def test_admin_usage_and_fixtures_and_reload(client: Any, fixtures_dir: Path) -> None:
     """Usage counts per operation and slot; reload picks up a new fixture file."""
     for _ in range(3):
-        _get(client, "/v1/api/v1/contents/7488")
-    _get(client, "/v1/api/v1/channels", key=FULL_2)
-    _get(client, "/v1/api/v1/contents/7488", key="0" * 32)  # refused: not counted
+        _get(client, CONTENT)
+    _get(client, CHANNELS, key=FULL_2)
+    _get(client, CONTENT, key="0" * 32)  # refused: not counted
     rows = client.get("/__pivot/usage?account=full", headers=AUTH).get_json()["usage"]
     counts = {(r["operationId"], r["slot"]): r["count"] for r in rows}
     assert counts == {("getContent", "primary"): 3, ("listChannels", "secondary"): 1}
@@ -649,12 +640,12 @@ def test_admin_usage_and_fixtures_and_reload(client: Any, fixtures_dir: Path) ->
         fixtures_dir,
         "getPerson",
         "5",
-        "/v1/api/v1/persons/5",
+        path_of("getPerson", id=5),
         {"version": "v1", "statusCode": 200, "data": {"id": 5, "fullName": "Ridley Scott"}},
     )
-    assert _get(client, "/v1/api/v1/persons/5").get_json() == {}
+    assert _get(client, path_of("getPerson", id=5)).get_json() == {}
     assert client.post("/__pivot/reload", headers=AUTH).get_json()["fixtures"] == 4
-    assert _get(client, "/v1/api/v1/persons/5").get_json()["data"]["id"] == 5
+    assert _get(client, path_of("getPerson", id=5)).get_json()["data"]["id"] == 5
 
 
 def test_explain_names_operation_fixture_or_closest(client: Any) -> None:
@@ -663,15 +654,15 @@ def test_explain_names_operation_fixture_or_closest(client: Any) -> None:
     def explain(query: str) -> Any:
         return client.get(f"/__pivot/explain?{query}", headers=AUTH).get_json()
 
-    hit = explain("path=/v1/api/v1/contents/7488&lang=xx")
+    hit = explain(f"path={CONTENT}&lang=xx")
     assert hit["answer"] == "fixture" and hit["fixture"]["name"] == "7488"
-    assert explain("path=/v1/api/v1/contents/7488&lang=en")["fixture"]["name"] == "7488-en"
-    miss = explain("path=/v1/api/v1/contents/7489")
-    assert miss["answer"] == "empty-200" and "/v1/api/v1/contents/7488" in miss["closest"]
-    assert explain("path=/v1/api/v1/contents/x")["problems"]
-    wrong = explain("path=/v1/api/v1/contents/7488&method=POST")
+    assert explain(f"path={CONTENT}&lang=en")["fixture"]["name"] == "7488-en"
+    miss = explain(f"path={path_of('getContent', id=7489)}")
+    assert miss["answer"] == "empty-200" and CONTENT in miss["closest"]
+    assert explain(f"path={path_of('getContent', id='x')}")["problems"]
+    wrong = explain(f"path={CONTENT}&method=POST")
     assert wrong["operation"] is None
-    assert wrong["sameWithOtherMethod"] == ["GET /v1/api/v1/contents/{id}"]
+    assert wrong["sameWithOtherMethod"] == [f"GET {CONTRACT.operation('getContent').path}"]
 
 
 def test_bad_fixture_files_are_left_out_and_listed(
@@ -682,7 +673,7 @@ def test_bad_fixture_files_are_left_out_and_listed(
     client = make_app().test_client()
     problems = client.get("/__pivot/fixtures", headers=AUTH).get_json()["problems"]
     assert len(problems) == 1 and "broken.json" in problems[0]
-    assert _get(client, "/v1/api/v1/contents/7488").status_code == 200
+    assert _get(client, CONTENT).status_code == 200
     with pytest.raises(FixtureError, match=r"broken\.json"):
         make_app(PIVOT_STRICT_FIXTURES=True)
 
@@ -697,11 +688,11 @@ def test_python_api_for_the_portal(make_app: Callable[..., Flask]) -> None:
     assert mock.verify_password("full", "full-demo")
     assert not mock.verify_password("full", "basic-demo")
     assert not mock.verify_password("nobody", "x")
-    assert mock.current_keys("basic") == (BASIC, "12496a37544e7fdb108b359568b3b527")
+    assert mock.current_keys("basic") == (BASIC, demo_key("basic", "secondary").reveal())
     new = mock.regenerate_key("basic", "secondary")
     assert mock.current_keys("basic") == (BASIC, new)
     client = app.test_client()
-    _get(client, "/v1/api/v1/contents/7488", key=new)
+    _get(client, CONTENT, key=new)
     rows = mock.usage("basic")
     assert [(r.operation_id, r.slot, r.count) for r in rows] == [("getContent", "secondary", 1)]
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", rows[0].day)
@@ -724,7 +715,7 @@ def test_portal_is_mounted_when_the_module_exists(
     monkeypatch.setitem(sys.modules, "mockserver.portal", portal)
     client = make_app().test_client()
     assert client.get("/portal/").data == b"portal home"
-    assert _get(client, "/v1/api/v1/contents/7488").status_code == 200
+    assert _get(client, CONTENT).status_code == 200
 
 
 # -- configuration -------------------------------------------------------------------------------
@@ -827,7 +818,7 @@ def test_large_corpus_is_prepared_once_in_the_background(
     source = json.loads(BUNDLED_7488.read_text(encoding="utf-8"))
     count = backend_module._WARM_SYNC + 50
     for i in range(count):
-        source["request"]["path"] = f"/v1/api/v1/contents/{500_000 + i}"
+        source["request"]["path"] = path_of("getContent", id=500_000 + i)
         source["response"]["body"]["data"]["id"] = 500_000 + i
         (fixtures_dir / "getContent" / f"{500_000 + i}.json").write_text(json.dumps(source))
     app = make_app()
@@ -837,7 +828,7 @@ def test_large_corpus_is_prepared_once_in_the_background(
     assert len(unfiltered) == len(backend.fixtures) == count + 3
     last = _get(
         app.test_client(),
-        f"/v1/api/v1/contents/{500_000 + count - 1}",
+        path_of("getContent", id=500_000 + count - 1),
         **{"Accept-Encoding": "gzip"},
     )
     assert last.headers["content-encoding"] == "gzip"
@@ -864,7 +855,7 @@ def test_reset_restores_keys_and_forgets_counters_and_usage(make_app: Callable[.
     app, other = make_app(PIVOT_USAGE_FLUSH=0), make_app(PIVOT_USAGE_FLUSH=0)
     mock = app.extensions["pivot"]
     new_key = mock.regenerate_key("full", "primary")
-    url = "/v1/api/v1/contents/7488"
+    url = CONTENT
     assert _get(other.test_client(), url).status_code == 401
     assert _get(app.test_client(), url, key=new_key).status_code == 200
     assert mock.usage("full")

@@ -11,8 +11,7 @@ from flask import Flask
 
 from mockserver.config import FIELDS
 from pivotkit.cli import main
-
-FULL = "acf7a7c2d48e4a01098e3feabc0ecb24"
+from tests.helpers import FULL
 
 
 @pytest.fixture(autouse=True)

@@ -4,134 +4,78 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import http.client
 import json
-import os
 import socket
-import subprocess
-import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from werkzeug.serving import make_server
 
 from mockserver import create_app
 from mockserver.server import RedactingRequestHandler, redact
 from pivotkit.contract import load_contract
+from tests.helpers import (
+    BASIC,
+    FULL,
+    KEY_HEADER,
+    address,
+    connection,
+    example_params,
+    key_headers,
+    path_of,
+    serve_process,
+    thread_server,
+)
 
-FULL = "acf7a7c2d48e4a01098e3feabc0ecb24"
-BASIC = "6e7f66a8f40fdabd2ae4ff289d504622"
-EXAMPLES = {
-    "id": "7488",
-    "channelId": "1",
-    "since": "20241105000000",
-    "start": "20241105",
-    "end": "20241106",
-}
+CONTENT = path_of("getContent", id=7488)
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _dev_server(state: Path) -> Iterator[int]:
-    app = create_app({"PIVOT_STATE": str(state), "PIVOT_ADMIN_TOKEN": "admin-token-for-tests"})
-    srv = make_server("127.0.0.1", 0, app, threaded=True, request_handler=RedactingRequestHandler)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield srv.server_port
-    srv.shutdown()
-    srv.server_close()
-    thread.join()
-
-
-def _production_server(state: Path, log: Path) -> Iterator[int]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PIVOT_")}
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                "from pivotkit.cli import main; main()",
-                "serve",
-                "--production",
-                "--workers",
-                "1",
-                "--port",
-                str(port),
-                "--state",
-                str(state),
-                "--admin-token",
-                "admin-token-for-tests",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, log.read_text(errors="replace")
-            assert time.monotonic() < deadline, log.read_text(errors="replace")
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/__pivot/health").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        yield port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+ADMIN_TOKEN = "admin-token-for-tests"
 
 
 @pytest.fixture(scope="module", params=["dev", "production"])
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[int]:
+) -> Iterator[str]:
     """The mock on a free loopback port, bundled fixtures: the development server (threaded
-    werkzeug, in a thread) and the production one (``pivotkit serve --production``, granian)."""
+    werkzeug, in a thread) and the production one (``pivotkit serve --production``, granian);
+    its base URL."""
     folder = tmp_path_factory.mktemp(request.param)
     if request.param == "dev":
-        yield from _dev_server(folder / "state.sqlite")
+        app = create_app(
+            {"PIVOT_STATE": str(folder / "state.sqlite"), "PIVOT_ADMIN_TOKEN": ADMIN_TOKEN}
+        )
+        with thread_server(app, handler=RedactingRequestHandler) as url:
+            yield url
     else:
-        yield from _production_server(folder / "state.sqlite", folder / "serve.log")
+        production = ("--production", "--workers", "1", "--admin-token", ADMIN_TOKEN)
+        with serve_process(folder, *production) as (url, _, _):
+            yield url
 
 
-def _base(port: int) -> str:
-    return f"http://127.0.0.1:{port}"
-
-
-def test_httpx_gzip_and_identity(server: int) -> None:
+def test_httpx_gzip_and_identity(server: str) -> None:
     """httpx gets gzip by default (decoded for it) and identity when it asks for it."""
-    with httpx.Client(base_url=_base(server), headers={"Ocp-Apim-Subscription-Key": FULL}) as c:
-        zipped = c.get("/v1/api/v1/contents/7488")
+    with httpx.Client(base_url=server, headers=key_headers(FULL)) as c:
+        zipped = c.get(CONTENT)
         assert zipped.status_code == 200
         assert zipped.headers["content-encoding"] == "gzip"
         assert zipped.json()["data"]["title"] == "Blade Runner"
-        plain = c.get("/v1/api/v1/contents/7488", headers={"Accept-Encoding": "identity"})
+        plain = c.get(CONTENT, headers={"Accept-Encoding": "identity"})
         assert "content-encoding" not in plain.headers
         assert int(plain.headers["content-length"]) == len(plain.content)
         assert plain.json() == zipped.json()
-        refused = c.get("/v1/api/v1/contents/7488", headers={"Accept-Encoding": "gzip;q=0"})
+        refused = c.get(CONTENT, headers={"Accept-Encoding": "gzip;q=0"})
         assert "content-encoding" not in refused.headers
 
 
-def test_raw_gzip_length_is_the_compressed_size(server: int) -> None:
+def test_raw_gzip_length_is_the_compressed_size(server: str) -> None:
     """On the wire, content-length counts the gzip bytes, which decompress to the JSON."""
-    conn = http.client.HTTPConnection("127.0.0.1", server, timeout=10)
+    conn = connection(server)
     try:
         conn.request(
             "GET",
-            "/v1/api/v1/contents/7488",
-            headers={"Ocp-Apim-Subscription-Key": FULL, "Accept-Encoding": "gzip"},
+            CONTENT,
+            headers={**key_headers(FULL), "Accept-Encoding": "gzip"},
         )
         response = conn.getresponse()
         raw = response.read()
@@ -142,57 +86,45 @@ def test_raw_gzip_length_is_the_compressed_size(server: int) -> None:
         conn.close()
 
 
-def test_both_key_transports_over_a_socket(server: int) -> None:
+def test_both_key_transports_over_a_socket(server: str) -> None:
     """Header and query key both work; the missing key gets the gateway's 401."""
-    with httpx.Client(base_url=_base(server)) as c:
-        assert (
-            c.get(
-                "/v1/api/v1/contents/7488", headers={"Ocp-Apim-Subscription-Key": FULL}
-            ).status_code
-            == 200
-        )
-        assert (
-            c.get("/v1/api/v1/contents/7488", params={"subscription-key": BASIC}).status_code == 200
-        )
-        missing = c.get("/v1/api/v1/contents/7488")
+    with httpx.Client(base_url=server) as c:
+        assert c.get(CONTENT, headers=key_headers(FULL)).status_code == 200
+        assert c.get(CONTENT, params={"subscription-key": BASIC}).status_code == 200
+        missing = c.get(CONTENT)
         assert missing.status_code == 401
         assert missing.headers["content-type"] == "application/json"
 
 
 @pytest.mark.parametrize("spec", ["drop", "truncate"])
-def test_connection_faults(server: int, spec: str) -> None:
+def test_connection_faults(server: str, spec: str) -> None:
     """drop closes without an answer; truncate closes in the middle of the body."""
-    with httpx.Client(base_url=_base(server)) as c, pytest.raises(httpx.TransportError):
+    with httpx.Client(base_url=server) as c, pytest.raises(httpx.TransportError):
         c.get(
-            "/v1/api/v1/contents/7488",
+            CONTENT,
             headers={
-                "Ocp-Apim-Subscription-Key": FULL,
+                **key_headers(FULL),
                 "x-pivot-fault": spec,
                 "Accept-Encoding": "identity",
             },
         )
-    with httpx.Client(base_url=_base(server)) as c:  # the server is still fine
-        assert (
-            c.get(
-                "/v1/api/v1/contents/7488", headers={"Ocp-Apim-Subscription-Key": FULL}
-            ).status_code
-            == 200
-        )
+    with httpx.Client(base_url=server) as c:  # the server is still fine
+        assert c.get(CONTENT, headers=key_headers(FULL)).status_code == 200
 
 
-def test_random_latency_fault_still_answers(server: int) -> None:
+def test_random_latency_fault_still_answers(server: str) -> None:
     """latency=a..b delays but answers normally."""
-    with httpx.Client(base_url=_base(server)) as c:
+    with httpx.Client(base_url=server) as c:
         response = c.get(
-            "/v1/api/v1/contents/7488",
-            headers={"Ocp-Apim-Subscription-Key": FULL, "x-pivot-fault": "latency=1..5ms"},
+            CONTENT,
+            headers={**key_headers(FULL), "x-pivot-fault": "latency=1..5ms"},
         )
         assert response.status_code == 200 and response.json()["data"]["id"] == 7488
 
 
 def test_keys_in_query_strings_are_redacted_from_request_logs() -> None:
     """The development server's request log masks subscription-key values."""
-    line = redact(f"GET /v1/api/v1/contents/7488?lang=fr&subscription-key={FULL}&x=1 HTTP/1.1")
+    line = redact(f"GET {CONTENT}?lang=fr&subscription-key={FULL}&x=1 HTTP/1.1")
     assert FULL not in line and "subscription-key=***&x=1" in line
 
 
@@ -204,76 +136,76 @@ def _request(
 ) -> bytes:
     head = method + b" " + target + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
     if key is not None:
-        head += b"Ocp-Apim-Subscription-Key: " + key + b"\r\n"
+        head += KEY_HEADER.encode() + b": " + key + b"\r\n"
     if method in (b"POST", b"PUT", b"PATCH"):
         head += b"Content-Length: 0\r\n"
     return head + extra + b"\r\n"
 
 
-C = "/v1/api/v1/contents/"
+C = path_of("getContent", id="").encode()  # the path up to the id
 _HOSTILE: list[tuple[str, bytes, set[int] | None]] = [
-    ("dotdot", _request(b"/v1/api/v1/contents/../../../../etc/passwd"), {404}),
+    ("dotdot", _request(C + b"../../../../etc/passwd"), {404}),
     (
         "dotdot-fixture",
-        _request(b"/v1/api/v1/contents/../../../fixtures/getContent/7488.json"),
+        _request(C + b"../../../fixtures/getContent/7488.json"),
         {404},
     ),
-    ("pct-2e2e", _request(C.encode() + b"%2e%2e"), {400}),
-    ("pct-2e2e-2f", _request(C.encode() + b"%2e%2e%2f%2e%2e%2fpyproject.toml"), {404}),
-    ("pct-2f", _request(C.encode() + b"7488%2f..%2f..%2fschemas%2fopenapi.yaml"), {404}),
-    ("pct-2F-upper", _request(C.encode() + b"..%2F..%2F..%2Fetc%2Fpasswd"), {404}),
-    ("backslash", _request(C.encode() + b"..\\..\\pyproject.toml"), {400}),
-    ("pct-5c", _request(C.encode() + b"..%5c..%5cpyproject.toml"), {400}),
-    ("nul-path", _request(C.encode() + b"7488%00"), {400}),
-    ("nul-path-ext", _request(C.encode() + b"7488%00.json"), {400}),
-    ("nul-query", _request(C.encode() + b"7488?lang=%00"), {200}),
-    ("id-10000-digits", _request(C.encode() + b"9" * 10_000), {400}),
-    ("id-10000-letters", _request(C.encode() + b"a" * 10_000), {400}),
-    ("id-negative", _request(C.encode() + b"-7488"), {400}),
-    ("id-zero", _request(C.encode() + b"0"), {400}),
-    ("id-int32-overflow", _request(C.encode() + b"2147483648"), {400}),
-    ("id-int64-overflow", _request(C.encode() + b"9223372036854775808"), {400}),
-    ("id-huge", _request(C.encode() + b"9" * 40), {400}),
-    ("id-plus", _request(C.encode() + b"+7488"), {400}),
-    ("id-spaces", _request(C.encode() + b"%207488%20"), {400}),
-    ("id-unicode-digits", _request(C.encode() + "٧٤٨٨".encode()), {400}),
-    ("non-utf8-pct", _request(C.encode() + b"%ff%fe"), {400}),
-    ("non-utf8-raw", _request(C.encode() + b"\xff\xfe"), {400}),
-    ("non-utf8-query", _request(C.encode() + b"7488?lang=%ff%fe"), {200}),
-    ("non-utf8-key", _request(C.encode() + b"7488", key=b"\xff\xfe" * 16), {401}),
-    ("non-utf8-query-key", _request(C.encode() + b"7488?subscription-key=%ff", key=None), {401}),
-    ("key-10000", _request(C.encode() + b"7488", key=b"a" * 10_000), {401}),
-    ("long-query", _request(C.encode() + b"7488?lang=" + b"a" * 20_000), {200}),
+    ("pct-2e2e", _request(C + b"%2e%2e"), {400}),
+    ("pct-2e2e-2f", _request(C + b"%2e%2e%2f%2e%2e%2fpyproject.toml"), {404}),
+    ("pct-2f", _request(C + b"7488%2f..%2f..%2fschemas%2fopenapi.yaml"), {404}),
+    ("pct-2F-upper", _request(C + b"..%2F..%2F..%2Fetc%2Fpasswd"), {404}),
+    ("backslash", _request(C + b"..\\..\\pyproject.toml"), {400}),
+    ("pct-5c", _request(C + b"..%5c..%5cpyproject.toml"), {400}),
+    ("nul-path", _request(C + b"7488%00"), {400}),
+    ("nul-path-ext", _request(C + b"7488%00.json"), {400}),
+    ("nul-query", _request(C + b"7488?lang=%00"), {200}),
+    ("id-10000-digits", _request(C + b"9" * 10_000), {400}),
+    ("id-10000-letters", _request(C + b"a" * 10_000), {400}),
+    ("id-negative", _request(C + b"-7488"), {400}),
+    ("id-zero", _request(C + b"0"), {400}),
+    ("id-int32-overflow", _request(C + b"2147483648"), {400}),
+    ("id-int64-overflow", _request(C + b"9223372036854775808"), {400}),
+    ("id-huge", _request(C + b"9" * 40), {400}),
+    ("id-plus", _request(C + b"+7488"), {400}),
+    ("id-spaces", _request(C + b"%207488%20"), {400}),
+    ("id-unicode-digits", _request(C + "٧٤٨٨".encode()), {400}),
+    ("non-utf8-pct", _request(C + b"%ff%fe"), {400}),
+    ("non-utf8-raw", _request(C + b"\xff\xfe"), {400}),
+    ("non-utf8-query", _request(C + b"7488?lang=%ff%fe"), {200}),
+    ("non-utf8-key", _request(C + b"7488", key=b"\xff\xfe" * 16), {401}),
+    ("non-utf8-query-key", _request(C + b"7488?subscription-key=%ff", key=None), {401}),
+    ("key-10000", _request(C + b"7488", key=b"a" * 10_000), {401}),
+    ("long-query", _request(C + b"7488?lang=" + b"a" * 20_000), {200}),
     (
         "many-params",
-        _request(C.encode() + b"7488?" + b"&".join(b"p%d=1" % i for i in range(5000))),
+        _request(C + b"7488?" + b"&".join(b"p%d=1" % i for i in range(5000))),
         {200},
     ),
-    ("huge-request-line", _request(C.encode() + b"7488?x=" + b"a" * 70_000), {414}),
+    ("huge-request-line", _request(C + b"7488?x=" + b"a" * 70_000), {414}),
     (
         "huge-header",
-        _request(C.encode() + b"7488", extra=b"X-Big: " + b"a" * 70_000 + b"\r\n"),
+        _request(C + b"7488", extra=b"X-Big: " + b"a" * 70_000 + b"\r\n"),
         {431},
     ),
     (
         "many-headers",
-        _request(C.encode() + b"7488", extra=b"".join(b"X-H%d: 1\r\n" % i for i in range(150))),
+        _request(C + b"7488", extra=b"".join(b"X-H%d: 1\r\n" % i for i in range(150))),
         {431},
     ),
     (
         "fault-header-garbage",
-        _request(C.encode() + b"7488", extra=b"x-pivot-fault: \xff\r\n"),
+        _request(C + b"7488", extra=b"x-pivot-fault: \xff\r\n"),
         {400},
     ),
     (
         "accept-encoding-garbage",
-        _request(C.encode() + b"7488", extra=b"Accept-Encoding: gzip;q=;;,,q=2\r\n"),
+        _request(C + b"7488", extra=b"Accept-Encoding: gzip;q=;;,,q=2\r\n"),
         {200},
     ),
-    ("unknown-method", _request(C.encode() + b"7488", method=b"BREW"), {404}),
-    ("double-slash", _request(b"//v1/api/v1/contents/7488"), {200, 404}),
-    ("trailing-dot", _request(C.encode() + b"7488."), {400}),
-    ("admin-dotdot", _request(b"/__pivot/../v1/api/v1/contents/7488"), {200, 404}),
+    ("unknown-method", _request(C + b"7488", method=b"BREW"), {404}),
+    ("double-slash", _request(b"/" + CONTENT.encode()), {200, 404}),
+    ("trailing-dot", _request(C + b"7488."), {400}),
+    ("admin-dotdot", _request(b"/__pivot/.." + CONTENT.encode()), {200, 404}),
     ("admin-traversal", _request(b"/__pivot/%2e%2e/%2e%2e/pyproject.toml"), {404}),
 ]
 # Limits of the HTTP server itself (http.server answers 414/431; granian has its own limits).
@@ -284,7 +216,7 @@ _METHODS = (b"GET", b"HEAD", b"POST", b"PUT", b"PATCH", b"DELETE", b"OPTIONS", b
 def _every_method_on_every_path() -> list[tuple[str, bytes, set[int] | None]]:
     cases: list[tuple[str, bytes, set[int] | None]] = []
     for op in load_contract().operations.values():
-        path = op.expand(**{p.name: EXAMPLES[p.name] for p in op.path_parameters}).encode()
+        path = op.expand(**example_params(op)).encode()
         for method in _METHODS:
             expected = {200} if method.decode() == op.method else {404}
             cases.append((f"{method.decode()}-{op.operation_id}", _request(path, method), expected))
@@ -300,9 +232,9 @@ def _every_method_on_every_path() -> list[tuple[str, bytes, set[int] | None]]:
     return cases
 
 
-def _exchange(port: int, data: bytes) -> tuple[int | None, bytes]:
+def _exchange(url: str, data: bytes) -> tuple[int | None, bytes]:
     """Send raw bytes, read until the server closes; (status or None, whole response)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=15) as sock:
+    with socket.create_connection(address(url), timeout=15) as sock:
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             sock.sendall(data)
         chunks = []
@@ -336,7 +268,7 @@ _LEAKS = (
     [pytest.param(n, d, e, id=n) for n, d, e in _HOSTILE + _every_method_on_every_path()],
 )
 def test_hostile_input_never_gets_a_5xx_or_a_file(
-    request: pytest.FixtureRequest, server: int, name: str, data: bytes, expected: set[int] | None
+    request: pytest.FixtureRequest, server: str, name: str, data: bytes, expected: set[int] | None
 ) -> None:
     """Traversal, NUL, non-UTF-8, huge ids/queries/headers, every method on every path."""
     if name in _SERVER_LIMITS and "production" in request.node.callspec.id:

@@ -2,99 +2,53 @@
 
 from __future__ import annotations
 
-import http.client
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
 import pytest
 
-FULL = "acf7a7c2d48e4a01098e3feabc0ecb24"
-FULL_2 = "399d666bea1cf47c93633a485471cb6d"
-TOKEN = "admin-token-for-worker-tests"
-INVALID = (
-    "Access denied due to invalid subscription key. Make sure to provide a valid key "
-    "for an active subscription."
+from pivotkit.client import demo_key
+from tests.helpers import (
+    CONVENTIONS,
+    FULL,
+    KEY_HEADER,
+    clean_env,
+    connection,
+    key_headers,
+    path_of,
+    serve_process,
 )
+
+FULL_2 = demo_key("full", "secondary").reveal()
+TOKEN = "admin-token-for-worker-tests"
+INVALID = CONVENTIONS.messages.invalid_key
+CONTENT = path_of("getContent", id=7488)
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_ready(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
-    """Poll /__pivot/health until it answers (the deadline only bounds a broken start)."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"server exited {proc.returncode}: {log.read_text(errors='replace')}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                pass
-            if httpx.get(f"http://127.0.0.1:{port}/__pivot/health", timeout=5).status_code == 200:
-                return
-        except (OSError, httpx.HTTPError):
-            time.sleep(0.1)
-    pytest.fail(f"server on {port} not ready: {log.read_text(errors='replace')}")
-
-
 @pytest.fixture
-def start(tmp_path: Path) -> Iterator[Callable[..., int]]:
-    """Start ``pivotkit serve`` processes; every one is stopped (by its pid) afterwards."""
-    procs: list[subprocess.Popen[bytes]] = []
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PIVOT_")}
-    env["PIVOT_USAGE_FLUSH"] = "0"
+def start(tmp_path: Path) -> Iterator[Callable[..., str]]:
+    """Start ``pivotkit serve`` processes on one state file; each returns its base URL and
+    every one is stopped (by its pid) afterwards."""
+    env = clean_env(PIVOT_USAGE_FLUSH="0")
+    with ExitStack() as stack:
 
-    def run(*args: str) -> int:
-        port = _free_port()
-        log = tmp_path / f"serve-{port}.log"
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-c",
-                    "from pivotkit.cli import main; main()",
-                    "serve",
-                    "--port",
-                    str(port),
-                    "--state",
-                    str(tmp_path / "state.sqlite"),
-                    "--admin-token",
-                    TOKEN,
-                    *args,
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=env,
+        def run(*args: str) -> str:
+            url, _, _ = stack.enter_context(
+                serve_process(tmp_path, "--admin-token", TOKEN, *args, env=env)
             )
-        procs.append(proc)
-        _wait_ready(port, proc, log)
-        return port
+            return url
 
-    yield run
-    for proc in procs:
-        proc.terminate()
-    for proc in procs:
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        yield run
 
 
-def _status(port: int, key: str) -> int:
+def _status(url: str, key: str) -> int:
     response = httpx.get(
-        f"http://127.0.0.1:{port}/v1/api/v1/contents/7488",
-        headers={"Ocp-Apim-Subscription-Key": key},
+        f"{url}{CONTENT}",
+        headers=key_headers(key),
         timeout=10,
     )
     if response.status_code == 401:
@@ -102,61 +56,55 @@ def _status(port: int, key: str) -> int:
     return response.status_code
 
 
-def test_regenerated_key_stops_at_once_in_every_process(start: Callable[..., int]) -> None:
+def _regenerate(url: str) -> str:
+    """Regenerate the full account's primary key through the admin API; the new key."""
+    response = httpx.post(f"{url}/__pivot/accounts/full/keys/primary", headers=AUTH, timeout=10)
+    return str(response.json()["key"])
+
+
+def test_regenerated_key_stops_at_once_in_every_process(start: Callable[..., str]) -> None:
     """Two servers on one state file: a key regenerated on one is refused by both at once."""
     first, second = start(), start()
     assert _status(first, FULL) == 200 and _status(second, FULL) == 200
-    response = httpx.post(
-        f"http://127.0.0.1:{first}/__pivot/accounts/full/keys/primary", headers=AUTH, timeout=10
-    )
-    new = response.json()["key"]
+    new = _regenerate(first)
     assert _status(first, FULL) == 401
     assert _status(second, FULL) == 401
     assert _status(second, new) == 200 and _status(first, new) == 200
     assert _status(second, FULL_2) == 200
-    usage = httpx.get(
-        f"http://127.0.0.1:{second}/__pivot/usage?account=full", headers=AUTH, timeout=10
-    ).json()["usage"]
-    counts = {(r["operationId"], r["slot"]): r["count"] for r in usage}
+    usage = httpx.get(f"{second}/__pivot/usage?account=full", headers=AUTH, timeout=10)
+    counts = {(r["operationId"], r["slot"]): r["count"] for r in usage.json()["usage"]}
     assert counts == {("getContent", "primary"): 4, ("getContent", "secondary"): 1}
 
 
 def test_serve_prints_the_demo_keys_and_the_token(
-    start: Callable[..., int], tmp_path: Path
+    start: Callable[..., str], tmp_path: Path
 ) -> None:
     """The banner lists each account's demo keys; a given admin token is not printed."""
-    port = start()
-    text = (tmp_path / f"serve-{port}.log").read_text(errors="replace")
+    start()
+    [log] = tmp_path.glob("serve-*.log")
+    text = log.read_text(errors="replace")
     assert FULL in text and FULL_2 in text and "limited" in text
     assert TOKEN not in text
 
 
-def test_production_workers_share_keys_and_keep_connections(start: Callable[..., int]) -> None:
+def test_production_workers_share_keys_and_keep_connections(start: Callable[..., str]) -> None:
     """--production --workers 2: keep-alive, gzip, and a regenerated key refused by each worker."""
-    port = start("--production", "--workers", "2")
-    with httpx.Client(
-        base_url=f"http://127.0.0.1:{port}", headers={"Ocp-Apim-Subscription-Key": FULL}, timeout=10
-    ) as client:
-        zipped = client.get("/v1/api/v1/contents/7488")
+    url = start("--production", "--workers", "2")
+    with httpx.Client(base_url=url, headers=key_headers(FULL), timeout=10) as client:
+        zipped = client.get(CONTENT)
         assert zipped.headers["content-encoding"] == "gzip"
         assert zipped.json()["data"]["id"] == 7488
-        plain = client.get("/v1/api/v1/contents/7488", headers={"Accept-Encoding": "identity"})
+        plain = client.get(CONTENT, headers={"Accept-Encoding": "identity"})
         assert "content-encoding" not in plain.headers and plain.json() == zipped.json()
-        assert (
-            client.get(
-                "/v1/api/v1/contents/7488",
-                params={"subscription-key": FULL_2},
-                headers={"Ocp-Apim-Subscription-Key": ""},
-            ).status_code
-            == 200
+        in_query = client.get(
+            CONTENT, params={"subscription-key": FULL_2}, headers={KEY_HEADER: ""}
         )
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        assert in_query.status_code == 200
+    conn = connection(url)
     try:
         sockets = []
         for _ in range(3):
-            conn.request(
-                "GET", "/v1/api/v1/contents/7488", headers={"Ocp-Apim-Subscription-Key": FULL}
-            )
+            conn.request("GET", CONTENT, headers=key_headers(FULL))
             response = conn.getresponse()
             assert response.status == 200
             response.read()
@@ -164,19 +112,15 @@ def test_production_workers_share_keys_and_keep_connections(start: Callable[...,
         assert sockets[0] is not None and all(s is sockets[0] for s in sockets)
     finally:
         conn.close()
-    new = httpx.post(
-        f"http://127.0.0.1:{port}/__pivot/accounts/full/keys/primary", headers=AUTH, timeout=10
-    ).json()["key"]
+    new = _regenerate(url)
     pids: set[int] = set()
     for _ in range(200):  # fresh connections until both workers have answered
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn = connection(url)
         try:
             conn.request("GET", "/__pivot/health")
             pids.add(json.loads(conn.getresponse().read())["pid"])
             for key, expected in ((FULL, 401), (new, 200)):
-                conn.request(
-                    "GET", "/v1/api/v1/contents/7488", headers={"Ocp-Apim-Subscription-Key": key}
-                )
+                conn.request("GET", CONTENT, headers=key_headers(key))
                 response = conn.getresponse()
                 response.read()
                 assert response.status == expected

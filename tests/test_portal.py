@@ -16,9 +16,10 @@ from flask.testing import FlaskClient
 from mockserver import create_app
 from mockserver.portal import charts, i18n, tryit
 from mockserver.portal.security import LoginThrottle
-from tests.helpers import CONVENTIONS
+from tests.helpers import CONVENTIONS, KEY_HEADER, key_headers, path_of
 
 INVALID_KEY = CONVENTIONS.messages.invalid_key
+CONTENT = path_of("getContent", id=7488)
 
 PORTAL = "/portal"
 PASSWORDS = {"full": "full-demo", "basic": "basic-demo", "limited": "limited-demo"}
@@ -55,18 +56,21 @@ def _token(client: FlaskClient, path: str = f"{PORTAL}/login") -> str:
 
 
 def _login(
-    client: FlaskClient, name: str = "full", password: str | None = None, **environ: Any
+    client: FlaskClient,
+    name: str = "full",
+    password: str | None = None,
+    next_page: str | None = None,
+    **environ: Any,
 ) -> Any:
-    token = _token(client)
-    return client.post(
-        f"{PORTAL}/login",
-        data={
-            "account": name,
-            "password": PASSWORDS[name] if password is None else password,
-            "csrf_token": token,
-        },
-        environ_base=environ,
-    )
+    """Post the login form (its CSRF token first), with ``next`` when given."""
+    data = {
+        "account": name,
+        "password": PASSWORDS[name] if password is None else password,
+        "csrf_token": _token(client),
+    }
+    if next_page is not None:
+        data["next"] = next_page
+    return client.post(f"{PORTAL}/login", data=data, environ_base=environ)
 
 
 @pytest.fixture
@@ -82,8 +86,8 @@ def _keys(app: Flask, name: str = "full") -> tuple[str, str]:
     return keys
 
 
-def _api(client: FlaskClient, key: str | None, path: str = "/v1/api/v1/contents/7488") -> Any:
-    headers = {} if key is None else {"Ocp-Apim-Subscription-Key": key}
+def _api(client: FlaskClient, key: str | None, path: str = CONTENT) -> Any:
+    headers = {} if key is None else key_headers(key)
     return client.get(path, headers=headers)
 
 
@@ -141,31 +145,13 @@ def test_guest_is_sent_to_login_and_back(client: FlaskClient) -> None:
     first = client.get(f"{PORTAL}/reports")
     assert first.status_code == 302
     assert first.location.startswith(f"{PORTAL}/login?next=")
-    token = _token(client)
-    done = client.post(
-        f"{PORTAL}/login",
-        data={
-            "account": "full",
-            "password": "full-demo",
-            "csrf_token": token,
-            "next": f"{PORTAL}/reports",
-        },
-    )
+    done = _login(client, next_page=f"{PORTAL}/reports")
     assert done.status_code == 302 and done.location == f"{PORTAL}/reports"
 
 
 def test_login_ignores_an_external_next(client: FlaskClient) -> None:
     """A ``next`` pointing off-site is ignored: no open redirect."""
-    token = _token(client)
-    done = client.post(
-        f"{PORTAL}/login",
-        data={
-            "account": "full",
-            "password": "full-demo",
-            "csrf_token": token,
-            "next": "//evil.example/x",
-        },
-    )
+    done = _login(client, next_page="//evil.example/x")
     assert done.status_code == 302 and done.location == f"{PORTAL}/profile"
 
 
@@ -447,7 +433,7 @@ def test_regenerate_primary_rejects_the_old_key_at_once(app: Flask, signed_in: F
     assert same_secondary == secondary
     rejected = _api(signed_in, old_primary)
     assert rejected.status_code == 401
-    assert rejected.get_json() == {"statusCode": 401, "message": INVALID_KEY}
+    assert rejected.get_json() == CONVENTIONS.messages.body(401, INVALID_KEY)
     assert _api(signed_in, new_primary).status_code == 200
     page = signed_in.get(f"{PORTAL}/profile").get_data(as_text=True)
     assert new_primary in page and old_primary not in page
@@ -534,7 +520,7 @@ def test_try_it_get_content_shows_blade_runner(app: Flask, signed_in: FlaskClien
     assert 'id="response-status" class="status-2xx">200 OK' in text
     assert "x-powered-by: ASP.NET" in text
     assert "&#34;title&#34;: &#34;Blade Runner&#34;" in text
-    assert "GET /v1/api/v1/contents/7488?lang=fr" in text
+    assert f"GET {CONTENT}?lang=fr" in text
 
 
 def test_try_it_never_puts_the_key_in_page_url_or_logs(
@@ -560,14 +546,14 @@ def test_try_it_code_samples_are_valid(app: Flask) -> None:
     compile(python, "<sample>", "exec")
     assert 'params={"lang": "en"}' in python
     curl = tryit.curl_sample("http://127.0.0.1:8080", built, CONVENTIONS)
-    assert curl.endswith("'http://127.0.0.1:8080/v1/api/v1/contents/7488?lang=en'")
-    assert '"Ocp-Apim-Subscription-Key: $PIVOT_API_KEY"' in curl
+    assert curl.endswith(f"'http://127.0.0.1:8080{CONTENT}?lang=en'")
+    assert f'"{KEY_HEADER}: $PIVOT_API_KEY"' in curl
 
 
 def test_try_it_leaves_out_a_removed_optional_parameter(signed_in: FlaskClient) -> None:
     """Without lang the request goes out without any query string."""
     text = _try(signed_in, **{"param-id": "7488"}).get_data(as_text=True)
-    assert 'id="request-line">GET /v1/api/v1/contents/7488</code>' in text
+    assert f'id="request-line">GET {CONTENT}</code>' in text
 
 
 @pytest.mark.parametrize(

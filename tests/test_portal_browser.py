@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import os
 import re
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-from werkzeug.serving import make_server
 
 from mockserver import create_app
-from tests.helpers import CONVENTIONS
+from tests.helpers import CONVENTIONS, key_headers, path_of, thread_server
 
 INVALID_KEY = CONVENTIONS.messages.invalid_key
 
@@ -35,7 +33,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-API_PATH = "/v1/api/v1/contents/7488"
+API_PATH = path_of("getContent", id=7488)
 
 
 def _unavailable(reason: str) -> None:
@@ -68,15 +66,8 @@ def browser() -> Iterator[Browser]:
 def server(tmp_path: Path) -> Iterator[str]:
     """The mock served on a free port of 127.0.0.1 by werkzeug in a thread; its base URL."""
     app = create_app({"PIVOT_STATE": str(tmp_path / "state.sqlite")})
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, name="portal-server", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_port}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
+    with thread_server(app) as url:
+        yield url
 
 
 @pytest.fixture
@@ -124,7 +115,7 @@ def _reveal(page: Page, slot: str) -> str:
 
 
 def _api(server: str, key: str) -> httpx.Response:
-    return httpx.get(server + API_PATH, headers={"Ocp-Apim-Subscription-Key": key})
+    return httpx.get(server + API_PATH, headers=key_headers(key))
 
 
 def _total(page: Page) -> int:

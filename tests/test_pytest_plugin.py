@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import json
-import threading
-from collections.abc import Callable, Iterable, Iterator
+import urllib.parse
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,16 +13,11 @@ import pytest
 
 from pivotkit.client import demo_key
 from pivotkit.harness import MockServer, make_app
+from tests.helpers import CONVENTIONS, KEY_HEADER, key_headers, path_of, thread_server
 
 KEY = demo_key("full").reveal()
-QUOTA = "Out of call volume quota. Quota will be replenished in 03:30:56."
-
-
-@pytest.fixture
-def no_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No PIVOT_API_KEY or PIVOT_TARGET leaks in from the environment."""
-    monkeypatch.delenv("PIVOT_API_KEY", raising=False)
-    monkeypatch.delenv("PIVOT_TARGET", raising=False)
+NOWHERE = path_of("getContent", id=7488).replace("contents/7488", "nowhere")  # no operation
+QUOTA = CONVENTIONS.messages.quota_exhausted(12656)
 
 
 @pytest.fixture(scope="module")
@@ -30,20 +26,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MockServer]:
     app = make_app({"PIVOT_STATE": str(tmp_path_factory.mktemp("st") / "s.sqlite3")})
     with MockServer(app) as server:
         yield server
-
-
-def _serve(wsgi: Callable[[dict[str, Any], Any], Iterable[bytes]]) -> Iterator[str]:
-    from werkzeug.serving import make_server
-
-    server = make_server("127.0.0.1", 0, wsgi, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 @pytest.fixture
@@ -56,9 +38,10 @@ def quota_target() -> Iterator[str]:
         start_response(
             "403 Forbidden", [("content-type", "application/json"), ("retry-after", "12656")]
         )
-        return [json.dumps({"statusCode": 403, "message": QUOTA}).encode()]
+        return [json.dumps(CONVENTIONS.messages.body(403, QUOTA)).encode()]
 
-    yield from _serve(wsgi)
+    with thread_server(wsgi) as url:
+        yield url
 
 
 def test_options_are_in_help(pytester: pytest.Pytester) -> None:
@@ -138,38 +121,39 @@ def test_pivot_mock_runs_on_a_port_and_resets(pytester: pytest.Pytester, no_key:
 def test_pivot_respx_answers_like_the_gateway(pytester: pytest.Pytester, no_key: None) -> None:
     """pivot_respx serves https://api.plurimedia.fr from the fixtures without a server:
     exact 401s, empty-200, 404, lang fallback and gzip, for sync and async clients."""
+    content = CONVENTIONS.live_url + path_of("getContent", id=7488)
+    empty = CONVENTIONS.live_url + path_of("getContent", id=999999999)
+    missing_key = CONVENTIONS.messages.body(401, CONVENTIONS.messages.missing_key)
     pytester.makepyfile(f"""
         import asyncio
         import httpx
 
-        KEY = {{"Ocp-Apim-Subscription-Key": "{KEY}"}}
-        BASE = "https://api.plurimedia.fr/v1/api/v1"
+        KEY = {key_headers(KEY)!r}
+        CONTENT = {content!r}
+        BASE = {CONVENTIONS.live_url!r}
 
         def test_rules(pivot_respx):
-            ok = httpx.get(BASE + "/contents/7488", headers=KEY)
+            ok = httpx.get(CONTENT, headers=KEY)
             assert ok.status_code == 200 and ok.headers["content-encoding"] == "gzip"
             assert ok.json()["data"]["title"] == "Blade Runner"
-            missing = httpx.get(BASE + "/contents/7488")
-            assert missing.json() == {{"statusCode": 401, "message": "Access denied due to "
-                "missing subscription key. Make sure to include subscription key when making "
-                "requests to an API."}}
-            wrong = httpx.get(BASE + "/contents/7488",
-                              headers={{"Ocp-Apim-Subscription-Key": "f" * 32}})
+            missing = httpx.get(CONTENT)
+            assert missing.json() == {missing_key!r}
+            wrong = httpx.get(CONTENT, headers={{{KEY_HEADER!r}: "f" * 32}})
             assert wrong.status_code == 401 and "invalid" in wrong.json()["message"]
-            assert httpx.get(BASE + "/contents/999999999", headers=KEY).json() == {{}}
-            assert httpx.get(BASE + "/nowhere", headers=KEY).status_code == 404
-            xx = httpx.get(BASE + "/contents/7488", params={{"lang": "xx"}}, headers=KEY)
+            assert httpx.get({empty!r}, headers=KEY).json() == {{}}
+            assert httpx.get(BASE + {NOWHERE!r}, headers=KEY).status_code == 404
+            xx = httpx.get(CONTENT, params={{"lang": "xx"}}, headers=KEY)
             assert xx.json() == ok.json()
             assert pivot_respx.calls.call_count == 6
 
         def test_own_route_wins(pivot_respx):
-            pivot_respx.get("/v1/api/v1/contents/1").respond(json={{"mine": True}})
-            assert httpx.get(BASE + "/contents/1").json() == {{"mine": True}}
+            pivot_respx.get({path_of("getContent", id=1)!r}).respond(json={{"mine": True}})
+            assert httpx.get(BASE + {path_of("getContent", id=1)!r}).json() == {{"mine": True}}
 
         def test_async(pivot_respx):
             async def fetch():
                 async with httpx.AsyncClient() as client:
-                    return await client.get(BASE + "/contents/7488", headers=KEY)
+                    return await client.get(CONTENT, headers=KEY)
             assert asyncio.run(fetch()).json()["data"]["id"] == 7488
     """)
     result = pytester.runpytest("-p", "no:cacheprovider")
@@ -245,6 +229,164 @@ def test_key_scrubbed_from_failures_and_junit(
     assert KEY not in junit.read_text(encoding="utf-8")
 
 
+def test_a_key_shortened_by_pytest_is_scrubbed_too(
+    pytester: pytest.Pytester, served: MockServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A failing comparison of the key shows neither the key nor the head and tail that
+    pytest keeps of it when it shortens the value."""
+    monkeypatch.setenv("PIVOT_API_KEY", KEY)
+    pytester.makepyfile("""
+        def test_compare(pivot_key):
+            assert pivot_key.reveal() == "something else"
+    """)
+    junit = tmp_path / "j.xml"
+    result = pytester.runpytest(f"--pivot-target={served.url}", f"--junitxml={junit}")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str() + result.stderr.str() + junit.read_text(encoding="utf-8")
+    assert KEY not in out
+    assert KEY[:12] not in out and KEY[-12:] not in out
+
+
+#: A run that writes the key everywhere pytest and the plugin write text.
+LEAKY = """
+import base64, logging, os, warnings
+
+import pytest
+
+KEY = os.environ["PIVOT_API_KEY"]
+pytestmark = pytest.mark.pivot_check(operation="getContent")
+
+
+def test_shortened():
+    assert KEY == "something else"
+
+
+def test_forms(record_property):
+    record_property("sent", KEY)
+    print("upper", KEY.upper())
+    print("basic", base64.b64encode(f"user:{KEY}".encode()).decode())
+    logging.getLogger("app").warning("GET /x?subscription-key=%s", KEY)
+    raise RuntimeError(f"failed for {KEY[4:20]}")
+
+
+def test_skip():
+    pytest.skip(f"skipped for {KEY}")
+
+
+def test_xfail():
+    pytest.xfail(f"expected for {KEY}")
+
+
+@pytest.mark.parametrize("key", [KEY, KEY.encode()])
+def test_param(key):
+    warnings.warn(f"deprecated key {KEY}")
+
+
+@pytest.fixture
+def broken_teardown():
+    yield
+    raise ValueError(f"teardown {KEY}")
+
+
+def test_teardown(broken_teardown):
+    pass
+"""
+
+
+def _shown(text: str, key: str) -> list[str]:
+    """Every run of 8 characters of the key (in any case) or of the base64 of ``user:<key>``
+    (the part only the key decides) that ``text`` holds."""
+    lowered = text.lower()
+    found = [key[i : i + 8] for i in range(len(key) - 7) if key[i : i + 8] in lowered]
+    inner = base64.b64encode(f"user:{key}".encode()).decode()[8:-4]
+    return found + [inner[i : i + 8] for i in range(len(inner) - 7) if inner[i : i + 8] in text]
+
+
+def test_no_fragment_of_the_key_reaches_any_output(
+    pytester: pytest.Pytester, served: MockServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The key shortened by pytest, in capitals, base64-encoded, cut to a part, in a property,
+    a captured log, a skip, an xfail, a test id, a warning, a teardown error and a collection
+    error: no run of 8 of its characters reaches the terminal, pytest's JUnit XML (with every
+    log) or the plugin's reports, and each message is kept around ***."""
+    monkeypatch.setenv("PIVOT_API_KEY", KEY)
+    pytester.makepyfile(
+        test_leaky=LEAKY, test_broken="raise LookupError(__import__('os').environ['PIVOT_API_KEY'])"
+    )
+    out_dir = pytester.path / "out"
+    result = pytester.runpytest(
+        f"--pivot-target={served.url}",
+        "--continue-on-collection-errors",
+        "-v",
+        "-rA",
+        "-l",
+        "-W",
+        "default",
+        "-o",
+        "junit_logging=all",
+        "-o",
+        "junit_family=xunit1",
+        f"--junitxml={out_dir / 'pytest.xml'}",
+        f"--pivot-junit={out_dir / 'pivot.xml'}",
+        f"--pivot-markdown={out_dir / 'pivot.md'}",
+    )
+    result.assert_outcomes(failed=2, passed=3, skipped=1, xfailed=1, errors=2)
+    written = {p.name: p.read_text(encoding="utf-8") for p in out_dir.iterdir()}
+    terminal = result.stdout.str() + result.stderr.str()
+    assert sorted(written) == ["pivot.md", "pivot.xml", "pytest.xml"]
+    for text in [terminal, *written.values()]:
+        assert _shown(text, KEY) == []
+    for kept in (
+        "failed for ***",
+        "skipped for ***",
+        "expected for ***",
+        "teardown ***",
+        "deprecated key ***",
+        "test_param[***0]",
+        "LookupError: ***",
+        "upper ***",
+        "basic dXNlcjp***",
+    ):
+        assert kept in terminal, kept
+    assert 'name="sent" value="***"' in written["pytest.xml"]
+    assert "basic dXNlcjp***" in written["pytest.xml"]  # the captured output, scrubbed
+    for kept in ("failed for ***", "skipped for ***", "expected for ***", "teardown ***"):
+        assert kept in written["pivot.xml"], kept
+    for kept in ("failed for ***", "skipped for ***", "teardown ***"):  # no xfails there
+        assert kept in written["pivot.md"], kept
+    assert "test_param[***0]" in written["pivot.xml"]
+
+
+def test_a_secret_that_is_not_hex_is_scrubbed_url_encoded_and_escaped(
+    pytester: pytest.Pytester, served: MockServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key of other characters is scrubbed as is, URL-encoded (both ways) and JSON-escaped."""
+    secret = 'Pa$$ w0rd/+"=token-2024'
+    monkeypatch.setenv("PIVOT_API_KEY", secret)
+    pytester.makepyfile("""
+        import json, os, urllib.parse
+
+        def test_forms():
+            key = os.environ["PIVOT_API_KEY"]
+            print(urllib.parse.quote(key, safe=""), urllib.parse.quote_plus(key))
+            print(json.dumps({"key": key}))
+            assert key[:-1] == key, "sent " + key
+    """)
+    result = pytester.runpytest(f"--pivot-target={served.url}")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str() + result.stderr.str()
+    forms = [
+        secret,
+        urllib.parse.quote(secret, safe=""),
+        urllib.parse.quote_plus(secret),
+        json.dumps(secret)[1:-1],
+    ]
+    for form in forms:
+        runs = {form[i : i + 8] for i in range(len(form) - 7)}
+        assert [r for r in runs if r.lower() in out.lower()] == [], form
+    assert "sent ***" in out
+
+
 def test_live_without_key_is_skipped_not_failed(pytester: pytest.Pytester, no_key: None) -> None:
     """--pivot-target=live without a key skips with a reason; nothing is sent."""
     pytester.makepyfile("def test_x(pivot_client):\n    raise AssertionError('sent')\n")
@@ -265,38 +407,6 @@ def test_hypothesis_profiles_dev_and_ci(pytester: pytest.Pytester, no_key: None)
     """)
     result = pytester.runpytest_subprocess("--hypothesis-profile=ci", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
-
-
-def test_reports_per_operation_and_check(
-    pytester: pytest.Pytester, no_key: None, tmp_path: Path
-) -> None:
-    """--pivot-junit and --pivot-markdown write one case per operation and check, with the
-    failure message, for tests marked pivot_check."""
-    pytester.makepyfile("""
-        import pytest
-
-        @pytest.mark.pivot_check(operation="getContent", check="body")
-        def test_ok():
-            pass
-
-        @pytest.mark.pivot_check(operation="listDays", check="status")
-        def test_bad():
-            assert False, "listDays at /status: expected 200, got 500 (value: 500)"
-
-        def test_unmarked():
-            pass
-    """)
-    junit, markdown = tmp_path / "r.xml", tmp_path / "r.md"
-    result = pytester.runpytest(f"--pivot-junit={junit}", f"--pivot-markdown={markdown}")
-    result.assert_outcomes(passed=2, failed=1)
-    xml = junit.read_text(encoding="utf-8")
-    assert 'classname="pivot.getContent" name="body"' in xml
-    assert 'classname="pivot.listDays" name="status"' in xml
-    assert "expected 200, got 500" in xml
-    assert "test_unmarked" not in xml
-    md = markdown.read_text(encoding="utf-8")
-    assert "| `listDays` |" in md and "❌ 1" in md
-    assert "- `listDays` status: listDays at /status: expected 200, got 500" in md
 
 
 def test_mock_config_is_overridable(pytester: pytest.Pytester, no_key: None) -> None:
@@ -321,22 +431,6 @@ def test_mock_config_is_overridable(pytester: pytest.Pytester, no_key: None) -> 
     """)
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
-
-
-def test_errors_inside_the_mock_are_reraised(tmp_path: Path) -> None:
-    """An exception the mock logs while answering (it answers 500 itself) is kept and
-    re-raised by check_errors, as pivot_mock does after each test."""
-    import logging
-
-    app = make_app({"PIVOT_STATE": str(tmp_path / "s.sqlite3")})
-    with MockServer(app) as server:
-        try:
-            raise KeyError("boom")
-        except KeyError:
-            logging.getLogger("pivotkit.mock").exception("unexpected error answering /x")
-        with pytest.raises(KeyError, match="boom"):
-            server.check_errors()
-        server.check_errors()  # raised once, then forgotten
 
 
 def test_mock_server_target_uses_a_real_socket(pytester: pytest.Pytester, no_key: None) -> None:

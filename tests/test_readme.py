@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -42,3 +43,18 @@ def test_validation_snippet_runs_as_written() -> None:
     namespace = {"body": body["response"]["body"]}
     exec(compile(snippet, "README.md", "exec"), namespace)  # the snippet as a user runs it
     assert namespace["contract"].validate("getContent", 200, namespace["body"]) == []
+
+
+def test_respx_router_snippet_runs_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The respx_router example of the README passes as written (its state in a temporary
+    folder), and fails on leaving when its route is not called."""
+    [snippet] = [b for b in _blocks("python") if "respx_router" in b]
+    monkeypatch.setenv("PIVOT_STATE", str(tmp_path / "state.sqlite"))
+    exec(compile(snippet, "README.md", "exec"), {})  # the snippet as a user runs it
+    uncalled = "\n".join(
+        line for line in snippet.splitlines() if not line.startswith("    assert httpx.get(")
+    )
+    with pytest.raises(AssertionError, match="not called"):
+        exec(compile(uncalled, "README.md", "exec"), {})

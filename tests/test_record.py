@@ -25,20 +25,33 @@ from pivotkit.fixtures import Request, read_exchange
 from pivotkit.plan import PlanItem, load_plan, plan_from_fixtures, plan_from_options
 from pivotkit.recorder import Recorder
 from pivotkit.redact import KEY_PLACEHOLDER, request_context_placeholder, scan_secrets
-from tests.upstream import FakeUpstream, Reply, envelope, fake_upstream, free_port
+from tests.helpers import (
+    FULL,
+    KEY_HEADER,
+    clean_env,
+    free_port,
+    key_headers,
+    path_of,
+    serve_process,
+)
+from tests.upstream import FakeUpstream, Reply, envelope, fake_upstream
 
 ROOT = Path(__file__).resolve().parent.parent
 EXEMPLAR = ROOT / "fixtures" / "getContent" / "7488.json"
 BODY: dict[str, Any] = json.loads(EXEMPLAR.read_text("utf-8"))["response"]["body"]
 KEY = secrets.token_hex(16)
-CONTENT = "/v1/api/v1/contents/{}"
+
+
+def _content(content_id: object) -> str:
+    """The getContent path of an id, from the contract."""
+    return path_of("getContent", id=content_id)
 
 
 @pytest.fixture
 def upstream() -> Iterator[FakeUpstream]:
     """A fake upstream serving the documented getContent/7488 body, gzipped."""
     with fake_upstream() as up:
-        up.route(CONTENT.format(7488), Reply(body=BODY))
+        up.route(_content(7488), Reply(body=BODY))
         yield up
 
 
@@ -89,21 +102,22 @@ def test_records_a_gzip_payload(upstream: FakeUpstream, tmp_path: Path) -> None:
     assert ex.meta["recorded"].endswith("Z")
     assert ex.request.headers == {
         "Cache-Control": "no-cache",
-        "Ocp-Apim-Subscription-Key": KEY_PLACEHOLDER,
+        KEY_HEADER: KEY_PLACEHOLDER,
     }
     assert ex.response.headers["content-encoding"] == "gzip"
     assert ex.response.headers["request-context"] == request_context_placeholder()
     assert "date" not in ex.response.headers
     [seen] = upstream.seen
-    assert seen.headers["ocp-apim-subscription-key"] == KEY
+    assert seen.headers[KEY_HEADER.lower()] == KEY
     assert seen.headers["accept-encoding"] == "gzip"
     _assert_clean(tmp_path)
 
 
 def test_names_follow_parameters_and_lang(upstream: FakeUpstream, tmp_path: Path) -> None:
     """Path parameters and lang joined by ``-``; ``all`` with neither."""
-    upstream.route("/v1/api/v1/broadcasts/1/20241105/20241106", Reply(body=envelope([])))
-    upstream.route("/v1/api/v1/channels", Reply(body=envelope([])))
+    broadcasts = path_of("listBroadcasts", channelId=1, start=20241105, end=20241106)
+    upstream.route(broadcasts, Reply(body=envelope([])))
+    upstream.route(path_of("listChannels"), Reply(body=envelope([])))
     items = plan_from_options(
         ["listBroadcasts"],
         ["channelId=1", "start=20241105", "end=20241106"],
@@ -151,7 +165,7 @@ def test_a_changed_answer_is_kept_beside_unless_overwrite(
     original = (tmp_path / "getContent" / "7488.json").read_bytes()
     changed = json.loads(json.dumps(BODY))
     changed["data"]["title"] = "Blade Runner (Final Cut)"
-    upstream.route(CONTENT.format(7488), Reply(body=changed))
+    upstream.route(_content(7488), Reply(body=changed))
     with _recorder(upstream.url, tmp_path) as rec:
         [outcome] = rec.run([_item(7488)]).outcomes
     assert outcome.status == "recorded"
@@ -209,7 +223,7 @@ def test_an_upstream_failure_leaves_no_fixture_and_the_run_goes_on(
 ) -> None:
     """Each failure is reported on its request; the next request is still recorded."""
     reply, message = FAILURES[kind]
-    upstream.route(CONTENT.format(1), reply)
+    upstream.route(_content(1), reply)
     with _recorder(upstream.url, tmp_path, timeout=0.3) as rec:
         report = rec.run([_item(1), _item(7488)])
     failed, ok = report.outcomes
@@ -243,8 +257,8 @@ def test_429_waits_for_retry_after_then_retries(upstream: FakeUpstream, tmp_path
         {"statusCode": 429, "message": "Rate limit is exceeded."},
         headers={"retry-after": "120"},
     )
-    upstream.route(CONTENT.format(1), limited, Reply(body=envelope({"id": 1})))
-    upstream.route(CONTENT.format(2), long, Reply(body=envelope({"id": 2})))
+    upstream.route(_content(1), limited, Reply(body=envelope({"id": 1})))
+    upstream.route(_content(2), long, Reply(body=envelope({"id": 2})))
     waits: list[float] = []
     with _recorder(upstream.url, tmp_path, sleep=waits.append, max_wait=5) as rec:
         report = rec.run([_item(1), _item(2)])
@@ -259,7 +273,7 @@ def test_429_waits_for_retry_after_then_retries(upstream: FakeUpstream, tmp_path
 def test_429_gives_up_after_the_retries(upstream: FakeUpstream, tmp_path: Path) -> None:
     """A request still limited after ``retries`` retries fails; the run goes on."""
     upstream.route(
-        CONTENT.format(1),
+        _content(1),
         Reply(
             429, {"statusCode": 429, "message": "Rate limit is exceeded. Try again in 3 seconds."}
         ),
@@ -279,7 +293,7 @@ def test_403_quota_stops_cleanly_and_keeps_what_was_recorded(
 ) -> None:
     """The quota answer stops the run: earlier fixtures kept, the rest skipped, exit 3."""
     upstream.route(
-        CONTENT.format(2),
+        _content(2),
         Reply(
             403,
             {
@@ -301,7 +315,7 @@ def test_403_quota_stops_cleanly_and_keeps_what_was_recorded(
 
 def test_budget_limits_upstream_calls(upstream: FakeUpstream, tmp_path: Path) -> None:
     """Past the budget nothing is sent; the rest is skipped and the run exits 0."""
-    upstream.route(CONTENT.format(1), Reply(body=envelope({"id": 1})))
+    upstream.route(_content(1), Reply(body=envelope({"id": 1})))
     with _recorder(upstream.url, tmp_path, budget=2) as rec:
         report = rec.run([_item(7488), _item(1), _item(2)])
     assert [o.status for o in report.outcomes] == ["recorded", "recorded", "skipped"]
@@ -420,13 +434,23 @@ def test_every_shipped_fixture_can_be_planned() -> None:
 # -- the command -----------------------------------------------------------------------------
 
 
+def _record_command(*args: str) -> list[str]:
+    """``pivotkit record ARGS`` through the installed console script."""
+    return [str(Path(sys.executable).parent / "pivotkit"), "record", *args]
+
+
+def _content_args(upstream: str, out: Path, *ids: int) -> list[str]:
+    """``record`` arguments: getContent of each id, from ``upstream`` into ``out``."""
+    params = [arg for content_id in ids for arg in ("--param", f"id={content_id}")]
+    return ["--upstream", upstream, "--out", str(out), "--op", "getContent", *params]
+
+
 def _cli(*args: str, key: str | None = KEY) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "PIVOT_API_KEY"}
     if key is not None:
         env["PIVOT_API_KEY"] = key
-    script = Path(sys.executable).parent / "pivotkit"
     return subprocess.run(
-        [str(script), "record", *args],
+        _record_command(*args),
         env=env,
         capture_output=True,
         text=True,
@@ -438,16 +462,16 @@ def _cli(*args: str, key: str | None = KEY) -> subprocess.CompletedProcess[str]:
 def test_cli_never_shows_the_key(upstream: FakeUpstream, tmp_path: Path) -> None:
     """The key echoed by the upstream reaches neither files, stdout nor stderr."""
     upstream.route(
-        CONTENT.format(1),
+        _content(1),
         Reply(body=envelope({"id": 1, "echo": "{key}"}), headers={"set-cookie": "s={key}; Path=/"}),
     )
-    upstream.route(CONTENT.format(2), Reply(500, {"Message": "bad key {key}"}))
+    upstream.route(_content(2), Reply(500, {"Message": "bad key {key}"}))
     upstream.route(
-        CONTENT.format(3),
+        _content(3),
         Reply(raw=b"<title>Denied {key}</title>", headers={"content-type": "text/html"}),
     )
     upstream.route(
-        CONTENT.format(4),
+        _content(4),
         Reply(
             429,
             {"statusCode": 429, "message": "Rate limit is exceeded. Try again in 1 seconds."},
@@ -479,7 +503,7 @@ def test_cli_never_shows_the_key(upstream: FakeUpstream, tmp_path: Path) -> None
     assert (
         json.loads((out / "getContent" / "1.json").read_text())["meta"]["upstream"] == upstream.url
     )
-    assert all(s.headers["ocp-apim-subscription-key"] == KEY for s in upstream.seen)
+    assert all(s.headers[KEY_HEADER.lower()] == KEY for s in upstream.seen)
     _assert_clean(out)
 
 
@@ -495,23 +519,11 @@ def test_cli_exit_3_when_nothing_answers(tmp_path: Path) -> None:
 
 def test_cli_plain_lines_without_a_tty(upstream: FakeUpstream, tmp_path: Path) -> None:
     """Off a TTY each request gets a plain line (no progress bar), then the summary."""
-    upstream.route(CONTENT.format(1), Reply(body=BODY))
+    upstream.route(_content(1), Reply(body=BODY))
     runner = CliRunner()
     result = runner.invoke(
         main,
-        [
-            "record",
-            "--upstream",
-            upstream.url,
-            "--out",
-            str(tmp_path),
-            "--op",
-            "getContent",
-            "--param",
-            "id=7488",
-            "--param",
-            "id=1",
-        ],
+        ["record", *_content_args(upstream.url, tmp_path, 7488, 1)],
         env={"PIVOT_API_KEY": KEY},
     )
     assert result.exit_code == 0, result.output
@@ -529,22 +541,8 @@ def test_cli_progress_bar_on_a_tty(upstream: FakeUpstream, tmp_path: Path) -> No
 
     leader, follower = pty.openpty()
     env = {**os.environ, "PIVOT_API_KEY": KEY}
-    script = Path(sys.executable).parent / "pivotkit"
     proc = subprocess.run(
-        [
-            str(script),
-            "record",
-            "--upstream",
-            upstream.url,
-            "--out",
-            str(tmp_path),
-            "--op",
-            "getContent",
-            "--param",
-            "id=7488",
-            "--param",
-            "id=7488",
-        ],
+        _record_command(*_content_args(upstream.url, tmp_path, 7488, 7488)),
         env=env,
         stdout=follower,
         stderr=subprocess.PIPE,
@@ -608,7 +606,7 @@ def test_record_through_from_the_settings(
 ) -> None:
     """PIVOT_RECORD_* settings build the mock's record-through; it forwards with the upstream
     key, never the client's, and replays what it recorded from memory."""
-    upstream.route(CONTENT.format(7488), Reply(body=BODY))
+    upstream.route(_content(7488), Reply(body=BODY))
     monkeypatch.setenv("PIVOT_TEST_UPSTREAM_KEY", KEY)
     assert _record_app(tmp_path / "off").extensions["pivot"].record_through is None
     out = tmp_path / "out"
@@ -624,17 +622,17 @@ def test_record_through_from_the_settings(
     assert hook is not None
     op = load_contract().operation("getContent")
     client_key = secrets.token_hex(16)
-    asked = Request("GET", CONTENT.format(7488), {"lang": "en", "subscription-key": client_key})
+    asked = Request("GET", _content(7488), {"lang": "en", "subscription-key": client_key})
     ex = hook(op, asked)
     assert ex is not None and ex.file == out / "getContent" / "7488-en.json"
     assert ex.meta["account"] == "basic" and ex.request.query == {"lang": "en"}
     assert ex.response.body["data"]["synopsis"] != BODY["data"]["synopsis"]
     assert len(ex.response.body["data"]["synopsis"]) == len(BODY["data"]["synopsis"])
     [seen] = upstream.seen
-    assert seen.headers["ocp-apim-subscription-key"] == KEY and seen.query == {"lang": "en"}
-    assert hook(op, Request("GET", CONTENT.format(7488), {"lang": "en"})) is ex
+    assert seen.headers[KEY_HEADER.lower()] == KEY and seen.query == {"lang": "en"}
+    assert hook(op, Request("GET", _content(7488), {"lang": "en"})) is ex
     assert len(upstream.seen) == 1
-    assert hook(op, Request("GET", CONTENT.format(5))) is None
+    assert hook(op, Request("GET", _content(5))) is None
     hook.recorder.close()  # type: ignore[attr-defined]
     _assert_clean(out)
 
@@ -657,15 +655,13 @@ def test_the_mock_records_through(
     hook = app.extensions["pivot"].record_through
     client_key = demo_key("full", "primary").reveal()
     try:
-        resp = app.test_client().get(
-            CONTENT.format(7488), headers={"Ocp-Apim-Subscription-Key": client_key}
-        )
+        resp = app.test_client().get(_content(7488), headers=key_headers(client_key))
     finally:
         hook.recorder.close()  # type: ignore[union-attr]
     assert resp.status_code == 200
     assert resp.get_json()["data"]["title"] == BODY["data"]["title"]
     [seen] = upstream.seen
-    assert seen.headers["ocp-apim-subscription-key"] == KEY
+    assert seen.headers[KEY_HEADER.lower()] == KEY
     fixtures = tmp_path / "fixtures"
     ex = read_exchange(fixtures / "getContent" / "7488.json")
     assert ex.meta["account"] == "full" and ex.response.body == BODY
@@ -685,7 +681,7 @@ def test_retry_after_as_an_http_date(upstream: FakeUpstream, tmp_path: Path) -> 
     soon = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=5)
     later = {"retry-after": email.utils.format_datetime(soon, usegmt=True)}
     upstream.route(
-        CONTENT.format(1),
+        _content(1),
         Reply(429, {"statusCode": 429, "message": "slow down"}, headers=later),
         Reply(body=envelope({"id": 1})),
     )
@@ -699,7 +695,7 @@ def test_an_unwritable_output_fails_that_request_only(
     upstream: FakeUpstream, tmp_path: Path
 ) -> None:
     """A fixture that cannot be written is a failure of its request; the run goes on."""
-    upstream.route("/v1/api/v1/days", Reply(body=envelope([])))
+    upstream.route(path_of("listDays"), Reply(body=envelope([])))
     (tmp_path / "getContent").write_text("not a directory", "utf-8")
     with _recorder(upstream.url, tmp_path) as rec:
         report = rec.run([_item(7488), PlanItem("listDays")])
@@ -724,7 +720,7 @@ def test_a_body_off_the_contract_is_recorded_with_a_note(
 ) -> None:
     """The recording is evidence, so it is kept; the line says where it breaks the contract."""
     upstream.route(
-        CONTENT.format(1), Reply(body={"version": "v1", "statusCode": 200, "data": {"id": "one"}})
+        _content(1), Reply(body={"version": "v1", "statusCode": 200, "data": {"id": "one"}})
     )
     with _recorder(upstream.url, tmp_path) as rec:
         [outcome] = rec.run([_item(1)]).outcomes
@@ -754,51 +750,26 @@ def test_serve_record_from_records_through_a_real_server(
     """`pivotkit serve --record-from URL` answers an unrecorded id from upstream and keeps it."""
     import httpx
 
-    from pivotkit.client import demo_key
-    from tests.test_mock_workers import _free_port, _wait_ready
-
-    upstream.route(
-        CONTENT.format(424242), Reply(200, {**BODY, "data": {**BODY["data"], "id": 424242}})
-    )
+    upstream.route(_content(424242), Reply(200, {**BODY, "data": {**BODY["data"], "id": 424242}}))
     fixtures = tmp_path / "fixtures"
     fixtures.mkdir()
     shutil.copy(ROOT / "fixtures" / "accounts.toml", fixtures / "accounts.toml")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PIVOT_")}
-    env["PIVOT_API_KEY"] = KEY
-    port = _free_port()
-    log = tmp_path / "serve.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                "from pivotkit.cli import main; main()",
-                "serve",
-                "--port",
-                str(port),
-                "--fixtures",
-                str(fixtures),
-                "--state",
-                str(tmp_path / "state.sqlite"),
-                "--record-from",
-                upstream.url,
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    try:
-        _wait_ready(port, proc, log)
+    served = serve_process(
+        tmp_path,
+        "--fixtures",
+        str(fixtures),
+        "--record-from",
+        upstream.url,
+        env=clean_env(PIVOT_API_KEY=KEY),
+    )
+    with served as (url, _, log):
         resp = httpx.get(
-            f"http://127.0.0.1:{port}{CONTENT.format(424242)}",
-            headers={"Ocp-Apim-Subscription-Key": demo_key("full").reveal()},
+            f"{url}{_content(424242)}",
+            headers=key_headers(FULL),
         )
-    finally:
-        proc.terminate()
-        proc.wait(timeout=15)
     assert resp.status_code == 200 and resp.json()["data"]["id"] == 424242
-    assert [s.path for s in upstream.seen] == [CONTENT.format(424242)]
-    assert upstream.seen[0].headers["ocp-apim-subscription-key"] == KEY
+    assert [s.path for s in upstream.seen] == [_content(424242)]
+    assert upstream.seen[0].headers[KEY_HEADER.lower()] == KEY
     ex = read_exchange(fixtures / "getContent" / "424242.json")
     assert ex.meta["source"] == "live" and ex.response.body["data"]["id"] == 424242
     assert KEY not in log.read_text(errors="replace")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 import secrets
+import urllib.parse
 from types import MappingProxyType
 from typing import Any
 
@@ -12,6 +15,7 @@ import pytest
 from pivotkit.errors import ConfigError
 from pivotkit.fixtures import Exchange, FixtureSet, Request, Response
 from pivotkit.redact import (
+    FRAGMENT,
     KEY_PLACEHOLDER,
     Redactor,
     is_placeholder,
@@ -19,6 +23,7 @@ from pivotkit.redact import (
     request_context_placeholder,
 )
 from pivotkit.redact import parse_redact_field as parse_field
+from tests.helpers import KEY_HEADER, key_headers
 
 REQUEST_CONTEXT_PLACEHOLDER = request_context_placeholder()
 
@@ -60,11 +65,9 @@ def test_key_header_and_query_become_placeholders() -> None:
     """The key header and the subscription-key parameter keep 32 characters, all ``x``."""
     red = Redactor.build([KEY])
     ex = red.exchange(
-        _exchange(
-            {}, {"Ocp-Apim-Subscription-Key": KEY}, query={"subscription-key": KEY, "lang": "en"}
-        )
+        _exchange({}, key_headers(KEY), query={"subscription-key": KEY, "lang": "en"})
     )
-    assert ex.request.headers["Ocp-Apim-Subscription-Key"] == KEY_PLACEHOLDER
+    assert ex.request.headers[KEY_HEADER] == KEY_PLACEHOLDER
     assert ex.request.query == {"subscription-key": KEY_PLACEHOLDER, "lang": "en"}
     assert is_placeholder(KEY_PLACEHOLDER)
 
@@ -73,10 +76,10 @@ def test_key_header_redacted_even_without_the_key_value() -> None:
     """A redactor that does not know the key still masks the key header and parameter."""
     other = secrets.token_hex(16)
     ex = Redactor().exchange(
-        _exchange({}, {"ocp-apim-subscription-key": other}, query={"Subscription-Key": other})
+        _exchange({}, {KEY_HEADER.lower(): other}, query={"Subscription-Key": other})
     )
     assert other not in ex.dumps()
-    assert ex.request.headers["ocp-apim-subscription-key"] == "x" * 32
+    assert ex.request.headers[KEY_HEADER.lower()] == "x" * 32
 
 
 def test_sensitive_response_headers() -> None:
@@ -168,7 +171,7 @@ def test_redacted_exchange_is_still_a_valid_fixture() -> None:
     """Placeholders keep the fixture file valid and its match key unchanged."""
     original = _exchange(
         {"version": "v1", "statusCode": 200, "data": {"id": 1}},
-        {"Ocp-Apim-Subscription-Key": KEY},
+        key_headers(KEY),
         {"request-context": "appId=x"},
         query={"lang": "en"},
     )
@@ -200,3 +203,90 @@ def test_text_replaces_with_same_length() -> None:
     """Scrubbed messages keep their shape (the placeholder is as long as the key)."""
     out = Redactor.build([KEY]).text(f"GET /x?subscription-key={KEY}&lang=fr")
     assert re.fullmatch(r"GET /x\?subscription-key=x{32}&lang=fr", out)
+
+
+# -- log text: every fragment of a secret ---------------------------------------------------------
+
+
+def _runs(text: str, length: int = FRAGMENT) -> set[str]:
+    return {text[i : i + length] for i in range(len(text) - length + 1)}
+
+
+def test_log_text_scrubs_the_head_and_tail_pytest_keeps() -> None:
+    """A key shortened to its head and tail (pytest's long-string repr) loses both; a
+    message around it is kept."""
+    log = Redactor(secrets=(KEY,))
+    shortened = f"assert '{KEY[:12]}...{KEY[-13:]}' == 'other'"
+    assert log.log_text(shortened) == "assert '***...***' == 'other'"
+    assert log.log_text(f"key was {KEY}!") == "key was ***!"
+
+
+@pytest.mark.parametrize("start", [0, 3, 11, 24])
+@pytest.mark.parametrize("length", [8, 9, 15, 31])
+def test_log_text_scrubs_any_run_of_eight_or_more(start: int, length: int) -> None:
+    """Any run of 8 or more consecutive characters, wherever it starts in the key."""
+    run = KEY[start : start + length]  # cut at the key's end: 8 characters at least
+    assert len(run) >= FRAGMENT
+    assert Redactor(secrets=(KEY,)).log_text(f"<{run}>") == "<***>"
+
+
+def test_log_text_leaves_seven_characters_and_other_hex_alone() -> None:
+    """Seven characters of the key are not a fragment; a hex string sharing no run of 8
+    with the key is left as it is."""
+    log = Redactor(secrets=(KEY,))
+    assert log.log_text(f"id {KEY[5:12]}") == f"id {KEY[5:12]}"
+    other = "".join("0" if c != "0" else "1" for c in KEY)  # no character in common
+    assert log.log_text(other) == other
+
+
+@pytest.mark.parametrize("form", [str.upper, str.lower, str.title, str.swapcase])
+def test_log_text_ignores_case(form: Any) -> None:
+    """The key in capitals, or in any mix of cases, is scrubbed too."""
+    assert Redactor(secrets=(KEY,)).log_text(f"[{form(KEY)[2:20]}]") == "[***]"
+
+
+@pytest.mark.parametrize("prefix", ["", "u:", "us:", "user:", "ab", "A"])
+@pytest.mark.parametrize("encode", [base64.b64encode, base64.urlsafe_b64encode])
+@pytest.mark.parametrize("case", [str, str.upper])
+def test_log_text_scrubs_base64_at_any_offset(prefix: str, encode: Any, case: Any) -> None:
+    """The key base64-encoded after 0, 1 or 2 bytes of something else (a Basic header):
+    nothing of the encoded run that only the key decides is left."""
+    secret = case(KEY)
+    encoded = encode(f"{prefix}{secret}".encode()).decode()
+    out = Redactor(secrets=(KEY,)).log_text(f"Basic {encoded}")
+    assert "***" in out
+    first = -(-8 * len(prefix.encode()) // 6)  # the first character only the key decides
+    stable = encoded[first : len(encoded) - 4]
+    assert not _runs(stable) & _runs(out)
+
+
+def test_log_text_scrubs_url_encoded_and_json_escaped_forms() -> None:
+    """A key of other characters is scrubbed as is, percent-encoded, form-encoded and
+    JSON-escaped; each form in any case."""
+    secret = 'S3cret/+ "pass"=word&2024'
+    log = Redactor(secrets=(secret,))
+    for form in (
+        secret,
+        urllib.parse.quote(secret, safe=""),
+        urllib.parse.quote_plus(secret),
+        json.dumps(secret)[1:-1],
+        urllib.parse.quote(secret, safe="").lower(),
+    ):
+        out = log.log_text(f"sent {form} once")
+        assert out.startswith("sent ") and out.endswith(" once") and "***" in out, out
+        assert not _runs(form.lower()) & _runs(out.lower()), out
+
+
+def test_log_text_merges_overlapping_runs_and_keeps_several_secrets_apart() -> None:
+    """Two overlapping or touching runs are one ***; each of several secrets is scrubbed."""
+    other = secrets.token_hex(16)
+    log = Redactor(secrets=(KEY, other))
+    assert log.log_text(KEY[:10] + KEY[4:20]) == "***"
+    assert log.log_text(f"{KEY} and {other.upper()}") == "*** and ***"
+
+
+def test_log_text_scrubs_a_short_secret_whole_and_nothing_without_secrets() -> None:
+    """A secret under 8 characters is scrubbed whole (and not in part); without secrets
+    the text is unchanged."""
+    assert Redactor(secrets=("abc12",)).log_text("x abc12 abc1 y") == "x *** abc1 y"
+    assert Redactor().log_text(f"key {KEY}") == f"key {KEY}"

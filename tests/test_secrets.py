@@ -10,6 +10,7 @@ from pathlib import Path
 
 from pivotkit.client import demo_key
 from pivotkit.redact import KEY_PLACEHOLDER, demo_keys, files_to_scan, scan_secrets
+from tests.helpers import KEY_HEADER, key_headers
 
 ROOT = Path(__file__).resolve().parent.parent
 ACCOUNTS = ROOT / "fixtures" / "accounts.toml"
@@ -47,9 +48,7 @@ def test_demo_keys_are_exactly_the_derived_ones() -> None:
 def test_scanner_fails_on_a_planted_key(tmp_path: Path) -> None:
     """A real-looking key in a fixture is found, named by file and line, never printed."""
     key = secrets.token_hex(16)
-    path = _plant(
-        tmp_path, json.dumps({"request": {"headers": {"Ocp-Apim-Subscription-Key": key}}}, indent=2)
-    )
+    path = _plant(tmp_path, json.dumps({"request": {"headers": key_headers(key)}}, indent=2))
     findings = scan_secrets(tmp_path)
     assert [(f.path, f.line) for f in findings] == [(path, 4)]
     assert key not in str(findings[0])
@@ -59,9 +58,9 @@ def test_scanner_fails_on_a_planted_key(tmp_path: Path) -> None:
 def test_scanner_finds_non_hex_key_assignments(tmp_path: Path) -> None:
     """``subscription-key=`` or the key header with any non-placeholder value is a finding."""
     _plant(tmp_path, '{"url": "https://api.plurimedia.fr/v1/api/v1/days?subscription-key=S3cr3t"}')
-    _plant(tmp_path, "Ocp-Apim-Subscription-Key: hunter2-hunter2\n", "fixtures/notes.txt")
+    _plant(tmp_path, f"{KEY_HEADER}: hunter2-hunter2\n", "fixtures/notes.txt")
     kinds = sorted(f.kind for f in scan_secrets(tmp_path))
-    assert kinds == ["Ocp-Apim-Subscription-Key with a value", "subscription-key with a value"]
+    assert kinds == [f"{KEY_HEADER} with a value", "subscription-key with a value"]
 
 
 def test_scanner_looks_at_json_and_toml_outside_fixtures(tmp_path: Path) -> None:
@@ -79,7 +78,7 @@ def test_placeholders_pass(tmp_path: Path) -> None:
         tmp_path,
         json.dumps(
             {
-                "Ocp-Apim-Subscription-Key": KEY_PLACEHOLDER,
+                KEY_HEADER: KEY_PLACEHOLDER,
                 "zeros": "0" * 32,
                 "url": "/x?subscription-key=<your key>",
                 "sha256": secrets.token_hex(32),

@@ -15,16 +15,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from tests.helpers import CONVENTIONS, KEY_HEADER
+
 #: The headers the provider sends with every JSON answer (API.md, section 2), minus the date.
-PROVIDER_HEADERS = {
-    "cache-control": "no-cache",
-    "content-type": "application/json; charset=utf-8",
-    "expires": "-1",
-    "pragma": "no-cache",
-    "vary": "Accept-Encoding,Origin",
-    "x-aspnet-version": "4.0.30319",
-    "x-powered-by": "ASP.NET",
-}
+PROVIDER_HEADERS = dict(CONVENTIONS.provider_headers)
 
 
 @dataclass(frozen=True)
@@ -52,13 +46,6 @@ class Seen:
     path: str
     query: dict[str, str]
     headers: dict[str, str]
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on (bound, then closed)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def envelope(data: Any) -> dict[str, Any]:
@@ -117,7 +104,7 @@ class FakeUpstream:
                 reply = upstream._next(parts.path)
                 if reply is None:
                     reply = Reply(404, {"statusCode": 404, "message": "Resource not found"})
-                upstream._answer(self, reply, headers.get("ocp-apim-subscription-key", ""))
+                upstream._answer(self, reply, headers.get(KEY_HEADER.lower(), ""))
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
