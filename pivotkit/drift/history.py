@@ -405,7 +405,7 @@ class History:
             if old is None:
                 since, since_date, runs, status = current.id, current.started, 1, "new"
             else:
-                since, since_date, runs = old.since, old.since_date, old.runs + 1
+                since, since_date, runs = old.since or current.id, old.since_date, old.runs + 1
                 status = "ongoing"
             lived.append(
                 replace(finding, status=status, since=since, since_date=since_date, runs=runs)
