@@ -859,3 +859,71 @@ def test_analysis_in_process_of_recorded_answers(blade_runner: dict[str, Any]) -
         ("/data/duration", "constraint-violated", "warning")
     ]
     assert report.exit_code == 0
+
+
+def test_record_then_drift_over_the_recorded_fixtures(tmp_path: Path) -> None:
+    """`pivotkit record` from a loopback upstream that checks the key, then `pivotkit drift`
+    over that folder: the recorded request headers hold the redacted placeholder, drift
+    sends the real key with every request (built from the plan, not from the recording),
+    no 401, zero findings, exit 0."""
+    import subprocess
+
+    from .helpers import KEY_HEADER, clean_env, pivotkit_command
+
+    server = DriftingUpstream(FIXTURES, key=KEY)
+    out = tmp_path / "recorded"
+    env = clean_env(PIVOT_API_KEY=KEY)
+    try:
+        record = subprocess.run(
+            pivotkit_command(
+                "record",
+                "--upstream",
+                server.url,
+                "--from-fixtures",
+                "--fixtures",
+                str(FIXTURES),
+                "--out",
+                str(out),
+                "--rate",
+                "1000",
+            ),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert record.returncode == 0, record.stdout + record.stderr
+        recorded = [json.loads(p.read_text("utf-8")) for p in out.rglob("*.json")]
+        assert len(recorded) >= 60
+        placeholders = {
+            v for r in recorded for k, v in r["request"]["headers"].items() if k == KEY_HEADER
+        }
+        assert placeholders and KEY not in placeholders
+        server.seen_keys.clear()
+        drift = subprocess.run(
+            pivotkit_command(
+                "drift",
+                "--target",
+                server.url,
+                "--fixtures",
+                str(out),
+                "--rate",
+                "1000",
+                "--json",
+                str(tmp_path / "drift.json"),
+            ),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    finally:
+        server.close()
+    assert drift.returncode == 0, drift.stdout + drift.stderr
+    report = json.loads((tmp_path / "drift.json").read_text("utf-8"))
+    assert report["findings"] == []
+    assert report["summary"]["answers"] == len(
+        [r for r in recorded if r["response"]["status"] in REPLAYED_STATUSES]
+    )
+    assert set(server.seen_keys) == {KEY}
+    assert all("401" not in op["statuses"] for op in report["operations"])
