@@ -53,8 +53,9 @@ class Shape(Protocol):
     def type_counts(self) -> Mapping[str, int]:
         """JSON type -> how many values of it (a declaration: 1 per declared type)."""
 
-    def integral_only(self) -> bool:
-        """Whether every number given here is integral (``117.0``)."""
+    def integral_floats(self) -> int:
+        """Answers that gave integral floats (``117.0``) here, when every number given here
+        is integral; else 0."""
 
     def string_formats(self) -> Mapping[str | None, int] | None:
         """Format of the strings -> count (None: any string)."""
@@ -173,36 +174,41 @@ class _Walk:
             self.add(
                 pointer, "nullable-observed", view.describe(), shape.null_text(), shape.answers
             )
-        if (
-            "number" in observed
-            and shape.integral_only()
-            and view.allows_type("integer")
-            and not view.allows_type("number")
-        ):
-            observed.remove("number")
-            if "integer" not in observed:
-                observed.append("integer")
-            self.add(
-                pointer,
-                "integral-float",
-                view.describe(),
-                "integral number now written as a float",
-                shape.answers,
-            )
+        observed = self.integral(shape, view, pointer, observed)
         if any(not view.allows_type(t) for t in observed):
             shown = "|".join(sorted(t for t in counts if t != "unknown"))
             self.add(pointer, "type-differs", view.describe(), shown, shape.answers)
             return False
-        contract_types = view.effective_types()
-        if contract_types is not None and observed:
-            wider = {t for t in contract_types if t != "null"} - set(observed)
-            if "number" in wider and "integer" in observed:
-                wider.discard("number")
-            if wider:
-                self.add(
-                    pointer, "type-narrower", view.describe(), "|".join(observed), shape.answers
-                )
+        self.narrower(shape, view, pointer, observed)
         return True
+
+    def integral(self, shape: Shape, view: View, pointer: str, observed: list[str]) -> list[str]:
+        """Integral floats where the contract says integer: a difference of their own, and
+        the types compared further as integers (JSON Schema counts them so)."""
+        floats = shape.integral_floats()
+        if "number" not in observed or not floats or view.allows_type("number"):
+            return observed
+        if not view.allows_type("integer"):
+            return observed
+        self.add(
+            pointer,
+            "integral-float",
+            view.describe(),
+            "integral number now written as a float",
+            floats,
+        )
+        return sorted({*observed, "integer"} - {"number"})
+
+    def narrower(self, shape: Shape, view: View, pointer: str, observed: list[str]) -> None:
+        """Fewer types than the contract allows (not drift; a changelog's info)."""
+        contract_types = view.effective_types()
+        if contract_types is None or not observed:
+            return
+        wider = {t for t in contract_types if t != "null"} - set(observed)
+        if "number" in wider and "integer" in observed:
+            wider.discard("number")
+        if wider:
+            self.add(pointer, "type-narrower", view.describe(), "|".join(observed), shape.answers)
 
     def object(self, shape: Shape, view: View, pointer: str) -> None:
         fields = shape.fields()

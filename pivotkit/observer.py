@@ -120,6 +120,8 @@ class Node:
         "fmin",
         "formats",
         "integral",
+        "integral_answers",
+        "integral_last",
         "items",
         "last",
         "overflow",
@@ -144,6 +146,8 @@ class Node:
         self.items: Node | None = None
         self.empty_arrays = 0
         self.integral = 0  # floats with an integral value (117.0)
+        self.integral_answers = 0  # answers that had one here
+        self.integral_last = -1
 
     # -- queries --
 
@@ -204,10 +208,11 @@ class Node:
         """JSON type -> how many values of it were seen."""
         return self.types
 
-    def integral_only(self) -> bool:
-        """Whether every number seen here was an integral float (``117.0``)."""
+    def integral_floats(self) -> int:
+        """Answers that had an integral float (``117.0``) here, when every number seen here
+        was integral (else 0)."""
         numbers = self.types.get("number", 0)
-        return numbers > 0 and self.integral == numbers
+        return self.integral_answers if numbers > 0 and self.integral == numbers else 0
 
     def string_formats(self) -> dict[str | None, int]:
         """Format of the strings seen -> count (None: free text)."""
@@ -283,6 +288,7 @@ class Node:
                 self.values.clear()
         self.empty_arrays += other.empty_arrays
         self.integral += other.integral
+        self.integral_answers += other.integral_answers
         for key, sub in other.props.items():
             self.child(key).merge(sub)
         if other.items is not None:
@@ -330,6 +336,9 @@ def _visit(node: Node, value: Any, sid: int, seen: list[Node] | None) -> None:
         _count_value(node, value)
     elif kind == "number" and value.is_integer():
         node.integral += 1
+        if node.integral_last != sid:
+            node.integral_last = sid
+            node.integral_answers += 1
 
 
 def _count_value(node: Node, value: Any) -> None:
@@ -362,7 +371,7 @@ class Observer:
         self.root.merge(other.root)
         # Answer ids of the two observers overlap: stop counting answers on the old ids.
         for node in self.root.walk():
-            node.last = -1
+            node.last = node.integral_last = -1
         return self
 
     def steady(self) -> frozenset[str]:

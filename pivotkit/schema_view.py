@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from pivotkit.contract import Contract
 from pivotkit.difference import LOWER_BOUNDS, UPPER_BOUNDS
 from pivotkit.observer import FORMATS, TYPE_NAMES, describe_format
+from pivotkit.pointers import ITEMS, split_pointer
 
 if TYPE_CHECKING:
     from referencing._core import Resolver
@@ -59,6 +60,20 @@ class View:
                 out.add(name)
         return out
 
+    def at(self, pointer: str) -> View | None:
+        """The view at a pointer below this one (``*`` for items), None when the contract
+        declares nothing there."""
+        view: View | None = self
+        for part in split_pointer(pointer):
+            if view is None:
+                return None
+            if part == ITEMS:
+                view = view.items() if view.items is not None else None
+            else:
+                thunk = view.props.get(part)
+                view = thunk() if thunk is not None else None
+        return view
+
     def describe(self) -> str:
         """A short readable summary: types, enum, format."""
         parts = []
@@ -86,9 +101,9 @@ class View:
             types = {"object"} if self.props else {"array"} if self.items else set(_ANY_TYPE)
         return {t: 1 for t in types}
 
-    def integral_only(self) -> bool:
+    def integral_floats(self) -> int:
         """A declared number may be any number."""
-        return False
+        return 0
 
     def string_formats(self) -> dict[str | None, int] | None:
         """The formats the patterns accept (None: any string; a pattern of no known format:

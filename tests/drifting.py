@@ -35,6 +35,8 @@ class DriftingUpstream:
         for ex in self.fixtures:  # every status: a recorded 400 is the upstream's answer too
             self._index.setdefault((ex.request.path, self.fixtures.lang_of(ex)), ex)
         self.mutate: Mutation | None = None
+        self.encode: Callable[[Any], bytes] = _compact
+        self.compresslevel = 9
         self.seen_keys: list[str | None] = []
         self.calls = 0
         app = Flask("drifting-upstream")
@@ -66,15 +68,19 @@ class DriftingUpstream:
             body = copy.deepcopy(ex.response.body)
         if self.mutate is not None:
             status, headers, body = self.mutate(full, status, headers, body)
-        data = json.dumps(body, ensure_ascii=False).encode()
+        data = self.encode(body)
         encoding = headers.pop("content-encoding", None)
         headers.pop("content-length", None)
         content_type = headers.pop("content-type", "application/json; charset=utf-8")
         headers.pop("date", None)
         if encoding == "gzip" and "gzip" in request.headers.get("Accept-Encoding", ""):
-            data = gzip.compress(data)
+            data = gzip.compress(data, compresslevel=self.compresslevel)
             headers["Content-Encoding"] = "gzip"
         return Response(data, status=status, headers=headers, content_type=content_type)
+
+
+def _compact(body: Any) -> bytes:
+    return json.dumps(body, ensure_ascii=False).encode()
 
 
 def on(path: str, change: Change) -> Mutation:

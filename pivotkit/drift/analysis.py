@@ -19,7 +19,7 @@ from pivotkit.fixtures import Exchange
 from pivotkit.infer import Difference, diff
 from pivotkit.observer import Observer
 from pivotkit.operations import Operation
-from pivotkit.pointers import ITEMS, escape_pointer_segment, parent_pointer, split_pointer
+from pivotkit.pointers import escape_pointer_segment, parent_pointer, split_pointer
 from pivotkit.redact import example_of
 from pivotkit.schema_view import View, contract_view
 
@@ -33,7 +33,7 @@ def _fixture_key(exchange: Exchange) -> _FixtureKey:
 
 def _example_at(observer: Observer, d: Difference) -> Any:
     node = observer.node(d.pointer)
-    if node is None or not node.values:
+    if node is None or not node.values or d.kind == "integral-float":
         return None
     return next(iter(node.values))
 
@@ -308,15 +308,7 @@ class DriftAnalysis:
             except Exception:  # an unresolvable schema only loses the "expected" text
                 self._views[key] = None
         view = self._views[key]
-        for part in split_pointer(pointer):
-            if view is None:
-                return None
-            if part == ITEMS:
-                view = view.items() if view.items is not None else None
-            else:
-                thunk = view.props.get(part)
-                view = thunk() if thunk is not None else None
-        return view
+        return view.at(pointer) if view is not None else None
 
     def _describe(self, operation_id: str, status: int, pointer: str) -> str | None:
         view = self._view_at(operation_id, status, pointer)

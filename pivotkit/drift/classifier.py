@@ -327,8 +327,8 @@ class Classifier:
             difference = "only-observed"
         else:
             difference = _KEYWORDS.get(keyword, "type-differs")
-        if difference == "type-differs" and value is None:
-            difference = "nullable-observed"
+        if difference in ("type-differs", "enum-new-values") and value is None:
+            difference = "nullable-observed"  # a null where a type or a value list says no
         if difference == "required-in-contract-missing-in-observed":
             match = _REQUIRED_MESSAGE.match(violation.message)
             missing = f"{pointer}/{escape_pointer_segment(match.group(1) if match else '?')}"
@@ -351,8 +351,8 @@ class Classifier:
 
 def _observed(difference: str, value: Any, violation: Violation) -> str:
     """What came back, in the words of the difference."""
-    if difference in ("type-differs", "nullable-observed") and violation.schema_path.endswith(
-        "/type"
+    if difference == "nullable-observed" or (
+        difference == "type-differs" and violation.schema_path.endswith("/type")
     ):
         return json_type(value)
     if difference == "enum-new-values":
