@@ -342,3 +342,31 @@ def test_in_process_runs_share_the_history_with_the_cli(
     )
     assert run_drift(options, environ={"PIVOT_API_KEY": KEY}, echo=lambda _: None) == 0
     assert json.loads((tmp_path / "d.json").read_text("utf-8"))["run"] == 2
+
+
+def test_the_example_workflow_drift_step_runs(
+    upstream: DriftingUpstream, tmp_path: Path, receiver: tuple[str, list[dict[str, Any]]]
+) -> None:
+    """The nightly drift step of examples/github-workflow.yml, with a loopback upstream for
+    live and a receiver for the webhook secret: exit 0, every report written, the history in
+    the cached folder, no webhook (nothing new and breaking)."""
+    import shlex
+
+    import yaml
+
+    from .conftest import ROOT
+
+    url, posts = receiver
+    jobs = yaml.safe_load((ROOT / "examples" / "github-workflow.yml").read_text("utf-8"))["jobs"]
+    cached = [s["with"]["path"] for s in jobs["drift"]["steps"] if "cache" in s.get("uses", "")]
+    (line,) = [
+        s["run"] for s in jobs["drift"]["steps"] if s.get("run", "").startswith("pivotkit drift")
+    ]
+    words = shlex.split(line.replace("${{ secrets.DRIFT_WEBHOOK }}", url))
+    words[words.index("--target") + 1] = upstream.url
+    done = _cli(tmp_path, *words[1:], "--rate", "1000")  # the live rate (5/s) is no test's
+    assert done.returncode == 0, done.stdout + done.stderr
+    for name in ("drift.html", "drift.md", "drift.json", "drift.xml"):
+        assert (tmp_path / "reports" / name).is_file()
+    assert cached == [".pivotkit"] and (tmp_path / DEFAULT_PATH).is_file()
+    assert posts == []
