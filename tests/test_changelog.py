@@ -84,6 +84,8 @@ def _operations(api: dict[str, Any]) -> None:
     )  # a new optional parameter
     providers = paths["/v1/api/v1/channels/providers"]["get"]
     providers["parameters"] = []  # parameter removed
+    collections = paths["/v1/api/v1/collections/{channelId}/{start}/{end}"]["get"]["responses"]
+    collections["203"] = collections.pop("200")  # the success status changed
     categories_of = paths["/v1/api/v1/channels/{channelId}/categories"]["get"]
     categories_of["parameters"][0]["schema"]["minimum"] = 0  # accepts more than before
 
@@ -130,6 +132,8 @@ ELSEWHERE: set[Key] = {
     ("listCategories", None, "parameters/query/page", "parameter-added"),
     ("listProviderChannels", None, "parameters/query/lang", "parameter-removed"),
     ("getChannelCategories", None, "parameters/path/channelId", "parameter-relaxed"),
+    ("listCollections", 200, "", "status-changed"),
+    ("listCollections", 203, "", "status-added"),
     ("listBroadcasts", 200, "/data/*/content/typographicTitle", "field-removed"),
 }
 
@@ -150,22 +154,42 @@ def test_every_planted_change_is_in_the_changelog_with_its_severity(planted: Pat
     found = _keys(changes)
     assert {k for k in found if k[0] == "getContent"} == GET_CONTENT
     assert found >= ELSEWHERE
-    assert not {k for k in found if k[0] in ("getPersonAwards", "listUpdates", "listCollections")}
+    assert not {k for k in found if k[0] in ("getPersonAwards", "listUpdates")}
     assert all(c["severity"] == KINDS[c["kind"]] for c in changes)
     assert report["summary"]["breaking"] == sum(c["severity"] == "breaking" for c in changes)
 
 
 def test_the_planted_changes_cover_every_kind_a_diff_gives(planted: Path) -> None:
-    """Every kind of the direction rules for contracts, requests and elements, and every
-    contract-only kind, is planted at least once."""
-    kinds = {k[3] for k in GET_CONTENT | ELSEWHERE}
+    """Every kind the direction rules give two contracts (bodies, requests, statuses,
+    headers, media types, parameters, operations), and every contract-only kind, is planted
+    here or in the two tests below (the bundled contract has no union type and one media
+    type per response)."""
+    kinds = {k[3] for k in GET_CONTENT | ELSEWHERE} | {"type-narrowed", "header-changed"}
     ruled = {
         kind
-        for position in ("contract", "request", "status", "header", "parameter", "operation")
-        for kind in RULES[position].values()
+        for position, rules in RULES.items()
+        if position != "answer"
+        for difference, kind in rules.items()
+        if difference not in ("differs", "gateway-not-found")  # what only an answer shows
     }
-    missing = (ruled | CONTRACT_KINDS) - kinds
-    assert missing == {"type-narrowed"}  # the bundled contract has no union type: see below
+    assert (ruled | CONTRACT_KINDS) - kinds == set()
+
+
+def test_a_content_type_no_longer_declared_is_breaking(tmp_path: Path) -> None:
+    """A response that declared text/json beside application/json and no longer does:
+    header-changed at headers/content-type, breaking."""
+    old = tmp_path / "old"
+    shutil.copytree(SCHEMAS, old)
+
+    def also_text(api: dict[str, Any]) -> None:
+        content = api["paths"]["/v1/api/v1/persons/{id}"]["get"]["responses"]["200"]["content"]
+        content["text/json"] = content["application/json"]
+
+    _openapi(old, also_text)
+    changes = compare_contracts(Contract.load(old), Contract.load(SCHEMAS))
+    assert [(c.operation, c.status, c.pointer, c.kind, c.severity) for c in changes] == [
+        ("getPerson", 200, "headers/content-type", "header-changed", "breaking")
+    ]
 
 
 def test_a_narrower_type_is_info(tmp_path: Path) -> None:

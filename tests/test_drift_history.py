@@ -370,3 +370,19 @@ def test_the_example_workflow_drift_step_runs(
         assert (tmp_path / "reports" / name).is_file()
     assert cached == [".pivotkit"] and (tmp_path / DEFAULT_PATH).is_file()
     assert posts == []
+
+
+def test_history_reads_the_file_and_target_given_before_it(
+    upstream: DriftingUpstream, tmp_path: Path
+) -> None:
+    """`pivotkit drift --history FILE [--target T] history` reads FILE (and keeps to T), as
+    `pivotkit drift history --history FILE` does."""
+    history = tmp_path / "h.sqlite"
+    _drift_cli(tmp_path, upstream, "--history", str(history))
+    before = _cli(tmp_path, "drift", "--history", str(history), "history")
+    assert before.returncode == 0, before.stderr
+    assert before.stdout.splitlines()[1].split()[0] == "1"
+    other = _cli(
+        tmp_path, "drift", "--history", str(history), "--target", "http://elsewhere", "history"
+    )
+    assert other.returncode == 0 and other.stdout.strip() == "no run kept yet"

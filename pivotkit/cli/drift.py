@@ -151,7 +151,13 @@ def drift(ctx: click.Context, /, today: Any, **options: Any) -> None:
 
     `pivotkit drift history` lists the runs of a history and the life of its findings.
     """
-    if ctx.invoked_subcommand is not None:
+    if ctx.invoked_subcommand is not None:  # `drift --history FILE history` reads FILE
+        given = click.core.ParameterSource.COMMANDLINE
+        ctx.obj = {
+            name: options[name]
+            for name in ("history", "target")
+            if ctx.get_parameter_source(name) == given and options[name]
+        }
         return
     from pivotkit.drift import DriftOptions, run_drift
 
@@ -161,6 +167,7 @@ def drift(ctx: click.Context, /, today: Any, **options: Any) -> None:
 
 
 @drift.command("history")
+@click.pass_context
 @click.option(
     "--history",
     "path",
@@ -185,6 +192,8 @@ def drift(ctx: click.Context, /, today: Any, **options: Any) -> None:
 @click.option("--run", "run_id", type=int, default=None, help="The run of --schema.")
 @click.option("--json", "as_json", is_flag=True, help="JSON instead of text.")
 def history(
+    ctx: click.Context,
+    /,
     path: Path | None,
     target: str | None,
     limit: int,
@@ -201,6 +210,9 @@ def history(
     """
     from pivotkit.drift.history import History, default_history_path
 
+    above = ctx.obj or {}
+    path = path or (Path(above["history"]) if "history" in above else None)
+    target = target or above.get("target")
     with History(path or default_history_path(os.environ), create=False) as store:
         if schema_of is not None:
             _print_schema(store, schema_of, run_id, target)

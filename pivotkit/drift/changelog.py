@@ -22,8 +22,8 @@ from typing import Any
 from pivotkit.contract import Contract
 from pivotkit.difference import diff_shape
 from pivotkit.documents import default_schemas_dir
-from pivotkit.drift.classifier import finding_kind
-from pivotkit.drift.findings import HEADER_POINTER, KINDS, SEVERITIES
+from pivotkit.drift.classifier import finding_kind, rule, severity_of
+from pivotkit.drift.findings import HEADER_POINTER, SEVERITIES
 from pivotkit.errors import ConfigError, PivotError
 from pivotkit.operations import Operation, Parameter
 from pivotkit.schema_view import View, contract_view, view_of
@@ -44,11 +44,12 @@ class Change:
     kind: str
     before: str
     after: str
+    position: str = "contract"
 
     @property
     def severity(self) -> str:
-        """The kind's severity (:data:`~pivotkit.drift.findings.KINDS`)."""
-        return KINDS[self.kind]
+        """The kind's severity at its position (:func:`~pivotkit.drift.classifier.severity_of`)."""
+        return severity_of(self.kind, self.position)
 
     @property
     def sort_key(self) -> tuple[int, str, int, str, str]:
@@ -95,14 +96,16 @@ def _parameters(old: Contract, new: Contract, a: Operation, b: Operation) -> Ite
         pointer = f"{PARAMETER_POINTER}{key[0]}/{key[1]}"
         p, q = before.get(key), after.get(key)
         if q is None:
-            yield Change(op, None, pointer, "parameter-removed", "declared", "not declared")
+            kind = rule("only-in-contract", "parameter")
+            yield Change(op, None, pointer, kind, "declared", "not declared")
         elif p is None:
-            kind = "parameter-required" if q.required else "parameter-added"
+            kind = rule("only-observed", "required-parameter" if q.required else "parameter")
             label = "required" if q.required else "optional"
             yield Change(op, None, pointer, kind, "not declared", f"declared ({label})")
         else:
             if q.required and not p.required:
-                yield Change(op, None, pointer, "parameter-required", "optional", "required")
+                kind = rule("became-required", "parameter")
+                yield Change(op, None, pointer, kind, "optional", "required")
             # the direction reversed: what consumers sent (old) against what is accepted (new)
             yield from _changes_of(
                 _parameter_view(old, p), _parameter_view(new, q), op, None, "request", pointer
@@ -115,9 +118,12 @@ def _headers(old: Contract, new: Contract, op: str, status: int) -> Iterator[Cha
     for name in sorted(before.keys() | after.keys()):
         pointer = HEADER_POINTER + name
         if name not in after:
-            yield Change(op, status, pointer, "header-removed", "declared", "not declared")
+            kind = rule("only-in-contract", "header")
+            yield Change(op, status, pointer, kind, "declared", "not declared")
         elif name not in before:
-            yield Change(op, status, pointer, "header-added", "not declared", "declared")
+            yield Change(
+                op, status, pointer, rule("only-observed", "header"), "not declared", "declared"
+            )
         else:
             resolver_old = old.registry.resolver(base_uri=old.openapi_uri)
             resolver_new = new.registry.resolver(base_uri=new.openapi_uri)
@@ -136,9 +142,10 @@ def _headers(old: Contract, new: Contract, op: str, status: int) -> Iterator[Cha
             op,
             status,
             HEADER_POINTER + "content-type",
-            "header-changed",
+            rule("only-in-contract", "media-type"),
             " or ".join(sorted(types_before)),
             " or ".join(sorted(types_after)) or "no content",
+            "media-type",
         )
 
 
@@ -153,14 +160,17 @@ def _body(old: Contract, new: Contract, op: str, status: int) -> Iterator[Change
 def _operation(old: Contract, new: Contract, a: Operation, b: Operation) -> Iterator[Change]:
     op = a.operation_id
     if (a.method, a.path) != (b.method, b.path):
-        yield Change(op, None, "", "path-changed", f"{a.method} {a.path}", f"{b.method} {b.path}")
+        kind = rule("path-differs", "operation")
+        yield Change(op, None, "", kind, f"{a.method} {a.path}", f"{b.method} {b.path}")
     yield from _parameters(old, new, a, b)
     for status in sorted(set(a.statuses) | set(b.statuses)):
+        position = "success-status" if 200 <= status < 300 else "status"
         if status not in b.statuses:
-            kind = "status-changed" if 200 <= status < 300 else "status-removed"
+            kind = rule("only-in-contract", position)
             yield Change(op, status, "", kind, f"{status} declared", "not declared")
         elif status not in a.statuses:
-            yield Change(op, status, "", "status-added", "not declared", f"{status} declared")
+            kind = rule("only-observed", position)
+            yield Change(op, status, "", kind, "not declared", f"{status} declared")
         else:
             yield from _headers(old, new, op, status)
             yield from _body(old, new, op, status)
@@ -174,13 +184,11 @@ def compare_contracts(old: Contract, new: Contract) -> list[Change]:
         a, b = old.operations.get(op_id), new.operations.get(op_id)
         if b is None:
             assert a is not None
-            out.append(
-                Change(op_id, None, "", "operation-gone", f"{a.method} {a.path}", "not declared")
-            )
+            kind = rule("only-in-contract", "operation")
+            out.append(Change(op_id, None, "", kind, f"{a.method} {a.path}", "not declared"))
         elif a is None:
-            out.append(
-                Change(op_id, None, "", "operation-added", "not declared", f"{b.method} {b.path}")
-            )
+            kind = rule("only-observed", "operation")
+            out.append(Change(op_id, None, "", kind, "not declared", f"{b.method} {b.path}"))
         else:
             out.extend(_operation(old, new, a, b))
     empty_old = old.registry.resolver().lookup(old.empty_result_uri)

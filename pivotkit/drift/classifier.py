@@ -49,8 +49,9 @@ _CONSTRAINTS = frozenset(
 #: body position observed in live answers, against the contract; ``contract``: a body position
 #: a new contract declares, against the old one; ``request``: a parameter the new contract
 #: accepts, against what the old one let consumers send (the direction reversed: the consumer
-#: produces it). ``status``, ``header``, ``parameter``, ``operation``: an element the new
-#: contract declares (``only-observed``) or no longer declares (``only-in-contract``).
+#: produces it). ``status``, ``header``, ``media-type``, ``parameter``, ``operation``: an
+#: element an answer or the new contract has that was not expected (``only-observed``), that is
+#: gone (``only-in-contract``), or that is another (``differs``).
 #: A difference without a rule is not drift (e.g. an optional field always present).
 RULES: Mapping[str, Mapping[str, str]] = MappingProxyType(
     {
@@ -90,12 +91,42 @@ RULES: Mapping[str, Mapping[str, str]] = MappingProxyType(
             "constraint-tightened": "parameter-relaxed",
             "type-narrower": "parameter-relaxed",
         },
-        "status": {"only-observed": "status-added", "only-in-contract": "status-removed"},
-        "header": {"only-observed": "header-added", "only-in-contract": "header-removed"},
-        "parameter": {"only-observed": "parameter-added", "only-in-contract": "parameter-removed"},
-        "operation": {"only-observed": "operation-added", "only-in-contract": "operation-gone"},
+        "status": {
+            "only-observed": "status-added",
+            "only-in-contract": "status-removed",
+            "differs": "status-changed",
+            "gateway-not-found": "operation-gone",
+        },
+        "success-status": {"only-observed": "status-added", "only-in-contract": "status-changed"},
+        "header": {
+            "only-observed": "header-added",
+            "only-in-contract": "header-removed",
+            "differs": "header-changed",
+        },
+        "media-type": {"only-in-contract": "header-changed", "differs": "header-changed"},
+        "parameter": {
+            "only-observed": "parameter-added",
+            "only-in-contract": "parameter-removed",
+            "became-required": "parameter-required",
+        },
+        "required-parameter": {"only-observed": "parameter-required"},
+        "operation": {
+            "only-observed": "operation-added",
+            "only-in-contract": "operation-gone",
+            "path-differs": "path-changed",
+        },
     }
 )
+#: Positions whose findings are more severe than their kind: a content type no longer
+#: declared is breaking (a header change is otherwise a warning).
+SEVERITY_AT: Mapping[str, str] = MappingProxyType({"media-type": "breaking"})
+
+
+def severity_of(kind: str, position: str = "answer") -> str:
+    """The severity of a finding kind at a position (:data:`SEVERITY_AT`, else KINDS)."""
+    return SEVERITY_AT.get(position, KINDS[kind])
+
+
 #: Kinds that become ``envelope-changed`` at an envelope field (depth 1) or the root.
 _ENVELOPE_KINDS = frozenset(
     {
@@ -130,6 +161,15 @@ def finding_kind(difference: str, pointer: str, position: str = "answer") -> str
     body = pointer.startswith("/") or pointer == ""
     if kind in _ENVELOPE_KINDS and position in ("answer", "contract") and body:
         return "envelope-changed" if depth(pointer) <= 1 else kind
+    return kind
+
+
+def rule(difference: str, position: str) -> str:
+    """The kind of an element difference that always is drift (a status, a header, a
+    parameter, an operation: :data:`RULES`); KeyError when the table has no such rule."""
+    kind = finding_kind(difference, "", position)
+    if kind is None:
+        raise KeyError(f"no direction rule for {difference} at {position}")
     return kind
 
 
@@ -262,7 +302,7 @@ class Classifier:
         ):
             evidence.put(
                 "",
-                "operation-gone",
+                rule("gateway-not-found", "status"),
                 f"{expected_status} from the backend",
                 "404 from the gateway: no operation matches the path",
                 body,
@@ -273,7 +313,7 @@ class Classifier:
             text += " (empty result)"
         if expected is not None:
             text += f" ({expected.source})"
-        evidence.put("", "status-changed", text, str(answer.status), body)
+        evidence.put("", rule("differs", "status"), text, str(answer.status), body)
 
     def headers(
         self, op: Operation, answer: Answer, expected: Iterable[Expectation], evidence: Evidence
@@ -286,11 +326,11 @@ class Classifier:
         if declared and media not in declared:
             evidence.put(
                 pointer,
-                "header-changed",
+                rule("differs", "media-type"),
                 " or ".join(sorted(declared)),
                 live_type or "no content-type",
                 live_type,
-                severity="breaking",
+                severity=severity_of("header-changed", "media-type"),
             )
         for before in expected:
             if before.content_type is not None:
@@ -298,7 +338,7 @@ class Classifier:
                 if old_charset != charset:
                     evidence.put(
                         pointer,
-                        "header-changed",
+                        rule("differs", "header"),
                         f"{before.content_type} ({before.source})",
                         live_type or "no content-type",
                         live_type,
@@ -309,7 +349,7 @@ class Classifier:
                 if old != new:
                     evidence.put(
                         HEADER_POINTER + "content-encoding",
-                        "header-changed",
+                        rule("differs", "header"),
                         f"{old} ({before.source})",
                         new or "identity (no content-encoding)",
                         new,
