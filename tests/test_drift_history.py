@@ -386,3 +386,23 @@ def test_history_reads_the_file_and_target_given_before_it(
         tmp_path, "drift", "--history", str(history), "--target", "http://elsewhere", "history"
     )
     assert other.returncode == 0 and other.stdout.strip() == "no run kept yet"
+
+
+def test_another_sqlite_file_is_refused_and_left_untouched(
+    upstream: DriftingUpstream, tmp_path: Path
+) -> None:
+    """The mock's own state file given as a history (to drift or to `drift history`):
+    exit 2 naming it, and not one byte of it changed."""
+    from mockserver.state import State
+
+    state = tmp_path / "state.sqlite"
+    State(state).close()
+    before = state.read_bytes()
+    for args in (
+        ["drift", "--target", upstream.url, "--history", str(state)],
+        ["drift", "history", "--history", str(state)],
+    ):
+        done = _cli(tmp_path, *args)
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert "not a pivotkit drift history" in done.stderr
+    assert state.read_bytes() == before

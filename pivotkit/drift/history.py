@@ -152,29 +152,45 @@ class History:
         if not path.exists() and not create:
             raise ConfigError(str(path), "no drift history here; run `pivotkit drift --history`")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
-            self._open()
+            if create:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
+            else:  # reading only: never a byte written
+                uri = f"{path.resolve().as_uri()}?mode=ro"
+                self._db = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)
+            self._open(create)
         except sqlite3.DatabaseError as exc:
             raise ConfigError(str(path), f"not a pivotkit drift history ({exc})") from None
         except OSError as exc:
             raise ConfigError(str(path), f"cannot open the drift history: {exc.strerror}") from None
 
-    def _open(self) -> None:
+    def _open(self, create: bool) -> None:
+        """Check the file is a history of this format; create the tables in an empty one.
+        Another SQLite file (the mock's state, say) is refused and left untouched."""
         db = self._db
-        if not db.execute("SELECT name FROM sqlite_master WHERE name = 'meta'").fetchone():
-            db.execute("PRAGMA auto_vacuum = INCREMENTAL")
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if tables:
+            found = None
+            if "meta" in tables:
+                try:
+                    row = db.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
+                except sqlite3.DatabaseError:
+                    row = None
+                found = row[0] if row else None
+            if found != FORMAT:
+                what = f"a drift history of format {found}" if found else "another SQLite file"
+                raise ConfigError(
+                    str(self.path), f"not a pivotkit drift history ({what}); left untouched"
+                )
+            return
+        if not create:
+            raise ConfigError(str(self.path), "an empty file, no drift history")
+        db.execute("PRAGMA auto_vacuum = INCREMENTAL")
         with self._transaction():
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     db.execute(statement)
-            row = db.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
-            if row is None:
-                db.execute("INSERT INTO meta VALUES ('format', ?)", (FORMAT,))
-            elif row[0] != FORMAT:
-                raise ConfigError(
-                    str(self.path), f"a drift history of format {row[0]}, not {FORMAT}"
-                )
+            db.execute("INSERT INTO meta VALUES ('format', ?)", (FORMAT,))
 
     def close(self) -> None:
         """Close the file."""
