@@ -266,6 +266,16 @@ PLANTED: list[tuple[str, Mutation, set[tuple[str, str, str, str]]]] = [
         {("listBroadcasts", "/data/*/channelId", "type-changed", "breaking")},
     ),
     (
+        "provider-header-dropped",
+        _on(CONTENT, lambda s, h, b: (s, {k: v for k, v in h.items() if k != "x-powered-by"}, b)),
+        {("getContent", "headers/x-powered-by", "header-removed", "warning")},
+    ),
+    (
+        "provider-header-changed",
+        _on(CONTENT, lambda s, h, b: (s, {**h, "cache-control": "max-age=60"}, b)),
+        {("getContent", "headers/cache-control", "header-changed", "warning")},
+    ),
+    (
         "integer-written-as-float",
         _data(lambda d: d.update(duration=117.0)),
         {("getContent", "/data/duration", "integer-as-float", "warning")},

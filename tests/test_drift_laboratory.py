@@ -319,6 +319,22 @@ PLANTS = [
         headers=lambda h: {k: v for k, v in h.items() if k != "content-encoding"},
     ),
     Plant(
+        "provider header dropped",
+        "other",
+        lambda r: True,
+        lambda b, r: b,
+        lambda r: {(r.operation, "headers/x-powered-by", "header-removed", "warning")},
+        headers=lambda h: {k: v for k, v in h.items() if k != "x-powered-by"},
+    ),
+    Plant(
+        "provider header changed",
+        "other",
+        lambda r: True,
+        lambda b, r: b,
+        lambda r: {(r.operation, "headers/cache-control", "header-changed", "warning")},
+        headers=lambda h: {**h, "cache-control": "public, max-age=60"},
+    ),
+    Plant(
         "operation gone (the gateway's 404)",
         "other",
         lambda r: True,

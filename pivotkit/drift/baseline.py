@@ -27,8 +27,9 @@ def request_key(request: Request) -> str:
 @dataclass(frozen=True)
 class Expectation:
     """What earlier answers to one request showed: status, content type and encoding,
-    whether it was the empty result, and the fields present in every object at their place
-    (``steady``); ``source`` says where that comes from, for the findings' ``expected``."""
+    whether it was the empty result, the fields present in every object at their place
+    (``steady``), the header names (lower case); ``source`` says where that comes from, for the
+    findings' ``expected``."""
 
     source: str
     status: int
@@ -36,6 +37,7 @@ class Expectation:
     content_encoding: str | None = None
     empty: bool = False
     steady: frozenset[str] = frozenset()
+    headers: frozenset[str] = frozenset()
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form (``steady`` sorted)."""
@@ -45,6 +47,7 @@ class Expectation:
             "contentEncoding": self.content_encoding,
             "empty": self.empty,
             "steady": sorted(self.steady),
+            "headers": sorted(self.headers),
         }
 
     @classmethod
@@ -57,6 +60,7 @@ class Expectation:
             data.get("contentEncoding"),
             bool(data.get("empty")),
             frozenset(data.get("steady") or ()),
+            frozenset(data.get("headers") or ()),
         )
 
 
@@ -73,6 +77,7 @@ def observe(
         headers.get("content-encoding"),
         empty,
         steady,
+        frozenset(headers),
     )
 
 

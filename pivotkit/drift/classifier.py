@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from jsonschema import Draft202012Validator
+
 from pivotkit.contract import Contract, Violation
 from pivotkit.drift.findings import HEADER_POINTER, KINDS, ROOT_CAUSES, json_type, more_severe
 from pivotkit.observer import describe_format, string_format
@@ -27,6 +29,9 @@ if TYPE_CHECKING:
     from pivotkit.drift.replay import Answer
 
 _REQUIRED_MESSAGE = re.compile(r"^'(.+)' is a required property$")
+#: Headers with rules of their own (content type against the contract, encoding and charset
+#: against the earlier answer).
+_OWN_RULES = frozenset({"content-type", "content-encoding"})
 _CONSTRAINTS = frozenset(
     {
         "minimum",
@@ -283,6 +288,7 @@ class Classifier:
         self.contract = contract
         self.describe = describe
         self.withheld = withheld
+        self._headers: dict[tuple[str, int], dict[str, Any]] = {}
 
     def status(
         self,
@@ -332,6 +338,7 @@ class Classifier:
                 live_type,
                 severity=severity_of("header-changed", "media-type"),
             )
+        self._provider_headers(op, answer, expected, evidence)
         for before in expected:
             if before.content_type is not None:
                 _, old_charset = media_type(before.content_type)
@@ -354,6 +361,44 @@ class Classifier:
                         new or "identity (no content-encoding)",
                         new,
                     )
+
+    def _provider_headers(
+        self, op: Operation, answer: Answer, expected: Iterable[Expectation], evidence: Evidence
+    ) -> None:
+        """Each other declared header: gone when an earlier answer had it, changed when its
+        value breaks its schema (content type and encoding have their own rules above)."""
+        for name, validator in self._header_validators(op.operation_id, answer.status).items():
+            pointer = HEADER_POINTER + name
+            value = answer.headers.get(name)
+            if value is None:
+                before = next((e for e in expected if name in e.headers), None)
+                if before is not None:
+                    evidence.put(
+                        pointer,
+                        rule("only-in-contract", "header"),
+                        f"present ({before.source})",
+                        "absent",
+                    )
+            elif not validator.is_valid(int(value) if value.isdigit() else value):
+                evidence.put(
+                    pointer,
+                    rule("differs", "header"),
+                    json.dumps(validator.schema, ensure_ascii=False, sort_keys=True),
+                    value,
+                    value,
+                )
+
+    def _header_validators(self, operation_id: str, status: int) -> dict[str, Any]:
+        key = (operation_id, status)
+        cached = self._headers.get(key)
+        if cached is None:
+            declared = self.contract.response_headers(operation_id, status)
+            cached = self._headers[key] = {
+                name.lower(): Draft202012Validator(dict(schema))
+                for name, schema in declared.items()
+                if name.lower() not in _OWN_RULES and isinstance(schema, Mapping)
+            }
+        return cached
 
     def violation(
         self, op: Operation, status: int, body: Any, violation: Violation, evidence: Evidence

@@ -62,7 +62,6 @@ CONTRACT_KINDS = frozenset(
         "pattern-changed",
         "constraint-relaxed",
         "status-added",
-        "header-removed",
         "parameter-removed",
         "operation-added",
         "status-removed",

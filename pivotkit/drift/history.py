@@ -496,6 +496,12 @@ def _expect(
         chosen = [e for run, op, e in entries if usable(run, op, pointer)][:window]
         if chosen and all(pointer in e.steady for e in chosen):
             steady.add(pointer)
+    names = set().union(*(e.headers for _, _, e in entries))
+    headers = set()
+    for name in names:
+        before = latest(HEADER_POINTER + name)
+        if before is not None and name in before.headers:
+            headers.add(name)
     runs = sorted({run for run, _, _ in entries})
     span = f"run {runs[0]}" if len(runs) == 1 else f"runs {runs[0]}-{runs[-1]}"
     return Expectation(
@@ -505,4 +511,5 @@ def _expect(
         encoding_from.content_encoding if encoding_from is not None else None,
         status_from.empty,
         frozenset(steady),
+        frozenset(headers),
     )
