@@ -406,3 +406,44 @@ def test_another_sqlite_file_is_refused_and_left_untouched(
         assert done.returncode == 2, done.stdout + done.stderr
         assert "not a pivotkit drift history" in done.stderr
     assert state.read_bytes() == before
+
+
+def test_a_removal_seen_only_by_the_history_stays_ongoing_until_the_field_is_back(
+    upstream: DriftingUpstream, tmp_path: Path
+) -> None:
+    """No fixture: the history alone is the baseline. An optional field gone in runs 3 and 4
+    is new, then ongoing (the runs that reported it are no evidence that it is gone for good),
+    then resolved in run 5 once it is back; a run 6 without it again is new again."""
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("- operationId: getContent\n  params: {id: 7488}\n", "utf-8")
+    (tmp_path / "none").mkdir()
+    options = DriftOptions(
+        target=upstream.url,
+        fixtures_dir=tmp_path / "none",
+        schemas_dir=SCHEMAS,
+        plan=plan,
+        rate=1000.0,
+        history=tmp_path / "h.sqlite",
+        json_out=tmp_path / "d.json",
+    )
+    life = []
+    for run in range(1, 7):
+        gone = run in (3, 4, 6)
+        upstream.mutate = data_of(CONTENT, lambda d: d.pop("typographicTitle")) if gone else None
+        try:
+            run_drift(options, environ={"PIVOT_API_KEY": KEY}, echo=lambda _: None)
+        finally:
+            upstream.mutate = None
+        report = json.loads((tmp_path / "d.json").read_text("utf-8"))
+        found = [(f["pointer"], f["kind"], f["status"]) for f in report["findings"]]
+        resolved = [(f["pointer"], f["status"]) for f in report["resolved"]]
+        life.append((found, resolved))
+    removal = "/data/typographicTitle", "field-removed"
+    assert life == [
+        ([], []),
+        ([], []),
+        ([(*removal, "new")], []),
+        ([(*removal, "ongoing")], []),
+        ([], [(removal[0], "resolved")]),
+        ([(*removal, "new")], []),
+    ]
