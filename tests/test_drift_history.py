@@ -192,9 +192,7 @@ def test_a_bare_history_flag_uses_the_project_folder_and_the_variable(
     assert (tmp_path / DEFAULT_PATH).is_file()
     elsewhere = tmp_path / "cache" / "drift.sqlite"
     done = subprocess.run(
-        pivotkit_command(
-            "drift", "--target", upstream.url, "--fixtures", str(FIXTURES), "--history"
-        ),
+        pivotkit_command("drift", "--target", upstream.url, "--rate", "1000", "--history"),
         cwd=tmp_path,
         env=clean_env(PIVOT_API_KEY=KEY, PIVOT_DRIFT_HISTORY=str(elsewhere)),
         capture_output=True,
