@@ -473,13 +473,14 @@ class Contract:
     def _violations(
         self, operation_id: str, status: int, error: ValidationError
     ) -> Iterator[Violation]:
-        # anyOf hides the interesting error one level down: descend to it. An alternative the
-        # body fits but for undeclared fields (strict mode) is the one it is judged by.
+        # anyOf hides the interesting error one level down. An alternative that fails only
+        # by strictness (undeclared fields) is the one the body fits: strict mode reports its
+        # undeclared fields and never switches to another alternative.
         if error.validator in ("anyOf", "oneOf") and error.context:
-            closest = _undeclared_only(error.context)
-            if closest:
-                for inner in closest:
-                    yield from self._violations(operation_id, status, inner)
+            fitting = _fitting_alternative(error)
+            if fitting is not None:
+                for sub in fitting:
+                    yield from self._violations(operation_id, status, sub)
                 return
             deepest = best_match(error.context)
             if deepest is not None and len(deepest.absolute_path) > len(error.absolute_path):
@@ -506,16 +507,27 @@ class Contract:
         )
 
 
-def _undeclared_only(context: list[ValidationError]) -> list[ValidationError]:
-    """The errors of the first alternative that fails only on undeclared fields, if any."""
-    branches: dict[Any, list[ValidationError]] = {}
-    for err in context:
-        branch = err.relative_schema_path[0] if err.relative_schema_path else None
-        branches.setdefault(branch, []).append(err)
-    for errors in branches.values():
-        if errors and all(e.validator == "unevaluatedProperties" for e in errors):
+def _only_strictness(error: ValidationError) -> bool:
+    """Whether an error comes from strict mode alone (an undeclared field), possibly through
+    a nested alternative that fails only that way."""
+    if error.validator == "unevaluatedProperties":
+        return True
+    if error.validator in ("anyOf", "oneOf") and error.context:
+        return _fitting_alternative(error) is not None
+    return False
+
+
+def _fitting_alternative(error: ValidationError) -> list[ValidationError] | None:
+    """The errors of the first alternative of an anyOf/oneOf that fails only by strictness."""
+    by_alternative: dict[Any, list[ValidationError]] = {}
+    for sub in error.context or ():
+        index = sub.relative_schema_path[0] if sub.relative_schema_path else None
+        by_alternative.setdefault(index, []).append(sub)
+    for index in sorted(by_alternative, key=lambda i: i if isinstance(i, int) else -1):
+        errors = by_alternative[index]
+        if all(_only_strictness(e) for e in errors):
             return errors
-    return []
+    return None
 
 
 def _hashable(value: Any) -> Any:

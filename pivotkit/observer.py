@@ -119,6 +119,9 @@ class Node:
         "fmax",
         "fmin",
         "formats",
+        "integral",
+        "integral_answers",
+        "integral_last",
         "items",
         "last",
         "overflow",
@@ -142,6 +145,9 @@ class Node:
         self.props: dict[str, Node] = {}
         self.items: Node | None = None
         self.empty_arrays = 0
+        self.integral = 0  # floats with an integral value (117.0)
+        self.integral_answers = 0  # answers that had one here
+        self.integral_last = -1
 
     # -- queries --
 
@@ -194,6 +200,73 @@ class Node:
         if self.items is not None:
             yield from self.items.walk()
 
+    # -- as a producer's shape (pivotkit.difference.Shape) --
+
+    declared = False
+
+    def type_counts(self) -> dict[str, int]:
+        """JSON type -> how many values of it were seen."""
+        return self.types
+
+    def integral_floats(self) -> int:
+        """Answers that had an integral float (``117.0``) here, when every number seen here
+        was integral (else 0)."""
+        numbers = self.types.get("number", 0)
+        return self.integral_answers if numbers > 0 and self.integral == numbers else 0
+
+    def string_formats(self) -> dict[str | None, int]:
+        """Format of the strings seen -> count (None: free text)."""
+        return self.formats
+
+    def format_text(self) -> str:
+        """The formats seen and their counts."""
+        return ", ".join(
+            f"{describe_format(f, self.fmin, self.fmax)} ({n})"
+            for f, n in sorted(self.formats.items(), key=lambda kv: str(kv[0]))
+        )
+
+    def patterns_given(self) -> list[str]:
+        """An observation states no pattern."""
+        return []
+
+    def enum_given(self) -> list[Any] | None:
+        """The distinct values seen, unless there were too many to keep."""
+        return None if self.overflow else list(self.values)
+
+    def enum_like(self) -> list[Any] | None:
+        """The values seen when they look like a small enum."""
+        return self.enum_values()
+
+    def declared_bounds(self) -> dict[str, Any]:
+        """An observation states no constraint (each answer is checked against them)."""
+        return {}
+
+    def null_text(self) -> str:
+        """How often null was seen."""
+        return f"null in {self.types.get('null', 0)} of {self.count} values"
+
+    def fields(self) -> dict[str, tuple[Node, bool, str]]:
+        """Field -> (its node, present in every object, how often it was there)."""
+        objects = self.objects
+        out = {}
+        for key, sub in self.props.items():
+            always = sub.count == objects
+            text = (
+                f"present in all {objects} objects"
+                if always
+                else f"missing in {objects - sub.count} of {objects} objects"
+            )
+            out[key] = (sub, always, text)
+        return out
+
+    def item_shape(self) -> Node | None:
+        """The node of the array items seen here."""
+        return self.items
+
+    def identity(self) -> object:
+        """Each node is a position of its own."""
+        return id(self)
+
     # -- accumulation --
 
     def merge(self, other: Node) -> None:
@@ -214,6 +287,8 @@ class Node:
                 self.overflow = True
                 self.values.clear()
         self.empty_arrays += other.empty_arrays
+        self.integral += other.integral
+        self.integral_answers += other.integral_answers
         for key, sub in other.props.items():
             self.child(key).merge(sub)
         if other.items is not None:
@@ -259,6 +334,11 @@ def _visit(node: Node, value: Any, sid: int, seen: list[Node] | None) -> None:
                 _count_value(node, value)
     elif kind == "integer" and not node.overflow:
         _count_value(node, value)
+    elif kind == "number" and value.is_integer():
+        node.integral += 1
+        if node.integral_last != sid:
+            node.integral_last = sid
+            node.integral_answers += 1
 
 
 def _count_value(node: Node, value: Any) -> None:
@@ -291,8 +371,17 @@ class Observer:
         self.root.merge(other.root)
         # Answer ids of the two observers overlap: stop counting answers on the old ids.
         for node in self.root.walk():
-            node.last = -1
+            node.last = node.integral_last = -1
         return self
+
+    def steady(self) -> frozenset[str]:
+        """Pointers of the fields present in every object seen at their place, at any depth
+        (inside arrays: in every item): what a later answer missing them has lost."""
+        out: set[str] = set()
+        for node in self.root.walk():
+            objects = node.objects
+            out.update(sub.pointer for sub in node.props.values() if sub.count == objects)
+        return frozenset(out)
 
     def node(self, pointer: str) -> Node | None:
         """The node at a pointer (``*`` for items), or None if nothing was seen there."""
@@ -346,6 +435,13 @@ def _node_schema(node: Node, total: int) -> dict[str, Any]:
     if fmt is not None:
         out["$comment"] += f"; {describe_format(fmt, node.fmin, node.fmax)}"
     return out
+
+
+def steady_pointers(body: Any) -> frozenset[str]:
+    """:meth:`Observer.steady` of one body."""
+    observer = Observer()
+    observer.add(body)
+    return observer.steady()
 
 
 __all__ = [

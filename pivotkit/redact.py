@@ -397,6 +397,24 @@ def example_of(value: Any, secrets: Iterable[str] = ()) -> Any:
     return _cut(value)
 
 
+def scrubbed(value: Any, secrets: Iterable[str] = ()) -> Any:
+    """A whole copy of a JSON value fit to be stored: the secrets scrubbed and key-shaped
+    strings (32 lowercase hex) masked, in keys and values alike, nothing cut."""
+    with contextlib.suppress(ConfigError):
+        value = Redactor.build(secrets=[s for s in secrets if s]).body(value)
+    return _mask_key_shaped(value)
+
+
+def _mask_key_shaped(value: Any) -> Any:
+    if isinstance(value, str):
+        return KEY_SHAPED.sub(lambda m: "x" * 32, value)
+    if isinstance(value, list):
+        return [_mask_key_shaped(v) for v in value]
+    if isinstance(value, dict):
+        return {_mask_key_shaped(k): _mask_key_shaped(v) for k, v in value.items()}
+    return value
+
+
 def _cut(value: Any) -> Any:
     if isinstance(value, str):
         out = KEY_SHAPED.sub(lambda m: "x" * 32, value)

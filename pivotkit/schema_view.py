@@ -10,12 +10,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pivotkit.contract import Contract
+from pivotkit.difference import LOWER_BOUNDS, UPPER_BOUNDS
 from pivotkit.observer import FORMATS, TYPE_NAMES, describe_format
+from pivotkit.pointers import ITEMS, split_pointer
 
 if TYPE_CHECKING:
     from referencing._core import Resolver
 
 _Thunk = Callable[[], "View"]
+_ANY_TYPE = ("array", "boolean", "integer", "null", "number", "object", "string")
 
 
 @dataclass
@@ -29,6 +32,8 @@ class View:
     items: _Thunk | None = None
     enum: list[Any] | None = None
     patterns: list[str] = field(default_factory=list)
+    bounds: dict[str, Any] = field(default_factory=dict)
+    sources: tuple[int, ...] = ()
 
     def allows_type(self, kind: str) -> bool:
         """Whether a value of this JSON type may appear here."""
@@ -55,6 +60,20 @@ class View:
                 out.add(name)
         return out
 
+    def at(self, pointer: str) -> View | None:
+        """The view at a pointer below this one (``*`` for items), None when the contract
+        declares nothing there."""
+        view: View | None = self
+        for part in split_pointer(pointer):
+            if view is None:
+                return None
+            if part == ITEMS:
+                view = view.items() if view.items is not None else None
+            else:
+                thunk = view.props.get(part)
+                view = thunk() if thunk is not None else None
+        return view
+
     def describe(self) -> str:
         """A short readable summary: types, enum, format."""
         parts = []
@@ -68,6 +87,109 @@ class View:
         elif self.patterns:
             parts.append("pattern " + " and ".join(self.patterns))
         return ", ".join(parts)
+
+    # -- as a producer's shape (pivotkit.difference.Shape): a declaration --
+
+    declared = True
+    answers = 0
+
+    def type_counts(self) -> dict[str, int]:
+        """The declared types (an untyped schema: object when it declares properties, array
+        when it declares items, else any type)."""
+        types = self.effective_types()
+        if types is None:
+            types = {"object"} if self.props else {"array"} if self.items else set(_ANY_TYPE)
+        return {t: 1 for t in types}
+
+    def integral_floats(self) -> int:
+        """A declared number may be any number."""
+        return 0
+
+    def string_formats(self) -> dict[str | None, int] | None:
+        """The formats the patterns accept (None: any string; a pattern of no known format:
+        ``{None: 1}``)."""
+        formats = self.formats()
+        if formats is None:
+            return None
+        return {f: 1 for f in formats} if formats else {None: 1}
+
+    def format_text(self) -> str:
+        """The declared format."""
+        return self.describe()
+
+    def patterns_given(self) -> list[str]:
+        """The declared patterns."""
+        return self.patterns
+
+    def enum_given(self) -> list[Any] | None:
+        """The declared values (None: any)."""
+        return self.enum
+
+    def enum_like(self) -> list[Any] | None:
+        """The declared values (None: any)."""
+        return self.enum
+
+    def declared_bounds(self) -> dict[str, Any]:
+        """The declared constraints."""
+        return self.bounds
+
+    def null_text(self) -> str:
+        """The declared types, null among them."""
+        return self.describe()
+
+    def fields(self) -> dict[str, tuple[View, bool, str]]:
+        """Field -> (its view, required, "required" or "optional")."""
+        return {
+            key: (thunk(), key in self.required, "required" if key in self.required else "optional")
+            for key, thunk in self.props.items()
+        }
+
+    def item_shape(self) -> View | None:
+        """The view of the items."""
+        return self.items() if self.items is not None else None
+
+    def identity(self) -> object:
+        """The schema objects this view was made of."""
+        return tuple(sorted(set(self.sources)))
+
+    def summary(self) -> dict[str, Any]:
+        """The contract's expectations here, as a small JSON Schema-like mapping (reports)."""
+        out: dict[str, Any] = {}
+        types = self.effective_types()
+        if types is not None:
+            out["type"] = sorted(types) if len(types) != 1 else next(iter(types))
+        if self.enum is not None:
+            out["enum"] = list(self.enum)
+        if self.patterns:
+            out["pattern"] = self.patterns[0] if len(self.patterns) == 1 else list(self.patterns)
+        out.update(self.bounds)
+        if self.props:
+            out["properties"] = sorted(self.props)
+        if self.required:
+            out["required"] = sorted(self.required)
+        if self.items is not None:
+            out["items"] = self.items().summary_line()
+        return out
+
+    def summary_line(self) -> str:
+        """:meth:`describe` with the fields, for a nested position."""
+        text = self.describe()
+        return text + (f" with {', '.join(sorted(self.props))}" if self.props else "")
+
+
+def _bounds(a: dict[str, Any], b: dict[str, Any], *, tighter: bool) -> dict[str, Any]:
+    """Both sets of bounds: the tighter of each (an intersection) or the looser (a union:
+    a bound only one side states binds nothing)."""
+    out: dict[str, Any] = {}
+    for name in (*LOWER_BOUNDS, *UPPER_BOUNDS):
+        x, y = a.get(name), b.get(name)
+        if x is None or y is None:
+            if tighter and (x is not None or y is not None):
+                out[name] = x if x is not None else y
+            continue
+        pick_max = (name in LOWER_BOUNDS) == tighter
+        out[name] = max(x, y) if pick_max else min(x, y)
+    return out
 
 
 def _intersect(a: View, b: View) -> View:
@@ -85,7 +207,16 @@ def _intersect(a: View, b: View) -> View:
         enum = a.enum if b.enum is None else b.enum
     else:
         enum = [v for v in a.enum if v in b.enum]
-    return View(types, props, a.required | b.required, items, enum, a.patterns + b.patterns)
+    return View(
+        types,
+        props,
+        a.required | b.required,
+        items,
+        enum,
+        a.patterns + b.patterns,
+        _bounds(a.bounds, b.bounds, tighter=True),
+        a.sources + b.sources,
+    )
 
 
 def _both(f: _Thunk, g: _Thunk) -> _Thunk:
@@ -134,12 +265,18 @@ def _union(views: list[View]) -> View:
     merged_items = _either(items) if items else None
     # A pattern of one alternative does not bind the others: keep them only when all agree.
     patterns = views[0].patterns if all(v.patterns == views[0].patterns for v in views) else []
-    return View(types, merged_props, required or set(), merged_items, enum, patterns)
+    bounds = views[0].bounds
+    for v in views[1:]:
+        bounds = _bounds(bounds, v.bounds, tighter=False)
+    sources = tuple(x for v in views for x in v.sources)
+    return View(
+        types, merged_props, required or set(), merged_items, enum, patterns, bounds, sources
+    )
 
 
 def _local(schema: Mapping[str, Any], resolver: Resolver[Any]) -> View:
     """The constraints a schema object states itself (no composition followed)."""
-    view = View()
+    view = View(sources=(id(schema),))
     kind = schema.get("type")
     if isinstance(kind, str):
         view.types = {kind}
@@ -151,6 +288,11 @@ def _local(schema: Mapping[str, Any], resolver: Resolver[Any]) -> View:
         view.enum = list(schema["enum"])
     if isinstance(schema.get("pattern"), str):
         view.patterns = [schema["pattern"]]
+    view.bounds = {
+        name: schema[name]
+        for name in (*LOWER_BOUNDS, *UPPER_BOUNDS)
+        if isinstance(schema.get(name), int | float) and not isinstance(schema.get(name), bool)
+    }
     view.required = set(schema.get("required", []))
     for key, sub in (schema.get("properties") or {}).items():
         view.props[key] = _lazy(sub, resolver)

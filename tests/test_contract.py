@@ -404,3 +404,23 @@ def test_engine_choice_is_validated() -> None:
     """An unknown engine name is refused with the valid choices."""
     with pytest.raises(ValueError, match="auto, rust or python"):
         Contract.load(engine="java")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"version": "v1", "statusCode": 200, "data": None, "extra": 1},
+        {"version": "v1", "statusCode": 200, "data": [], "extra": {"a": 1}},
+        {"extra": True, "version": "v1", "statusCode": 200, "data": {}},
+    ],
+)
+def test_strict_mode_reports_an_extra_field_of_the_empty_result_as_undeclared(
+    body: dict[str, Any],
+) -> None:
+    """An empty result with an extra top-level field is judged by the empty-result
+    alternative in both modes: tolerant accepts it, strict names the field, once, as
+    undeclared (never an anyOf failure of the whole body)."""
+    contract = load_contract()
+    assert contract.validate("getContent", 200, body) == []
+    violations = contract.validate("getContent", 200, body, mode="strict")
+    assert [(v.pointer, v.kind) for v in violations] == [("/extra", "undeclared")]

@@ -5,19 +5,17 @@ from __future__ import annotations
 import copy
 import dataclasses
 import datetime as dt
-import gzip
 import json
 import shutil
+import socket
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 
 import pytest
 from click.testing import CliRunner
-from flask import Flask, Response, request
 
 from pivotkit.accounts import Rights, load_profile
 from pivotkit.cli import main
@@ -29,14 +27,15 @@ from pivotkit.drift import (
     load_deviations,
     run_drift,
 )
-from pivotkit.drift.findings import KINDS
+from pivotkit.drift.findings import CONTRACT_KINDS, KINDS
 from pivotkit.drift.replay import REPLAYED_STATUSES
 from pivotkit.errors import ConfigError
 from pivotkit.fixtures import Exchange, FixtureSet
 from pivotkit.plan import plan_from_fixtures, sample
 
 from .conftest import FIXTURES, SCHEMAS
-from .helpers import CONVENTIONS, KEY_HEADER, free_port, path_of, thread_server
+from .drifting import CONTENT, GATEWAY_404, Change, DriftingUpstream, Mutation, data_of, on
+from .helpers import CONVENTIONS, KEY_HEADER, path_of, thread_server
 
 load_account_profile = load_profile
 
@@ -48,83 +47,18 @@ def _replayable(fixtures: FixtureSet, contract: Any) -> list[Any]:
 
 
 KEY = "0123456789abcdef0123456789abcdef"
-CONTENT = path_of("getContent", id=7488)
 EMPTY = path_of("getContent", id=999999999)
 BROADCASTS = path_of("listBroadcasts", channelId=192, start=20241105, end=20241105)
 GATEWAY = CONVENTIONS.messages
-GATEWAY_404 = GATEWAY.body(404, GATEWAY.not_found)
 QUOTA = GATEWAY.body(403, GATEWAY.quota_exhausted(12656))
 
-Mutation = Callable[[str, int, dict[str, str], Any], tuple[int, dict[str, str], Any]]
 
-
-class DriftingUpstream:
-    """A Flask app serving fixture bodies, with a plantable mutation; ``url`` is set while
-    :func:`drifting_upstream` serves it on a loopback port."""
-
-    def __init__(self, root: Path) -> None:
-        self.fixtures = FixtureSet.load(root)
-        self._index: dict[tuple[str, str], Exchange] = {}
-        for ex in self.fixtures:  # every status: a recorded 400 is the upstream's answer too
-            self._index.setdefault((ex.request.path, self.fixtures.lang_of(ex)), ex)
-        self.mutate: Mutation | None = None
-        self.seen_keys: list[str | None] = []
-        self.calls = 0
-        self.url = ""
-        self.app = Flask("drifting-upstream")
-        self.app.add_url_rule("/<path:path>", "serve", self._serve)
-
-    def _serve(self, path: str) -> Response:
-        self.calls += 1
-        self.seen_keys.append(request.headers.get(KEY_HEADER))
-        full = "/" + path
-        lang = request.args.get("lang", "fr")
-        ex = self._index.get((full, lang)) or self._index.get((full, "fr"))
-        if ex is None:
-            status, headers, body = 404, {}, copy.deepcopy(GATEWAY_404)
-        else:
-            status = ex.response.status
-            headers = {k.lower(): v for k, v in ex.response.headers.items()}
-            body = copy.deepcopy(ex.response.body)
-        if self.mutate is not None:
-            status, headers, body = self.mutate(full, status, headers, body)
-        data = json.dumps(body, ensure_ascii=False).encode()
-        encoding = headers.pop("content-encoding", None)
-        headers.pop("content-length", None)
-        content_type = headers.pop("content-type", "application/json; charset=utf-8")
-        headers.pop("date", None)
-        if encoding == "gzip" and "gzip" in request.headers.get("Accept-Encoding", ""):
-            data = gzip.compress(data)
-            headers["Content-Encoding"] = "gzip"
-        return Response(data, status=status, headers=headers, content_type=content_type)
-
-
-@contextmanager
-def drifting_upstream(root: Path) -> Iterator[DriftingUpstream]:
-    """A DriftingUpstream over ``root``, served in a thread on a free loopback port."""
-    upstream = DriftingUpstream(root)
-    with thread_server(upstream.app) as url:
-        upstream.url = url
-        yield upstream
-
-
-def _on(
-    path: str, change: Callable[[int, dict[str, str], Any], tuple[int, dict[str, str], Any]]
-) -> Mutation:
-    def mutate(
-        full: str, status: int, headers: dict[str, str], body: Any
-    ) -> tuple[int, dict[str, str], Any]:
-        return change(status, headers, body) if full == path else (status, headers, body)
-
-    return mutate
+def _on(path: str, change: Change) -> Mutation:
+    return on(path, change)
 
 
 def _data(change: Callable[[dict[str, Any]], None]) -> Mutation:
-    def inner(status: int, headers: dict[str, str], body: Any) -> tuple[int, dict[str, str], Any]:
-        change(body["data"])
-        return status, headers, body
-
-    return _on(CONTENT, inner)
+    return data_of(CONTENT, change)
 
 
 def _write(root: Path, op: str, name: str, data: dict[str, Any]) -> None:
@@ -172,8 +106,9 @@ def small_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def _small_server(small_corpus: Path) -> Iterator[DriftingUpstream]:
-    with drifting_upstream(small_corpus) as server:
-        yield server
+    server = DriftingUpstream(small_corpus)
+    yield server
+    server.close()
 
 
 @pytest.fixture
@@ -188,8 +123,9 @@ def upstream(_small_server: DriftingUpstream) -> DriftingUpstream:
 @pytest.fixture(scope="module")
 def full_upstream() -> Iterator[DriftingUpstream]:
     """An upstream serving the whole fixture corpus as it is."""
-    with drifting_upstream(FIXTURES) as server:
-        yield server
+    server = DriftingUpstream(FIXTURES)
+    yield server
+    server.close()
 
 
 def _run(
@@ -331,6 +267,44 @@ PLANTED: list[tuple[str, Mutation, set[tuple[str, str, str, str]]]] = [
         ),
         {("listBroadcasts", "/data/*/channelId", "type-changed", "breaking")},
     ),
+    (
+        "provider-header-dropped",
+        _on(CONTENT, lambda s, h, b: (s, {k: v for k, v in h.items() if k != "x-powered-by"}, b)),
+        {("getContent", "headers/x-powered-by", "header-removed", "warning")},
+    ),
+    (
+        "provider-header-changed",
+        _on(CONTENT, lambda s, h, b: (s, {**h, "cache-control": "max-age=60"}, b)),
+        {("getContent", "headers/cache-control", "header-changed", "warning")},
+    ),
+    (
+        "integer-written-as-float",
+        _data(lambda d: d.update(duration=117.0)),
+        {("getContent", "/data/duration", "integer-as-float", "warning")},
+    ),
+    (
+        "result-emptied",
+        _on(CONTENT, lambda s, h, b: (s, h, {**b, "data": None})),
+        {("getContent", "", "result-emptied", "warning")},
+    ),
+    (
+        "array-item-field-removed-from-some-items",
+        _on(
+            BROADCASTS,
+            lambda s, h, b: (
+                s,
+                h,
+                {
+                    **b,
+                    "data": [
+                        {k: v for k, v in x.items() if k != "end" or x["id"] != 900102}
+                        for x in b["data"]
+                    ],
+                },
+            ),
+        ),
+        {("listBroadcasts", "/data/*/end", "field-removed", "breaking")},
+    ),
 ]
 
 
@@ -355,10 +329,10 @@ def test_each_planted_drift_is_found_once_with_its_pointer_and_severity(
 
 
 def test_every_kind_is_planted_and_has_a_severity() -> None:
-    """The planted drifts cover every kind a drift run can report (deviation-expired and
-    constraint-violated have their own tests)."""
+    """The planted drifts cover every kind a live drift run can report (deviation-expired and
+    constraint-violated have their own tests; the rest only a contract diff gives)."""
     planted = {kind for _, _, e in PLANTED for _, _, kind, _ in e}
-    assert planted | {"deviation-expired", "constraint-violated"} == set(KINDS)
+    assert planted | {"deviation-expired", "constraint-violated"} == set(KINDS) - CONTRACT_KINDS
     assert set(KINDS.values()) == {"breaking", "warning", "info"}
 
 
@@ -396,13 +370,18 @@ def test_values_that_differ_between_runs_are_not_findings(
     assert code == 0
 
 
-def test_synthetic_fields_of_a_fixture_are_no_baseline_for_removal(
+def test_a_synthetic_field_of_a_fixture_is_a_baseline_for_removal_like_any_other(
     upstream: DriftingUpstream, small_corpus: Path, tmp_path: Path
 ) -> None:
-    """A field the fixture marks as made up (meta.synthetic) may be absent live: not removed."""
-    upstream.mutate = _data(lambda d: d.pop("synopsis"))
-    _, report, _ = _run(upstream, small_corpus, tmp_path)
-    assert report["findings"] == []
+    """Provenance does not decide whether a removal is seen: a field the fixture marks as
+    made up (meta.synthetic) that disappears is a breaking removal, as a documented one is."""
+    upstream.mutate = _data(lambda d: [d.pop("synopsis"), d.pop("typographicTitle")])
+    code, report, _ = _run(upstream, small_corpus, tmp_path)
+    assert _active(report) == {
+        ("getContent", "/data/synopsis", "field-removed", "breaking"),
+        ("getContent", "/data/typographicTitle", "field-removed", "breaking"),
+    }
+    assert code == 1
 
 
 def test_the_account_profile_withholds_fields(
@@ -634,18 +613,22 @@ def test_the_budget_bounds_the_calls(
     assert code == 0
 
 
-def test_an_unreachable_target_exits_3(small_corpus: Path, tmp_path: Path) -> None:
-    """Nothing listening on the port: exit 3 and the errors listed."""
-    lines: list[str] = []
-    options = DriftOptions(
-        target=f"http://127.0.0.1:{free_port()}",
-        fixtures_dir=small_corpus,
-        schemas_dir=SCHEMAS,
-        rate=1000.0,
-        timeout=2.0,
+def test_an_unreachable_target_is_one_line_and_exit_3(small_corpus: Path) -> None:
+    """Nothing listening on the port: one line naming the target, exit 3, and nothing else
+    (no banner, no error per request, no "no drift" summary)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    result = CliRunner().invoke(
+        main,
+        ["drift", "--target", f"http://127.0.0.1:{port}", "--fixtures", str(small_corpus)],
+        env={"PIVOT_API_KEY": KEY},
     )
-    assert run_drift(options, environ={}, echo=lines.append) == 3
-    assert any(line.startswith("error:") for line in lines)
+    assert result.exit_code == 3
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith(f"Error: http://127.0.0.1:{port} is unreachable")
+    assert KEY not in result.output
 
 
 def test_a_plan_file_replays_its_requests_against_their_fixtures(
@@ -827,7 +810,6 @@ def test_update_fixtures_writes_drifted_answers_never_overwriting(
 def test_analysis_in_process_of_recorded_answers(blade_runner: dict[str, Any]) -> None:
     """Answers at hand (no HTTP) go through the same analysis; a constraint outside the
     contract is a warning."""
-    from pivotkit.fixtures import Exchange
 
     baseline = Exchange.from_dict(blade_runner, name="7488")
     body = copy.deepcopy(blade_runner["response"]["body"])
@@ -845,3 +827,71 @@ def test_analysis_in_process_of_recorded_answers(blade_runner: dict[str, Any]) -
         ("/data/duration", "constraint-violated", "warning")
     ]
     assert report.exit_code == 0
+
+
+def test_record_then_drift_over_the_recorded_fixtures(tmp_path: Path) -> None:
+    """`pivotkit record` from a loopback upstream that checks the key, then `pivotkit drift`
+    over that folder: the recorded request headers hold the redacted placeholder, drift
+    sends the real key with every request (built from the plan, not from the recording),
+    no 401, zero findings, exit 0."""
+    import subprocess
+
+    from .helpers import clean_env, pivotkit_command
+
+    server = DriftingUpstream(FIXTURES, key=KEY)
+    out = tmp_path / "recorded"
+    env = clean_env(PIVOT_API_KEY=KEY)
+    try:
+        record = subprocess.run(
+            pivotkit_command(
+                "record",
+                "--upstream",
+                server.url,
+                "--from-fixtures",
+                "--fixtures",
+                str(FIXTURES),
+                "--out",
+                str(out),
+                "--rate",
+                "1000",
+            ),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert record.returncode == 0, record.stdout + record.stderr
+        recorded = [json.loads(p.read_text("utf-8")) for p in out.rglob("*.json")]
+        assert len(recorded) >= 60
+        placeholders = {
+            v for r in recorded for k, v in r["request"]["headers"].items() if k == KEY_HEADER
+        }
+        assert placeholders and KEY not in placeholders
+        server.seen_keys.clear()
+        drift = subprocess.run(
+            pivotkit_command(
+                "drift",
+                "--target",
+                server.url,
+                "--fixtures",
+                str(out),
+                "--rate",
+                "1000",
+                "--json",
+                str(tmp_path / "drift.json"),
+            ),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    finally:
+        server.close()
+    assert drift.returncode == 0, drift.stdout + drift.stderr
+    report = json.loads((tmp_path / "drift.json").read_text("utf-8"))
+    assert report["findings"] == []
+    assert report["summary"]["answers"] == len(
+        [r for r in recorded if r["response"]["status"] in REPLAYED_STATUSES]
+    )
+    assert set(server.seen_keys) == {KEY}
+    assert all("401" not in op["statuses"] for op in report["operations"])

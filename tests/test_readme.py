@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -58,3 +60,96 @@ def test_respx_router_snippet_runs_as_written(
     )
     with pytest.raises(AssertionError, match="not called"):
         exec(compile(uncalled, "README.md", "exec"), {})
+
+
+def _section(title: str) -> str:
+    start = README.index(title)
+    end = README.find("\n#", start + len(title))
+    return README[start : end if end > 0 else None]
+
+
+def _commands(section: str) -> list[list[str]]:
+    """The shell commands of a section's sh blocks, continuation lines joined, comments cut,
+    environment variables expanded, as argv lists."""
+    import os
+    import shlex
+
+    out = []
+    for block in re.findall(r"```sh\n(.*?)```", section, flags=re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.split("  #")[0].strip()
+            if line:
+                out.append(shlex.split(os.path.expandvars(line)))
+    return out
+
+
+def _run(argv: list[str], cwd: object, env: dict[str, str], target: str | None = None) -> Any:
+    import subprocess
+
+    from .helpers import pivotkit_command
+
+    words = [w for w in argv if not w.startswith("PIVOT_API_KEY=")]
+    assert words[0] == "pivotkit", words
+    args = words[1:]
+    if target is not None and "--target" in args:
+        args[args.index("--target") + 1] = target
+    return subprocess.run(
+        pivotkit_command(*args), cwd=cwd, env=env, capture_output=True, text=True, timeout=180
+    )
+
+
+def test_drift_history_snippets_run_as_written(tmp_path: Any, monkeypatch: Any) -> None:
+    """The nightly-job commands of the README, against a loopback upstream standing in for
+    live (the webhook variable set), in a fresh folder: each exits 0, the history lands in
+    ./.pivotkit/, `drift history` lists the run."""
+    import shutil
+
+    from .conftest import FIXTURES
+    from .drifting import DriftingUpstream
+    from .helpers import clean_env
+
+    key = "9a8b7c6d5e4f30211203f4e5d6c7b8a9"
+    server = DriftingUpstream(FIXTURES, key=key)
+    monkeypatch.setenv("SLACK_WEBHOOK", "http://127.0.0.1:9/hook")  # never called: no alert
+    few = tmp_path / "fixtures"  # three requests instead of the corpus: the rate is 5/s
+    for name in ("getContent/7488.json", "getPerson/1001.json", "listDays/all.json"):
+        (few / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(FIXTURES / name, few / name)
+    env = clean_env(PIVOT_API_KEY=key, PIVOT_FIXTURES=str(few))
+    try:
+        commands = _commands(_section("### A nightly job: the history"))
+        heads = [[w for w in c if not w.startswith("PIVOT_API_KEY=")][:3] for c in commands]
+        assert heads == [["pivotkit", "drift", "--target"]] + [["pivotkit", "drift", "history"]] * 3
+        results = [_run(c, tmp_path, env, target=server.url) for c in commands]
+    finally:
+        server.close()
+    for command, result in zip(commands, results, strict=True):
+        assert result.returncode == 0, (command, result.stdout, result.stderr)
+    assert (tmp_path / ".pivotkit" / "drift-history.sqlite").is_file()
+    assert (tmp_path / "drift.html").is_file()
+    assert results[1].stdout.splitlines()[1].split()[0] == "1"
+    assert '"properties"' in results[3].stdout
+
+
+def test_contract_diff_snippets_run_as_written(tmp_path: Any) -> None:
+    """The `pivotkit diff` commands of the README, in a git repository holding schemas/ and
+    an old copy: both run and find no change (exit 0); the JSON file is written."""
+    import shutil
+    import subprocess
+
+    from .conftest import SCHEMAS
+    from .helpers import clean_env
+
+    shutil.copytree(SCHEMAS, tmp_path / "schemas")
+    shutil.copytree(SCHEMAS, tmp_path / "old-schemas")
+    for args in (["init", "-q"], ["add", "."], ["commit", "-qm", "contract"]):
+        subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@example.org", *args],
+            cwd=tmp_path,
+            check=True,
+            capture_output=True,
+        )
+    for command in _commands(_section("### What a new contract changes for consumers")):
+        result = _run(command, tmp_path, clean_env())
+        assert result.returncode == 0, (command, result.stdout, result.stderr)
+    assert json.loads((tmp_path / "contract-changes.json").read_text("utf-8"))["changes"] == []

@@ -120,3 +120,47 @@ def export_openapi(bundled: bool, fmt: str, out: Path | None, schemas: Path | No
         return
     atomic_write_text(out, text)
     click.echo(f"wrote {out}", err=True)
+
+
+@main.command("diff")
+@click.argument("old")
+@click.argument("new")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["markdown", "json"]),
+    default="markdown",
+    show_default=True,
+    help="Markdown for people (a PR comment, a release note), JSON for tools.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Write the changelog here (atomically) instead of printing it.",
+)
+def diff(old: str, new: str, fmt: str, out: Path | None) -> None:
+    """What NEW changes for consumers of OLD: a changelog by operation and pointer.
+
+    OLD and NEW are schemas directories, or git:REV for the other one (or the default
+    schemas/) as it was at a git revision, e.g. `pivotkit diff git:HEAD schemas/`.
+    Each change is breaking, warning or info by the same direction rules as drift.
+    Exit 0: nothing breaking; 1: a breaking change; 2: a side that is no contract.
+    """
+    import tempfile
+
+    from pivotkit.drift.changelog import compare_contracts, load_side, to_json, to_markdown
+    from pivotkit.fixtures import atomic_write_text
+
+    with tempfile.TemporaryDirectory(prefix="pivotkit-diff-") as work:
+        before = load_side(old, new, Path(work))
+        after = load_side(new, old, Path(work))
+    changes = compare_contracts(before, after)
+    text = to_json(changes, old, new) if fmt == "json" else to_markdown(changes, old, new)
+    if out is not None:
+        atomic_write_text(out, text)
+        click.echo(f"wrote {out}: {len(changes)} changes")
+    else:
+        click.echo(text, nl=False)
+    if any(c.severity == "breaking" for c in changes):
+        raise SystemExit(1)

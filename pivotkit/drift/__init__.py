@@ -1,9 +1,12 @@
 """Drift: replay requests against a target, compare answers with the contract, report findings.
 
-The package's rooms: ``findings`` (kinds and severities), ``classifier`` (what a difference
-means, by direction), ``analysis`` (answers in, findings out), ``replay`` (the plan sent
-through the one client), ``deviations`` (accepted findings), ``report`` (JSON, Markdown,
-JUnit, webhook), ``updates`` (drifted answers as fixtures for review), ``job`` (one run).
+The package's rooms: ``findings`` (kinds, severities, lifecycle), ``classifier`` (what a
+difference means, by direction: the one table, also used by ``pivotkit diff``), ``baseline``
+(what earlier answers to a request lead to expect), ``analysis`` (answers in, findings out),
+``replay`` (the plan sent through the one client), ``history`` (earlier runs, in SQLite),
+``deviations`` (accepted findings), ``report`` (JSON, Markdown, JUnit, webhook), ``page``
+(the HTML page), ``updates`` (drifted answers as fixtures for review), ``changelog`` (two
+contracts compared), ``job`` (one run).
 """
 
 from __future__ import annotations

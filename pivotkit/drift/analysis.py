@@ -5,45 +5,35 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pivotkit.accounts import Rights
 from pivotkit.contract import Contract
-from pivotkit.drift.classifier import Classifier, Evidence, difference_kind, normalize, parent
+from pivotkit.drift.baseline import Expectation, from_exchange, observe, removals, request_key
+from pivotkit.drift.classifier import Classifier, Evidence, drop_below, finding_kind
 from pivotkit.drift.deviations import Deviation
-from pivotkit.drift.findings import KINDS, Finding, Tally, more_severe
+from pivotkit.drift.findings import HEADER_POINTER, KINDS, Finding, Tally, more_severe
 from pivotkit.drift.replay import Answer
 from pivotkit.fixtures import Exchange
 from pivotkit.infer import Difference, diff
-from pivotkit.observer import Node, Observer
+from pivotkit.observer import Observer
 from pivotkit.operations import Operation
-from pivotkit.pointers import ITEMS, escape_pointer_segment, split_pointer
+from pivotkit.pointers import escape_pointer_segment, parent_pointer, split_pointer
 from pivotkit.redact import example_of
 from pivotkit.schema_view import View, contract_view
 
 _FixtureKey = tuple[str, str, str, str]
+_Key = tuple[str, str, str]
 
 
 def _fixture_key(exchange: Exchange) -> _FixtureKey:
     return (exchange.operation_id, exchange.name, exchange.request.method, exchange.request.path)
 
 
-def _steady_pointers(node: Node) -> list[str]:
-    """Pointers of ``node`` and below, descending only into fields every object has."""
-    out = [node.pointer]
-    objects = node.objects
-    for sub in node.props.values():
-        if sub.count == objects:
-            out += _steady_pointers(sub)
-    if node.items is not None:
-        out += _steady_pointers(node.items)
-    return out
-
-
 def _example_at(observer: Observer, d: Difference) -> Any:
     node = observer.node(d.pointer)
-    if node is None or not node.values:
+    if node is None or not node.values or d.kind == "integral-float":
         return None
     return next(iter(node.values))
 
@@ -52,28 +42,39 @@ class DriftAnalysis:
     """Findings from answers: :meth:`add` each answer, then :meth:`findings`.
 
     Per answer: status and gateway answers, headers, strict validation (each violation
-    classified), fields of the recorded fixture missing from the answer; per operation, an
-    :class:`~pivotkit.infer.Observer` of the answers diffed with the contract by direction.
-    A finding the recorded fixture of the same request already shows is not drift: it is
-    counted in :attr:`preexisting` instead.
+    classified), fields an earlier answer to the same request had in every object and this
+    one lacks (the recorded fixture's, and ``history``'s: request key -> expectation); per
+    operation, an :class:`~pivotkit.observer.Observer` of the answers diffed with the
+    contract by direction. A finding the recorded fixture of the same request already shows
+    is not drift: it is counted in :attr:`preexisting` instead. :attr:`seen` keeps what
+    each request's answer showed, for the next run's history.
     """
 
     def __init__(
-        self, contract: Contract, *, rights: Rights | None = None, secrets: Iterable[str] = ()
+        self,
+        contract: Contract,
+        *,
+        rights: Rights | None = None,
+        secrets: Iterable[str] = (),
+        history: Mapping[str, Expectation] | None = None,
     ) -> None:
         self.contract = contract
         self.rights = rights or Rights()
+        self.history: Mapping[str, Expectation] = history or {}
         self._secrets = tuple(secrets)
         self._classifier = Classifier(contract, self._describe, self._withheld)
-        self._tallies: dict[tuple[str, str, str], Tally] = {}
+        self._tallies: dict[_Key, Tally] = {}
         self.answers: Counter[str] = Counter()
         self.statuses: dict[str, Counter[int]] = {}
         self.observers: dict[str, Observer] = {}
+        self.seen: dict[str, tuple[str, Expectation]] = {}
         self._baseline_observers: dict[str, Observer] = {}
         self._baseline_keys: dict[_FixtureKey, frozenset[tuple[str, str]]] = {}
-        self._baseline_pointers: dict[_FixtureKey, frozenset[str]] = {}
+        self._expectations: dict[_FixtureKey, Expectation] = {}
         self._views: dict[tuple[str, int], View | None] = {}
-        self._payload = "/" + escape_pointer_segment(contract.conventions.envelope.payload_field)
+        envelope = contract.conventions.envelope
+        self._envelope = envelope
+        self._payload = "/" + escape_pointer_segment(envelope.payload_field)
         self.preexisting = 0
 
     # -- public --
@@ -85,23 +86,36 @@ class DriftAnalysis:
             return set()
         self.answers[op.operation_id] += 1
         self.statuses.setdefault(op.operation_id, Counter())[answer.status] += 1
+        key = request_key(answer.request)
+        expected = self._expected(answer, key)
         evidence = Evidence()
-        self._examine(op, answer, evidence)
+        self._examine(op, answer, expected, evidence)
+        evidence.collapse()
         found = evidence.found
         if found and answer.baseline is not None:
             known = self._baseline_findings(op, answer.baseline)
-            for key in [k for k in found if k in known]:
-                del found[key]
+            for item in [k for k in found if k in known]:
+                del found[item]
                 self.preexisting += 1
-        for (pointer, kind), (severity, expected, observed, example) in found.items():
+        for (pointer, kind), entry in found.items():
             tally = self._tallies.get((op.operation_id, pointer, kind))
             if tally is None:
                 tally = self._tallies[op.operation_id, pointer, kind] = Tally(
-                    severity, expected, observed, example_of(example, self._secrets)
+                    entry.severity,
+                    entry.expected,
+                    entry.observed,
+                    example_of(entry.example, self._secrets),
                 )
-            elif more_severe(severity, tally.severity):
-                tally.severity = severity
+            elif more_severe(entry.severity, tally.severity):
+                tally.severity = entry.severity
             tally.count += 1
+            tally.missing += entry.missing
+            tally.objects += entry.objects
+        if key not in self.seen and not answer.not_json:
+            self.seen[key] = (
+                op.operation_id,
+                observe(self.contract, answer.status, answer.headers, answer.body, ""),
+            )
         return {kind for _, kind in found}
 
     def findings(
@@ -110,27 +124,34 @@ class DriftAnalysis:
         """The active and the suppressed findings, each sorted (severity, operation, pointer).
 
         Observer-diff findings are added where per-answer analysis found nothing at the same
-        pointer and kind. Expired deviations suppress nothing and are reported as info.
+        pointer and kind; one finding per root cause. Expired deviations suppress nothing and
+        are reported as info.
         """
         today = today or dt.date.today()
         tallies = dict(self._tallies)
         for op_id, observer in self.observers.items():
             for key, tally in self._observed_findings(op_id, observer).items():
                 tallies.setdefault(key, tally)
+        drop_below(tallies, lambda k: (f"{k[0]}\0{k[1]}", k[2]))
+        _note_renames(tallies)
         entries = list(deviations)
         active: list[Finding] = []
         suppressed: list[Finding] = []
         for (op_id, pointer, kind), t in tallies.items():
+            observed = t.observed
+            if kind == "field-removed" and t.objects > t.count:
+                observed = f"absent from {t.missing} of {t.objects} objects" + observed[6:]
             finding = Finding(
                 op_id,
                 pointer,
                 kind,
                 t.severity,
                 t.expected,
-                t.observed,
+                observed,
                 t.example,
                 t.count,
                 self.answers[op_id],
+                contract=self._contract_side(op_id, pointer),
             )
             entry = next((d for d in entries if not d.expired(today) and d.matches(finding)), None)
             if entry is None:
@@ -145,14 +166,31 @@ class DriftAnalysis:
 
     # -- per answer --
 
-    def _examine(self, op: Operation, answer: Answer, evidence: Evidence) -> None:
+    def _expected(self, answer: Answer, key: str) -> list[Expectation]:
+        """What earlier answers to this request lead to expect: the fixture's, the history's."""
+        out = []
         baseline = answer.baseline
-        expected_status = baseline.response.status if baseline is not None else 200
+        if baseline is not None:
+            cached = self._expectations.get(_fixture_key(baseline))
+            if cached is None:
+                cached = self._expectations[_fixture_key(baseline)] = from_exchange(
+                    self.contract, baseline
+                )
+            out.append(cached)
+        history = self.history.get(key)
+        if history is not None:
+            out.append(history)
+        return out
+
+    def _examine(
+        self, op: Operation, answer: Answer, expected: list[Expectation], evidence: Evidence
+    ) -> None:
+        first = expected[0] if expected else None
         status = answer.status
-        if status != expected_status:
-            self._classifier.status(op, answer, expected_status, evidence)
+        if status != (first.status if first is not None else 200):
+            self._classifier.status(op, answer, first, evidence)
             return
-        self._classifier.headers(op, answer, evidence)
+        self._classifier.headers(op, answer, expected, evidence)
         if answer.not_json:
             evidence.put(
                 "", "envelope-changed", "a JSON body", "a body that is not JSON", answer.body
@@ -161,57 +199,80 @@ class DriftAnalysis:
         body = answer.body
         if status not in op.statuses:
             return
-        self._violations(op, status, body, evidence)
-        if status != 200 or self.contract.is_empty_result(body):
+        empty = self._violations(op, status, body, evidence)
+        if status != 200:
             return
-        seen: list[Node] = []
-        self.observers.setdefault(op.operation_id, Observer(op.operation_id)).add(body, seen=seen)
-        if baseline is not None and not self.contract.is_empty_result(baseline.response.body):
-            self._removed_fields(op, baseline, {node.pointer for node in seen}, evidence)
+        if empty:
+            had_data = next((e for e in expected if e.status == 200 and not e.empty), None)
+            if had_data is not None:
+                evidence.put(
+                    "",
+                    "result-emptied",
+                    f"data ({had_data.source})",
+                    "the empty result",
+                    body,
+                )
+            return
+        self.observers.setdefault(op.operation_id, Observer(op.operation_id)).add(body)
+        for before in expected:
+            if before.status == 200 and not before.empty:
+                self._removed_fields(op, body, before, evidence)
 
-    def _violations(self, op: Operation, status: int, body: Any, evidence: Evidence) -> None:
-        if not self.contract.is_valid(op.operation_id, status, body, mode="strict"):
-            for violation in self.contract.validate(op.operation_id, status, body, mode="strict"):
-                self._classifier.violation(op, status, body, violation, evidence)
+    def _violations(self, op: Operation, status: int, body: Any, evidence: Evidence) -> bool:
+        """Classify the strict violations of a body; returns whether it is the empty result.
+
+        An empty result whose version or status field changed is that change alone: the
+        rest of it is judged as the empty result it would be without it (one root cause).
+        """
+        empty = status == 200 and self.contract.is_empty_result(body)
+        patched = None if empty or status != 200 else self._envelope_restored(body)
+        if self.contract.is_valid(op.operation_id, status, body, mode="strict"):
+            return empty
+        violations = self.contract.validate(op.operation_id, status, body, mode="strict")
+        if patched is not None:
+            fields = {
+                "/" + escape_pointer_segment(self._envelope.version_field),
+                "/" + escape_pointer_segment(self._envelope.status_field),
+            }
+            violations = [v for v in violations if v.pointer in fields]
+        for violation in violations:
+            self._classifier.violation(op, status, body, violation, evidence)
+        return empty or patched is not None
+
+    def _envelope_restored(self, body: Any) -> dict[str, Any] | None:
+        """The body with the contract's version and a 200 status, when that makes it the
+        empty result (and it was not one): else None."""
+        if not isinstance(body, dict):
+            return None
+        env = self._envelope
+        patched = dict(body)
+        if env.version_field in body:
+            patched[env.version_field] = env.version
+        if env.status_field in body:
+            patched[env.status_field] = 200
+        if patched == body or not self.contract.is_empty_result(patched):
+            return None
+        return patched
 
     def _removed_fields(
-        self, op: Operation, baseline: Exchange, live: set[str], evidence: Evidence
+        self, op: Operation, body: Any, before: Expectation, evidence: Evidence
     ) -> None:
-        recorded = self._recorded_pointers(baseline)
-        for pointer in sorted(recorded - live):
-            if parent(pointer) not in live or self._withheld(op, pointer):
+        for pointer, missing, objects in removals(body, before.steady):
+            if self._withheld(op, pointer):
                 continue
             if evidence.has(pointer, "required-missing", "envelope-changed"):
                 continue
+            kind = finding_kind("only-in-contract", pointer, "contract") or "field-removed"
             evidence.put(
                 pointer,
-                "field-removed",
-                f"present (recorded in fixture {baseline.operation_id}/{baseline.name})",
+                kind,
+                f"present ({before.source})",
                 "absent",
+                missing=missing,
+                objects=objects,
             )
 
     # -- baselines --
-
-    def _recorded_pointers(self, baseline: Exchange) -> frozenset[str]:
-        """The fields of a fixture that make a baseline for "removed": every field it holds,
-        but inside arrays only those every item has (an actor's ``character`` is missing
-        from a director's credit: that is data, not drift), and none it marks synthetic."""
-        key = _fixture_key(baseline)
-        cached = self._baseline_pointers.get(key)
-        if cached is None:
-            body = baseline.response.body
-            synthetic = [
-                normalize(body, p) for p in baseline.meta.get("synthetic", []) if isinstance(p, str)
-            ]
-            observer = Observer()
-            observer.add(body)
-            cached = frozenset(
-                p
-                for p in _steady_pointers(observer.root)
-                if not any(p == s or p.startswith(s + "/") for s in synthetic)
-            )
-            self._baseline_pointers[key] = cached
-        return cached
 
     def _baseline_findings(self, op: Operation, baseline: Exchange) -> frozenset[tuple[str, str]]:
         """What the recorded fixture itself shows (replayed as an answer to itself)."""
@@ -222,11 +283,12 @@ class DriftAnalysis:
             status = baseline.response.status
             if status in op.statuses:
                 body = baseline.response.body
-                self._violations(op, status, body, evidence)
-                if status == 200 and not self.contract.is_empty_result(body):
+                empty = self._violations(op, status, body, evidence)
+                if status == 200 and not empty:
                     self._baseline_observers.setdefault(
                         op.operation_id, Observer(op.operation_id)
                     ).add(body)
+            evidence.collapse()
             cached = self._baseline_keys[key] = frozenset(evidence.found)
         return cached
 
@@ -246,23 +308,28 @@ class DriftAnalysis:
             except Exception:  # an unresolvable schema only loses the "expected" text
                 self._views[key] = None
         view = self._views[key]
-        for part in split_pointer(pointer):
-            if view is None:
-                return None
-            if part == ITEMS:
-                view = view.items() if view.items is not None else None
-            else:
-                thunk = view.props.get(part)
-                view = thunk() if thunk is not None else None
-        return view
+        return view.at(pointer) if view is not None else None
 
     def _describe(self, operation_id: str, status: int, pointer: str) -> str | None:
         view = self._view_at(operation_id, status, pointer)
         return view.describe() if view is not None else None
 
-    def _observed_findings(
-        self, op_id: str, observer: Observer
-    ) -> dict[tuple[str, str, str], Tally]:
+    def _contract_side(self, op_id: str, pointer: str) -> Any:
+        """What the contract says where a finding points (the report's "contract" column)."""
+        op = self.contract.operations.get(op_id)
+        if op is None:
+            return None
+        if pointer.startswith(HEADER_POINTER):
+            status = 200 if 200 in op.statuses else op.statuses[0]
+            return {"content": sorted(self.contract.media_types(op_id, status))}
+        if not pointer:
+            return {"statuses": list(op.statuses), "path": f"{op.method} {op.path}"}
+        view = self._view_at(op_id, 200, pointer) if 200 in op.statuses else None
+        if view is None:
+            return {"declared": False}
+        return view.summary()
+
+    def _observed_findings(self, op_id: str, observer: Observer) -> dict[_Key, Tally]:
         """Findings from the observed schema's diff with the contract, by direction; a
         difference the recorded fixtures already show is not one."""
         view = self._view_at(op_id, 200, "")
@@ -270,10 +337,10 @@ class DriftAnalysis:
             return {}
         baseline = self._baseline_observers.get(op_id)
         known = {(d.pointer, d.kind) for d in diff(baseline, view)} if baseline else set()
-        out: dict[tuple[str, str, str], Tally] = {}
+        out: dict[_Key, Tally] = {}
         op = self.contract.operation(op_id)
         for d in diff(observer, view):
-            kind = difference_kind(d.kind, d.pointer)
+            kind = finding_kind(d.kind, d.pointer)
             if kind is None or (d.pointer, d.kind) in known:
                 continue
             if kind in ("required-missing", "field-removed") and self._withheld(op, d.pointer):
@@ -283,6 +350,20 @@ class DriftAnalysis:
                 KINDS[kind], d.contract, d.observed, example, d.answers
             )
         return out
+
+
+def _note_renames(tallies: dict[_Key, Tally]) -> None:
+    """A removed field beside a new one of the same operation and parent: say so (a rename
+    is both findings, and the removal says which field may have replaced it)."""
+    added: dict[tuple[str, str], list[str]] = {}
+    for op_id, pointer, kind in tallies:
+        if kind == "new-field":
+            added.setdefault((op_id, parent_pointer(pointer)), []).append(pointer)
+    for (op_id, pointer, kind), tally in tallies.items():
+        if kind == "field-removed":
+            beside = added.get((op_id, parent_pointer(pointer)))
+            if beside:
+                tally.observed += f"; new beside it: {', '.join(sorted(beside)[:3])} (renamed?)"
 
 
 def _expired(entry: Deviation) -> Finding:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import time
@@ -15,9 +16,20 @@ from pivotkit.accounts import KEY_SHAPE, Account, load_profile
 from pivotkit.client import DEFAULT_LIVE_BUDGET, KEY_ENV, ApiKey, CallBudget, Target, parse_target
 from pivotkit.contract import Contract
 from pivotkit.drift.analysis import DriftAnalysis
+from pivotkit.drift.baseline import Expectation
 from pivotkit.drift.deviations import Deviation, load_deviations
+from pivotkit.drift.history import DEFAULT_KEEP, History, default_history_path
+from pivotkit.drift.page import render
 from pivotkit.drift.replay import REPLAYED_STATUSES, RunResult, plan_from_file, replay
-from pivotkit.drift.report import DriftReport, append_step_summary, build_report, post_webhook
+from pivotkit.drift.report import (
+    ALERT_ON,
+    DriftReport,
+    RunPoint,
+    alerts,
+    append_step_summary,
+    build_report,
+    post_webhook,
+)
 from pivotkit.drift.updates import write_drift_fixtures
 from pivotkit.errors import EXIT_UNAVAILABLE, ConfigError
 from pivotkit.fixtures import FixtureSet, atomic_write_text
@@ -48,6 +60,10 @@ class DriftOptions:
     update_fixtures: Path | None = None
     today: dt.date | None = None
     timeout: float = 30.0
+    history: Path | str | None = None
+    history_keep: int = DEFAULT_KEEP
+    alert_on: str = "breaking"
+    html: Path | None = None
 
 
 def _key(env: Mapping[str, str], target: Target) -> ApiKey | None:
@@ -107,6 +123,17 @@ class DriftJob:
             else []
         )
         self.secrets = [self.key.reveal()] if self.key is not None else []
+        if options.alert_on not in ALERT_ON:
+            raise ConfigError("--alert-on", f"one of {', '.join(ALERT_ON)}")
+        self.history = self._history()
+
+    def _history(self) -> History | None:
+        """The history file, opened before any request (a bad file is exit 2, no call sent)."""
+        chosen = self.options.history
+        if chosen is None:
+            return None
+        path = Path(chosen) if str(chosen) else default_history_path(self.env)
+        return History(path, keep=self.options.history_keep, secrets=self.secrets)
 
     def plan(self) -> list[PlanItem]:
         """The requests to replay: the plan file's, or the fixtures' (sampled)."""
@@ -131,12 +158,16 @@ class DriftJob:
         return items
 
     def replay(self, plan: list[PlanItem]) -> RunResult:
-        """Send the plan to the target."""
+        """Send the plan to the target (TargetUnreachable, exit 3, when the first request
+        cannot connect: one line, nothing else sent)."""
         limit = self.budget.limit
-        self.echo(
-            f"drift: {len(plan)} requests to {self.target.label}"
-            + (f" (budget {limit})" if limit is not None else "")
-        )
+
+        def started() -> None:
+            self.echo(
+                f"drift: {len(plan)} requests to {self.target.label}"
+                + (f" (budget {limit})" if limit is not None else "")
+            )
+
         options = self.options
         run = replay(
             plan,
@@ -150,6 +181,7 @@ class DriftJob:
             timeout=options.timeout,
             transport=self.transport,
             sleep=self.sleep,
+            started=started,
         )
         if run.answers and all(a.status == 401 for a in run.answers):
             raise ConfigError(
@@ -161,18 +193,28 @@ class DriftJob:
         return run
 
     def analyse(self, plan: list[PlanItem], run: RunResult, started: str) -> DriftReport:
-        """The report of the answers; drifted answers saved when ``--update-fixtures``."""
-        analysis = DriftAnalysis(self.contract, rights=self.profile.rights, secrets=self.secrets)
+        """The report of the answers (the history's baseline and life of each finding when
+        ``--history``); drifted answers saved when ``--update-fixtures``."""
+        baseline: dict[str, Expectation] = {}
+        if self.history is not None:
+            baseline = self.history.baseline(self.target.label)
+        analysis = DriftAnalysis(
+            self.contract, rights=self.profile.rights, secrets=self.secrets, history=baseline
+        )
         drifted = [(answer, analysis.add(answer)) for answer in run.answers]
+        operations = sorted({p.operation_id for p in plan})
         report = build_report(
             analysis,
             target=self.target.label,
             deviations=self.deviations,
             today=self.options.today,
             run=run,
-            operations=sorted({p.operation_id for p in plan}),
+            operations=operations,
             started=started,
+            alert_on=self.options.alert_on,
         )
+        if self.history is not None and run.answers:
+            report = self._remember(self.history, report, analysis, operations)
         if self.options.update_fixtures is not None:
             written = write_drift_fixtures(
                 drifted,
@@ -188,6 +230,38 @@ class DriftJob:
             )
         return report
 
+    def _remember(
+        self,
+        history: History,
+        report: DriftReport,
+        analysis: DriftAnalysis,
+        operations: list[str],
+    ) -> DriftReport:
+        """Store the run; the report gets each finding's life, the resolved ones, the chart."""
+        alert_on = self.options.alert_on
+        recorded = history.record(
+            target=report.target,
+            started=report.started,
+            finished=report.finished,
+            findings=report.findings,
+            summary=report.summary(),
+            operations={op: report.answers.get(op, 0) for op in operations},
+            seen=analysis.seen,
+            observed={op: obs.to_schema() for op, obs in analysis.observers.items()},
+            alert=lambda found: alerts(found, alert_on),
+        )
+        series = [
+            RunPoint(r.id, r.started, r.summary)
+            for r in reversed(history.runs(report.target, limit=30))
+        ]
+        return dataclasses.replace(
+            report,
+            findings=recorded.findings,
+            resolved=recorded.resolved,
+            run=recorded.run,
+            series=series,
+        )
+
     def show(self, report: DriftReport, run: RunResult) -> None:
         """The findings, suppressed findings, errors and summary, one line each."""
         for finding in report.findings:
@@ -196,6 +270,8 @@ class DriftJob:
             self.echo(f"(suppressed) {finding.line()}")
         for error in run.errors:
             self.echo(f"error: {error}")
+        for finding in report.resolved:
+            self.echo(f"(resolved) {finding.operation} {finding.pointer or '/'} {finding.kind}")
         self.echo(report.text_summary())
 
     def write(self, report: DriftReport) -> None:
@@ -206,6 +282,7 @@ class DriftJob:
             (options.markdown, markdown),
             (options.json_out, report.dumps()),
             (options.junit, report.to_junit()),
+            (options.html, render(report) if options.html is not None else ""),
         )
         for path, text in outputs:
             if path is not None:
@@ -213,7 +290,9 @@ class DriftJob:
         summary = self.env.get("GITHUB_STEP_SUMMARY")
         if summary:
             append_step_summary(Path(summary), markdown)
-        if options.webhook:
+        if options.webhook and not report.alerted:
+            self.echo(f"webhook: not sent (nothing to alert on under --alert-on {report.alert_on})")
+        elif options.webhook:
             try:
                 status = post_webhook(options.webhook, report)
             except httpx.HTTPError as exc:  # the URL may hold a token: never print it
@@ -232,14 +311,19 @@ def run_drift(
     sleep: Callable[[float], None] = time.sleep,
 ) -> int:
     """Run ``pivotkit drift``: plan, replay, analyse, report. Returns the exit code (0 no
-    breaking finding, 1 breaking, 3 unreachable or out of quota); ConfigError for exit 2."""
+    alert, 1 an alert: by default a breaking finding, see ``alert_on``; 3 out of quota or
+    nothing answered); ConfigError for exit 2, TargetUnreachable for exit 3."""
     job = DriftJob(options, environ=environ, echo=echo, transport=transport, sleep=sleep)
-    plan = job.plan()
-    started = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-    run = job.replay(plan)
-    report = job.analyse(plan, run, started)
-    job.show(report, run)
-    job.write(report)
+    try:
+        plan = job.plan()
+        started = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+        run = job.replay(plan)
+        report = job.analyse(plan, run, started.replace("+00:00", "Z"))
+        job.show(report, run)
+        job.write(report)
+    finally:
+        if job.history is not None:
+            job.history.close()
     if run.quota is not None or run.unreachable:
         return EXIT_UNAVAILABLE
     return report.exit_code

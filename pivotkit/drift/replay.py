@@ -15,7 +15,7 @@ import httpx
 from pivotkit.accounts import Rights
 from pivotkit.client import ApiKey, CallBudget, PivotClient
 from pivotkit.contract import Contract
-from pivotkit.errors import BudgetExhausted, ConfigError, QuotaExhausted
+from pivotkit.errors import BudgetExhausted, ConfigError, QuotaExhausted, TargetUnreachable
 from pivotkit.fixtures import Exchange, FixtureSet, Request
 from pivotkit.plan import PlanItem, load_plan
 
@@ -109,6 +109,7 @@ class _Run:
         self.stop = threading.Event()
         self.slots: list[Answer | None] = [None] * len(plan)
         self.lock = threading.Lock()
+        self.unreachable: str | None = None
 
     def _error(self, message: str) -> None:
         with self.lock:
@@ -139,6 +140,8 @@ class _Run:
             return
         except httpx.HTTPError as exc:
             message = self.key.scrub(str(exc)) if self.key is not None else str(exc)
+            if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+                self.unreachable = f"{message or type(exc).__name__} ({type(exc).__name__})"
             self._error(f"{line}: {type(exc).__name__}: {message}")
             return
         if response.status_code == 429:  # still limited after the retries: not an answer
@@ -162,9 +165,14 @@ def replay(
     timeout: float = 30.0,
     transport: httpx.BaseTransport | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    started: Callable[[], None] = lambda: None,
 ) -> RunResult:
     """Send every planned request to ``base_url`` (bounded concurrency and rate, a call
-    budget, 429s retried after Retry-After, a quota answer stops the run)."""
+    budget, 429s retried after Retry-After, a quota answer stops the run).
+
+    The first request goes alone: when it cannot connect, TargetUnreachable is raised before
+    anything else is sent; ``started`` is called once it got through.
+    """
     run = _Run(contract, plan, key)
     calls = budget if budget is not None else CallBudget()
     with PivotClient(
@@ -179,9 +187,14 @@ def replay(
         timeout=timeout,
         sleep=sleep,
     ) as client:
+        if plan:
+            run.one(0, client)
+            if run.unreachable is not None:
+                raise TargetUnreachable(base_url, run.unreachable)
+            started()
         workers = max(1, min(concurrency, len(plan) or 1))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pivot-drift") as pool:
-            for future in [pool.submit(run.one, i, client) for i in range(len(plan))]:
+            for future in [pool.submit(run.one, i, client) for i in range(1, len(plan))]:
                 future.result()
     run.result.calls = calls.used
     run.result.answers = [a for a in run.slots if a is not None]

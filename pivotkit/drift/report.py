@@ -22,6 +22,33 @@ from pivotkit.drift.replay import Answer, RunResult
 from pivotkit.errors import EXIT_FAILED, EXIT_OK
 from pivotkit.fixtures import atomic_write_text
 
+#: When a run alerts (webhook, exit 1): ``breaking`` an active breaking finding, ``new`` a
+#: breaking finding the last run did not have (every finding is new without a history),
+#: ``any`` any active finding.
+ALERT_ON = ("breaking", "new", "any")
+
+
+def alerts(findings: Iterable[Finding], alert_on: str = "breaking") -> bool:
+    """Whether ``findings`` call for an alert under ``alert_on`` (see :data:`ALERT_ON`)."""
+    if alert_on not in ALERT_ON:
+        raise ValueError(f"alert_on must be one of {ALERT_ON}, not {alert_on!r}")
+    found = [f for f in findings if f.kind != "deviation-expired" or alert_on == "any"]
+    if alert_on == "any":
+        return bool(found)
+    breaking = [f for f in found if f.severity == "breaking"]
+    if alert_on == "new":
+        return any(f.status in ("", "new") for f in breaking)
+    return bool(breaking)
+
+
+@dataclass(frozen=True)
+class RunPoint:
+    """One run of a history, for the chart of findings over time."""
+
+    run: int
+    started: str
+    counts: Mapping[str, int]
+
 
 @dataclass
 class DriftReport:
@@ -40,6 +67,15 @@ class DriftReport:
     stopped: str | None = None
     started: str = ""
     finished: str = ""
+    resolved: list[Finding] = field(default_factory=list)
+    run: int | None = None
+    alert_on: str = "breaking"
+    series: list[RunPoint] = field(default_factory=list)
+
+    @property
+    def alerted(self) -> bool:
+        """Whether this run alerts (webhook, exit 1) under :attr:`alert_on`."""
+        return alerts(self.findings, self.alert_on)
 
     def count(self, severity: str) -> int:
         """Active findings of one severity."""
@@ -47,8 +83,9 @@ class DriftReport:
 
     @property
     def exit_code(self) -> int:
-        """0 without a breaking finding, 1 with one (3 for an unreachable target is the CLI's)."""
-        return EXIT_FAILED if self.count("breaking") else EXIT_OK
+        """1 when the run alerts (by default: a breaking finding), else 0 (3 for an
+        unreachable target is the CLI's)."""
+        return EXIT_FAILED if self.alerted else EXIT_OK
 
     def summary(self) -> dict[str, int]:
         """The counts of the report."""
@@ -62,6 +99,9 @@ class DriftReport:
             "planned": self.planned,
             "calls": self.calls,
             "errors": len(self.errors),
+            "new": sum(1 for f in self.findings if f.status == "new"),
+            "ongoing": sum(1 for f in self.findings if f.status == "ongoing"),
+            "resolved": len(self.resolved),
         }
 
     def to_json(self) -> dict[str, Any]:
@@ -69,9 +109,12 @@ class DriftReport:
         return {
             "format": FORMAT,
             "target": self.target,
+            "run": self.run,
             "started": self.started,
             "finished": self.finished,
             "summary": self.summary(),
+            "alertOn": self.alert_on,
+            "alerted": self.alerted,
             "stopped": self.stopped,
             "operations": [
                 {
@@ -86,6 +129,7 @@ class DriftReport:
             ],
             "findings": [f.to_dict() for f in self.findings],
             "suppressed": [f.to_dict() for f in self.suppressed],
+            "resolved": [f.to_dict() for f in self.resolved],
             "errors": list(self.errors),
         }
 
@@ -96,18 +140,22 @@ class DriftReport:
     def text_summary(self) -> str:
         """One paragraph for chat (the webhook's ``text``)."""
         s = self.summary()
-        verdict = (
-            "BREAKING drift"
-            if s["breaking"]
-            else "drift without breaking change"
-            if self.findings
-            else "no drift"
-        )
+        if not s["answers"]:
+            verdict = "no answer, nothing checked"
+        elif s["breaking"]:
+            verdict = "BREAKING drift"
+        else:
+            verdict = "drift without breaking change" if self.findings else "no drift"
         text = (
             f"pivotkit drift against {self.target}: {verdict}. {s['answers']} answers from "
             f"{len(self.operations)} operations: {s['breaking']} breaking, {s['warning']} "
             f"warning, {s['info']} info, {s['suppressed']} suppressed."
         )
+        if self.run is not None:
+            text += (
+                f" Run {self.run}: {s['new']} new, {s['ongoing']} ongoing, "
+                f"{s['resolved']} resolved."
+            )
         top = [f for f in self.findings if f.severity == "breaking"][:3]
         if top:
             text += " " + "; ".join(f"{f.operation} {f.pointer or '/'} {f.kind}" for f in top)
@@ -135,10 +183,17 @@ class DriftReport:
                 "### Findings",
                 "",
                 "| severity | operation | pointer | kind | expected | observed | example "
-                "| answers |",
-                "|---|---|---|---|---|---|---|---:|",
+                "| answers |" + (" life |" if self.run is not None else ""),
+                "|---|---|---|---|---|---|---|---:|" + ("---|" if self.run is not None else ""),
             ]
-            lines += [_md_row(f) for f in self.findings]
+            lines += [
+                _md_row(f) + (f" {f.life()} |" if self.run is not None else "")
+                for f in self.findings
+            ]
+            lines.append("")
+        if self.resolved:
+            lines += ["### Resolved since the last run", ""]
+            lines += [f"- {f.operation} `{f.pointer or '/'}` {f.kind}" for f in self.resolved]
             lines.append("")
         if self.suppressed:
             lines += [
@@ -206,7 +261,10 @@ class DriftReport:
             "format": FORMAT,
             "target": self.target,
             "summary": self.summary(),
+            "run": self.run,
+            "alertOn": self.alert_on,
             "findings": [f.to_dict() for f in self.findings[:50]],
+            "resolved": [f.to_dict() for f in self.resolved[:50]],
         }
 
 
@@ -234,6 +292,7 @@ def build_report(
     run: RunResult | None = None,
     operations: Iterable[str] | None = None,
     started: str = "",
+    alert_on: str = "breaking",
 ) -> DriftReport:
     """Turn an analysis (and the run that fed it) into a report."""
     active, suppressed = analysis.findings(deviations, today)
@@ -257,6 +316,7 @@ def build_report(
         stopped=stopped,
         started=started,
         finished=_now(),
+        alert_on=alert_on,
     )
 
 
