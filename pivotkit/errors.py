@@ -194,6 +194,16 @@ class UnknownAccount(PivotError, LookupError):
         super().__init__(f"unknown account {name!r}; known: {', '.join(self.known)}")
 
 
+class AccountExists(ConfigError):
+    """An account of that name is in the accounts file already (``--force`` replaces it)."""
+
+    def __init__(self, path: Path | str, name: str) -> None:
+        self.name = name
+        super().__init__(
+            str(path), f"account {name!r} exists already; --force replaces it (keys included)"
+        )
+
+
 class ProposalInContract(ConfigError):
     """A tool would write into schemas/: the contract changes only by review."""
 
