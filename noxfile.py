@@ -46,6 +46,19 @@ def check(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def build(session: nox.Session) -> None:
+    """Build the sdist and the wheel into dist/ and check them as a user meets them.
+
+    `python -m build`, `twine check --strict`, every file of schemas/ and fixtures/ in both
+    (the wheel's under pivotkit/_bundled/), then the wheel installed in a fresh venv serves the
+    public path with its bundled demo key (tools/package.py; `-- --dist DIR` to put them
+    elsewhere).
+    """
+    session.install("build", "twine")
+    session.run("python", "tools/package.py", *session.posargs)
+
+
+@nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     """Benchmark validation and the mock side by side with their peers (bench/README.md).
 

@@ -321,14 +321,23 @@ def parse_account(
     )
 
 
-def _read(path: Path) -> dict[str, Any]:
-    source = str(path)
+def read_source(path: Path) -> str:
+    """The text of an accounts file (ConfigError when it cannot be read or is not UTF-8)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
-        raise ConfigError(source, "the accounts file is not UTF-8") from None
+        raise ConfigError(str(path), "the accounts file is not UTF-8") from None
     except OSError as exc:
-        raise ConfigError(source, f"cannot read the accounts file ({exc.strerror})") from None
+        raise ConfigError(str(path), f"cannot read the accounts file ({exc.strerror})") from None
+
+
+def _read(path: Path) -> dict[str, Any]:
+    return read_text(read_source(path), path)
+
+
+def read_text(text: str, path: Path) -> dict[str, Any]:
+    """The content of an accounts file's text: JSON when ``path`` ends in .json, else TOML."""
+    source = str(path)
     try:
         data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
     except (ValueError, tomllib.TOMLDecodeError) as exc:
@@ -352,7 +361,13 @@ def _check_unique(path: Path, accounts: list[Account]) -> None:
 def load_accounts(path: Path | str, known_operations: Iterable[str] | None = None) -> AccountsFile:
     """Read and validate an accounts file (TOML); ConfigError names the file and the setting."""
     path = Path(path)
-    data = _read(path)
+    return parse_accounts(_read(path), path, known_operations)
+
+
+def parse_accounts(
+    data: Mapping[str, Any], path: Path, known_operations: Iterable[str] | None = None
+) -> AccountsFile:
+    """Validate the parsed content of an accounts file (``path`` names it in the errors)."""
     raw_accounts = data.get("accounts")
     if not isinstance(raw_accounts, list) or not raw_accounts:
         raise ConfigError(str(path), "no [[accounts]] table; see fixtures/accounts.toml")

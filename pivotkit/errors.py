@@ -161,6 +161,20 @@ class ConfigError(PivotError, ValueError):
         super().__init__(f"{source}: {message}")
 
 
+class KeyNotSet(PivotError, LookupError):
+    """A target that needs the subscription key, and the variable that holds it is unset."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, variable: str, target: str, remedy: str = "") -> None:
+        self.variable = variable
+        self.target = target
+        super().__init__(
+            f"{variable} is not set: {target} needs your subscription key "
+            f"(export {variable}=<primary key from the portal's Profile>){remedy}"
+        )
+
+
 class FaultSpecError(ConfigError):
     """A fault spec (``x-pivot-fault``, ``PIVOT_FAULTS``) that cannot be parsed."""
 
@@ -178,6 +192,16 @@ class UnknownAccount(PivotError, LookupError):
         self.name = name
         self.known = sorted(known)
         super().__init__(f"unknown account {name!r}; known: {', '.join(self.known)}")
+
+
+class AccountExists(ConfigError):
+    """An account of that name is in the accounts file already (``--force`` replaces it)."""
+
+    def __init__(self, path: Path | str, name: str) -> None:
+        self.name = name
+        super().__init__(
+            str(path), f"account {name!r} exists already; --force replaces it (keys included)"
+        )
 
 
 class ProposalInContract(ConfigError):

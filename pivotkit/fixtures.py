@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from jsonschema import Draft202012Validator
 
-from pivotkit.errors import FixtureError, FixtureExists, FixtureNotFound
+from pivotkit.errors import ConfigError, FixtureError, FixtureExists, FixtureNotFound
 from pivotkit.pointers import to_pointer
 
 if TYPE_CHECKING:
@@ -24,12 +24,29 @@ if TYPE_CHECKING:
 FIXTURE_SCHEMA_PATH = Path(__file__).with_name("fixture-file.schema.json")
 
 
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def outside_package(path: Path, option: str) -> Path:
+    """``path``, unless it lies in the pivotkit package itself (its bundled schemas and
+    fixtures are read-only data: a write there changes every project using that install and
+    is lost on upgrade); ConfigError names ``option``."""
+    resolved = path.resolve()
+    if resolved == PACKAGE_DIR or PACKAGE_DIR in resolved.parents:
+        raise ConfigError(
+            option,
+            f"{path} is inside the installed pivotkit package ({PACKAGE_DIR}); "
+            "write to a directory of your project instead",
+        )
+    return path
+
+
 def default_fixtures_dir() -> Path:
     """Where fixtures live: ``$PIVOT_FIXTURES``, the checkout's ``fixtures/``, or the wheel's."""
     env = os.environ.get("PIVOT_FIXTURES")
     if env:
         return Path(env)
-    here = Path(__file__).resolve().parent
+    here = PACKAGE_DIR
     for candidate in (here.parent / "fixtures", here / "_bundled" / "fixtures"):
         if candidate.is_dir():
             return candidate
@@ -351,11 +368,16 @@ def _summary(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
     return ", ".join(diffs[:5]) + more
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write through a temporary file in the same directory, then rename over ``path``."""
+def atomic_write_text(path: Path, text: str, *, mode: int | None = None) -> None:
+    """Write through a temporary file in the same directory, then rename over ``path``.
+
+    The file gets ``mode`` (permission bits) when given, else the temporary file's 0600.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        if mode is not None:
+            os.fchmod(fd, mode)
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
             handle.write(text)
             handle.flush()

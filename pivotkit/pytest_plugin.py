@@ -95,7 +95,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("hypothesis_profile", None) in PROFILES:
         register_profiles()
     junit, markdown = config.getoption("pivot_junit"), config.getoption("pivot_markdown")
-    if junit or markdown:
+    if (junit or markdown) and not hasattr(config, "workerinput"):  # xdist: the controller writes
         from pivotkit.report import SuiteReport
 
         report = SuiteReport(
@@ -105,6 +105,19 @@ def pytest_configure(config: pytest.Config) -> None:
             secrets=[*config.stash[_STASH_SECRETS]],
         )
         config.pluginmanager.register(report, "pivotkit-report")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Carry each contract check's (operation, check, case) in its reports, where the
+    process that writes pivotkit's reports finds it even when another ran the test
+    (pytest-xdist)."""
+    from pivotkit.report import LABEL_PROPERTY, check_label
+
+    for item in items:
+        label = check_label(item)
+        if label is not None:
+            item.user_properties.append((LABEL_PROPERTY, label))
 
 
 def register_profiles() -> None:

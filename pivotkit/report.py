@@ -86,6 +86,29 @@ def _failure_text(report: pytest.TestReport) -> str:
     return str(longrepr or "")
 
 
+#: The user property that carries a test's (operation, check, case) in its reports, so that
+#: the reports are right when the tests ran elsewhere (pytest-xdist workers).
+LABEL_PROPERTY = "pivot_check"
+
+
+def check_label(item: pytest.Item) -> tuple[str, str, str] | None:
+    """The (operation, check, case) of a test marked ``pivot_check``; None for another test."""
+    mark = item.get_closest_marker("pivot_check")
+    if mark is None:
+        return None
+    operation = mark.kwargs.get("operation", mark.args[0] if mark.args else "-")
+    check = mark.kwargs.get("check", mark.args[1] if len(mark.args) > 1 else item.name)
+    callspec = getattr(item, "callspec", None)
+    return str(operation), str(check), str(getattr(callspec, "id", ""))
+
+
+def _reported_label(report: pytest.TestReport) -> tuple[str, str, str] | None:
+    for name, value in report.user_properties:
+        if name == LABEL_PROPERTY and isinstance(value, (list, tuple)) and len(value) == 3:
+            return str(value[0]), str(value[1]), str(value[2])
+    return None
+
+
 class SuiteReport:
     """Collects the suite's results (as a pytest plugin) and writes JUnit XML and Markdown."""
 
@@ -107,22 +130,9 @@ class SuiteReport:
         self.started = time.monotonic()
         self.finished: float | None = None
         self.results: dict[str, CaseResult] = {}
-        self._labels: dict[str, tuple[str, str, str]] = {}
         self._durations: dict[str, float] = defaultdict(float)
 
     # -- pytest hooks (the instance is registered as a plugin) -----------------------------
-
-    @pytest.hookimpl(trylast=True)
-    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        """Remember which operation and check each test covers (``pivot_check`` marker)."""
-        for item in items:
-            mark = item.get_closest_marker("pivot_check")
-            if mark is None:
-                continue
-            operation = mark.kwargs.get("operation", mark.args[0] if mark.args else "-")
-            check = mark.kwargs.get("check", mark.args[1] if len(mark.args) > 1 else item.name)
-            callspec = getattr(item, "callspec", None)
-            self.register(item.nodeid, str(operation), str(check), str(getattr(callspec, "id", "")))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Record the outcome of each test phase."""
@@ -138,13 +148,9 @@ class SuiteReport:
 
     # -- collecting ------------------------------------------------------------------------
 
-    def register(self, nodeid: str, operation: str, check: str, case: str = "") -> None:
-        """Declare the operation and check of a test before it runs."""
-        self._labels[nodeid] = (operation, check, case)
-
     def add_report(self, report: pytest.TestReport) -> None:
         """Fold one phase report (setup, call, teardown) into the test's result."""
-        label = self._labels.get(report.nodeid)
+        label = _reported_label(report)
         if label is None:
             return
         self._durations[report.nodeid] += report.duration

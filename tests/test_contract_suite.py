@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import re
 import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -214,19 +216,34 @@ def test_live_without_key_skips_everything_with_a_reason(run_suite: RunSuite) ->
 WORKFLOW = Path(__file__).resolve().parent.parent / "examples" / "github-workflow.yml"
 
 
-def _workflow_commands() -> list[list[str]]:
+def _workflow_commands() -> list[tuple[dict[str, str], list[str]]]:
+    """Each `pivotkit test` step of the example workflow: its job's environment (a secret
+    stands for itself) and its words."""
     import shlex
 
     import yaml
 
     jobs = yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))["jobs"]
-    runs = [step["run"] for job in jobs.values() for step in job["steps"] if "run" in step]
-    return [shlex.split(run) for run in runs if run.startswith("pivotkit test")]
+    return [
+        (
+            {k: _secret_stand_in(v) for k, v in job.get("env", {}).items()},
+            shlex.split(step["run"]),
+        )
+        for job in jobs.values()
+        for step in job["steps"]
+        if step.get("run", "").startswith("pivotkit test")
+    ]
+
+
+def _secret_stand_in(value: str) -> str:
+    """A workflow value, with `${{ secrets.X }}` replaced by a key-shaped stand-in."""
+    return re.sub(r"\$\{\{\s*secrets\.\w+\s*\}\}", "0" * 32, value)
 
 
 def test_workflow_commands_are_valid(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Every `pivotkit test` line of the example workflow parses, and becomes the pytest
-    command this suite is tested with (target, budget, profile, reports)."""
+    """Every `pivotkit test` line of the example workflow parses, with its job's environment,
+    and becomes the pytest command this suite is tested with (target, budget, profile,
+    reports); the live one without its secret is refused (exit 2), not skipped."""
     from click.testing import CliRunner
 
     from pivotkit import report
@@ -239,14 +256,18 @@ def test_workflow_commands_are_valid(monkeypatch: pytest.MonkeyPatch, tmp_path: 
         lambda target, **kw: seen.append(report.suite_command(target, **kw)) or 0,
     )
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "summary.md"))
+    monkeypatch.delenv("PIVOT_API_KEY", raising=False)
     commands = _workflow_commands()
     assert len(commands) == 2
-    for words in commands:
+    for env, words in commands:
         args = [
             str(tmp_path / "summary.md") if w == "$GITHUB_STEP_SUMMARY" else w for w in words[1:]
         ]
-        result = CliRunner().invoke(main, args)
+        result = CliRunner().invoke(main, args, env=env)
         assert result.exit_code == 0, result.output
+        if "PIVOT_API_KEY" in env:
+            refused = CliRunner().invoke(main, args)
+            assert refused.exit_code == 2 and "PIVOT_API_KEY is not set" in refused.output
     mock, live = seen
     assert "--pivot-target=mock" in mock and "--hypothesis-profile=ci" in mock
     assert "--pivot-target=live" in live and "--pivot-budget=50" in live
@@ -289,3 +310,83 @@ def test_pivotkit_test_rejects_a_bad_target() -> None:
     result = CliRunner().invoke(main, ["test", "--target", "staging"])
     assert result.exit_code == 2
     assert "--target" in result.output
+
+
+def _pivotkit_test(
+    cwd: Path, *args: str, key: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`pivotkit test ARGS` in a subprocess, with or without PIVOT_API_KEY."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIVOT_")}
+    if key is not None:
+        env["PIVOT_API_KEY"] = key
+    return subprocess.run(
+        [sys.executable, "-c", "from pivotkit.cli import main; main()", "test", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("target", ["live", "https://staging.example.org", "http://127.0.0.1:9"])
+def test_pivotkit_test_refuses_a_keyed_target_without_the_key(tmp_path: Path, target: str) -> None:
+    """A live or URL target with PIVOT_API_KEY unset or blank: one line naming the variable,
+    exit 2, nothing run, no report (a CI job whose secret is missing goes red)."""
+    for key in (None, "", "   "):
+        result = _pivotkit_test(tmp_path, "--target", target, key=key)
+        assert result.returncode == 2, result.stderr
+        assert result.stdout == ""
+        [line] = result.stderr.splitlines()
+        assert line.startswith("Error: PIVOT_API_KEY is not set: --target ")
+        assert "--allow-no-key" in line
+        assert not (tmp_path / "reports").exists()
+
+
+def test_pivotkit_test_allow_no_key_skips_with_the_reason(tmp_path: Path) -> None:
+    """--allow-no-key: the run goes on, every test needing the live target is skipped with
+    the reason, the reports say so, exit 0; the mock targets never need a key."""
+    result = _pivotkit_test(
+        tmp_path, "--target", "live", "--allow-no-key", "--", "-k", "getContent"
+    )
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert "warning: PIVOT_API_KEY is not set" in result.stderr
+    outcomes = _outcomes(tmp_path / "reports" / "pivot-contract.xml")
+    assert outcomes and set(outcomes.values()) == {"skipped"}
+    assert "PIVOT_API_KEY is not set" in (tmp_path / "reports" / "pivot-contract.md").read_text()
+    mock = _pivotkit_test(tmp_path, "--target", "mock-server", "--", "-q", "-k", "getContent-7488")
+    assert mock.returncode == 0, mock.stdout[-2000:]
+
+
+def test_only_pivotkits_own_warnings_are_errors_in_the_suite(pytester: pytest.Pytester) -> None:
+    """Under the suite's configuration (suite.ini) a warning attributed to pivotkit, its mock
+    or the suite fails the test; another package's warning (a plugin's deprecation) is only
+    shown."""
+    pytester.makepyfile(
+        test_warnings="""
+        import warnings
+
+        import pytest
+
+        OURS = ["pivotkit.contract", "mockserver", "contract_tests.cases"]
+
+        @pytest.mark.parametrize("module", OURS)
+        def test_ours(module):
+            warnings.warn_explicit("ours", DeprecationWarning, "x.py", 1, module=module)
+
+        @pytest.mark.parametrize("module", ["pytest_asyncio.plugin", "pivotkitten", "hypothesis"])
+        def test_theirs(module):
+            warnings.warn_explicit("theirs", DeprecationWarning, "x.py", 1, module=module)
+        """
+    )
+    result = pytester.runpytest_subprocess(
+        "-c", str(SUITE / "suite.ini"), "--rootdir", str(pytester.path), "-p", "no:pivotkit"
+    )
+    result.assert_outcomes(passed=3, failed=3, warnings=3)
+    failed = set(re.findall(r"^FAILED \S+::(test_\w+\[[^\]]+\])", result.stdout.str(), flags=re.M))
+    assert failed == {
+        "test_ours[pivotkit.contract]",
+        "test_ours[mockserver]",
+        "test_ours[contract_tests.cases]",
+    }

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from pivotkit.cli import main
@@ -50,3 +54,49 @@ def test_a_path_changed_in_the_contract_changes_the_docs(
     assert "GET `/v1/api/v1/calendar`" in out.read_text(encoding="utf-8")
     fresh = runner.invoke(main, ["docs", "--check", *changed])
     assert fresh.exit_code == 0, fresh.output
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor of a Markdown heading."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+@pytest.mark.parametrize(
+    "document",
+    ["README.md", "ARCHITECTURE.md", "CONTRIBUTING.md", "docs/reference.md", "examples/README.md"],
+)
+def test_every_link_of_the_docs_resolves(document: str) -> None:
+    """Each relative link of a shipped document names a file that exists and, for a
+    `#fragment`, a heading of that file (the reference once linked to a missing API.md)."""
+    path = ROOT / document
+    text = path.read_text(encoding="utf-8")
+    links = re.findall(r"\]\(([^)\s]+)\)", text)
+    assert links or document != "docs/reference.md"
+    for link in links:
+        if re.match(r"[a-z]+:", link):
+            continue  # http(s), mailto
+        target, _, fragment = link.partition("#")
+        file = (path.parent / target).resolve() if target else path
+        assert file.exists(), f"{document}: {link} names a missing file"
+        if fragment:
+            headings = re.findall(r"^#+ (.+)$", file.read_text(encoding="utf-8"), flags=re.M)
+            assert fragment in {_anchor(h) for h in headings}, f"{document}: no heading #{fragment}"
+
+
+def test_docs_check_on_a_missing_file_says_it_is_missing(tmp_path: Path) -> None:
+    """`pivotkit docs --check` on a file that does not exist: one line saying so and how to
+    make it (not "out of date"), exit 1, and the file is still not there."""
+    missing = tmp_path / "docs" / "reference.md"
+    result = subprocess.run(
+        [sys.executable, "-c", "from pivotkit.cli import main; main()", "docs", "--check",
+         "--out", str(missing)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"Error: {missing} does not exist; run `pivotkit docs --out {missing}`"
+    ]
+    assert "out of date" not in result.stderr and not missing.exists()

@@ -271,6 +271,8 @@ def test_openapi_python_client_gives_a_typed_client(
         check=False,
         timeout=300,
         cwd=tmp_path,
+        # its post-hooks run `ruff` (its own dependency, in the same venv) from PATH
+        env={**os.environ, "PATH": f"{pytools / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"},
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     package = out.name

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +21,57 @@ def _blocks(language: str) -> list[str]:
     return re.findall(rf"```{language}\n(.*?)```", README, flags=re.S)
 
 
-def test_ci_runs_exactly_the_readme_test_command() -> None:
-    """The first screen's test command is the one .ci/run executes."""
+def _first_screen() -> tuple[str, str]:
     first = _blocks("sh")[0].splitlines()
     assert len(first) == 2, "the first screen holds two commands: serve, test"
     serve, test = (line.split("  #")[0].strip() for line in first)
-    assert serve.endswith("pivotkit serve")
+    return serve, test
+
+
+def test_ci_runs_exactly_the_readme_test_command() -> None:
+    """The first screen's two commands are dev.py's, with python3 (Debian has no `python`);
+    .ci/run executes the test command as written, in a fresh virtual environment."""
+    serve, test = _first_screen()
+    assert (serve, test) == ("python3 dev.py serve", "python3 dev.py test")
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
     assert test in ci
+    fresh = next(i for i, line in enumerate(ci) if 'PIVOTKIT_VENV="$(mktemp -d)/venv"' in line)
+    assert "export PIVOTKIT_VENV" in ci[fresh + 1] and fresh < ci.index(test)
+
+
+def _collected(*args: str) -> int:
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--collect-only", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    found = re.search(r"^(\d+)(?:/\d+)? tests? collected", result.stdout, flags=re.M)
+    assert found, result.stdout[-2000:]
+    return int(found.group(1))
+
+
+def test_the_skipped_counts_the_readme_gives_are_true(tmp_path: Path) -> None:
+    """The README says how many browser and peer-tool tests a machine without chromium (or
+    node) skips; those are the counts, and without chromium the browser tests skip green."""
+    browser = re.search(r"without it their (\d+) tests\s+are skipped", README)
+    peers = re.search(r"as are the (\d+) tests of peer tools", README)
+    assert browser and peers
+    assert int(peers.group(1)) == _collected("-m", "peers")
+    env = {k: v for k, v in os.environ.items() if k != "PIVOT_REQUIRE_BROWSER"}
+    env["PIVOT_CHROMIUM"] = str(tmp_path / "no-chromium")
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "browser", "-rs"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout[-2000:]
+    assert re.search(rf"^{browser.group(1)} skipped, \d+ deselected", run.stdout, flags=re.M)
+    assert "apt-get install" in run.stdout
 
 
 def test_plugin_snippet_runs_as_written(pytester: pytest.Pytester) -> None:
@@ -153,3 +199,126 @@ def test_contract_diff_snippets_run_as_written(tmp_path: Any) -> None:
         result = _run(command, tmp_path, clean_env())
         assert result.returncode == 0, (command, result.stdout, result.stderr)
     assert json.loads((tmp_path / "contract-changes.json").read_text("utf-8"))["changes"] == []
+
+
+def test_mock_config_snippet_runs_as_written(pytester: pytest.Pytester) -> None:
+    """The README's pivot_mock_config override and pivot_contract calls pass in a fresh
+    project using the plugin."""
+    [snippet] = [b for b in _blocks("python") if "def pivot_mock_config" in b]
+    pytester.makepyfile(test_from_readme=snippet)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+
+
+def _table(heading: str) -> list[list[str]]:
+    """The rows (cells) of the first Markdown table after ``heading``."""
+    table = README[README.index(heading) :].split("\n\n")[0]
+    rows = re.findall(r"^\|(.*)\|$", table, flags=re.M)
+    return [[c.strip() for c in row.split("|")] for row in rows[2:]]
+
+
+def test_the_mock_config_keys_are_the_mocks_settings() -> None:
+    """The README's table of pivot_mock_config keys is exactly the mock's settings, each with
+    its own description."""
+    from mockserver.config import FIELDS
+
+    rows = _table("| key | what it sets |")
+    assert rows == [[f"`PIVOT_{name}`", spec[2]] for name, spec in FIELDS.items()]
+
+
+def test_the_pivot_contract_methods_are_documented() -> None:
+    """The README's table of pivot_contract names every public method of Conformance with its
+    parameters as they are, and its `contract` attribute."""
+    import inspect
+
+    from pivotkit.conformance import Conformance
+
+    def shown(name: str) -> str:
+        parameters = []
+        star = False
+        for p in list(inspect.signature(getattr(Conformance, name)).parameters.values())[1:]:
+            if p.kind is p.KEYWORD_ONLY and not star:
+                parameters.append("*")
+                star = True
+            default = "" if p.default is p.empty else f"={p.default!r}"
+            parameters.append(p.name + default)
+        return f"`{name}({', '.join(parameters)})`"
+
+    methods = sorted(n for n, v in vars(Conformance).items() if callable(v) and n[0] != "_")
+    documented = [row[0] for row in _table("| method | what it gives |")]
+    assert sorted(documented) == sorted([*(shown(n) for n in methods), "`contract`"])
+    assert hasattr(Conformance(), "contract")
+
+
+def test_the_accounts_snippet_runs_as_written(tmp_path: Path) -> None:
+    """Each `pivotkit accounts` line of the README runs as written (password on stdin) and
+    the file it builds is one the mock loads."""
+    import shlex
+
+    from pivotkit.accounts import load_accounts
+
+    [block] = [b for b in _blocks("sh") if "pivotkit accounts add" in b]
+    script = Path(sys.executable).parent / "pivotkit"
+    for line in block.splitlines():
+        words = shlex.split(line.split("  #")[0])
+        assert words[:2] == ["pivotkit", "accounts"]
+        result = subprocess.run(
+            [str(script), *words[1:]],
+            cwd=tmp_path,
+            input="partner-pass\n",
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+    [partner] = load_accounts(tmp_path / "my-accounts.toml").accounts
+    assert partner.name == "partner" and partner.operations == frozenset({"getContent"})
+
+
+EXAMPLE_DEVIATIONS = ROOT / "examples" / "known-deviations.yaml"
+
+
+def test_the_example_known_deviations_file_is_valid(tmp_path: Path) -> None:
+    """examples/known-deviations.yaml loads; each entry names operations and kinds that exist
+    and has not expired; `pivotkit drift` accepts it (exit 0 against the mock); the same
+    entries as a bare list, without the `deviations:` key, are refused (exit 2)."""
+    import datetime as dt
+    import fnmatch
+
+    import yaml
+
+    from pivotkit.drift import load_deviations
+    from pivotkit.drift.findings import KINDS
+
+    from .helpers import CONTRACT, FULL, serve_process
+
+    entries = load_deviations(EXAMPLE_DEVIATIONS)
+    assert len(entries) == 3
+    for entry in entries:
+        assert fnmatch.filter(CONTRACT.operations, entry.operation)
+        assert fnmatch.filter(KINDS, entry.kind)
+        assert entry.expires > dt.date.today()
+    command = [
+        str(Path(sys.executable).parent / "pivotkit"),
+        "drift",
+        "--sample",
+        "3",
+        "--seed",
+        "1",
+    ]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIVOT_")}
+    env["PIVOT_API_KEY"] = FULL
+    bare = tmp_path / "bare.yaml"
+    bare.write_text(yaml.safe_dump(yaml.safe_load(EXAMPLE_DEVIATIONS.read_text())["deviations"]))
+    with serve_process(tmp_path) as (url, _, _):
+        for file, code in ((EXAMPLE_DEVIATIONS, 0), (bare, 2)):
+            result = subprocess.run(
+                [*command, "--target", url, "--known-deviations", str(file)],
+                cwd=tmp_path,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            assert result.returncode == code, result.stdout + result.stderr
+    assert "bare.yaml" in result.stderr

@@ -445,12 +445,17 @@ def _content_args(upstream: str, out: Path, *ids: int) -> list[str]:
     return ["--upstream", upstream, "--out", str(out), "--op", "getContent", *params]
 
 
-def _cli(*args: str, key: str | None = KEY) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "PIVOT_API_KEY"}
+def _cli(
+    *args: str, key: str | None = KEY, cwd: Path | None = None, **extra: str
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PIVOT_API_KEY", "PIVOT_FIXTURES")}
     if key is not None:
         env["PIVOT_API_KEY"] = key
+    env.update(extra)
+    script = Path(sys.executable).parent / "pivotkit"
     return subprocess.run(
-        _record_command(*args),
+        [str(script), "record", *args],
+        cwd=cwd,
         env=env,
         capture_output=True,
         text=True,
@@ -505,6 +510,46 @@ def test_cli_never_shows_the_key(upstream: FakeUpstream, tmp_path: Path) -> None
     )
     assert all(s.headers[KEY_HEADER.lower()] == KEY for s in upstream.seen)
     _assert_clean(out)
+
+
+def test_cli_default_out_is_the_projects_fixtures(upstream: FakeUpstream, tmp_path: Path) -> None:
+    """Without --out: $PIVOT_FIXTURES, else ./fixtures of the current directory; with
+    neither, one line and exit 2 before any call. A directory inside the pivotkit package
+    (its bundled data) is refused whichever way it is named."""
+    import pivotkit
+
+    record = ("--upstream", upstream.url, "--op", "getContent", "--param", "id=7488")
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    refused = _cli(*record, cwd=bare)
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert refused.stderr.splitlines() == [
+        f"Error: --out: no ./fixtures directory in {bare}: say where to write the recorded "
+        "fixtures with --out DIR (record never writes into the installed package)"
+    ]
+    assert upstream.seen == [] and list(bare.iterdir()) == []
+
+    project = tmp_path / "project"
+    (project / "fixtures").mkdir(parents=True)
+    assert _cli(*record, cwd=project).returncode == 0
+    assert (project / "fixtures" / "getContent" / "7488.json").is_file()
+    elsewhere = tmp_path / "elsewhere"
+    assert _cli(*record, cwd=bare, PIVOT_FIXTURES=str(elsewhere)).returncode == 0
+    assert (elsewhere / "getContent" / "7488.json").is_file()
+
+    package = Path(pivotkit.__file__).resolve().parent
+    calls = len(upstream.seen)
+    for result in (
+        _cli(*record, "--out", str(package / "_bundled" / "fixtures"), cwd=bare),
+        _cli(*record, "--out", str(package / ".." / "pivotkit"), cwd=bare),
+        _cli(*record, cwd=bare, PIVOT_FIXTURES=str(package)),
+        _cli(*record, cwd=package),  # ./fixtures would be the package's own
+    ):
+        assert result.returncode == 2, result.stderr
+        [line] = result.stderr.splitlines()
+        assert "is inside the installed pivotkit package" in line or "no ./fixtures" in line
+    assert len(upstream.seen) == calls
+    assert not (package / "_bundled" / "fixtures" / "getContent" / "7488.json").exists()
 
 
 def test_cli_exit_3_when_nothing_answers(tmp_path: Path) -> None:

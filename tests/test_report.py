@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pivotkit.errors import ConfigError
-from pivotkit.report import SuiteReport, run_suite, suite_command, suite_dir
+from pivotkit.report import LABEL_PROPERTY, SuiteReport, run_suite, suite_command, suite_dir
 
 #: One test of each outcome, marked as the contract suite marks its checks.
 CHECKS = """
@@ -499,10 +499,15 @@ def test_the_report_scrubs_what_it_writes_itself(tmp_path: Path) -> None:
         markdown=tmp_path / "r.md",
         secrets=[key],
     )
-    report.register("t.py::test_x[k]", "getContent", "key", key.upper())
     report.add_report(
         pytest.TestReport(
-            "t.py::test_x[k]", ("t.py", 1, "test_x"), {}, "failed", f"E   sent {key[3:19]}", "call"
+            "t.py::test_x[k]",
+            ("t.py", 1, "test_x"),
+            {},
+            "failed",
+            f"E   sent {key[3:19]}",
+            "call",
+            user_properties=[(LABEL_PROPERTY, ("getContent", "key", key.upper()))],
         )
     )
     report.write_junit(tmp_path / "r.xml")

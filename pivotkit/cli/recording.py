@@ -66,9 +66,8 @@ def _record_har(
 ) -> int:
     """``record --from-har``: the API calls of browser sessions as redacted fixtures."""
     from pivotkit.calibrate.har import HarReader, write_har_exchanges
-    from pivotkit.fixtures import default_fixtures_dir
 
-    target = out or default_fixtures_dir()
+    target = _out_dir(out)
     reader = HarReader(contract, secrets=[os.environ.get(key_env, "").strip()], account=account)
     total = 0
     for path in har_files:
@@ -78,6 +77,23 @@ def _record_har(
         click.echo(imported.summary())
         total += len(imported.exchanges)
     return 0 if total else 1
+
+
+def _out_dir(out: Path | None) -> Path:
+    """Where record writes: --out, else $PIVOT_FIXTURES, else the project's ./fixtures;
+    never into the installed package (ConfigError: one line, exit 2)."""
+    from pivotkit.errors import ConfigError
+    from pivotkit.fixtures import outside_package
+
+    env = os.environ.get("PIVOT_FIXTURES")
+    chosen = out or (Path(env) if env else Path("fixtures"))
+    if out is None and not env and not chosen.is_dir():
+        raise ConfigError(
+            "--out",
+            f"no ./fixtures directory in {Path.cwd()}: say where to write the recorded "
+            "fixtures with --out DIR (record never writes into the installed package)",
+        )
+    return outside_package(chosen, "--out" if out else "PIVOT_FIXTURES" if env else "./fixtures")
 
 
 @main.command()
@@ -130,7 +146,8 @@ def _record_har(
 @click.option(
     "--out",
     type=click.Path(path_type=Path, file_okay=False),
-    help="Where fixtures are written (default: the fixtures directory).",
+    help="Where fixtures are written (default: $PIVOT_FIXTURES, else ./fixtures when it "
+    "exists; never the installed package).",
 )
 @click.option(
     "--account",
@@ -216,7 +233,6 @@ def record(
     --overwrite. Exit 0: no failure; 1: some request failed; 2: usage; 3: quota exhausted or
     upstream unreachable; 130: interrupted (what was written is kept).
     """
-    from pivotkit.fixtures import default_fixtures_dir
     from pivotkit.recorder import Recorder
     from pivotkit.redact import Redactor
 
@@ -238,13 +254,14 @@ def record(
         )
     contract = Contract.load(schemas)
     items = _plan(contract, plan_file, from_fixtures, fixtures_dir, ops, params, langs)
+    target = _out_dir(out)
     redactor = Redactor.build(
         headers=redact_headers, fields=redact_fields, conventions=contract.conventions
     )
     recorder = Recorder(
         upstream,
         key,
-        out or default_fixtures_dir(),
+        target,
         account=account,
         contract=contract,
         redactor=redactor,

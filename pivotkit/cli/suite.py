@@ -46,6 +46,12 @@ from pivotkit.cli.options import fixtures_option, main, schemas_option
 )
 @schemas_option()
 @fixtures_option()
+@click.option(
+    "--allow-no-key",
+    is_flag=True,
+    help="Without $PIVOT_API_KEY, run anyway: every test that needs the target is skipped "
+    "and the run passes (default: refuse, exit 2).",
+)
 @click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)
 def test(
     target: str,
@@ -55,17 +61,20 @@ def test(
     profile: str | None,
     schemas: Path | None,
     fixtures_dir: Path | None,
+    allow_no_key: bool,
     pytest_args: tuple[str, ...],
 ) -> None:
     """Run the contract suite against a target and write JUnit XML and Markdown reports.
 
     Extra arguments go to pytest, e.g. `pivotkit test --target live -- -k getContent`.
+    A URL or live target without $PIVOT_API_KEY is refused (exit 2) unless --allow-no-key.
     Exits with pytest's status: 0 passed, 1 some check failed, 3 quota exhausted.
     """
     import os
 
     from pivotkit.client import KEY_ENV, ApiKey, parse_target
     from pivotkit.contract import Contract
+    from pivotkit.errors import KeyNotSet
     from pivotkit.report import run_suite
 
     # The suite runs in a subprocess: it reads the contract and fixtures from these variables.
@@ -78,6 +87,12 @@ def test(
 
     chosen = parse_target(target, option="--target")
     if chosen.needs_key and ApiKey.from_env() is None:
+        if not allow_no_key:
+            raise KeyNotSet(
+                KEY_ENV,
+                f"--target {chosen.label}",
+                "; or pass --allow-no-key to skip every test that needs it",
+            )
         click.echo(
             f"warning: {KEY_ENV} is not set: every test against {chosen.label} will be "
             "skipped (nothing is sent)",
