@@ -895,3 +895,16 @@ def test_record_then_drift_over_the_recorded_fixtures(tmp_path: Path) -> None:
     )
     assert set(server.seen_keys) == {KEY}
     assert all("401" not in op["statuses"] for op in report["operations"])
+
+
+def test_a_deviations_file_without_its_top_level_key_says_so(tmp_path: Path) -> None:
+    """Entries written as a bare list (no `deviations:` key): one line saying where they go."""
+    from pivotkit.drift.deviations import load_deviations
+
+    file = tmp_path / "known.yaml"
+    file.write_text(
+        "- operation: getContent\n  reason: r\n  owner: o\n  expires: 2030-01-01\n", "utf-8"
+    )
+    with pytest.raises(ConfigError, match="top-level `deviations:` key") as caught:
+        load_deviations(file)
+    assert "\n" not in str(caught.value)

@@ -89,6 +89,12 @@ def load_deviations(path: Path) -> list[Deviation]:
         # YAML builds dates itself: an impossible one (2024-02-30) is a ValueError
         raise ConfigError(source, f"unreadable: {' '.join(str(exc).split())}") from None
     data = _plain(raw if raw is not None else {})
+    if not isinstance(data, dict):
+        raise ConfigError(
+            source,
+            f"the file is a {type(data).__name__}, not a mapping: put the entries under a "
+            "top-level `deviations:` key (see examples/known-deviations.yaml)",
+        )
     errors = sorted(_deviations_validator().iter_errors(data), key=lambda e: list(e.path))
     if errors:
         err = errors[0]
