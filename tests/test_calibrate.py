@@ -519,3 +519,24 @@ def test_the_readme_first_day_runs_as_written(upstream: Upstream, tmp_path: Path
     assert ran == 3
     paths = Contract.load(repo / "schemas")
     assert paths.operation("getPersonBiography").path == T.MOVED["getPersonBiography"]
+
+
+def test_a_browser_session_corrects_a_wrong_path_without_the_export(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    """No export, but a HAR whose API calls include the real biography path: that one wrong
+    path is corrected from the session (same shape, one segment otherwise), crawled again and
+    confirmed; the two the session does not show stay "path wrong"."""
+    run = _calibrate(upstream, tmp_path / "DIR", "--har", str(upstream.truth.har))
+    assert run.code == 1, run.stderr
+    ops = run.operations()
+    bio = ops["getPersonBiography"]
+    assert bio["result"] == "confirmed" and bio["answers"] > 0, bio
+    assert bio["path"] == "/v1/api/v1/persons/{id}/bio"  # the session's path, our parameter
+    assert bio["previousPath"] == CONTRACT.operation("getPersonBiography").path
+    assert any("browser session" in n for n in bio["notes"])
+    assert {o for o, r in ops.items() if r["result"] == "path wrong"} == set(T.MOVED) - {
+        "getPersonBiography"
+    }
+    contract = Contract.load(run.out / "schemas")
+    assert contract.operation("getPersonBiography").path_source == "confirmed"

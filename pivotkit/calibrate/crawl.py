@@ -127,6 +127,7 @@ class Crawl:
         contract: Contract,
         *,
         operations: Iterable[str] | None = None,
+        seeds: Mapping[str, list[Params]] | None = None,
         per_operation: int = 12,
         seed: int = 0,
         now: datetime | None = None,
@@ -147,7 +148,8 @@ class Crawl:
         self.result = CrawlResult(self.logs, [])
         self._stop = False
         for op_id, op in self.ops.items():
-            self.logs[op_id].seeds = self._seeds(op)
+            given = [dict(p) for p in (seeds or {}).get(op_id, [])]
+            self.logs[op_id].seeds = given + self._seeds(op)
 
     # -- candidates ---------------------------------------------------------------------
 

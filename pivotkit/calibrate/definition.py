@@ -294,12 +294,13 @@ def apply_matches(draft: Draft, matches: list[Match]) -> None:
         match.added = _add_query_parameters(spec, match.exported)
         if match.path_changed:  # a path the export only repeats stays to be confirmed
             spec["x-pivot-path-source"] = "provider-export"
-            _move_path(paths, template, match.exported.path)
+            move_path(paths, template, match.exported.path)
         renames[match.operation_id] = match.renamed
     _follow_links(draft, renames)
 
 
-def _move_path(paths: dict[str, Any], old: str, new: str) -> None:
+def move_path(paths: dict[str, Any], old: str, new: str) -> None:
+    """Rename a path template of ``paths`` in place, keeping the order."""
     if new in paths and new != old:
         paths[new].update(paths.pop(old))
         return

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import difflib
 import gzip
 import json
 import zlib
@@ -103,6 +104,49 @@ def _body(content: Mapping[str, Any]) -> Any:
         with contextlib.suppress(zlib.error):
             raw = zlib.decompress(raw)
     return json.loads(raw.decode("utf-8-sig"))
+
+
+def _segments(path: str) -> list[str]:
+    return [s for s in path.strip("/").split("/") if s]
+
+
+def _fit(template: str, path: str) -> tuple[float, str] | None:
+    """How well a concrete path fits a template but for one literal segment (its similarity),
+    and the template with that segment taken from the path; None when it does not."""
+    ours, theirs = _segments(template), _segments(path)
+    if len(ours) != len(theirs):
+        return None
+    differing = [
+        i
+        for i, (a, b) in enumerate(zip(ours, theirs, strict=True))
+        if not a.startswith("{") and a != b
+    ]
+    if len(differing) != 1:
+        return None
+    (index,) = differing
+    similarity = difflib.SequenceMatcher(None, ours[index], theirs[index]).ratio()
+    fixed = [theirs[index] if i == index else s for i, s in enumerate(ours)]
+    return similarity, "/" + "/".join(fixed)
+
+
+def propose_paths(contract: Contract, wrong: list[str], paths: list[str]) -> dict[str, str]:
+    """For operations whose path is wrong, the template a browser session's unmatched API path
+    suggests (same shape, one literal segment otherwise): best similarity first, each path
+    and each operation taken once."""
+    pairs = []
+    for op_id in wrong:
+        template = contract.operation(op_id).path
+        for path in sorted(set(paths)):
+            fit = _fit(template, path)
+            if fit is not None:
+                pairs.append((fit[0], op_id, path, fit[1]))
+    out: dict[str, str] = {}
+    used: set[str] = set()
+    for _, op_id, path, template in sorted(pairs, key=lambda p: (-p[0], p[1], p[2])):
+        if op_id not in out and path not in used:
+            out[op_id] = template
+            used.add(path)
+    return out
 
 
 class HarReader:

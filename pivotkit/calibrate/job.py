@@ -134,7 +134,28 @@ class Job:
             self.say(f"  (not in the contract)  {e.label()}")
         return matches, left
 
-    def _har(self, contract: Contract) -> tuple[list[Exchange], list[str], list[str]]:
+    def _paths_from_sessions(
+        self, contract: Contract, result: Any, paths: list[str]
+    ) -> dict[str, str]:
+        """Wrong paths a browser session suggests: moved in the draft; {operation: old path}."""
+        from pivotkit.calibrate.definition import move_path
+        from pivotkit.calibrate.har import propose_paths
+
+        wrong = [op for op, log in result.operations.items() if log.path == "wrong"]
+        proposals = propose_paths(contract, wrong, paths) if wrong and paths else {}
+        moved = {}
+        for op_id, template in proposals.items():
+            old = contract.operation(op_id).path
+            move_path(self.draft.openapi["paths"], old, template)
+            moved[op_id] = old
+            self.say(f"  {op_id:<22} <- {template} (a browser session; was {old})")
+        if moved:
+            self.draft.write(self.schemas_out)
+        return moved
+
+    def _har(
+        self, contract: Contract, quiet: bool = False
+    ) -> tuple[list[Exchange], list[str], list[str]]:
         reader = HarReader(contract, secrets=[self.options.key], account=self.options.account)
         exchanges: list[Exchange] = []
         lines: list[str] = []
@@ -146,7 +167,8 @@ class Job:
                 exchanges.append(placed.exchange or exchange)
             lines.append(imported.summary())
             paths += imported.unmatched_paths
-            self.say(imported.summary())
+            if not quiet:
+                self.say(imported.summary())
         return exchanges, lines, paths
 
     def _probe_line(self, probe: Probe) -> None:
@@ -154,10 +176,17 @@ class Job:
         params = " ".join(f"{k}={v}" for k, v in probe.params.items())
         self.say(f"  {probe.purpose:<12} {probe.operation_id or '-'} {params} -> {status}")
 
-    def _crawl(self, contract: Contract) -> Any:
+    def _crawl(
+        self,
+        contract: Contract,
+        operations: list[str] | None = None,
+        budget: int | None = None,
+        seeds: dict[str, list[dict[str, str]]] | None = None,
+    ) -> Any:
         from pivotkit.recorder import Recorder
 
         o = self.options
+        budget = o.budget if budget is None else budget
         with Recorder(
             o.upstream,
             o.key,
@@ -165,7 +194,7 @@ class Job:
             account=o.account,
             contract=contract,
             overwrite=True,
-            budget=o.budget,
+            budget=budget,
             rate=o.rate,
             max_wait=o.max_wait,
             timeout=o.timeout,
@@ -174,6 +203,8 @@ class Job:
             crawl = Crawl(
                 recorder,
                 contract,
+                operations=operations,
+                seeds=seeds,
                 per_operation=o.per_operation,
                 seed=o.seed,
                 on_probe=self._probe_line,
@@ -202,6 +233,22 @@ class Job:
         self._copy_accounts()
         har, har_lines, har_paths = self._har(contract)
         result, calls = self._crawl(contract)
+        moved = self._paths_from_sessions(contract, result, har_paths)
+        if moved:  # the sessions showed where some wrong paths are: crawl those again
+            contract = Contract.load(self.schemas_out)
+            har, har_lines, har_paths = self._har(contract, quiet=True)
+            seeds: dict[str, list[dict[str, str]]] = {}
+            for exchange in har:
+                found = contract.find_operation("GET", exchange.request.path)
+                if found is not None and exchange.operation_id in moved:
+                    seeds.setdefault(exchange.operation_id, []).append(found[1])
+            remaining = None if self.options.budget is None else max(self.options.budget - calls, 0)
+            again, more = self._crawl(contract, list(moved), remaining, seeds)
+            result.operations.update(again.operations)
+            result.probes += again.probes
+            result.stopped = again.stopped or result.stopped
+            result.quota = result.quota or again.quota
+            calls += more
         seen = [p.outcome.exchange for p in result.probes if p.outcome.exchange is not None]
         changes, notes = self._revise(contract, seen + har, result)
         self.draft.write(self.schemas_out)
@@ -213,6 +260,10 @@ class Job:
             )
             for op_id in calibrated.operations
         ]
+        for op in operations:
+            if op.operation_id in moved:
+                op.previous_path = moved[op.operation_id]
+                op.notes.append("path taken from the browser session (HAR): review it")
         for op in operations:  # a HAR answer reaches an operation the crawl could not
             if not op.reached and any(
                 e.operation_id == op.operation_id and e.response.status == 200 for e in har
