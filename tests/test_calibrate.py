@@ -540,3 +540,50 @@ def test_a_browser_session_corrects_a_wrong_path_without_the_export(
     }
     contract = Contract.load(run.out / "schemas")
     assert contract.operation("getPersonBiography").path_source == "confirmed"
+
+
+def test_a_swagger_2_export_with_controller_names_maps_by_shape(tmp_path: Path) -> None:
+    """An OpenAPI 2 export in YAML, ``basePath`` /v1, ASP.NET controller-style names
+    (``Persons_GetBio``), no summaries, other parameter names: every operation still maps to
+    its own, and the renamed parameters are reported."""
+    import yaml
+
+    paths: dict[str, Any] = {}
+    for op in CONTRACT.operations.values():
+        template = T.MOVED.get(op.operation_id, op.path).removeprefix("/v1")
+        template = template.replace("{id}", "{key}")
+        segments = [s for s in template.split("/") if s and not s.startswith("{")][2:]
+        name = "_".join(s.capitalize() for s in segments) or "Root"
+        params = [
+            {"name": p.strip("{}"), "in": "path", "required": True, "type": "string"}
+            for p in template.split("/")
+            if p.startswith("{")
+        ]
+        paths[template] = {
+            "get": {
+                "operationId": f"{name}_Get",
+                "parameters": params,
+                "responses": {"200": {"description": "OK"}},
+            }
+        }
+    export = tmp_path / "export.yaml"
+    export.write_text(
+        yaml.safe_dump({"swagger": "2.0", "basePath": "/v1", "paths": paths}), "utf-8"
+    )
+    matches, left = map_operations(CONTRACT, read_export(export))
+    assert left == []
+    got = {m.operation_id: m.exported.path for m in matches}
+    assert got == {
+        o: T.MOVED.get(o, op.path).replace("{id}", "{key}") for o, op in CONTRACT.operations.items()
+    }
+    from pivotkit.calibrate.definition import apply_matches
+    from pivotkit.calibrate.draft import Draft
+
+    draft = Draft(SCHEMAS)
+    apply_matches(draft, matches)
+    renamed = {m.operation_id: m.renamed for m in matches if m.renamed}
+    assert renamed["getContent"] == {"id": "key"} and renamed["getPerson"] == {"id": "key"}
+    draft.write(tmp_path / "schemas")
+    calibrated = Contract.load(tmp_path / "schemas")  # links follow the renamed parameters
+    assert [p.name for p in calibrated.operation("getContent").path_parameters] == ["key"]
+    assert calibrated.operation("getPersonBiography").path == T.MOVED["getPersonBiography"]
