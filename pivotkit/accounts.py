@@ -170,7 +170,8 @@ class Rights:
 
 @dataclass(frozen=True)
 class Limit:
-    """``calls`` allowed per fixed window of ``period`` seconds."""
+    """``calls`` allowed per ``period`` seconds (the mock counts a rate limit in a sliding
+    window, a quota in fixed windows renewed every ``period``)."""
 
     calls: int
     period: int
@@ -321,10 +322,10 @@ def parse_account(
     )
 
 
-def _read(path: Path) -> dict[str, Any]:
+def _read(path: Path, raw: bytes | None = None) -> dict[str, Any]:
     source = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = (path.read_bytes() if raw is None else raw).decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigError(source, "the accounts file is not UTF-8") from None
     except OSError as exc:
@@ -349,10 +350,15 @@ def _check_unique(path: Path, accounts: list[Account]) -> None:
         raise ConfigError(str(path), "two keys are equal; every key must be unique")
 
 
-def load_accounts(path: Path | str, known_operations: Iterable[str] | None = None) -> AccountsFile:
-    """Read and validate an accounts file (TOML); ConfigError names the file and the setting."""
+def load_accounts(
+    path: Path | str, known_operations: Iterable[str] | None = None, *, raw: bytes | None = None
+) -> AccountsFile:
+    """Read and validate an accounts file (TOML); ConfigError names the file and the setting.
+
+    ``raw`` is the file's content when it was read already (the mock's reload snapshot).
+    """
     path = Path(path)
-    data = _read(path)
+    data = _read(path, raw)
     raw_accounts = data.get("accounts")
     if not isinstance(raw_accounts, list) or not raw_accounts:
         raise ConfigError(str(path), "no [[accounts]] table; see fixtures/accounts.toml")
