@@ -8,9 +8,10 @@ import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from email.utils import formatdate
-from functools import lru_cache
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
+
+from pivotkit.cache import BoundedCache
 
 if TYPE_CHECKING:
     from pivotkit.conventions import Conventions
@@ -58,9 +59,27 @@ def status_line(status: int) -> str:
         return f"{status} Unknown"
 
 
-@lru_cache(maxsize=512)
+# Accept-Encoding values seen, cached in bytes; a value longer than this is parsed every time.
+_CACHED_ACCEPT = 256
+_ACCEPT_CACHE: BoundedCache[str, bool] = BoundedCache(
+    256 * 1024, max_entry=_CACHED_ACCEPT * 4, sizer=lambda _: 0
+)
+
+
 def accepts_gzip(accept_encoding: str) -> bool:
-    """Whether an Accept-Encoding value allows gzip (q-values honoured: ``gzip;q=0`` is no)."""
+    """Whether an Accept-Encoding value allows gzip (q-values honoured: ``gzip;q=0`` is no).
+
+    Cached by value in a cache bounded in bytes: long values are parsed and not stored.
+    """
+    found = _ACCEPT_CACHE.get(accept_encoding, None)
+    if found is None:
+        found = _parse_accept(accept_encoding)
+        if len(accept_encoding) <= _CACHED_ACCEPT:
+            _ACCEPT_CACHE.put(accept_encoding, found)
+    return found
+
+
+def _parse_accept(accept_encoding: str) -> bool:
     gzip_q: float | None = None
     star_q: float | None = None
     for item in accept_encoding.split(","):
