@@ -10,6 +10,7 @@ development server applies it itself; granian applies it in its supervisor and i
 from __future__ import annotations
 
 import logging
+import sys
 from functools import cache
 from typing import Any
 
@@ -47,6 +48,15 @@ class KeyMask(logging.Filter):
         return True
 
 
+class StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stdout`` is when a record comes (click's test runner, a
+    redirected stdout), not to the one there was when logging was configured."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stdout
+        super().emit(record)
+
+
 def config(level: str = "INFO") -> dict[str, Any]:
     """The logging configuration of ``pivotkit serve`` (a ``dictConfig`` dictionary)."""
     masked = ["mask"]
@@ -59,18 +69,8 @@ def config(level: str = "INFO") -> dict[str, Any]:
             "plain": {"format": "%(message)s"},
         },
         "handlers": {
-            "console": {
-                "class": "logging.StreamHandler",
-                "formatter": "generic",
-                "filters": masked,
-                "stream": "ext://sys.stdout",
-            },
-            "access": {
-                "class": "logging.StreamHandler",
-                "formatter": "plain",
-                "filters": masked,
-                "stream": "ext://sys.stdout",
-            },
+            "console": {"()": StdoutHandler, "formatter": "generic", "filters": masked},
+            "access": {"()": StdoutHandler, "formatter": "plain", "filters": masked},
         },
         "loggers": {
             "_granian": {"handlers": ["console"], "level": level, "propagate": False},

@@ -186,6 +186,7 @@ MAX_DEPTH = 64
 
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}")
 _HEADER_VALUE_BAD = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_NOT_ASCII = re.compile(r"[^\x00-\x7f]")
 
 
 def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
@@ -206,8 +207,9 @@ def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
 
 def header_problem(name: str, value: str) -> str | None:
     """Why a header cannot be served as it is written (None when it can): a name that is not
-    an HTTP token, or a value holding CR, LF or another control character (which a server
-    would send as a second header)."""
+    an HTTP token, a value holding CR, LF or another control character (which a server would
+    send as a second header), or a character outside ASCII (which one server sends as UTF-8
+    and another cannot send at all)."""
     if not _HEADER_NAME.fullmatch(name):
         return f"header name {name[:40]!r} is not an HTTP token"
     if _HEADER_VALUE_BAD.search(value):
@@ -215,6 +217,8 @@ def header_problem(name: str, value: str) -> str | None:
             f"header {name!r} holds a CR, LF or other control character (it would be sent "
             "as a second header); remove it"
         )
+    if _NOT_ASCII.search(value):
+        return f"header {name!r} holds a character outside ASCII; percent-encode it or remove it"
     return None
 
 

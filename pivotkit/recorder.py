@@ -30,7 +30,7 @@ from pivotkit.errors import (
     PivotError,
     QuotaExhausted,
 )
-from pivotkit.fixtures import Exchange, Request, Response, place_exchange
+from pivotkit.fixtures import Exchange, Request, Response, header_problem, place_exchange
 from pivotkit.operations import Operation
 from pivotkit.plan import PlanItem
 from pivotkit.redact import Redactor
@@ -451,6 +451,12 @@ class Recorder:
                 unreachable=exc.unreachable,
                 timed_out=exc.timed_out,
             )
+        # A header the mock could not serve as written (not ASCII, control characters) would
+        # make the fixture refused at load: it is left out, and the outcome says so.
+        dropped = sorted(k for k, v in response.headers.items() if header_problem(k, v))
+        if dropped:
+            kept = {k: v for k, v in response.headers.items() if k not in dropped}
+            response = dataclasses.replace(response, headers=MappingProxyType(kept))
         sent = {**self.conventions.request_headers, self.conventions.key_header: self._key}
         exchange = Exchange(
             operation_id=op.operation_id,
@@ -475,7 +481,8 @@ class Recorder:
         if outcome.status != "recorded":
             return outcome
         note = self._contract_note(op, exchange.response)
-        message = "; ".join(m for m in (outcome.message, note) if m)
+        left_out = f"left out header(s) {', '.join(dropped)} (not plain ASCII)" if dropped else ""
+        message = "; ".join(m for m in (outcome.message, note, left_out) if m)
         return dataclasses.replace(outcome, message=message)
 
     def _contract_note(self, op: Operation, response: Response) -> str:

@@ -239,6 +239,8 @@ def test_size_is_bounded_before_reading(
         ("response", "x-note", "ok\rX: y", "CR, LF or other control"),
         ("response", "x-note", "nul\x00", "CR, LF or other control"),
         ("request", "x-note", "a\x7fb", "CR, LF or other control"),
+        ("response", "x-note", "5 \u20ac", "outside ASCII"),
+        ("response", "x-note", "caf\u00e9", "outside ASCII"),
         ("response", "bad name", "v", "is not an HTTP token"),
         ("response", "x-a:b", "v", "is not an HTTP token"),
         ("response", "", "v", "is not an HTTP token"),

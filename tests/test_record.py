@@ -965,3 +965,15 @@ def test_an_echoed_key_is_scrubbed_in_every_encoding(tmp_path: Path) -> None:
     assert not re.search("|".join(encoded_forms(KEY)), text)
     assert base64.b64encode(KEY.encode()).decode()[:20] not in text
     _assert_clean(tmp_path)
+
+
+def test_a_header_the_mock_could_not_serve_is_left_out(tmp_path: Path) -> None:
+    """An upstream header outside ASCII (one server would send it as UTF-8, the other not at
+    all) is left out of the fixture, the outcome says so, and the fixture loads."""
+    with fake_upstream() as up:
+        up.route(CONTENT.format(7488), Reply(body=BODY, headers={"x-note": "caf\u00e9"}))
+        with _recorder(up.url, tmp_path) as rec:
+            (outcome,) = rec.run([_item(7488)]).outcomes
+    assert outcome.status == "recorded" and "left out header(s) x-note" in outcome.message
+    loaded = read_exchange(tmp_path / "getContent" / "7488.json")
+    assert "x-note" not in loaded.response.headers
