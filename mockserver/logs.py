@@ -76,6 +76,9 @@ def config(level: str = "INFO") -> dict[str, Any]:
             "_granian": {"handlers": ["console"], "level": level, "propagate": False},
             "granian.access": {"handlers": ["access"], "level": level, "propagate": False},
             "werkzeug": {"handlers": ["access"], "level": level, "propagate": False},
+            # One line per upstream request of record-through is the recorder's own line.
+            "httpx": {"level": "WARNING"},
+            "httpcore": {"level": "WARNING"},
         },
         "root": {"handlers": ["console"], "level": level},
     }

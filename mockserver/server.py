@@ -216,7 +216,8 @@ def serve(
     """
     settings = dict(flags)
     token_generated = not (settings.get("PIVOT_ADMIN_TOKEN") or os.environ.get("PIVOT_ADMIN_TOKEN"))
-    logging.config.dictConfig(logs.config())
+    # Logging is configured by the server that runs: granian applies logs.config() itself (in
+    # its supervisor and every worker), the development server just below.
     if dev:
         _serve_dev(settings, host, port, reload, PortFile(port_file), token_generated, echo)
         return
@@ -265,6 +266,7 @@ def _serve_dev(
 
     from mockserver.devserver import BoundedServer, DevRequestHandler
 
+    logging.config.dictConfig(logs.config())
     child = os.environ.get(_RELOADED_CHILD) == "true" and "WERKZEUG_SERVER_FD" in os.environ
     listening = None
     if child:
