@@ -67,7 +67,6 @@ def bench(session: nox.Session) -> None:
     go to bench/results/. `nox -s bench -- --quick` is a smoke run; other arguments go to
     bench/bench_mock.py.
     """
-    import shutil
     import sys
     from pathlib import Path
 
@@ -76,6 +75,17 @@ def bench(session: nox.Session) -> None:
 
     session.install("-e", ".[server]", "jsonschema-rs")
     peers.npm_tools("wiremock", "@stoplight/prism-cli")
+    _wrk(session)
+    quick = ["--quick"] if "--quick" in session.posargs else []
+    session.run("python", "bench/bench_validate.py", *quick)
+    session.run("python", "bench/bench_drift.py", *(["--answers", "1000"] if quick else []))
+    session.run("python", "bench/bench_mock.py", *session.posargs)
+
+
+def _wrk(session: nox.Session) -> None:
+    """wrk, installed with apt-get when missing and run as root."""
+    import shutil
+
     if shutil.which("wrk") is None:
         if os.geteuid() != 0:
             session.error("wrk is missing: install it (`sudo apt-get install -y wrk`) and rerun")
@@ -85,10 +95,21 @@ def bench(session: nox.Session) -> None:
             "apt-get install -y wrk || (apt-get update && apt-get install -y wrk)",
             external=True,
         )
-    quick = ["--quick"] if "--quick" in session.posargs else []
-    session.run("python", "bench/bench_validate.py", *quick)
-    session.run("python", "bench/bench_drift.py", *(["--answers", "1000"] if quick else []))
-    session.run("python", "bench/bench_mock.py", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def soak(session: nox.Session) -> None:
+    """Soak and attack `pivotkit serve` and print the figures (never part of the tests).
+
+    Load (wrk -c64, RSS before and after), unauthenticated junk (RSS), slow bodies, unfinished
+    heads and silent connections (normal-request latency, fast and dev servers), 200s per
+    rate-limit window across two workers, the usage counts a kill -9 loses. About 5 minutes;
+    `nox -s soak -- --quick` is a smoke run, `-- --only slow` one phase. Installs wrk with
+    apt-get when run as root. Results also go to bench/results/soak-*.json.
+    """
+    session.install("-e", ".")
+    _wrk(session)
+    session.run("python", "bench/soak.py", *session.posargs)
 
 
 @nox.session(python=PYTHON)

@@ -5,7 +5,7 @@ valid ``Ocp-Apim-Subscription-Key``) with the body of ``fixtures/getContent/7488
 loopback, and the SAME load generator (wrk, one Lua script, the same threads, connections and
 duration) drives each of them in turn:
 
-- ``pivotkit dev``         ``pivotkit serve`` (the development server);
+- ``pivotkit dev``         ``pivotkit serve --dev --no-reload`` (the development server);
 - ``pivotkit production``  ``pivotkit serve --production --workers N`` (if the command has it);
 - ``pivotkit production, 10k fixtures``  the same over 10,000 generated fixtures;
 - ``WireMock 3.13``        the standalone jar bundled by the npm package ``wiremock``, one stub
@@ -881,7 +881,10 @@ def main(argv: list[str] | None = None) -> int:
         if help_text is None:
             notes.append("`pivotkit serve` does not exist yet: pivotkit's mock was not measured")
         else:
-            variants.append(("pivotkit dev", []))
+            # Since the fast server became the default, the development one is --dev.
+            variants.append(
+                ("pivotkit dev", ["--dev", "--no-reload"] if "--dev" in help_text else [])
+            )
             if "--production" in help_text:
                 prod = ["--production"]
                 if "--workers" in help_text:

@@ -17,7 +17,7 @@ from werkzeug.exceptions import HTTPException
 
 from mockserver.routing import Call
 from pivotkit.accounts import SLOTS
-from pivotkit.errors import PivotError, UnknownAccount
+from pivotkit.errors import PivotError, ReloadRefused, UnknownAccount
 
 admin = Blueprint("pivot_admin", __name__)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -108,6 +108,7 @@ def fixtures() -> Response:
         {
             "root": str(mock.fixtures_dir),
             "fixtures": mock.backend.describe(),
+            "refused": mock.refused_line,
             "problems": mock.fixture_problems,
         }
     )
@@ -116,9 +117,12 @@ def fixtures() -> Response:
 @admin.post("/reload")
 @_protected
 def reload() -> Any:
-    """Re-read fixtures and accounts in every worker."""
+    """Re-read fixtures and accounts, validated once, then served by every worker; 409 with
+    every reason when the reload is refused (nothing changed anywhere)."""
     try:
         return jsonify(_mock().reload())
+    except ReloadRefused as exc:
+        return jsonify({"error": str(exc), "problems": exc.reasons, "changed": False}), 409
     except PivotError as exc:
         return _error(400, str(exc))
 

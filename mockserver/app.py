@@ -11,22 +11,28 @@ import secrets
 import shutil
 import sqlite3
 import tempfile
+import threading
 import uuid
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from flask import Flask, request
+from werkzeug.middleware.proxy_fix import ProxyFix
 
-from mockserver.backend import Backend, load_fixtures
+from mockserver.backend import Backend
 from mockserver.config import Settings, resolve_settings
-from mockserver.dispatch import Dispatcher
+from mockserver.corpus import Corpus, Loaded
+from mockserver.dispatch import Dispatcher, WSGIApp
 from mockserver.gateway import Gateway
 from mockserver.state import State, UsageRow
+from mockserver.uploads import UploadGuard
 from mockserver.wire import HttpDate, Prepared, prepare_gateway
-from pivotkit.accounts import Account, AccountsFile, load_accounts
+from pivotkit.accounts import Account, AccountsFile
+from pivotkit.check import DUPLICATE
 from pivotkit.contract import Contract, load_contract
-from pivotkit.errors import ConfigError, PivotError
+from pivotkit.errors import ConfigError, PivotError, ReloadRefused
 from pivotkit.fixtures import FixtureSet, default_fixtures_dir
 from pivotkit.recorder import RecordThrough
 
@@ -80,9 +86,8 @@ class PivotMock:
             else bundled_accounts_file()
         )
         self._check(settings)
-        accounts = load_accounts(self.accounts_path, self.contract.operations)
+        loaded = self._read().load(self.contract, strict=settings.strict_fixtures)
         self.state = self._open_state(settings)
-        self.gateway = Gateway(accounts, self.state, self.contract.conventions)
         self.admin_token = settings.admin_token or self.state.meta(
             "admin_token", secrets.token_urlsafe(24)
         )
@@ -90,9 +95,8 @@ class PivotMock:
             "request_context", self.contract.conventions.request_context(str(uuid.uuid4()))
         )
         self.date = HttpDate()
-        self.fixture_problems: list[str] = []
-        self.backend = self._load_backend()
-        self._fixtures_generation = self.state.generations().fixtures
+        self._switching = threading.Lock()
+        self._install(loaded, self.state.generations().fixtures)
         conv = self.contract.conventions
         errors = self.gateway.errors
         self.errors: dict[Any, Prepared] = {
@@ -129,48 +133,82 @@ class PivotMock:
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError("PIVOT_STATE", f"{path}: cannot open the state ({exc})") from None
 
-    def _load_backend(self) -> Backend:
-        fixtures, problems = load_fixtures(
-            self.fixtures_dir, self.contract, strict=self.settings.strict_fixtures
-        )
-        for line in problems:
-            log.warning("fixture left out: %s", line)
-        self.fixture_problems = problems
-        return Backend(
+    def _read(self) -> Corpus:
+        return Corpus.read(self.fixtures_dir, self.accounts_path)
+
+    def _install(self, loaded: Loaded, generation: int) -> None:
+        """Serve ``loaded`` (validated fixtures and accounts) as fixtures ``generation``."""
+        backend = Backend(
             self.contract,
-            fixtures,
+            loaded.fixtures,
             request_context=self.request_context,
             empty_body=self.settings.empty_body,
             dynamic=self.settings.dynamic,
         )
+        gateway = Gateway(loaded.accounts, self.state, self.contract.conventions)
+        self.refused = loaded.refused
+        self.refused_line = loaded.refused_line()
+        self.fixture_problems = [str(r) for r in loaded.refused]
+        self.gateway, self.backend = gateway, backend
+        self._fixtures_generation = generation
 
     def reload(self) -> dict[str, Any]:
-        """Re-read fixtures and accounts here, and tell every other worker to do the same."""
-        self._reload_local()
-        self.state.bump_fixtures()
-        self._fixtures_generation = self.state.generations().fixtures
+        """Re-read fixtures and accounts, validate them once here, then switch every worker.
+
+        All or nothing: when the accounts file is wrong, or a fixture served now would be
+        dropped because its file no longer loads (truncated, invalid, breaking the contract),
+        or (``--strict``) any fixture is refused, ReloadRefused says why and nothing changes in
+        any worker. A deleted file is dropped; a new file that does not load is refused and
+        listed, as at start. Otherwise the snapshot of exactly the bytes validated here is
+        published in the shared state and every worker switches to it on its next request.
+        """
+        corpus = self._read()
+        try:
+            loaded = corpus.load(self.contract, strict=self.settings.strict_fixtures)
+        except PivotError as exc:
+            raise ReloadRefused([str(exc)]) from None
+        served = {ex.file for ex in self.backend.fixtures}
+        dropped = [r for r in loaded.refused if r.path in served and r.kind != DUPLICATE]
+        if dropped:
+            raise ReloadRefused([f"{r} (served now: fix it, or delete the file)" for r in dropped])
+        with self._switching:
+            generation = self.state.publish_corpus(corpus.to_blob())
+            self._install(loaded, generation)
         return {
             "fixtures": len(self.backend.fixtures),
+            "generation": generation,
+            "refused": self.refused_line,
             "problems": self.fixture_problems,
             "accounts": [a.name for a in self.gateway.accounts],
         }
 
-    def _reload_local(self) -> None:
-        accounts = load_accounts(self.accounts_path, self.contract.operations)
-        backend = self._load_backend()
-        self.gateway = Gateway(accounts, self.state, self.contract.conventions)
-        self.backend = backend
-
     def sync(self) -> None:
-        """Catch up with the other workers: a reload they asked for, regenerated keys."""
+        """Catch up with the other workers: a reload they validated, regenerated keys."""
         generations = self.state.generations()
         if generations.fixtures != self._fixtures_generation:
-            self._fixtures_generation = generations.fixtures
-            try:
-                self._reload_local()
-            except PivotError as exc:  # keep serving what was loaded
-                log.error("reload asked by another worker failed: %s", exc)
+            self._switch(generations.fixtures)
         self.gateway.sync(generations.keys)
+
+    def _switch(self, generation: int) -> None:
+        """Serve the corpus another worker published as ``generation``. Requests of this worker
+        wait meanwhile, so none is answered from the older fixtures once the reload answered."""
+        with self._switching:
+            if generation == self._fixtures_generation:
+                return  # another thread of this worker switched already
+            blob = self.state.corpus(generation)
+            if blob is None:  # replaced by a newer reload: take that one
+                generation = self.state.generations().fixtures
+                blob = self.state.corpus(generation)
+            try:
+                corpus = Corpus.from_blob(blob) if blob is not None else None
+                if corpus is None or corpus.root != self.fixtures_dir:
+                    raise ValueError("no snapshot of these fixtures in the state")
+                loaded = corpus.load(self.contract)
+            except (PivotError, ValueError, zlib.error) as exc:
+                log.error("fixtures generation %s cannot be served here: %s", generation, exc)
+                self._fixtures_generation = generation  # do not retry on every request
+                return
+            self._install(loaded, generation)
 
     # -- the portal's API ----------------------------------------------------------------------
 
@@ -244,6 +282,9 @@ def _record_through(settings: Settings) -> RecordThrough | None:
         budget=settings.record_budget,
         rate=settings.record_rate,
         timeout=settings.record_timeout,
+        max_wait=settings.record_max_wait,
+        max_size=settings.record_max_size,
+        retries=1,
     )
 
 
@@ -264,6 +305,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         }
     )
     app.config.update(settings.as_config())
+    app.config.setdefault("MAX_CONTENT_LENGTH", UploadGuard.max_body)
     mock = PivotMock(app, settings, record_through=_record_through(settings))
     app.extensions["pivot"] = mock
     from mockserver.admin import admin
@@ -275,8 +317,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     # The portal's prefix goes to Flask only when a portal is mounted; otherwise those
     # paths are API paths like any other (the gateway's 404).
     own = (ADMIN_PREFIX, settings.portal_prefix) if mounted else (ADMIN_PREFIX,)
+    pages: WSGIApp = UploadGuard(app.wsgi_app, deadline=settings.client_timeout)
+    if settings.trust_proxy:
+        # Behind that many proxies, X-Forwarded-For/-Proto/-Host are theirs: the client's
+        # address (login throttle, upload caps) and scheme (the Secure cookie) come from them.
+        n = settings.trust_proxy
+        pages = ProxyFix(pages, x_for=n, x_proto=n, x_host=n, x_port=n)
     app.wsgi_app = mock.dispatcher.wsgi(  # type: ignore[method-assign, assignment]
-        app.wsgi_app, own, settings.portal_prefix if mounted else None
+        pages, own, settings.portal_prefix if mounted else None
     )
     return app
 

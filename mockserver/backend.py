@@ -2,79 +2,30 @@
 
 from __future__ import annotations
 
-import gc
 import threading
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from mockserver.generator import BodyGenerator
 from mockserver.routing import Call, Method, PathIs, Pattern, QueryParam, Router
 from mockserver.wire import Prepared, dumps, prepare_backend, provider_headers
 from pivotkit.accounts import Account
+from pivotkit.cache import BoundedCache
 from pivotkit.contract import Contract
-from pivotkit.errors import FixtureError
-from pivotkit.fixtures import Exchange, FixtureSet, iter_fixture_files, lang_settings, read_exchange
+from pivotkit.fixtures import Exchange, FixtureSet, lang_settings
 from pivotkit.operations import Operation
 
 MOCK_HEADER = "x-pivot-mock"
+DYNAMIC_CACHE_BYTES = 32 * 1024 * 1024  # generated answers kept (dynamic mode)
 _WARM_SYNC = 200  # fixtures prepared before the server starts; the rest in the background
 
 
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector during a bulk load, then freeze what was loaded.
-
-    Loading builds many long-lived objects and no cycles: each collection pass would rescan
-    the growing heap (half the start-up time with 10,000 fixtures). Freezing afterwards keeps
-    those objects out of later collections, so they do not lengthen request-time pauses.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-        gc.freeze()
-
-
-def load_fixtures(
-    root: Path, contract: Contract, *, strict: bool = False
-) -> tuple[FixtureSet, list[str]]:
-    """Every usable fixture under root, and one line per file that was left out (and why)."""
-    with _gc_paused():
-        return _load_fixtures(root, contract, strict=strict)
-
-
-def _load_fixtures(root: Path, contract: Contract, *, strict: bool) -> tuple[FixtureSet, list[str]]:
-    exchanges: list[Exchange] = []
-    problems: list[str] = []
-    for path in iter_fixture_files(root):
-        try:
-            exchange = read_exchange(path)
-        except FixtureError as exc:
-            if strict:
-                raise
-            problems.append(str(exc))
-            continue
-        op = contract.operations.get(exchange.operation_id)
-        reason = None
-        if op is None:
-            reason = f"unknown operation {exchange.operation_id!r}"
-        elif exchange.request.method != op.method or op.match(exchange.request.path) is None:
-            reason = (
-                f"{exchange.request.method} {exchange.request.path} does not fit "
-                f"{op.method} {op.path}"
-            )
-        if reason is not None:
-            if strict:
-                raise FixtureError(path, reason, "/request")
-            problems.append(f"{path}: {reason}")
-            continue
-        exchanges.append(exchange)
-    return FixtureSet(exchanges, root, **lang_settings(contract)), problems
+def _size(prepared: Prepared | None) -> int:
+    """The bytes a prepared answer holds: both bodies and the headers."""
+    if prepared is None:
+        return 0
+    headers = sum(len(k) + len(v) + 64 for k, v in prepared.gzip_headers)
+    return len(prepared.identity) + len(prepared.gzipped or b"") + 2 * headers
 
 
 class Backend:
@@ -125,7 +76,9 @@ class Backend:
         )
         self._prepared: dict[tuple[int, str | None], Prepared] = {}
         self._generator = BodyGenerator(contract)
-        self._dynamic: dict[tuple[str, str, str, str | None], Prepared | None] = {}
+        self._dynamic: BoundedCache[tuple[str, str, str, str | None], Prepared | None] = (
+            BoundedCache(DYNAMIC_CACHE_BYTES, max_entry=DYNAMIC_CACHE_BYTES // 8, sizer=_size)
+        )
         # Every fixture is serialised and gzipped once, here at load; a large corpus finishes
         # in a background thread so the server answers at once (a fixture asked for before
         # its turn is prepared on that request, once; two threads preparing the same one
@@ -208,7 +161,7 @@ class Backend:
         name = account.name if account is not None and account.restricted else None
         key = (operation.operation_id, call.path, call.lang, name)
         if key in self._dynamic:
-            return self._dynamic[key]
+            return self._dynamic.get(key, None)
         typed = operation.coerce_path(params)
         payload_field = self.conventions.envelope.payload_field
 
@@ -230,10 +183,7 @@ class Backend:
             body = self.filter_body(body, account)
             headers = (*self._base_headers, (MOCK_HEADER, "dynamic"))
             prepared = prepare_backend(200, dumps(body), headers)
-        if len(self._dynamic) >= 4096:
-            self._dynamic.clear()
-        self._dynamic[key] = prepared
-        return prepared
+        return self._dynamic.put(key, prepared)
 
     def describe(self) -> list[dict[str, Any]]:
         """The fixtures served, as JSON-ready rows."""

@@ -141,6 +141,20 @@ def _opt_rate(value: Any) -> float | None:
     return number
 
 
+def _hops(value: Any) -> int:
+    number = _opt_int(value)
+    if number is None or number > 5:
+        raise ValueError(f"{value!r} is not a number of proxies from 0 to 5")
+    return number
+
+
+def _size(value: Any) -> int:
+    number = _opt_int(value)
+    if number is None or not 1024 <= number <= 4 * 1024**3:
+        raise ValueError(f"{value!r} is not a size in bytes from 1024 to 4 GiB")
+    return number
+
+
 def _timeout(value: Any) -> float:
     number = _seconds(value)
     if number <= 0:
@@ -188,6 +202,22 @@ FIELDS: dict[str, tuple[Any, Callable[[Any], Any], str]] = {
     "EMPTY_BODY": ({}, _json_value, "the body of the empty-200"),
     "STRICT_FIXTURES": (False, _bool, "refuse to start when a fixture file is invalid"),
     "USAGE_FLUSH": (1.0, _seconds, "seconds usage counts stay buffered per worker (0: none)"),
+    "CLIENT_TIMEOUT": (
+        10.0,
+        _timeout,
+        "seconds a client may take to send a request head, and its body (idle keep-alive too)",
+    ),
+    "TRUST_PROXY": (
+        0,
+        _hops,
+        "reverse proxies in front whose X-Forwarded-For/-Proto/-Host are believed (0: none)",
+    ),
+    "RECORD_MAX_WAIT": (5.0, _seconds, "longest wait record-through makes on an upstream 429"),
+    "RECORD_MAX_SIZE": (
+        16 * 1024 * 1024,
+        _size,
+        "largest decoded upstream body record-through keeps (bytes)",
+    ),
     "PORTAL_PREFIX": ("/portal", _prefix, "where the developer portal is mounted"),
 }
 
@@ -217,6 +247,10 @@ class Settings:
     empty_body: Any
     strict_fixtures: bool
     usage_flush: float
+    client_timeout: float
+    trust_proxy: int
+    record_max_wait: float
+    record_max_size: int
     portal_prefix: str
     sources: Mapping[str, str]
 

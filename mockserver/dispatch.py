@@ -24,6 +24,7 @@ from mockserver.gateway import GatewayError
 from mockserver.routing import Call
 from mockserver.wire import Prepared, prepare_backend, prepare_gateway, status_line
 from pivotkit.accounts import Account
+from pivotkit.cache import BoundedCache
 from pivotkit.codings import accepts_gzip
 from pivotkit.errors import FaultSpecError, PivotError
 from pivotkit.fixtures import Exchange, Request
@@ -90,7 +91,11 @@ class Dispatcher:
         self.conventions = conv
         self._key_env = environ_name(conv.key_header)
         self._key_query = conv.key_query
-        self._valid_paths: dict[tuple[str, str], bool] = {}
+        # Whether a path's parameters fit their schemas, per (operation, path); bounded in
+        # bytes, and long paths (which no schema accepts cheaply) are checked and not stored.
+        self._valid_paths: BoundedCache[tuple[str, str], bool] = BoundedCache(
+            2 * 1024 * 1024, max_entry=2048, sizer=lambda _: 0
+        )
         #: Logged with every record, so a test harness keeps only its own app's errors.
         self.log_extra = {LOG_APP: mock.app}
 
@@ -120,12 +125,10 @@ class Dispatcher:
 
     def _params_valid(self, operation: Operation, path: str, params: Mapping[str, str]) -> bool:
         checked = (operation.operation_id, path)
-        valid = self._valid_paths.get(checked)
+        valid = self._valid_paths.get(checked, None)
         if valid is None:
             valid = not operation.parameter_problems(params)
-            if len(self._valid_paths) > 20_000:
-                self._valid_paths.clear()
-            self._valid_paths[checked] = valid
+            self._valid_paths.put(checked, valid)
         return valid
 
     def answer(self, environ: Mapping[str, Any]) -> Answer:
@@ -169,6 +172,9 @@ class Dispatcher:
             recorded = mock.record_through(operation, request)
             if isinstance(recorded, Exchange):
                 return mock.backend.prepare_exchange(recorded, account)
+            if recorded is None:  # a record-through callable of one's own that gave up
+                return self._upstream_failed("nothing recorded", timed_out=False)
+            return self._upstream_failed(recorded.message, timed_out=recorded.timed_out)
         if mock.settings.dynamic:
             generated = mock.backend.generated(operation, call, params, account)
             if generated is not None:
@@ -182,6 +188,18 @@ class Dispatcher:
                 ", ".join(mock.backend.fixtures.closest(call.path)) or "none",
             )
         return mock.backend.empty
+
+    def _upstream_failed(self, reason: str, *, timed_out: bool) -> Prepared:
+        """What a gateway answers when its backend failed: 504 when it did not answer in time,
+        else 502; ``x-pivot-mock: record-through-failed`` says it was the recording upstream."""
+        status = 504 if timed_out else 502
+        body = self.conventions.messages.body(status, f"record-through failed: {reason}"[:300])
+        return prepare_gateway(
+            status,
+            body,
+            self.conventions.gateway_content_type,
+            ((_MOCK_HEADER, "record-through-failed"),),
+        )
 
     def gateway_answer(self, error: GatewayError) -> Prepared:
         """A prepared gateway error (with Retry-After when it announces a wait)."""
@@ -199,8 +217,10 @@ class Dispatcher:
         """The fault to play: the request's header (if allowed) or the configured one."""
         fault = self.mock.settings.faults
         spec = environ.get(_FAULT_ENV) if self.mock.settings.fault_header else None
-        if spec:
+        if spec is not None:
             try:
+                if not spec.strip():  # granian passes a header that is not ASCII as ""
+                    raise FaultSpecError("", "the header is empty, or not ASCII")
                 fault = parse_fault(spec)
             except FaultSpecError as exc:
                 body = self.conventions.messages.body(400, str(exc))
@@ -271,6 +291,7 @@ class Dispatcher:
         def dispatch(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
             path = environ.get("PATH_INFO", "")
             if path.startswith(prefixes) or path in own:
+                self.mock.sync()  # the admin and portal pages show this worker's fixtures too
                 return flask_wsgi(environ, start_response)
             if portal and path == "/" and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
                 # The portal's home is the site root, as on the provider's developer portal;

@@ -28,7 +28,7 @@ from pivotkit.errors import FaultSpecError
 
 FAULT_HEADER = "x-pivot-fault"
 STATUSES = (403, 429, 500, 502, 503, 504)
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s)?")
+_DURATION = re.compile(r"([0-9]{1,9}(?:\.[0-9]{1,6})?)(ms|s)?")
 
 
 _DIGITS = re.compile(r"[0-9]{1,8}")  # ASCII only (str.isdigit accepts "²"), bounded

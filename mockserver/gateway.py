@@ -16,7 +16,6 @@ rights, field withholding) are :mod:`pivotkit.accounts`, shared with drift.
 from __future__ import annotations
 
 import hmac
-import math
 import secrets
 import time
 from collections.abc import Callable
@@ -25,7 +24,7 @@ from typing import Any
 
 from werkzeug.security import check_password_hash
 
-from mockserver.state import State, UsageRow
+from mockserver.state import State, UsageRow, Window
 from pivotkit.accounts import SLOTS, Account, AccountsFile
 from pivotkit.conventions import Conventions
 from pivotkit.errors import UnknownAccount
@@ -68,6 +67,15 @@ class GatewayErrors:
 
     def quota_exhausted(self, seconds: int) -> GatewayError:
         return GatewayError(403, self.conventions.messages.quota_exhausted(seconds), seconds)
+
+
+def _windows(account: Account) -> tuple[Window, ...]:
+    windows = []
+    if account.rate_limit is not None:
+        windows.append(Window("rate", account.rate_limit.calls, account.rate_limit.period, True))
+    if account.quota is not None:
+        windows.append(Window("quota", account.quota.calls, account.quota.period, False))
+    return tuple(windows)
 
 
 class Gateway:
@@ -130,12 +138,15 @@ class Gateway:
         )
 
     def regenerate_key(self, name: str, slot: str) -> str:
-        """Replace one key by a fresh one (32 lowercase hex); the old one stops working."""
+        """Replace one key by a fresh one (32 lowercase hex); the old one stops working, and
+        every portal session of the account ends (a stolen session must not show the new
+        key)."""
         self.account(name)
         if slot not in SLOTS:
             raise ValueError(f"slot must be one of {', '.join(SLOTS)}, not {slot!r}")
         key = secrets.token_hex(16)
         self.state.set_key(name, slot, key)
+        self.state.end_sessions(name)
         self.sync(self.state.generations().keys)
         return key
 
@@ -169,21 +180,22 @@ class Gateway:
         return found
 
     def check_limits(self, account: Account) -> GatewayError | None:
-        """Count the call against the account's rate limit and quota; the error if over."""
-        if account.rate_limit is None and account.quota is None:
+        """Count the call against the account's rate limit and quota; the error if over.
+
+        The rate limit is a sliding window (at most ``calls`` in any ``period`` seconds), the
+        quota a fixed window renewed every ``period`` seconds; both are checked and counted in
+        one step of the shared state (:meth:`State.admit`), so they hold exactly across
+        threads, workers and window boundaries, and a refused call is not counted.
+        """
+        windows = _windows(account)
+        if not windows:
             return None
-        now = self.clock()
-        for kind, limit in (("rate", account.rate_limit), ("quota", account.quota)):
-            if limit is None:
-                continue
-            window = int(now // limit.period)
-            count = self.state.hit(account.name, kind, window)
-            if count > limit.calls:
-                wait = max(1, math.ceil((window + 1) * limit.period - now))
-                if kind == "rate":
-                    return self.errors.rate_limited(wait)
-                return self.errors.quota_exhausted(wait)
-        return None
+        refused = self.state.admit(account.name, windows, self.clock)
+        if refused is None:
+            return None
+        if refused.kind == "rate":
+            return self.errors.rate_limited(refused.wait)
+        return self.errors.quota_exhausted(refused.wait)
 
     def record_call(self, account: Account, operation_id: str, slot: str) -> None:
         """Count a call that passed the gateway in the usage statistics."""

@@ -9,8 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from pivotkit.cache import BoundedCache
 from pivotkit.contract import Contract
 from pivotkit.operations import Operation
+
+_MISS = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,31 +114,39 @@ class Route:
 class Router:
     """The route table, one route per contract operation (never written by hand).
 
-    Matching is cached per (method, path): a repeated request costs one dictionary lookup.
+    Matching is cached per (method, path) in a cache bounded in bytes (:data:`CACHE_BYTES`);
+    a path longer than :data:`CACHED_PATH` characters is matched every time and never stored,
+    so unknown long paths cannot fill memory. A repeated request costs one dictionary lookup.
     """
 
-    _CACHE_LIMIT = 20_000
+    CACHE_BYTES = 4 * 1024 * 1024
+    CACHED_PATH = 512
 
     def __init__(self, contract: Contract) -> None:
         self.routes = tuple(
             Route(op, Method(op.method) & PathTemplate(op)) for op in contract.operations.values()
         )
-        self._cache: dict[tuple[str, str], tuple[Operation, dict[str, str]] | None] = {}
+        self._cache: BoundedCache[tuple[str, str], tuple[Operation, dict[str, str]] | None] = (
+            BoundedCache(self.CACHE_BYTES, max_entry=4 * self.CACHED_PATH, sizer=_found_size)
+        )
 
     def find(self, call: Call) -> tuple[Operation, dict[str, str]] | None:
         """The operation for this call with its raw path parameters, or None (gateway 404)."""
         key = (call.method, call.path)
-        try:
-            return self._cache[key]
-        except KeyError:
-            pass
-        found = None
+        found = self._cache.get(key, _MISS)
+        if found is not _MISS:
+            return found  # type: ignore[return-value]
+        result = None
         for route in self.routes:
             if route.pattern(call):
                 params = route.operation.match(call.path)
-                found = (route.operation, params or {})
+                result = (route.operation, params or {})
                 break
-        if len(self._cache) >= self._CACHE_LIMIT:
-            self._cache.clear()
-        self._cache[key] = found
-        return found
+        if len(call.path) <= self.CACHED_PATH:
+            self._cache.put(key, result)
+        return result
+
+
+def _found_size(found: tuple[Operation, dict[str, str]] | None) -> int:
+    """The bytes a cached match holds of its own (the operation is shared by every entry)."""
+    return 16 if found is None else 64 + sum(len(k) + len(v) + 100 for k, v in found[1].items())

@@ -1,35 +1,44 @@
-"""Running the mock: werkzeug (threaded) for development, granian workers for production.
+"""Running the mock: the fast server (granian workers) by default, werkzeug with ``--dev``.
 
-granian was picked by measurement (GET /v1/api/v1/contents/7488, gzip, 2 workers, wrk -c16 on
-2 shared cores): granian ~15,000-19,000 req/s, waitress (8 threads) ~3,500, gunicorn sync or
-gthread (2 workers) ~3,000, werkzeug threaded ~630.
+``serve`` checks the port first (a taken port is one line and exit 2, before any banner),
+builds and validates the app, prints the banner with the address actually bound (``--port 0``
+included), writes ``--port-file`` once the server accepts connections, then serves until
+interrupted. The fast server is :mod:`mockserver.workers`, the development one
+:mod:`mockserver.devserver`; both log through :mod:`mockserver.logs` (keys masked).
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
+import errno
 import gc
+import logging.config
 import os
-import re
 import secrets
 import shutil
 import signal
+import socket
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote_plus
 
 from flask import Flask
-from werkzeug.serving import WSGIRequestHandler
 
+from mockserver import logs
 from mockserver.app import ADMIN_PREFIX, PivotMock, create_app
+from mockserver.workers import run_granian
+from pivotkit.errors import PortUnavailable
+from pivotkit.fixtures import atomic_write_text
+from pivotkit.redact import mask_keys
 
-FACTORY = "mockserver.server:prebuilt_app"
 # The app the supervising process built (and warmed) before granian forked its workers: they
 # inherit it copy-on-write instead of each loading every fixture again.
 _PREBUILT: Flask | None = None
+_RELOADED_CHILD = "WERKZEUG_RUN_MAIN"
 
 
 def prebuilt_app() -> Flask:
@@ -38,49 +47,86 @@ def prebuilt_app() -> Flask:
     return _PREBUILT if _PREBUILT is not None else create_app()
 
 
-_QUERY = re.compile(r"\?([^\s#]*)")
-_KEY_SHAPED = re.compile(r"[0-9a-fA-F]{32}")
-
-
 def redact(text: str, key_query: str | None = None) -> str:
-    """A request line with the key masked, however the query spells it: the key parameter
-    (named after percent-decoding: ``subscription%2Dkey``) and any key-shaped value."""
-    if key_query is None:
-        from pivotkit.contract import load_contract
-
-        key_query = load_contract().conventions.key_query or ""
-
-    def mask_query(match: re.Match[str]) -> str:
-        pairs = []
-        for pair in match.group(1).split("&"):
-            name, eq, value = pair.partition("=")
-            decoded_name = unquote_plus(name).strip().lower()
-            if eq and (
-                decoded_name == key_query.lower() or _KEY_SHAPED.search(unquote_plus(value))
-            ):
-                value = "***"
-            pairs.append(f"{name}{eq}{value}")
-        return "?" + "&".join(pairs)
-
-    return _QUERY.sub(mask_query, text)
+    """A request line with the key masked, however it is spelled: the key parameter (named
+    after percent-decoding: ``subscription%2Dkey``) and any value key-shaped once decoded."""
+    names = logs.key_names() if key_query is None else (key_query,)
+    return mask_keys(text, names)
 
 
-class RedactingRequestHandler(WSGIRequestHandler):
-    """The development server's handler: request lines logged without keys, no second date.
+def bind(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` (a free port for 0); PortUnavailable (exit 2) when the
+    port is taken or not allowed. It binds without SO_REUSEPORT, so it fails even when the
+    holder is another granian."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as exc:
+        raise PortUnavailable(host, port, f"unknown host ({exc.strerror})") from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        reason = "already in use" if exc.errno == errno.EADDRINUSE else exc.strerror or str(exc)
+        raise PortUnavailable(host, port, reason) from None
+    return sock
 
-    http.server adds ``Server`` and ``Date`` to every answer; the mock writes the provider's
-    own ``date`` and the provider sends no ``Server``, so both are left out here.
-    """
 
-    def send_response(self, code: int, message: str | None = None) -> None:
-        self.log_request(code)
-        self.send_response_only(code, message)
+def reserve_port(host: str, port: int) -> int:
+    """The port to serve on: ``port`` once checked free, or a free one for 0 (see
+    :func:`bind`; the check's socket is closed again for granian to bind)."""
+    with bind(host, port) as probe:
+        return int(probe.getsockname()[1])
 
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        if hasattr(self, "path"):
-            self.path = redact(self.path)
-        self.requestline = redact(getattr(self, "requestline", ""))
-        super().log_request(code, size)
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _connect_host(host: str) -> str:
+    return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+
+
+class PortFile:
+    """``--port-file``: the bound port, written atomically once connections are accepted, and
+    removed when the server stops (so a script never reads a stale one)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        if path is not None:
+            path.unlink(missing_ok=True)
+
+    def write(self, port: int) -> None:
+        if self.path is None:
+            return
+        atomic_write_text(self.path, f"{port}\n")
+        atexit.register(self._remove, f"{port}\n", os.getpid())
+
+    def _remove(self, text: str, owner: int) -> None:
+        if self.path is not None and os.getpid() == owner:
+            with contextlib.suppress(OSError):
+                if self.path.read_text(encoding="utf-8") == text:
+                    self.path.unlink()
+
+    def when_ready(self, host: str, port: int, timeout: float = 120.0) -> None:
+        """Write the file from a thread once ``host:port`` accepts a connection."""
+        if self.path is None:
+            return
+
+        def wait() -> None:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                try:
+                    with socket.create_connection((_connect_host(host), port), timeout=1):
+                        self.write(port)
+                        return
+                except OSError:
+                    time.sleep(0.05)
+
+        threading.Thread(target=wait, name="pivot-port-file", daemon=True).start()
 
 
 def _mask(key: str) -> str:
@@ -88,21 +134,32 @@ def _mask(key: str) -> str:
 
 
 def banner(
-    app: Flask, host: str, port: int, *, token_generated: bool, workers: int = 1
+    app: Flask,
+    host: str,
+    port: int,
+    *,
+    token_generated: bool,
+    workers: int = 1,
+    dev: bool = False,
 ) -> list[str]:
-    """The lines ``pivotkit serve`` prints at start: URL, accounts and keys, admin token."""
+    """The lines ``pivotkit serve`` prints at start: the address bound, the fixtures (and how
+    many were refused, and why), accounts and keys, admin token."""
     mock: PivotMock = app.extensions["pivot"]
-    base = f"http://{host}:{port}"
+    base = f"http://{_url_host(host)}:{port}"
+    server = (
+        "development server, auto-reload"
+        if dev
+        else f"{workers} worker{'s' if workers > 1 else ''}"
+    )
     lines = [
-        f"pivotkit mock on {base} ({workers} worker{'s' if workers > 1 else ''}; "
-        f"{len(mock.backend.fixtures)} fixtures from {mock.fixtures_dir}"
-        + (
-            f", {len(mock.fixture_problems)} left out: see {ADMIN_PREFIX}/fixtures"
-            if mock.fixture_problems
-            else ""
-        )
-        + ")"
+        f"pivotkit mock on {base} ({server}; "
+        f"{len(mock.backend.fixtures)} fixtures from {mock.fixtures_dir})"
     ]
+    if mock.refused_line:
+        lines.append(
+            f"{mock.refused_line}: pivotkit check --fixtures {mock.fixtures_dir} lists them all"
+            " (--strict refuses to start)"
+        )
     demo = mock.accounts_file.demo_keys
     lines.append(
         f"accounts from {mock.accounts_path}"
@@ -145,80 +202,120 @@ def serve(
     host: str,
     port: int,
     workers: int = 1,
-    production: bool = False,
+    dev: bool = False,
+    reload: bool = True,
+    port_file: Path | None = None,
     echo: Callable[[str], None] = print,
 ) -> None:
-    """Validate the settings, print the banner, then serve until interrupted.
+    """Check the port, validate the settings, print the banner, then serve until interrupted.
 
-    With ``production`` (or ``workers`` > 1) the app runs in granian worker processes that share
-    one SQLite state file (a temporary one unless PIVOT_STATE is set) and one admin token.
+    The fast server runs the app in ``workers`` granian processes sharing one SQLite state
+    (a temporary one unless PIVOT_STATE is set) and one admin token. ``dev`` runs werkzeug's
+    development server in one process instead, restarting on code and fixture changes unless
+    ``reload`` is false.
     """
     settings = dict(flags)
-    production = production or workers > 1
     token_generated = not (settings.get("PIVOT_ADMIN_TOKEN") or os.environ.get("PIVOT_ADMIN_TOKEN"))
-    if production:
-        if not (settings.get("PIVOT_STATE") or os.environ.get("PIVOT_STATE")):
-            folder = tempfile.mkdtemp(prefix="pivotkit-state-")
-            atexit.register(shutil.rmtree, folder, True)
-            settings["PIVOT_STATE"] = str(Path(folder) / "state.sqlite")
-        if token_generated:
-            settings["PIVOT_ADMIN_TOKEN"] = secrets.token_urlsafe(24)
+    # Logging is configured by the server that runs: granian applies logs.config() itself (in
+    # its supervisor and every worker), the development server just below.
+    if dev:
+        _serve_dev(settings, host, port, reload, PortFile(port_file), token_generated, echo)
+        return
+    port = reserve_port(host, port)
+    if not (settings.get("PIVOT_STATE") or os.environ.get("PIVOT_STATE")):
+        settings["PIVOT_STATE"] = _temporary_state()
+    if token_generated:
+        settings["PIVOT_ADMIN_TOKEN"] = secrets.token_urlsafe(24)
     app = create_app(settings)
-    for line in banner(
-        app, host, port, token_generated=token_generated, workers=workers if production else 1
-    ):
+    for line in banner(app, host, port, token_generated=token_generated, workers=workers):
         echo(line)
-    # SIGTERM ends the process through SystemExit, so atexit cleanups (temp state) run.
+    global _PREBUILT
+    app.extensions["pivot"].backend.warmed.wait()  # fork once everything is prepared
+    gc.collect()
+    gc.freeze()  # keep the loaded objects' pages shared with the forked workers
+    _PREBUILT = app
+    PortFile(port_file).when_ready(host, port)
+    timeout = app.extensions["pivot"].settings.client_timeout
+    run_granian(settings, host=host, port=port, workers=max(1, workers), head_timeout=timeout)
+
+
+def _temporary_state() -> str:
+    folder = tempfile.mkdtemp(prefix="pivotkit-state-")
+    atexit.register(_remove_if_owner, folder, os.getpid())
+    return str(Path(folder) / "state.sqlite")
+
+
+def _remove_if_owner(folder: str, owner: int) -> None:
+    if os.getpid() == owner:  # not a forked worker, not a reloaded child
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _serve_dev(
+    settings: dict[str, Any],
+    host: str,
+    port: int,
+    reload: bool,
+    port_file: PortFile,
+    token_generated: bool,
+    echo: Callable[[str], None],
+) -> None:
+    """werkzeug, bounded (mockserver.devserver). With ``reload`` this process only holds the
+    socket and restarts a child that serves whenever a source, fixture or accounts file
+    changes; the child inherits the socket, the state file and the admin token."""
+    from werkzeug._reloader import run_with_reloader
+
+    from mockserver.devserver import BoundedServer, DevRequestHandler
+
+    logging.config.dictConfig(logs.config())
+    child = os.environ.get(_RELOADED_CHILD) == "true" and "WERKZEUG_SERVER_FD" in os.environ
+    listening = None
+    if child:
+        fd = int(os.environ["WERKZEUG_SERVER_FD"])
+    else:
+        listening = bind(host, port)
+        listening.listen(128)
+        fd = listening.fileno()
+        if reload:
+            if not (settings.get("PIVOT_STATE") or os.environ.get("PIVOT_STATE")):
+                os.environ["PIVOT_STATE"] = _temporary_state()
+            listening.set_inheritable(True)
+            os.environ["WERKZEUG_SERVER_FD"] = str(fd)
+            run_with_reloader(lambda: None)  # restarts the child until it exits otherwise
+            return
+    app = create_app(settings)
+    timeout = app.extensions["pivot"].settings.client_timeout
+    handler = type(
+        "Handler", (DevRequestHandler,), {"head_timeout": timeout, "body_timeout": timeout}
+    )
+    server = BoundedServer(host, port, app, handler=handler, fd=fd)
+    if listening is not None:
+        listening.close()  # the server holds its own copy
+    port = int(server.socket.getsockname()[1])
+    for line in banner(app, host, port, token_generated=token_generated, dev=True):
+        echo(line)
+    port_file.write(port)
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _exit_on_sigterm) if main_thread else None
     try:
-        if not production:
-            app.run(
-                host=host,
-                port=port,
-                threaded=True,
-                use_reloader=False,
-                request_handler=RedactingRequestHandler,
-            )
+        if child:
+            run_with_reloader(server.serve_forever, extra_files=_watched(app), interval=1)
         else:
-            global _PREBUILT
-            app.extensions["pivot"].backend.warmed.wait()  # fork once everything is prepared
-            gc.collect()
-            gc.freeze()  # keep the loaded objects' pages shared with the forked workers
-            _PREBUILT = app
-            _run_granian(settings, host=host, port=port, workers=max(1, workers))
+            server.serve_forever()
     finally:
+        server.server_close()
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
 
 
+def _watched(app: Flask) -> list[str]:
+    """The files whose change restarts the development server: the fixtures (and their
+    folders, for files added or removed) and the accounts file."""
+    mock: PivotMock = app.extensions["pivot"]
+    root = mock.fixtures_dir
+    paths = [root, *(p for p in root.iterdir() if p.is_dir()), mock.accounts_path]
+    paths += [p for p in root.glob("*/*.json")]
+    return [str(p) for p in paths]
+
+
 def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(0)
-
-
-def _run_granian(settings: Mapping[str, Any], *, host: str, port: int, workers: int) -> None:
-    try:
-        from granian import Granian
-        from granian.constants import Interfaces
-    except ImportError:
-        raise RuntimeError("--production needs granian: pip install 'pivotkit[server]'") from None
-    # Workers build their own app from the environment: flags become PIVOT_ variables.
-    for key, value in settings.items():
-        if key.startswith("PIVOT_") and value is not None:
-            os.environ[key] = _env_value(value)
-    Granian(
-        FACTORY,
-        address=host,
-        port=port,
-        interface=Interfaces.WSGI,
-        workers=workers,
-        factory=True,
-        log_access=False,
-        websockets=False,
-    ).serve()
-
-
-def _env_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)

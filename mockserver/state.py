@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import math
 import mmap
 import os
 import sqlite3
+import stat
 import struct
 import threading
 import time
-from collections.abc import Iterator
+import weakref
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,11 +28,18 @@ CREATE TABLE IF NOT EXISTS keys (
 CREATE TABLE IF NOT EXISTS counters (
     account TEXT NOT NULL, kind TEXT NOT NULL, window INTEGER NOT NULL, count INTEGER NOT NULL,
     PRIMARY KEY (account, kind, window));
+CREATE TABLE IF NOT EXISTS calls (account TEXT NOT NULL, kind TEXT NOT NULL, at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS calls_by_account ON calls (account, kind, at);
 CREATE TABLE IF NOT EXISTS usage (
     day TEXT NOT NULL, account TEXT NOT NULL, operation_id TEXT NOT NULL, slot TEXT NOT NULL,
     count INTEGER NOT NULL, PRIMARY KEY (day, account, operation_id, slot));
+CREATE TABLE IF NOT EXISTS login_attempts (subject TEXT NOT NULL, at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS login_attempts_by_subject ON login_attempts (subject, at);
+CREATE TABLE IF NOT EXISTS sessions (account TEXT PRIMARY KEY, generation INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS corpus (generation INTEGER PRIMARY KEY, data BLOB NOT NULL);
 INSERT OR IGNORE INTO meta (name, value) VALUES ('keys_generation', '0');
 INSERT OR IGNORE INTO meta (name, value) VALUES ('fixtures_generation', '0');
+INSERT OR IGNORE INTO meta (name, value) VALUES ('sessions_epoch', '0');
 """
 
 _GEN = struct.Struct("<qq")  # keys generation, fixtures generation
@@ -46,6 +56,37 @@ class UsageRow:
 
 
 @dataclass(frozen=True)
+class Window:
+    """A limit on an account's calls: ``calls`` per ``period`` seconds, counted in a sliding
+    window (the gateway's rate limit) or in fixed windows (its quota)."""
+
+    kind: str
+    calls: int
+    period: float
+    sliding: bool
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A call an account's limits refuse: which limit, and the seconds until one is allowed."""
+
+    kind: str
+    wait: int
+
+
+def _private_file(path: Path) -> None:
+    """Create ``path`` readable by its owner only (0600), or tighten an existing one: the state
+    holds the admin token and the portal's session secret."""
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        if stat.S_IMODE(os.fstat(fd).st_mode) & 0o077:
+            with contextlib.suppress(OSError):  # not ours: leave it, SQLite will say
+                os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
+
+@dataclass(frozen=True)
 class Generations:
     """Counters bumped on every change another worker must see (keys, fixtures)."""
 
@@ -58,9 +99,14 @@ class State:
 
     Every worker that opens the same file sees the same keys and counters: a regenerated key is
     visible to the next request of every worker, because workers compare the cheap
-    ``keys_generation`` row on each request. Usage counts of accounts without limits are
-    buffered in memory for ``usage_flush`` seconds (0 = write-through) to keep the hot path free
-    of writes; reading usage flushes this process's buffer first.
+    ``keys_generation`` row on each request. Usage counts are buffered in memory and written by
+    a background thread every ``usage_flush`` seconds (0 = write-through) to keep the hot path
+    free of writes; reading usage flushes this process's buffer first. A worker killed with
+    SIGKILL loses at most the counts of its last ``usage_flush`` seconds; every other count
+    (limits, keys, sessions, logins) is written before the request is answered.
+
+    The file and its companions (``-wal``, ``-shm``, ``.gen``) are created 0600. Callers use
+    methods only (no SQL outside this module), so another store can take its place.
     """
 
     def __init__(self, path: Path | str, *, usage_flush: float = 1.0) -> None:
@@ -69,8 +115,13 @@ class State:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._pending: dict[tuple[str, str, str, str], int] = {}
-        self._last_flush = time.monotonic()
+        self._flusher_pid = 0
+        self._stop = threading.Event()
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        for companion in ("", "-wal", "-shm"):
+            candidate = self.path.with_name(self.path.name + companion)
+            if not companion or candidate.exists():
+                _private_file(candidate)
         self._db().executescript(_SCHEMA)
         self._gen_map = self._open_generation_map()
         self._day_key = -1
@@ -112,7 +163,8 @@ class State:
 
     def _open_generation_map(self) -> mmap.mmap:
         gen_path = self.path.with_name(self.path.name + ".gen")
-        with open(gen_path, "a+b") as handle:
+        _private_file(gen_path)
+        with open(gen_path, "r+b") as handle:
             if os.fstat(handle.fileno()).st_size < _GEN.size:
                 handle.truncate(_GEN.size)
             mapped = mmap.mmap(handle.fileno(), _GEN.size)
@@ -120,7 +172,8 @@ class State:
         return mapped
 
     def _mirror(self, mapped: mmap.mmap | None = None) -> None:
-        """Copy the generation rows from SQLite into the shared map."""
+        """Copy the committed generation rows from SQLite into the shared map (always after
+        the commit: a worker that sees a new generation must find what it stands for)."""
         current = self._read_generations()
         _GEN.pack_into(
             mapped if mapped is not None else self._gen_map, 0, current.keys, current.fixtures
@@ -142,14 +195,29 @@ class State:
         keys, fixtures = _GEN.unpack_from(self._gen_map, 0)
         return Generations(keys, fixtures)
 
-    def bump_fixtures(self) -> None:
-        """Tell every worker to reload its fixtures on its next request."""
+    def publish_corpus(self, data: bytes) -> int:
+        """Store a validated corpus (fixtures and accounts, see mockserver.corpus) as the next
+        fixtures generation, which every worker then switches to; returns the generation."""
         with self._write() as db:
             db.execute(
                 "UPDATE meta SET value = CAST(value AS INTEGER) + 1 "
                 "WHERE name = 'fixtures_generation'"
             )
-            self._mirror()
+            row = db.execute("SELECT value FROM meta WHERE name = 'fixtures_generation'").fetchone()
+            generation = int(row[0])
+            db.execute("DELETE FROM corpus")
+            db.execute("INSERT INTO corpus (generation, data) VALUES (?, ?)", (generation, data))
+        self._mirror()
+        return generation
+
+    def corpus(self, generation: int) -> bytes | None:
+        """The corpus published as ``generation`` (None if a newer one replaced it)."""
+        row = (
+            self._db()
+            .execute("SELECT data FROM corpus WHERE generation = ?", (generation,))
+            .fetchone()
+        )
+        return None if row is None else bytes(row[0])
 
     def meta(self, name: str, default: str) -> str:
         """A named value shared by the workers, set to ``default`` if none is stored yet."""
@@ -179,24 +247,115 @@ class State:
             db.execute(
                 "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE name = 'keys_generation'"
             )
-            self._mirror()
+        self._mirror()
 
-    # -- counters (rate limit, quota) ------------------------------------------------------
+    # -- limits (rate limit, quota) ----------------------------------------------------------
 
-    def hit(self, account: str, kind: str, window: int) -> int:
-        """Count one call in a fixed window; returns the window's count including this call."""
+    def admit(
+        self, account: str, windows: Sequence[Window], clock: Callable[[], float] = time.time
+    ) -> Refusal | None:
+        """Count one call of ``account`` against every window, or against none.
+
+        One transaction, serialised across threads and workers, reads the clock, checks every
+        window and, only when all have room, counts the call in all of them: a refused call is
+        never counted, and calls are judged in the order they are counted. A sliding window
+        allows at most ``calls`` in any ``period`` seconds; a fixed one at most ``calls`` per
+        window ``[k * period, (k + 1) * period)``.
+        """
         with self._write() as db:
-            row = db.execute(
-                "INSERT INTO counters (account, kind, window, count) VALUES (?, ?, ?, 1) "
-                "ON CONFLICT (account, kind, window) DO UPDATE SET count = count + 1 "
-                "RETURNING count",
-                (account, kind, window),
-            ).fetchone()
+            now = clock()
+            for w in windows:
+                refusal = self._full(db, account, w, now)
+                if refusal is not None:
+                    return refusal
+            for w in windows:
+                if w.sliding:
+                    db.execute(
+                        "INSERT INTO calls (account, kind, at) VALUES (?, ?, ?)",
+                        (account, w.kind, now),
+                    )
+                    continue
+                window = int(now // w.period)
+                db.execute(
+                    "INSERT INTO counters (account, kind, window, count) VALUES (?, ?, ?, 1) "
+                    "ON CONFLICT (account, kind, window) DO UPDATE SET count = count + 1",
+                    (account, w.kind, window),
+                )
+                db.execute(
+                    "DELETE FROM counters WHERE account = ? AND kind = ? AND window < ?",
+                    (account, w.kind, window),
+                )
+        return None
+
+    @staticmethod
+    def _full(db: sqlite3.Connection, account: str, w: Window, now: float) -> Refusal | None:
+        if w.sliding:
             db.execute(
-                "DELETE FROM counters WHERE account = ? AND kind = ? AND window < ?",
-                (account, kind, window),
+                "DELETE FROM calls WHERE account = ? AND kind = ? AND at <= ?",
+                (account, w.kind, now - w.period),
             )
-        return int(row[0])
+            count, oldest = db.execute(
+                "SELECT COUNT(*), MIN(at) FROM calls WHERE account = ? AND kind = ?",
+                (account, w.kind),
+            ).fetchone()
+            if count >= w.calls:
+                return Refusal(w.kind, max(1, math.ceil(oldest + w.period - now)))
+            return None
+        window = int(now // w.period)
+        row = db.execute(
+            "SELECT count FROM counters WHERE account = ? AND kind = ? AND window = ?",
+            (account, w.kind, window),
+        ).fetchone()
+        if row is not None and row[0] >= w.calls:
+            return Refusal(w.kind, max(1, math.ceil((window + 1) * w.period - now)))
+        return None
+
+    # -- the portal: sign-in attempts and sessions ---------------------------------------------
+
+    def login_attempt(self, subject: str, limit: int, window: float, now: float) -> int:
+        """Reserve one password check for ``subject`` (an account and address digest).
+
+        0 when the check may go: it is counted as a failure until :meth:`login_succeeded`.
+        Otherwise the seconds until the oldest of the last ``limit`` attempts leaves the
+        ``window``. One transaction, so concurrent attempts are counted one by one.
+        """
+        with self._write() as db:
+            db.execute("DELETE FROM login_attempts WHERE at <= ?", (now - window,))
+            rows = db.execute(
+                "SELECT at FROM login_attempts WHERE subject = ? ORDER BY at", (subject,)
+            ).fetchall()
+            if len(rows) >= limit:
+                return max(1, math.ceil(float(rows[-limit][0]) + window - now))
+            db.execute("INSERT INTO login_attempts (subject, at) VALUES (?, ?)", (subject, now))
+        return 0
+
+    def login_succeeded(self, subject: str) -> None:
+        """Forget the attempts of ``subject`` (its password was right)."""
+        with self._write() as db:
+            db.execute("DELETE FROM login_attempts WHERE subject = ?", (subject,))
+
+    def session_stamp(self, account: str) -> str:
+        """What a portal session of ``account`` must carry to be valid now."""
+        db = self._db()
+        epoch = db.execute("SELECT value FROM meta WHERE name = 'sessions_epoch'").fetchone()
+        row = db.execute("SELECT generation FROM sessions WHERE account = ?", (account,)).fetchone()
+        return f"{epoch[0] if epoch else 0}.{row[0] if row else 0}"
+
+    def end_sessions(self, account: str | None = None) -> None:
+        """End every portal session of ``account`` (of every account when None), in every
+        worker: the stamp they carry no longer matches."""
+        with self._write() as db:
+            if account is None:
+                db.execute(
+                    "UPDATE meta SET value = CAST(value AS INTEGER) + 1 "
+                    "WHERE name = 'sessions_epoch'"
+                )
+            else:
+                db.execute(
+                    "INSERT INTO sessions (account, generation) VALUES (?, 1) "
+                    "ON CONFLICT (account) DO UPDATE SET generation = generation + 1",
+                    (account,),
+                )
 
     # -- usage -----------------------------------------------------------------------------
 
@@ -218,19 +377,34 @@ class State:
         key = (self._day, account, operation_id, slot)
         with self._lock:
             self._pending[key] = self._pending.get(key, 0) + 1
-            due = (
-                write_through
-                or self.usage_flush <= 0
-                or time.monotonic() - self._last_flush >= self.usage_flush
-            )
-        if due:
+        if write_through or self.usage_flush <= 0:
             self.flush_usage()
+        elif self._flusher_pid != os.getpid():  # first call in this process (or this fork)
+            self._start_flusher()
+
+    def _start_flusher(self) -> None:
+        """Write the buffered counts every ``usage_flush`` seconds from a daemon thread of
+        this process (threads do not survive a fork: each worker starts its own). The thread
+        holds the state weakly and ends with it."""
+        self._flusher_pid = os.getpid()
+        ref = weakref.ref(self)
+        interval, stop = self.usage_flush, self._stop
+
+        def flush_periodically() -> None:
+            while not stop.wait(interval):
+                state = ref()
+                if state is None:
+                    return
+                with contextlib.suppress(sqlite3.Error, OSError):
+                    state.flush_usage()
+                del state
+
+        threading.Thread(target=flush_periodically, name="pivot-usage-flush", daemon=True).start()
 
     def flush_usage(self) -> None:
         """Write this process's buffered usage counts."""
         with self._lock:
             pending, self._pending = self._pending, {}
-            self._last_flush = time.monotonic()
         if not pending:
             return
         try:
@@ -279,7 +453,8 @@ class State:
         return [(r[0], UsageRow(*r[1:])) for r in rows]
 
     def reset(self) -> None:
-        """Forget regenerated keys, rate and quota windows and usage, in every worker.
+        """Forget regenerated keys, rate and quota windows, usage, sign-in attempts and
+        portal sessions, in every worker.
 
         Keys go back to the accounts file; the keys generation is bumped so every worker
         drops its cached keys on its next request.
@@ -289,14 +464,20 @@ class State:
         with self._write() as db:
             db.execute("DELETE FROM keys")
             db.execute("DELETE FROM counters")
+            db.execute("DELETE FROM calls")
             db.execute("DELETE FROM usage")
+            db.execute("DELETE FROM login_attempts")
             db.execute(
                 "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE name = 'keys_generation'"
             )
-            self._mirror()
+            db.execute(
+                "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE name = 'sessions_epoch'"
+            )
+        self._mirror()
 
     def close(self) -> None:
-        """Flush and close this thread's connection."""
+        """Flush, stop the flushing thread and close this thread's connection."""
+        self._stop.set()
         self.flush_usage()
         db = getattr(self._local, "db", None)
         if db is not None and self._local.pid == os.getpid():

@@ -170,7 +170,8 @@ class Rights:
 
 @dataclass(frozen=True)
 class Limit:
-    """``calls`` allowed per fixed window of ``period`` seconds."""
+    """``calls`` allowed per ``period`` seconds (the mock counts a rate limit in a sliding
+    window, a quota in fixed windows renewed every ``period``)."""
 
     calls: int
     period: int
@@ -321,18 +322,19 @@ def parse_account(
     )
 
 
-def read_source(path: Path) -> str:
-    """The text of an accounts file (ConfigError when it cannot be read or is not UTF-8)."""
+def read_source(path: Path, raw: bytes | None = None) -> str:
+    """The text of an accounts file (``raw``: its bytes when read already); ConfigError when
+    it cannot be read or is not UTF-8."""
     try:
-        return path.read_text(encoding="utf-8")
+        return (path.read_bytes() if raw is None else raw).decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigError(str(path), "the accounts file is not UTF-8") from None
     except OSError as exc:
         raise ConfigError(str(path), f"cannot read the accounts file ({exc.strerror})") from None
 
 
-def _read(path: Path) -> dict[str, Any]:
-    return read_text(read_source(path), path)
+def _read(path: Path, raw: bytes | None = None) -> dict[str, Any]:
+    return read_text(read_source(path, raw), path)
 
 
 def read_text(text: str, path: Path) -> dict[str, Any]:
@@ -358,10 +360,15 @@ def _check_unique(path: Path, accounts: list[Account]) -> None:
         raise ConfigError(str(path), "two keys are equal; every key must be unique")
 
 
-def load_accounts(path: Path | str, known_operations: Iterable[str] | None = None) -> AccountsFile:
-    """Read and validate an accounts file (TOML); ConfigError names the file and the setting."""
+def load_accounts(
+    path: Path | str, known_operations: Iterable[str] | None = None, *, raw: bytes | None = None
+) -> AccountsFile:
+    """Read and validate an accounts file (TOML); ConfigError names the file and the setting.
+
+    ``raw`` is the file's content when it was read already (the mock's reload snapshot).
+    """
     path = Path(path)
-    return parse_accounts(_read(path), path, known_operations)
+    return parse_accounts(_read(path, raw), path, known_operations)
 
 
 def parse_accounts(

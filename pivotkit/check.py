@@ -7,16 +7,27 @@ from pathlib import Path
 
 from pivotkit.contract import Contract, Violation
 from pivotkit.errors import FixtureError
-from pivotkit.fixtures import Exchange, iter_fixture_files, read_exchange
+from pivotkit.fixtures import Exchange, FixtureSet, iter_fixture_files, lang_settings, read_exchange
+
+#: Why a fixture is refused, in the words of the mock's start-up line and ``pivotkit check``.
+INVALID = "invalid file"
+UNKNOWN = "unknown operation"
+MISFIT = "request does not fit its operation"
+UNDECLARED = "status not declared"
+BREAKS = "body breaks the contract"
+DUPLICATE = "duplicate"
+KINDS = (INVALID, UNKNOWN, MISFIT, UNDECLARED, BREAKS, DUPLICATE)
 
 
 @dataclass(frozen=True)
 class FileResult:
-    """What checking one fixture file found."""
+    """What checking one fixture file found; ``kind`` names the first reason it fails (see
+    :data:`KINDS`), empty when it passes."""
 
     path: Path
     problems: tuple[str, ...] = ()
     violations: tuple[Violation, ...] = field(default=())
+    kind: str = ""
 
     @property
     def ok(self) -> bool:
@@ -42,6 +53,7 @@ def check_exchange(contract: Contract, exchange: Exchange) -> FileResult:
                 f"unknown operation {exchange.operation_id!r} (directory name); "
                 f"known: {', '.join(sorted(contract.operations))}",
             ),
+            kind=UNKNOWN,
         )
     problems: list[str] = []
     if exchange.request.method != op.method:
@@ -57,22 +69,48 @@ def check_exchange(contract: Contract, exchange: Exchange) -> FileResult:
             f"/response/status: {status} is not declared for {op.operation_id} "
             f"({', '.join(map(str, op.statuses))})"
         )
-        return FileResult(path, tuple(problems))
+        return FileResult(path, tuple(problems), kind=MISFIT if len(problems) > 1 else UNDECLARED)
     if params is not None and status == 200:
         problems += [f"/request/path: {p}" for p in op.parameter_problems(params)]
     violations = contract.validate(op.operation_id, status, exchange.response.body)
-    return FileResult(path, tuple(problems), tuple(violations))
+    kind = MISFIT if problems else BREAKS if violations else ""
+    return FileResult(path, tuple(problems), tuple(violations), kind)
+
+
+def duplicate_results(exchanges: list[Exchange], contract: Contract) -> list[FileResult]:
+    """A failed result for every exchange that answers the same request as an earlier one
+    (the earlier file, in path order, is the one served)."""
+    found = FixtureSet(exchanges, None, **lang_settings(contract)).duplicates()
+    return [
+        FileResult(
+            dup.file or Path(dup.name),
+            (f"answers the same request as {kept.file or kept.name}, which is served instead",),
+            kind=DUPLICATE,
+        )
+        for dup, kept in found
+    ]
 
 
 def check_directory(contract: Contract, root: Path) -> list[FileResult]:
-    """Check every fixture file under ``root``; unreadable files become failed results."""
+    """Check every fixture file under ``root``; unreadable files become failed results, and so
+    does a fixture that answers the same request as an earlier one (a duplicate)."""
     results = []
+    passed: list[Exchange] = []
     for file in iter_fixture_files(root):
         try:
             exchange = read_exchange(file)
         except FixtureError as exc:
-            where = f"line {exc.line}" if exc.line else (exc.pointer or "/")
-            results.append(FileResult(file, (f"{where}: {exc.reason}",)))
+            results.append(FileResult(file, (invalid_reason(exc),), kind=INVALID))
             continue
-        results.append(check_exchange(contract, exchange))
-    return results
+        result = check_exchange(contract, exchange)
+        results.append(result)
+        if result.ok:
+            passed.append(exchange)
+    refused = {r.path: r for r in duplicate_results(passed, contract)}
+    return [refused.get(r.path, r) for r in results]
+
+
+def invalid_reason(error: FixtureError) -> str:
+    """Where in the file and why a fixture could not be read."""
+    where = f"line {error.line}" if error.line else (error.pointer or "/")
+    return f"{where}: {error.reason}"

@@ -3,9 +3,11 @@ quota stop. ``pivotkit test``, ``record``, ``drift`` and ``calibrate`` all send 
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import hashlib
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -27,6 +29,7 @@ REDACTED = "***"
 DEFAULT_LIVE_BUDGET = 50
 KEY_EXTENSION = "pivot_key"
 DEFAULT_RETRY_AFTER = 60.0
+LOOK_INSIDE = 64 * 1024  # bytes of a 403/429 read to recognise the gateway's message
 
 TargetKind = Literal["mock", "url", "live"]
 
@@ -201,11 +204,103 @@ class Pacer:
             self._sleep(start - now)
 
 
+class ExchangeTimer:
+    """A deadline for one whole exchange: connecting, sending, waiting and reading the body.
+
+    httpx's timeouts bound each read; an upstream that drips one byte at a time never trips
+    them. Pass :meth:`trace` as the request's ``trace`` extension: each attempt (a retried 429
+    is another one) is armed when its request goes out and disarmed when its response is
+    closed. Past the deadline a watchdog shuts the connection's socket down, so a blocked read
+    returns at once; :attr:`expired` then says why the exchange failed. :meth:`check` raises
+    between chunks for transports without a socket.
+    """
+
+    def __init__(self, seconds: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds = seconds
+        self.expired = False
+        self._clock = clock
+        self._deadline: float | None = None
+        self._socket: socket.socket | None = None
+        self._lock = threading.Lock()
+        self._armed = threading.Event()
+        self._watchdog: threading.Thread | None = None
+
+    def trace(self, event: str, info: Mapping[str, Any]) -> None:
+        """httpcore's trace callback (see the class docstring)."""
+        if event in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
+            self._socket = _socket_of(info.get("return_value"))
+        elif event == "http11.send_request_headers.started":
+            with self._lock:
+                self._deadline = self._clock() + self.seconds
+            self._arm()
+        elif event == "http11.response_closed.complete":
+            with self._lock:
+                self._deadline = None
+
+    def watch(self, response: httpx.Response) -> None:
+        """Learn the socket of a reused connection from its response; raise if past due."""
+        found = _socket_of(response.extensions.get("network_stream"))
+        if found is not None:
+            self._socket = found
+        self.check()
+
+    def check(self) -> None:
+        """Raise httpx.ReadTimeout when the exchange is past its deadline."""
+        with self._lock:
+            late = self._deadline is not None and self._clock() > self._deadline
+        if late or self.expired:
+            self.expired = True
+            raise httpx.ReadTimeout(f"the exchange took more than {self.seconds:g} s")
+
+    def close(self) -> None:
+        """Stop watching (call when the exchange is over)."""
+        with self._lock:
+            self._deadline = None
+        self._armed.set()
+
+    def _arm(self) -> None:
+        if self._watchdog is not None:
+            return
+        self._watchdog = threading.Thread(target=self._watch, name="pivot-deadline", daemon=True)
+        self._watchdog.start()
+
+    def _watch(self) -> None:
+        while not self._armed.wait(0.02):
+            with self._lock:
+                due = self._deadline is not None and self._clock() > self._deadline
+            if due:
+                self.expired = True
+                if self._socket is not None:
+                    with contextlib.suppress(OSError):  # the base class's: TLS sockets too
+                        socket.socket.shutdown(self._socket, socket.SHUT_RDWR)
+                return
+
+
+def _socket_of(stream: Any) -> socket.socket | None:
+    get = getattr(stream, "get_extra_info", None)
+    found = get("socket") if callable(get) else None
+    return found if isinstance(found, socket.socket) else None
+
+
+def read_bounded(response: httpx.Response, limit: int) -> bytes | None:
+    """The decoded body of a streamed response, or None (and the response closed) when it is
+    longer than ``limit`` bytes: a body looked into is never read whole into memory."""
+    parts: list[bytes] = []
+    size = 0
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > limit:
+            response.close()
+            return None
+        parts.append(chunk)
+    return b"".join(parts)
+
+
 def retry_after(response: httpx.Response, conventions: Conventions) -> float | None:
     """The wait a 429 or 403 announces, in seconds: the ``Retry-After`` header (seconds or an
     HTTP date), else the wait written in the gateway's message; None when neither says."""
     raw = response.headers.get(conventions.retry_after_header, "").strip()
-    if raw.isdigit():
+    if raw.isascii() and raw.isdigit():  # "²".isdigit() is true; float() of it fails
         return float(raw)
     if raw:
         try:
@@ -301,9 +396,15 @@ class PivotClient(httpx.Client):
         while True:
             self.pacer.wait()
             self.budget.spend()
-            response = super().send(request, **kwargs)
-            if response.status_code in (403, 429):
-                response.read()
+            response = super().send(request, **{**kwargs, "stream": True})
+            try:
+                if response.status_code in (403, 429):
+                    self._look_inside(response)
+                elif not kwargs.get("stream"):
+                    response.read()
+            except BaseException:
+                response.close()
+                raise
             quota = quota_error(response, self.conventions)
             if quota is not None:
                 response.close()
@@ -318,6 +419,14 @@ class PivotClient(httpx.Client):
             response.close()
             attempt += 1
             self._sleep(wait)
+
+    @staticmethod
+    def _look_inside(response: httpx.Response) -> None:
+        """Read a 403 or 429 to see whether it is the quota's or the rate limit's; a body over
+        64 KiB is no gateway message (it is left unread, and the response closed)."""
+        body = read_bounded(response, LOOK_INSIDE)
+        if body is not None:
+            response._content = body  # what response.read() would have kept
 
     def call(
         self,

@@ -110,7 +110,7 @@ class GatewayMessages:
     def rate_limited_wait(self) -> re.Pattern[str]:
         """A regular expression whose group 1 is the wait a 429 message announces."""
         head, _, tail = self.rate_limited_template.partition("{seconds}")
-        return re.compile(re.escape(head) + r"(\d+)" + re.escape(tail))
+        return re.compile(re.escape(head) + r"([0-9]{1,12})" + re.escape(tail))
 
 
 @dataclass(frozen=True)

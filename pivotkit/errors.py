@@ -183,6 +183,29 @@ class FaultSpecError(ConfigError):
         super().__init__(f"fault spec {spec!r}", message)
 
 
+class ReloadRefused(ConfigError):
+    """A reload of the mock's fixtures and accounts that changed nothing, and every reason."""
+
+    def __init__(self, reasons: list[str]) -> None:
+        self.reasons = reasons
+        more = f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else ""
+        super().__init__("reload refused", f"nothing changed in any worker: {reasons[0]}{more}")
+
+
+class PortUnavailable(PivotError, OSError):
+    """The port to serve on is taken (or not allowed): nothing was started."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, host: str, port: int, reason: str) -> None:
+        self.host = host
+        self.port = port
+        super().__init__(
+            f"cannot listen on {host}:{port}: {reason}; choose another --port "
+            "(--port 0 picks a free one)"
+        )
+
+
 class UnknownAccount(PivotError, LookupError):
     """No account of that name in the accounts file."""
 
@@ -297,8 +320,10 @@ __all__ = [
     "FixtureNotFound",
     "NoSamples",
     "PivotError",
+    "PortUnavailable",
     "ProposalInContract",
     "QuotaExhausted",
+    "ReloadRefused",
     "ResponseMismatch",
     "TargetUnreachable",
     "UnknownAccount",

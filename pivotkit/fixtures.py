@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -148,7 +149,7 @@ class Exchange:
                 file or name or "<fixture>", err.message, to_pointer(list(err.absolute_path))
             )
         req, resp, meta = data["request"], data["response"], data["meta"]
-        return cls(
+        exchange = cls(
             operation_id=operation_id or meta["operationId"],
             name=name,
             request=Request(
@@ -158,6 +159,7 @@ class Exchange:
             meta=MappingProxyType(dict(meta)),
             file=file,
         )
+        return _check_exchange(exchange, file or name or "<fixture>")
 
 
 def _fast_loads(raw: bytes) -> Any:
@@ -194,32 +196,108 @@ def _exchange(data: Mapping[str, Any], path: Path) -> Exchange:
     )
 
 
-def read_exchange(path: Path) -> Exchange:
-    """Read one fixture file; FixtureError names the file, and the line or pointer.
+#: The largest fixture file read (bytes) and the deepest nesting of its JSON: a fixture past
+#: either is refused with its name, instead of exhausting memory or the interpreter's stack.
+MAX_FIXTURE_BYTES = 64 * 1024 * 1024
+MAX_DEPTH = 64
 
-    A file that the fast format check (jsonschema-rs) passes is built at once; anything
-    doubtful goes through the checked reader, which says what is wrong and where.
-    """
-    check = _fast_format_check()
-    if check is not None:
-        try:
-            data = _fast_loads(path.read_bytes())
-        except (OSError, ValueError):  # UnicodeDecodeError and JSONDecodeError included
-            data = None
-        if data is not None and check(data) and data["meta"].get("operationId") == path.parent.name:
-            return _exchange(data, path)
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}")
+_HEADER_VALUE_BAD = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_NOT_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether JSON ``value`` nests arrays and objects more than ``limit`` levels deep
+    (iterative: a deep value cannot exhaust the stack while it is measured)."""
+    if not isinstance(value, dict | list):
+        return False
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        for child in node.values() if isinstance(node, dict) else node:
+            if isinstance(child, dict | list):
+                stack.append((child, depth + 1))
+    return False
+
+
+def header_problem(name: str, value: str) -> str | None:
+    """Why a header cannot be served as it is written (None when it can): a name that is not
+    an HTTP token, a value holding CR, LF or another control character (which a server would
+    send as a second header), or a character outside ASCII (which one server sends as UTF-8
+    and another cannot send at all)."""
+    if not _HEADER_NAME.fullmatch(name):
+        return f"header name {name[:40]!r} is not an HTTP token"
+    if _HEADER_VALUE_BAD.search(value):
+        return (
+            f"header {name!r} holds a CR, LF or other control character (it would be sent "
+            "as a second header); remove it"
+        )
+    if _NOT_ASCII.search(value):
+        return f"header {name!r} holds a character outside ASCII; percent-encode it or remove it"
+    return None
+
+
+def _check_exchange(exchange: Exchange, path: Path | str) -> Exchange:
+    """The exchange, once its headers are known to be servable (FixtureError otherwise)."""
+    for part, headers in (
+        ("request", exchange.request.headers),
+        ("response", exchange.response.headers),
+    ):
+        for name, value in headers.items():
+            problem = header_problem(name, value)
+            if problem is not None:
+                raise FixtureError(path, problem, f"/{part}/headers" + to_pointer([name]))
+    return exchange
+
+
+def _bounded_loads(raw: bytes, path: Path) -> Any:
+    """The JSON of a fixture file, parsed within the depth bound (FixtureError otherwise)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise FixtureError(path, f"not UTF-8 ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:
-        raise FixtureError(path, f"cannot read it ({exc.strerror})") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise FixtureError(
             path, f"invalid JSON: {exc.msg} (column {exc.colno})", line=exc.lineno
         ) from None
+    except RecursionError:
+        data = None
+    if data is None or too_deep(data):
+        raise FixtureError(path, f"the JSON nests more than {MAX_DEPTH} levels deep")
+    return data
+
+
+def read_exchange(path: Path, raw: bytes | None = None) -> Exchange:
+    """Read one fixture file (or its bytes, ``raw``); FixtureError names the file, and the
+    line or pointer.
+
+    A file over :data:`MAX_FIXTURE_BYTES` or nested over :data:`MAX_DEPTH` levels is refused;
+    so is a header that cannot be served as written (:func:`header_problem`). A file that the
+    fast format check (jsonschema-rs) passes is built at once; anything doubtful goes through
+    the checked reader, which says what is wrong and where.
+    """
+    if raw is None:
+        raw = _read_bounded(path)
+    elif len(raw) > MAX_FIXTURE_BYTES:
+        raise FixtureError(path, _too_big(len(raw)))
+    check = _fast_format_check()
+    if check is not None:
+        try:
+            data = _fast_loads(raw)
+        except ValueError:  # orjson's JSONDecodeError, including its own depth limit
+            data = None
+        if (
+            data is not None
+            and check(data)
+            and data["meta"].get("operationId") == path.parent.name
+            and (raw.count(b"[") + raw.count(b"{") <= MAX_DEPTH or not too_deep(data))
+        ):
+            return _check_exchange(_exchange(data, path), path)
+    data = _bounded_loads(raw, path)
     exchange = Exchange.from_dict(data, name=path.stem, operation_id=path.parent.name, file=path)
     if exchange.meta.get("operationId") != path.parent.name:
         raise FixtureError(
@@ -229,6 +307,27 @@ def read_exchange(path: Path) -> Exchange:
             "/meta/operationId",
         )
     return exchange
+
+
+def _too_big(size: int) -> str:
+    return (
+        f"the file is over {MAX_FIXTURE_BYTES:,} bytes ({size:,} read), the most a fixture "
+        "may hold (record a smaller answer)"
+    )
+
+
+def _read_bounded(path: Path) -> bytes:
+    try:
+        size = path.stat().st_size
+        if size > MAX_FIXTURE_BYTES:
+            raise FixtureError(path, _too_big(size))
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_FIXTURE_BYTES + 1)
+    except OSError as exc:
+        raise FixtureError(path, f"cannot read it ({exc.strerror})") from None
+    if len(raw) > MAX_FIXTURE_BYTES:
+        raise FixtureError(path, _too_big(len(raw)))
+    return raw
 
 
 def iter_fixture_files(root: Path) -> Iterator[Path]:
@@ -296,6 +395,27 @@ class FixtureSet:
     def key(self, exchange: Exchange) -> tuple[str, str, str]:
         """The index key of an exchange: method, path and lang."""
         return (exchange.request.method, exchange.request.path, self.lang_of(exchange))
+
+    def request_key(self, exchange: Exchange) -> tuple[str, str, str, tuple[tuple[str, str], ...]]:
+        """What a request must be for ``exchange`` to answer it: method, path, lang (the
+        default when absent), and every other query parameter."""
+        query = tuple(
+            sorted((k, v) for k, v in exchange.request.query.items() if k != self.lang_parameter)
+        )
+        return (exchange.request.method, exchange.request.path, self.lang_of(exchange), query)
+
+    def duplicates(self) -> list[tuple[Exchange, Exchange]]:
+        """Every (duplicate, kept) pair: two answers below 400 to the same request
+        (:meth:`request_key`); the first in order is the one matched."""
+        first: dict[tuple[str, str, str, tuple[tuple[str, str], ...]], Exchange] = {}
+        found = []
+        for exchange in self.exchanges:
+            if exchange.response.status >= 400:
+                continue
+            kept = first.setdefault(self.request_key(exchange), exchange)
+            if kept is not exchange:
+                found.append((exchange, kept))
+        return found
 
     def __len__(self) -> int:
         return len(self.exchanges)

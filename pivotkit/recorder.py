@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import json
 import logging
 import re
@@ -18,7 +17,8 @@ from typing import Any, Literal
 
 import httpx
 
-from pivotkit.client import KEY_EXTENSION, CallBudget, PivotClient
+from pivotkit.cache import BoundedCache
+from pivotkit.client import KEY_EXTENSION, CallBudget, ExchangeTimer, PivotClient
 from pivotkit.contract import Contract, load_contract
 from pivotkit.errors import (
     EXIT_FAILED,
@@ -30,7 +30,7 @@ from pivotkit.errors import (
     PivotError,
     QuotaExhausted,
 )
-from pivotkit.fixtures import Exchange, Request, Response, place_exchange
+from pivotkit.fixtures import Exchange, Request, Response, header_problem, place_exchange
 from pivotkit.operations import Operation
 from pivotkit.plan import PlanItem
 from pivotkit.redact import Redactor
@@ -53,7 +53,8 @@ UNSTORED_HEADERS = frozenset(
     }
 )
 RECORDED_ENCODING = "gzip"
-_TEXT_KEPT = 2000
+DEFAULT_MAX_SIZE = 16 * 1024 * 1024  # decoded bytes of one recorded body
+_TEXT_KEPT = 2000  # characters of a non-JSON answer kept in its failure, to compare
 
 Status = Literal["recorded", "unchanged", "skipped", "failed"]
 STATUSES: tuple[Status, ...] = ("recorded", "unchanged", "skipped", "failed")
@@ -69,6 +70,7 @@ class Outcome:
     path: Path | None = None
     exchange: Exchange | None = None
     unreachable: bool = False
+    timed_out: bool = False
     http_status: int | None = None
     body: Any = None
 
@@ -124,11 +126,13 @@ class _Failure(Exception):
         *,
         unreachable: bool = False,
         status: Status = "failed",
+        timed_out: bool = False,
         http_status: int | None = None,
         body: Any = None,
     ) -> None:
         super().__init__(message)
         self.unreachable = unreachable
+        self.timed_out = timed_out
         self.status: Status = status
         self.http_status = http_status
         self.body = body
@@ -157,18 +161,61 @@ def _utc_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _decode(response: httpx.Response, raw: bytes) -> bytes:
-    encoding = response.headers.get("content-encoding", "identity").strip().lower()
-    try:
-        if encoding == "gzip":
-            return gzip.decompress(raw)
-        if encoding == "deflate":
-            return zlib.decompress(raw)
-    except (EOFError, OSError, zlib.error) as exc:
-        raise _Failure(f"truncated or corrupt {encoding} body ({len(raw)} bytes): {exc}") from None
-    if encoding not in ("identity", ""):
-        raise _Failure(f"unsupported content-encoding {encoding!r}")
-    return raw
+class _Body:
+    """A response body decoded as it streams in, and refused past ``cap`` decoded bytes (so
+    a small gzip that expands to gigabytes never does, in memory or on disk)."""
+
+    def __init__(self, encoding: str, cap: int) -> None:
+        self.encoding = encoding.strip().lower() or "identity"
+        if self.encoding not in ("identity", "gzip", "deflate"):
+            raise _Failure(f"unsupported content-encoding {self.encoding!r}")
+        self.cap = cap
+        self.raw = 0
+        self.size = 0
+        self._parts: list[bytes] = []
+        self._z = self._decompressor()
+
+    def _decompressor(self) -> Any:
+        if self.encoding == "gzip":
+            return zlib.decompressobj(16 + zlib.MAX_WBITS)
+        return zlib.decompressobj() if self.encoding == "deflate" else None
+
+    def feed(self, chunk: bytes) -> None:
+        self.raw += len(chunk)
+        if self._z is None:
+            self._keep(chunk)
+            return
+        data = chunk
+        try:
+            while data:
+                self._keep(self._z.decompress(data, self.cap - self.size + 1))
+                data = self._z.unconsumed_tail
+                if self._z.eof:
+                    data = self._z.unused_data
+                    if data and self.encoding != "gzip":
+                        raise zlib.error("data after the end of the stream")
+                    if data:  # another gzip member
+                        self._z = self._decompressor()
+        except zlib.error as exc:
+            raise self._corrupt(exc) from None
+
+    def _keep(self, data: bytes) -> None:
+        self.size += len(data)
+        if self.size > self.cap:
+            raise _Failure(
+                f"the body is over {self.cap:,} bytes once decoded ({self.raw:,} received); "
+                "not recorded, nothing written (raise --max-size)"
+            )
+        if data:
+            self._parts.append(data)
+
+    def _corrupt(self, exc: Exception) -> _Failure:
+        return _Failure(f"truncated or corrupt {self.encoding} body ({self.raw} bytes): {exc}")
+
+    def finish(self) -> bytes:
+        if self._z is not None and not self._z.eof:
+            raise self._corrupt(EOFError("the compressed stream ends early"))
+        return b"".join(self._parts)
 
 
 def _parse_json(response: httpx.Response, data: bytes) -> Any:
@@ -224,6 +271,7 @@ class Recorder:
         max_wait: float = 60.0,
         retries: int = 3,
         timeout: float = 30.0,
+        max_size: int = DEFAULT_MAX_SIZE,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
@@ -246,6 +294,8 @@ class Recorder:
         self.overwrite = overwrite
         self.budget = CallBudget(budget, option="--budget")
         self.retries = retries
+        self.timeout = timeout
+        self.max_size = max_size
         self._key = key
         self._now = now
         self._client = PivotClient(
@@ -288,22 +338,25 @@ class Recorder:
 
     def _get(
         self, path: str, query: Mapping[str, str], *, key: str | bool = True
-    ) -> tuple[httpx.Response, bytes, bool]:
-        """One GET upstream (retries inside the client): the response, its body, and whether
-        the body is still encoded. Transport trouble, quota and budget become _Failure."""
+    ) -> tuple[httpx.Response, bytes]:
+        """One GET upstream (retries inside the client): the response and its decoded body,
+        within ``timeout`` seconds for the whole exchange and ``max_size`` decoded bytes.
+        Transport trouble, quota and budget become _Failure."""
+        timer = ExchangeTimer(self.timeout)
         try:
             request = self._client.build_request(
                 "GET",
                 path,
                 params=dict(query),
                 headers={"Accept-Encoding": RECORDED_ENCODING},
-                extensions=_key_extension(key),
+                extensions={"trace": timer.trace, **_key_extension(key)},
             )
             response = self._client.send(request, stream=True)
             try:
+                timer.watch(response)
                 if response.is_stream_consumed:  # a 403/429 the client read to look inside
-                    return response, response.content, False
-                return response, b"".join(response.iter_raw()), True
+                    return response, response.content
+                return response, self._read(response, timer)
             finally:
                 response.close()
         except QuotaExhausted as exc:
@@ -319,14 +372,35 @@ class Recorder:
                 f"cannot connect to {self.upstream}: {self.redactor.text(str(exc))}",
                 unreachable=True,
             ) from None
-        except httpx.TimeoutException as exc:
-            raise _Failure(f"timed out ({type(exc).__name__})", unreachable=True) from None
         except httpx.TransportError as exc:
+            if timer.expired or isinstance(exc, httpx.TimeoutException):
+                raise _Failure(
+                    f"timed out: no whole answer within --timeout {self.timeout:g} s",
+                    unreachable=True,
+                    timed_out=True,
+                ) from None
             raise _Failure(
                 f"connection broken mid-response ({type(exc).__name__}: "
                 f"{self.redactor.text(str(exc))})",
                 unreachable=True,
             ) from None
+        finally:
+            timer.close()
+
+    def _read(self, response: httpx.Response, timer: ExchangeTimer) -> bytes:
+        """The decoded body, refused early when the declared length is already too much."""
+        body = _Body(response.headers.get("content-encoding", "identity"), self.max_size)
+        declared = response.headers.get("content-length", "")
+        digits = declared.isascii() and declared.isdigit() and len(declared) < 20
+        if body.encoding == "identity" and digits and int(declared) > self.max_size:
+            raise _Failure(
+                f"the body is {int(declared):,} bytes (content-length), over --max-size "
+                f"{self.max_size:,}; not recorded, nothing written"
+            )
+        for chunk in response.iter_raw():
+            timer.check()
+            body.feed(chunk)
+        return body.finish()
 
     def fetch(
         self,
@@ -339,47 +413,23 @@ class Recorder:
     ) -> Response:
         """The upstream's answer as a (not yet redacted) Response; _Failure otherwise (and for
         any non-2xx answer, unless ``errors``: then a JSON error answer is returned too)."""
-        response, raw, encoded = self._get(path, query, key=key)
+        response, data = self._get(path, query, key=key)
         status = response.status_code
         if status == 429 and not errors:
             raise _Failure(
                 f"rate limited (429) {self.retries + 1} times, or asked to wait "
-                "longer than --max-wait; lower --rate",
+                f"longer than --max-wait {self._client.max_wait:g} s; lower --rate",
                 http_status=429,
             )
         if not 200 <= status < 300 and not errors:
-            raise self._refusal(operation, response, raw if not encoded else _decode(response, raw))
-        body = _parse_json(response, _decode(response, raw) if encoded else raw)
+            raise self._refusal(operation, response, data)
+        body = _parse_json(response, data)
         headers: dict[str, str] = {}
         for name, value in response.headers.multi_items():
             low = name.lower()
             if low not in UNSTORED_HEADERS:
                 headers[low] = f"{headers[low]}, {value}" if low in headers else value
         return Response(status, body, MappingProxyType(headers))
-
-    def _failed(self, item: PlanItem, exc: _Failure) -> Outcome:
-        """The outcome of a request that produced nothing worth writing."""
-        return Outcome(
-            item,
-            exc.status,
-            self.redactor.text(str(exc)),
-            unreachable=exc.unreachable,
-            http_status=exc.http_status,
-            body=exc.body,
-        )
-
-    def probe(self, operation: Operation, path: str, *, key: str | bool = True) -> Outcome:
-        """GET any path (an unknown one, to learn the gateway's 404) and write nothing: the
-        outcome carries the status and the parsed body."""
-        item = PlanItem(operation.operation_id)
-        try:
-            response = self.fetch(operation, path, {}, key=key, errors=True)
-        except _Failure as exc:
-            return self._failed(item, exc)
-        body = self.redactor.body(response.body)
-        return Outcome(
-            item, "skipped", "a probe (not recorded)", http_status=response.status, body=body
-        )
 
     def _refusal(self, operation: Operation, response: httpx.Response, body: bytes) -> _Failure:
         """The failure for a non-2xx answer (quota answers never get here: see _get)."""
@@ -414,6 +464,31 @@ class Recorder:
             return _Failure(f"HTTP 404{detail} (is the path in schemas/openapi.yaml right?)")
         return _Failure(f"HTTP {status}" + (" from upstream" if status >= 500 else "") + detail)
 
+    def _failed(self, item: PlanItem, exc: _Failure) -> Outcome:
+        """The outcome of a request that produced nothing worth writing."""
+        return Outcome(
+            item,
+            exc.status,
+            self.redactor.text(str(exc)),
+            unreachable=exc.unreachable,
+            timed_out=exc.timed_out,
+            http_status=exc.http_status,
+            body=exc.body,
+        )
+
+    def probe(self, operation: Operation, path: str, *, key: str | bool = True) -> Outcome:
+        """GET any path (an unknown one, to learn the gateway's 404) and write nothing: the
+        outcome carries the status and the parsed body."""
+        item = PlanItem(operation.operation_id)
+        try:
+            response = self.fetch(operation, path, {}, key=key, errors=True)
+        except _Failure as exc:
+            return self._failed(item, exc)
+        body = self.redactor.body(response.body)
+        return Outcome(
+            item, "skipped", "a probe (not recorded)", http_status=response.status, body=body
+        )
+
     # -- one item ---------------------------------------------------------------------
 
     def record(
@@ -443,6 +518,12 @@ class Recorder:
             response = self.fetch(op, request.path, request.query, key=key, errors=errors)
         except _Failure as exc:
             return self._failed(item, exc)
+        # A header the mock could not serve as written (not ASCII, control characters) would
+        # make the fixture refused at load: it is left out, and the outcome says so.
+        dropped = sorted(k for k, v in response.headers.items() if header_problem(k, v))
+        if dropped:
+            kept = {k: v for k, v in response.headers.items() if k not in dropped}
+            response = dataclasses.replace(response, headers=MappingProxyType(kept))
         is_empty = response.status == 200 and self.contract.is_empty_result(response.body)
         name = item.fixture_name(op)
         if is_empty and empty == "mark" and not item.name:
@@ -465,7 +546,8 @@ class Recorder:
         if outcome.status != "recorded":
             return outcome
         note = self._contract_note(op, exchange.response)
-        message = "; ".join(m for m in (outcome.message, note) if m)
+        left_out = f"left out header(s) {', '.join(dropped)} (not plain ASCII)" if dropped else ""
+        message = "; ".join(m for m in (outcome.message, note, left_out) if m)
         return dataclasses.replace(outcome, message=message)
 
     def _refuse(self, item: PlanItem, check: bool) -> Outcome | None:
@@ -565,34 +647,41 @@ class Recorder:
         return report
 
 
-RecordThrough = Callable[[Operation, Request], "Exchange | None"]
+RecordThrough = Callable[[Operation, Request], "Exchange | Outcome"]
+RECORD_THROUGH_CACHE = 64 * 1024 * 1024  # bytes of recorded answers replayed from memory
 
 
 def make_record_through(
     upstream: str, key: str, out_dir: Path | str, account: str = "default", **options: Any
 ) -> RecordThrough:
-    """A callable ``(operation, request) -> Exchange | None`` for the mock.
+    """A callable ``(operation, request) -> Exchange | Outcome`` for the mock.
 
     It forwards the request upstream (with ``key``, never the client's key), redacts, writes
-    the fixture and returns the exchange; None when the upstream gave nothing usable (the
-    reason is logged). A request already recorded by this callable is replayed from memory.
-    ``options`` go to :class:`Recorder` (budget, rate, overwrite, ...).
+    the fixture and returns the exchange; when the upstream gave nothing usable it logs one
+    line naming the failure and returns the failed :class:`Outcome` (``timed_out`` says
+    whether the whole-exchange timeout ran out), which the mock answers as a gateway's 502 or
+    504. A request recorded by this callable is replayed from memory (a cache bounded in
+    bytes). ``options`` go to :class:`Recorder` (budget, rate, overwrite, timeout, max_wait,
+    max_size, ...).
     """
     recorder = Recorder(upstream, key, out_dir, account=account, **options)
     lang_name = recorder.conventions.lang_parameter
-    seen: dict[tuple[str, str | None], Exchange] = {}
+    seen: BoundedCache[tuple[str, str | None], Exchange] = BoundedCache(
+        RECORD_THROUGH_CACHE, sizer=lambda exchange: len(exchange.dumps())
+    )
 
-    def record_through(operation: Operation, request: Request) -> Exchange | None:
+    def record_through(operation: Operation, request: Request) -> Exchange | Outcome:
         lang = request.query.get(lang_name) or None
-        cached = seen.get((request.path, lang))
+        cached = seen.get((request.path, lang), None)
         if cached is not None:  # recorded by this process: replay, spend no quota
             return cached
         params = operation.match(request.path) or {}
         outcome = recorder.record(PlanItem(operation.operation_id, MappingProxyType(params), lang))
+        if outcome.exchange is None:
+            log.warning("record-through of GET %s failed: %s", request.path, outcome.line())
+            return outcome
         log.info("record-through %s", outcome.line())
-        if outcome.exchange is not None:
-            seen[request.path, lang] = outcome.exchange
-        return outcome.exchange
+        return seen.put((request.path, lang), outcome.exchange)
 
     record_through.recorder = recorder  # type: ignore[attr-defined]
     return record_through

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import contextlib
 import json
 import re
@@ -13,6 +14,7 @@ from functools import cache, cached_property, lru_cache
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote_plus
 
 from pivotkit.client import REDACTED, demo_key
 from pivotkit.errors import ConfigError
@@ -50,6 +52,33 @@ _HEXISH = re.compile(r"[0-9a-fA-F:_-]+")
 
 # A key is 32 lowercase hex characters [apim]; a longer hex run (a hash, a commit id) is not one.
 KEY_SHAPED = re.compile(r"(?<![0-9A-Za-z])[0-9a-f]{32}(?![0-9A-Za-z])")
+_KEY_SHAPED_ANY_CASE = re.compile(r"(?<![0-9A-Za-z])[0-9a-fA-F]{32}(?![0-9A-Za-z])")
+# A run of characters a URL may spell a key with: letters, digits, percent escapes, '+'.
+_URL_RUN = re.compile(r"(?:[0-9A-Za-z+_.~-]|%[0-9A-Fa-f]{2})+")
+_PARAMETER = re.compile(r"(?P<name>[^\s?&=#;\"']+)=(?P<value>[^\s&#;\"']*)")
+
+
+def mask_keys(text: str, names: Iterable[str] = ()) -> str:
+    """``text`` (a request line, a log message) with every key it may hold masked as ``***``.
+
+    Compared after percent-decoding, so ``subscription%2Dkey=...`` or ``%61%63...`` are caught:
+    the value of a parameter whose name is one of ``names`` (the contract's key names), and
+    any run of URL characters that decodes to something key-shaped (32 hex characters, in
+    either case).
+    """
+    wanted = {n.lower() for n in names if n}
+
+    def parameter(m: re.Match[str]) -> str:
+        if wanted and unquote_plus(m.group("name")).strip().lower() in wanted:
+            return f"{m.group('name')}=***"
+        return m.group(0)
+
+    def run(m: re.Match[str]) -> str:
+        decoded = unquote_plus(unquote_plus(m.group(0)))
+        return "***" if _KEY_SHAPED_ANY_CASE.search(decoded) else m.group(0)
+
+    masked = _PARAMETER.sub(parameter, text) if wanted and "=" in text else text
+    return _URL_RUN.sub(run, masked)
 
 
 @cache
@@ -124,12 +153,49 @@ def parse_redact_field(spec: str) -> tuple[str, ...]:
     return parts
 
 
+def _char(c: str) -> str:
+    """A pattern for one character of a secret, spelled any way a URL or JSON spells it: as
+    itself (either case), percent-encoded (once or twice, either case of hex), ``\\u00XX``."""
+    cases = {c, c.upper(), c.lower()}
+    alternatives = {re.escape(x) for x in cases}
+    for code in {f"{ord(x):02x}" for x in cases if ord(x) < 128}:
+        alternatives.add(f"%(?:25)?(?i:{code})")
+        alternatives.add(f"\\\\u00(?i:{code})")
+    return "(?:" + "|".join(sorted(alternatives)) + ")"
+
+
+def base64_cores(data: bytes) -> set[str]:
+    """The base64 (standard and URL-safe) characters that spell ``data`` wherever it sits in
+    an encoded blob: one run per alignment (offset modulo 3), without the characters shared
+    with the neighbouring bytes."""
+    cores = set()
+    for shift in range(3):
+        encoded = base64.b64encode(b"\0" * shift + data).decode("ascii")
+        core = encoded[-(-4 * shift // 3) : (4 * (shift + len(data))) // 3]
+        cores |= {core, core.replace("+", "-").replace("/", "_")}
+    return cores
+
+
+def encoded_forms(secret: str) -> list[str]:
+    """Regular expressions for every common spelling of ``secret``: itself in either case,
+    with any characters percent-encoded (once or twice) or JSON-escaped; the hex of its bytes
+    (either case); its base64 and base64url (at each alignment, in a longer blob too)."""
+    forms = ["".join(_char(c) for c in secret)]
+    for variant in {secret, secret.lower(), secret.upper()}:
+        raw = variant.encode("utf-8")
+        forms.append(f"(?i:{raw.hex()})")
+        forms += [re.escape(core) for core in base64_cores(raw)]
+    return list(dict.fromkeys(forms))
+
+
 @dataclass(frozen=True)
 class Redactor:
     """Removes secrets from exchanges before they touch disk.
 
-    ``secrets`` are the actual values (the key) scrubbed wherever they appear; ``headers`` are
-    extra header names to mask; ``fields`` extra body locations (see :func:`parse_field`).
+    ``secrets`` are the actual values (the key) scrubbed wherever they appear, in any common
+    encoding (:func:`encoded_forms`: case, percent-encoding, JSON escapes, hex, base64 and
+    base64url); ``headers`` are extra header names to mask; ``fields`` extra body locations
+    (see :func:`parse_field`).
     """
 
     secrets: tuple[str, ...] = field(default=(), repr=False)
@@ -139,10 +205,9 @@ class Redactor:
     _pattern: re.Pattern[str] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        variants = sorted(
-            {v for s in self.secrets if s for v in (s, s.upper(), s.lower())}, key=len, reverse=True
-        )
-        pattern = re.compile("|".join(re.escape(v) for v in variants)) if variants else None
+        fragments = [f for s in self.secrets if s for f in encoded_forms(s)]
+        fragments.sort(key=len, reverse=True)
+        pattern = re.compile("|".join(fragments)) if fragments else None
         object.__setattr__(self, "_pattern", pattern)
 
     @classmethod
@@ -508,10 +573,44 @@ def files_to_scan(root: Path) -> Iterator[Path]:
             yield path
 
 
+_PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
+_JSON_ESCAPE = re.compile(r"\\u00([0-9A-Fa-f]{2})")
+_HEX_RUN = re.compile(r"(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{2}){32,}(?![0-9A-Fa-f])")
+_BASE64_RUN = re.compile(r"[A-Za-z0-9+/_-]{40,}={0,2}")
+
+
+def _decoded_views(line: str) -> Iterator[tuple[str, str]]:
+    """The line as a key could hide in it once decoded: (how, text), for percent-encoding,
+    JSON escapes, hex of the bytes and base64 / base64url (each alignment)."""
+    if _PERCENT.search(line):
+        yield "percent-encoded", unquote_plus(unquote_plus(line))
+    if "\\u00" in line:
+        yield "JSON-escaped", _JSON_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), line)
+    for m in _HEX_RUN.finditer(line):
+        with contextlib.suppress(ValueError):
+            yield "hex-encoded", bytes.fromhex(m.group(0)).decode("latin-1")
+    for m in _BASE64_RUN.finditer(line):
+        run = m.group(0).rstrip("=").replace("-", "+").replace("_", "/")
+        for start in range(4):
+            piece = run[start:]
+            piece = piece[:-1] if len(piece) % 4 == 1 else piece
+            piece += "=" * (-len(piece) % 4)
+            with contextlib.suppress(binascii.Error, ValueError):
+                yield "base64-encoded", base64.b64decode(piece, validate=True).decode("latin-1")
+
+
 def scan_text(text: str, path: Path, allowed: frozenset[str] = frozenset()) -> list[SecretFinding]:
-    """Every key-shaped value in ``text`` that is neither a placeholder nor an allowed demo key."""
+    """Every key-shaped value in ``text`` that is neither a placeholder nor an allowed demo
+    key, written plainly or encoded (percent, JSON escapes, hex, base64, base64url)."""
     found: list[SecretFinding] = []
     for lineno, line in enumerate(text.splitlines(), 1):
+        plain = set(KEY_SHAPED.findall(line))
+        for how, view in _decoded_views(line):
+            for m in KEY_SHAPED.finditer(view):
+                key = m.group(0)
+                if key not in plain and key not in allowed and not is_placeholder(key):
+                    plain.add(key)
+                    found.append(SecretFinding(path, lineno, f"a key, {how}", f"{key[:2]}..."))
         for m in KEY_SHAPED.finditer(line):
             if m.group(0) not in allowed and not is_placeholder(m.group(0)):
                 found.append(

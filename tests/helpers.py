@@ -147,7 +147,8 @@ def serve_process(
     unless given); yields (base URL, process, log file) once it answers, stops it after."""
     port = port or free_port()
     log = tmp_path / f"serve-{port}.log"
-    command = pivotkit_command("serve", "--port", str(port), *args)
+    port_file = tmp_path / f"serve-{port}.port"
+    command = pivotkit_command("serve", "--port", str(port), "--port-file", str(port_file), *args)
     if "--state" not in args:
         command += ["--state", str(tmp_path / "state.sqlite")]
     with log.open("wb") as out:
@@ -159,7 +160,44 @@ def serve_process(
         )
     url = f"http://127.0.0.1:{port}"
     try:
+        # No connection before the server listens: a connect to a free port can pick that very
+        # port as its source (a TCP self-connect) and take it from the server.
+        deadline = time.monotonic() + 60
+        while not port_file.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
         wait_ready(url, proc, log)
         yield url, proc, log
     finally:
         stop(proc)
+
+
+def broken_fixtures(root: Path) -> dict[str, Path]:
+    """Write one fixture of each kind the mock refuses into ``root`` (beside whatever is
+    there), from the bundled getContent/7488: truncated JSON, nesting 100,000 deep, a header
+    holding CR/LF, a body breaking the contract, and a duplicate of 7488. Returns them by kind.
+    """
+    import json
+
+    source = Path(__file__).resolve().parent.parent / "fixtures" / "getContent" / "7488.json"
+    text = source.read_text("utf-8")
+    folder = root / "getContent"
+    folder.mkdir(parents=True, exist_ok=True)
+    made = {
+        "truncated": folder / "truncated.json",
+        "deep": folder / "deep.json",
+        "crlf": folder / "crlf.json",
+        "breaks": folder / "breaks.json",
+        "duplicate": folder / "zz-copy-of-7488.json",
+    }
+    made["truncated"].write_text(text[: len(text) // 2], "utf-8")
+    deep = "[" * 100_000 + "]" * 100_000
+    made["deep"].write_text(text.replace('"Blade Runner"', deep, 1), "utf-8")
+    data = json.loads(text)
+    data["response"]["headers"] = {"x-note": "ok\r\nSet-Cookie: evil=1"}
+    made["crlf"].write_text(json.dumps(data), "utf-8")
+    data = json.loads(text)
+    data["request"]["path"] = "/v1/api/v1/contents/7491"
+    data["response"]["body"]["data"]["productionYear"] = "1982"
+    made["breaks"].write_text(json.dumps(data), "utf-8")
+    made["duplicate"].write_text(text, "utf-8")
+    return made

@@ -94,3 +94,22 @@ def test_check_runs_as_a_real_command(tmp_path: Path) -> None:
         [str(exe), "check", "--fixtures", str(empty)], capture_output=True, text=True, check=False
     )
     assert bad.returncode == 1 and "no fixture files" in bad.stderr
+
+
+def test_duplicates_and_refused_kinds_are_listed(tmp_path: Path) -> None:
+    """Every kind the mock refuses at start is a FAIL line here, the duplicate included
+    (naming the file served instead)."""
+    from tests.helpers import broken_fixtures
+
+    root = _corpus_copy(tmp_path)
+    made = broken_fixtures(root)
+    results = {r.path: r for r in check_directory(load_contract(), root)}
+    assert results[root / "getContent" / "7488.json"].ok
+    assert {k: results[p].kind for k, p in made.items()} == {
+        "truncated": "invalid file",
+        "deep": "invalid file",
+        "crlf": "invalid file",
+        "breaks": "body breaks the contract",
+        "duplicate": "duplicate",
+    }
+    assert "7488.json, which is served instead" in results[made["duplicate"]].problems[0]

@@ -185,3 +185,87 @@ def test_error_exchanges_are_kept_but_never_matched() -> None:
     fixtures = FixtureSet([error])
     assert fixtures.for_operation("getContent") == [error]
     assert fixtures.match("GET", "/v1/api/v1/contents/1") is None
+
+
+# -- bounds at load: depth, size, headers that cannot be served -------------------------------
+
+
+def _fixture_file(tmp_path: Path, blade_runner: dict[str, Any], text: str | None = None) -> Path:
+    folder = tmp_path / "getContent"
+    folder.mkdir(exist_ok=True)
+    path = folder / "x.json"
+    path.write_text(text if text is not None else json.dumps(blade_runner), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("depth", [65, 1_000, 100_000])
+def test_deep_nesting_is_refused_with_the_file(
+    tmp_path: Path, blade_runner: dict[str, Any], depth: int
+) -> None:
+    """JSON nested past MAX_DEPTH, however deep (past orjson's and the interpreter's own
+    limits too), is a FixtureError naming the file, never a RecursionError."""
+    text = json.dumps(blade_runner).replace('"Blade Runner"', "[" * depth + "]" * depth, 1)
+    path = _fixture_file(tmp_path, blade_runner, text)
+    with pytest.raises(FixtureError, match=rf"{path.name}: the JSON nests more than 64 levels"):
+        read_exchange(path)
+
+
+def test_nesting_up_to_the_bound_loads(tmp_path: Path, blade_runner: dict[str, Any]) -> None:
+    """60 levels inside the envelope (under 64 in all) is an ordinary fixture."""
+    blade_runner["response"]["body"]["data"]["extra"] = json.loads("[" * 60 + "]" * 60)
+    assert read_exchange(_fixture_file(tmp_path, blade_runner)).response.status == 200
+
+
+def test_size_is_bounded_before_reading(
+    tmp_path: Path, blade_runner: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file over MAX_FIXTURE_BYTES is refused from its size, with the file named; the bytes
+    given by a caller are bounded alike."""
+    import pivotkit.fixtures as fixtures_module
+
+    path = _fixture_file(tmp_path, blade_runner)
+    monkeypatch.setattr(fixtures_module, "MAX_FIXTURE_BYTES", 1000)
+    with pytest.raises(FixtureError, match=r"x\.json: the file is over 1,000 bytes"):
+        read_exchange(path)
+    with pytest.raises(FixtureError, match="over 1,000 bytes"):
+        read_exchange(path, path.read_bytes())
+
+
+@pytest.mark.parametrize(
+    ("part", "name", "value", "reason"),
+    [
+        ("response", "x-note", "ok\r\nSet-Cookie: evil=1", "CR, LF or other control"),
+        ("response", "x-note", "ok\nSet-Cookie: evil=1", "CR, LF or other control"),
+        ("response", "x-note", "ok\rX: y", "CR, LF or other control"),
+        ("response", "x-note", "nul\x00", "CR, LF or other control"),
+        ("request", "x-note", "a\x7fb", "CR, LF or other control"),
+        ("response", "x-note", "5 \u20ac", "outside ASCII"),
+        ("response", "x-note", "caf\u00e9", "outside ASCII"),
+        ("response", "bad name", "v", "is not an HTTP token"),
+        ("response", "x-a:b", "v", "is not an HTTP token"),
+        ("response", "", "v", "is not an HTTP token"),
+    ],
+)
+def test_headers_that_cannot_be_served_are_refused(
+    tmp_path: Path,
+    blade_runner: dict[str, Any],
+    part: str,
+    name: str,
+    value: str,
+    reason: str,
+) -> None:
+    """A header value with CR/LF (it would become a second header) or a name that is not a
+    token: FixtureError with the file and the header's pointer, on both reading paths."""
+    blade_runner[part]["headers"] = {name: value}
+    path = _fixture_file(tmp_path, blade_runner)
+    with pytest.raises(FixtureError, match=reason) as found:
+        read_exchange(path)
+    assert found.value.path == path and found.value.pointer.startswith(f"/{part}/headers/")
+    with pytest.raises(FixtureError, match=reason):
+        Exchange.from_dict(blade_runner, name="x", operation_id="getContent")
+
+
+def test_a_tab_in_a_header_value_is_fine(tmp_path: Path, blade_runner: dict[str, Any]) -> None:
+    """Horizontal tab is legal inside a header value."""
+    blade_runner["response"]["headers"] = {"x-note": "a\tb"}
+    assert read_exchange(_fixture_file(tmp_path, blade_runner)).response.headers["x-note"]

@@ -20,7 +20,7 @@ from mockserver import create_app
 from mockserver.config import FIELDS
 from pivotkit.client import demo_key
 from pivotkit.contract import default_schemas_dir, load_contract
-from pivotkit.errors import ConfigError, FixtureError
+from pivotkit.errors import ConfigError
 from pivotkit.fixtures import Exchange
 from tests.helpers import (
     BASIC,
@@ -498,7 +498,8 @@ def test_dynamic_mode_keeps_fixtures_and_rights(make_app: Callable[..., Flask]) 
 def test_record_through_hook(
     make_app: Callable[..., Flask], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With PIVOT_RECORD_FROM and a recorder, unrecorded requests are served from it."""
+    """With PIVOT_RECORD_FROM and a recorder, unrecorded requests are served from it; when it
+    records nothing the answer is the gateway's 502, marked x-pivot-mock, not an empty 200."""
     monkeypatch.setenv("PIVOT_API_KEY", "0123456789abcdef0123456789abcdef")
     app = make_app(PIVOT_RECORD_FROM="http://127.0.0.1:9")
     mock = app.extensions["pivot"]
@@ -512,9 +513,14 @@ def test_record_through_hook(
 
     mock.record_through = recorder
     client = app.test_client()
-    assert _get(client, path_of("getContent", id=55)).get_json()["data"]["title"] == "Blade Runner"
-    assert _get(client, path_of("getContent", id=56)).get_json() == {}
-    assert _get(client, CONTENT).status_code == 200
+    assert _get(client, "/v1/api/v1/contents/55").get_json()["data"]["title"] == "Blade Runner"
+    failed = _get(client, "/v1/api/v1/contents/56")
+    assert failed.status_code == 502 and failed.headers["x-pivot-mock"] == "record-through-failed"
+    assert failed.get_json() == {
+        "statusCode": 502,
+        "message": "record-through failed: nothing recorded",
+    }
+    assert _get(client, "/v1/api/v1/contents/7488").status_code == 200
     assert seen == [
         ("getContent", path_of("getContent", id=55)),
         ("getContent", path_of("getContent", id=56)),
@@ -640,8 +646,17 @@ def test_admin_usage_and_fixtures_and_reload(client: Any, fixtures_dir: Path) ->
         fixtures_dir,
         "getPerson",
         "5",
-        path_of("getPerson", id=5),
-        {"version": "v1", "statusCode": 200, "data": {"id": 5, "fullName": "Ridley Scott"}},
+        "/v1/api/v1/persons/5",
+        {
+            "version": "v1",
+            "statusCode": 200,
+            "data": {
+                "id": 5,
+                "fullName": "Ridley Scott",
+                "firstName": "Ridley",
+                "lastName": "Scott",
+            },
+        },
     )
     assert _get(client, path_of("getPerson", id=5)).get_json() == {}
     assert client.post("/__pivot/reload", headers=AUTH).get_json()["fixtures"] == 4
@@ -671,10 +686,12 @@ def test_bad_fixture_files_are_left_out_and_listed(
     """A broken fixture does not stop the mock (unless PIVOT_STRICT_FIXTURES); it is listed."""
     (fixtures_dir / "getContent" / "broken.json").write_text("{", encoding="utf-8")
     client = make_app().test_client()
-    problems = client.get("/__pivot/fixtures", headers=AUTH).get_json()["problems"]
+    listed = client.get("/__pivot/fixtures", headers=AUTH).get_json()
+    problems = listed["problems"]
     assert len(problems) == 1 and "broken.json" in problems[0]
-    assert _get(client, CONTENT).status_code == 200
-    with pytest.raises(FixtureError, match=r"broken\.json"):
+    assert listed["refused"] == "1 fixture refused (invalid file: 1)"
+    assert _get(client, "/v1/api/v1/contents/7488").status_code == 200
+    with pytest.raises(ConfigError, match=r"--strict.*broken\.json.*pivotkit check"):
         make_app(PIVOT_STRICT_FIXTURES=True)
 
 
@@ -839,13 +856,15 @@ def test_fast_and_standard_json_loaders_read_the_same(
     fixtures_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The orjson path and the standard library path build identical exchanges."""
-    import mockserver.backend as backend_module
     import pivotkit.fixtures as fixtures_module
+    from mockserver.app import bundled_accounts_file
+    from mockserver.corpus import Corpus
     from pivotkit.contract import load_contract
 
-    fast, _ = backend_module.load_fixtures(fixtures_dir, load_contract())
+    corpus = Corpus.read(fixtures_dir, bundled_accounts_file())
+    fast = corpus.load(load_contract()).fixtures
     monkeypatch.setattr(fixtures_module, "_fast_loads", lambda raw: json.loads(raw.decode("utf-8")))
-    slow, _ = backend_module.load_fixtures(fixtures_dir, load_contract())
+    slow = corpus.load(load_contract()).fixtures
     assert [ex.to_dict() for ex in fast] == [ex.to_dict() for ex in slow]
     assert len(fast) == 3
 
@@ -864,3 +883,53 @@ def test_reset_restores_keys_and_forgets_counters_and_usage(make_app: Callable[.
     assert _get(other.test_client(), url, key=new_key).status_code == 401
     assert mock.current_keys("full")[0] == FULL
     assert [(r.operation_id, r.count) for r in mock.usage("full")] == [("getContent", 1)]
+
+
+# -- reload: validated once, all or nothing ------------------------------------------------------
+
+
+def test_reload_keeps_serving_and_says_why(
+    client: Any, fixtures_dir: Path, make_app: Callable[..., Flask]
+) -> None:
+    """New broken files (truncated, 100,000 deep, a CR/LF header, breaking the contract, a
+    duplicate) are refused and listed and the reload goes through; a served fixture that no
+    longer loads makes the reload refused (409) and it is still served; with strict, any
+    refused file refuses the reload."""
+    from tests.helpers import broken_fixtures
+
+    made = broken_fixtures(fixtures_dir)
+    done = client.post("/__pivot/reload", headers=AUTH)
+    assert done.status_code == 200, done.get_json()
+    body = done.get_json()
+    assert body["fixtures"] == 3
+    assert body["refused"] == (
+        "5 fixtures refused (invalid file: 3, body breaks the contract: 1, duplicate: 1)"
+    )
+    assert {Path(p.split(": ", 1)[0]) for p in body["problems"]} == set(made.values())
+    served = fixtures_dir / "getContent" / "7488.json"
+    served.write_text(served.read_text("utf-8")[:100], "utf-8")
+    refused = client.post("/__pivot/reload", headers=AUTH)
+    assert refused.status_code == 409 and refused.get_json()["changed"] is False
+    assert "7488.json" in refused.get_json()["problems"][0]
+    assert _get(client, "/v1/api/v1/contents/7488").get_json()["data"]["title"] == "Blade Runner"
+    for path in made.values():
+        path.unlink()
+    shutil.copy(BUNDLED_7488, served)
+    strict = make_app(PIVOT_STRICT_FIXTURES=True).test_client()
+    (fixtures_dir / "getContent" / "late.json").write_text("{", "utf-8")
+    late = strict.post("/__pivot/reload", headers=AUTH)
+    assert late.status_code == 409 and "--strict" in late.get_json()["error"]
+
+
+def test_a_crlf_header_is_never_served(fixtures_dir: Path, make_app: Callable[..., Flask]) -> None:
+    """The fixture with a CR/LF header value is refused at load: the request gets the
+    empty-200 like any unrecorded one, and no header of the fixture reaches the wire."""
+    from tests.helpers import broken_fixtures
+
+    made = broken_fixtures(fixtures_dir)
+    data = json.loads(made["crlf"].read_text("utf-8"))
+    data["request"]["path"] = "/v1/api/v1/contents/4242"
+    made["crlf"].write_text(json.dumps(data), "utf-8")
+    answer = _get(make_app().test_client(), "/v1/api/v1/contents/4242")
+    assert answer.status_code == 200 and answer.get_json() == {}
+    assert "x-note" not in answer.headers and "evil" not in str(answer.headers)

@@ -9,9 +9,10 @@ import pytest
 from click.testing import CliRunner
 from flask import Flask
 
+import mockserver.server as server_module
 from mockserver.config import FIELDS
 from pivotkit.cli import main
-from tests.helpers import FULL
+from tests.helpers import FULL, free_port
 
 
 @pytest.fixture(autouse=True)
@@ -22,24 +23,27 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def runs(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
-    """Flask.run replaced by a recorder: the command returns instead of serving."""
+    """granian's runner replaced by a recorder: the command returns instead of serving."""
     calls: list[dict[str, Any]] = []
 
-    def fake_run(self: Flask, **kwargs: Any) -> None:
-        calls.append({"app": self, **kwargs})
+    def fake_run(settings: Any, **kwargs: Any) -> None:
+        app: Flask | None = server_module._PREBUILT
+        calls.append({"app": app, "settings": settings, **kwargs})
 
-    monkeypatch.setattr(Flask, "run", fake_run)
+    monkeypatch.setattr(server_module, "run_granian", fake_run)
+    monkeypatch.setattr(server_module, "_PREBUILT", None)
     return calls
 
 
 def test_serve_passes_options_and_prints_keys(tmp_path: Path, runs: list[dict[str, Any]]) -> None:
     """Flags become settings; the banner shows the demo keys and the generated admin token."""
+    port = free_port()
     result = CliRunner().invoke(
         main,
         [
             "serve",
             "--port",
-            "9999",
+            str(port),
             "--dynamic",
             "--state",
             str(tmp_path / "s.sqlite"),
@@ -48,11 +52,11 @@ def test_serve_passes_options_and_prints_keys(tmp_path: Path, runs: list[dict[st
         ],
     )
     assert result.exit_code == 0, result.output
-    assert "http://127.0.0.1:9999" in result.output
+    assert f"http://127.0.0.1:{port}" in result.output
     assert FULL in result.output and "admin token (generated)" in result.output
     assert "dynamic mode" in result.output
     (call,) = runs
-    assert call["port"] == 9999 and call["host"] == "127.0.0.1" and call["threaded"] is True
+    assert call["port"] == port and call["host"] == "127.0.0.1" and call["workers"] == 1
     mock = call["app"].extensions["pivot"]
     assert mock.settings.dynamic is True and mock.settings.sources["DYNAMIC"] == "flags"
     assert mock.admin_token in result.output
@@ -121,3 +125,45 @@ def test_serve_help_lists_the_options() -> None:
         "--faults",
     ):
         assert option in result.output
+
+
+def test_serve_maps_the_new_flags_to_settings(tmp_path: Path, runs: list[dict[str, Any]]) -> None:
+    """--strict, --trust-proxy and --workers reach the app and granian; --production changes
+    nothing."""
+    result = CliRunner().invoke(
+        main,
+        [
+            "serve",
+            "--port",
+            str(free_port()),
+            "--state",
+            str(tmp_path / "s.sqlite"),
+            "--strict",
+            "--trust-proxy",
+            "1",
+            "--workers",
+            "3",
+            "--production",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    (call,) = runs
+    settings = call["app"].extensions["pivot"].settings
+    assert settings.strict_fixtures is True and settings.trust_proxy == 1
+    assert call["workers"] == 3 and "(3 workers;" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--no-reload"], "--no-reload goes with --dev"),
+        (["--dev", "--workers", "2"], "--dev runs one process"),
+        (["--trust-proxy", "9"], "--trust-proxy"),
+    ],
+)
+def test_serve_refuses_flag_mixes(
+    tmp_path: Path, runs: list[dict[str, Any]], args: list[str], message: str
+) -> None:
+    """Flags that do not go together are a usage error (exit 2) naming them."""
+    result = CliRunner().invoke(main, ["serve", "--state", str(tmp_path / "s.sqlite"), *args])
+    assert result.exit_code == 2 and message in result.output and runs == []

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from mockserver.gateway import Gateway
-from mockserver.state import State
+from mockserver.state import State, Window
 from pivotkit.accounts import (
     build_trie,
     load_accounts,
@@ -155,20 +155,27 @@ def test_regeneration_is_seen_by_another_state_on_the_same_file(tmp_path: Path) 
         first.regenerate_key("basic", "tertiary")
 
 
-def test_counters_are_shared_between_threads(tmp_path: Path) -> None:
-    """Concurrent hits on one window lose no count (one connection per thread, WAL)."""
+@pytest.mark.parametrize("sliding", [True, False], ids=["sliding", "fixed"])
+def test_admissions_are_exact_between_threads(tmp_path: Path, sliding: bool) -> None:
+    """200 concurrent calls against a limit of 120: exactly 120 admitted, and the 80 refused
+    are not counted (one transaction per call, one connection per thread, WAL)."""
     state = State(tmp_path / "s.sqlite")
+    window = Window("rate", 120, 3600, sliding)
+    admitted: list[bool] = []
 
     def hammer() -> None:
         for _ in range(50):
-            state.hit("full", "rate", 1)
+            admitted.append(state.admit("full", [window]) is None)
 
     threads = [threading.Thread(target=hammer) for _ in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert state.hit("full", "rate", 1) == 201
+    assert admitted.count(True) == 120 and admitted.count(False) == 80
+    bigger = Window("rate", 121, 3600, sliding)
+    assert state.admit("full", [bigger]) is None  # the refused calls left no trace
+    assert state.admit("full", [bigger]) is not None
 
 
 def test_usage_is_buffered_then_flushed(tmp_path: Path) -> None:
@@ -195,3 +202,43 @@ def test_fast_fixture_reader_equals_the_checked_one() -> None:
             data, name=path.stem, operation_id=path.parent.name, file=path
         )
         assert read_exchange(path) == expected
+
+
+@pytest.mark.parametrize("boundary", [10.0, 20.0, 1_000_000_000.0])
+def test_sliding_rate_limit_holds_at_every_boundary(tmp_path: Path, boundary: float) -> None:
+    """5 calls per 10 s, called 5 times just before a boundary of the old fixed windows and 5
+    times just after: the second five are refused (no window boundary doubles the limit),
+    with the wait until the first call leaves the window; they are not counted."""
+    now = [boundary - 0.5]
+    state = State(tmp_path / "s.sqlite")
+    window = [Window("rate", 5, 10, True)]
+    clock = lambda: now[0]  # noqa: E731
+    assert [state.admit("limited", window, clock) for _ in range(5)] == [None] * 5
+    now[0] = boundary + 0.5
+    refusals = [state.admit("limited", window, clock) for _ in range(5)]
+    assert all(r is not None and r.kind == "rate" and r.wait == 9 for r in refusals)
+    now[0] = boundary + 9.6  # the first five left the window (t - 10 s); no refusal counted
+    got = [state.admit("limited", window, clock) for _ in range(6)]
+    assert got[:5] == [None] * 5 and got[5] is not None
+    state.close()
+
+
+def test_quota_renews_at_fixed_boundaries_and_refusals_do_not_count(tmp_path: Path) -> None:
+    """A quota of 3 per hour window: the 4th call is refused with the wait to the window's end;
+    refused calls (by the rate limit or the quota) are never counted; the next window starts
+    afresh."""
+    now = [7200.0 + 100]
+    state = State(tmp_path / "s.sqlite")
+    clock = lambda: now[0]  # noqa: E731
+    quota = [Window("quota", 3, 3600, False)]
+    assert [state.admit("limited", quota, clock) for _ in range(3)] == [None] * 3
+    refused = state.admit("limited", quota, clock)
+    assert refused is not None and (refused.kind, refused.wait) == ("quota", 3500)
+    both = [Window("rate", 1, 10, True), Window("quota", 5, 3600, False)]
+    now[0] = 10_800.0  # a new quota window
+    assert state.admit("basic", both, clock) is None
+    for _ in range(10):  # refused by the rate limit: the quota does not see them
+        assert state.admit("basic", both, clock) is not None
+    now[0] += 10
+    assert state.admit("basic", both, clock) is None
+    state.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
+import re
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,8 @@ import httpx
 import pytest
 
 from mockserver import create_app
-from mockserver.server import RedactingRequestHandler, redact
+from mockserver.devserver import DevRequestHandler as RedactingRequestHandler
+from mockserver.server import redact
 from pivotkit.contract import load_contract
 from tests.helpers import (
     BASIC,
@@ -281,3 +283,37 @@ def test_hostile_input_never_gets_a_5xx_or_a_file(
     for leak in _LEAKS:
         assert leak not in raw
     assert (ROOT / "pyproject.toml").read_bytes()[:40] not in raw
+
+
+_NOT_ASCII = "status must be one of|is not a duration|empty, or not ASCII"
+_BAD_FAULTS: list[tuple[bytes, str]] = [
+    (b"status=429,retry-after=" + b"9" * 5000, "at most 200 characters"),
+    (b"status=429,retry-after=" + b"9" * 150, "retry-after must be a positive number"),
+    (b"status=\xb2", _NOT_ASCII),
+    (b"status=\xd9\xa5\xd9\xa0\xd9\xa0", _NOT_ASCII),  # Arabic-Indic 500
+    (b"status=500.0", "status must be one of"),
+    (b"status=429,retry-after=-1", "retry-after must be a positive number"),
+    (b"status=429,retry-after=1e9", "retry-after must be a positive number"),
+    (b"latency=\xb2ms", _NOT_ASCII),
+    (b" ", "empty, or not ASCII"),
+    (b"latency=1e400ms", "is not a duration"),
+    (b"latency=5..1ms", "low..high in order"),
+    (b"p=1e309", "p must be a probability"),
+    (b"p=nan", "p must be a probability"),
+    (b"drop,truncate", "choose one of"),
+    (b"explode", "unknown fault"),
+]
+
+
+@pytest.mark.parametrize(
+    ("spec", "reason"), _BAD_FAULTS, ids=[s[:24].decode("latin-1") for s, _ in _BAD_FAULTS]
+)
+def test_bad_fault_specs_get_400_with_the_reason(server: int, spec: bytes, reason: str) -> None:
+    """Every malformed x-pivot-fault (huge numbers, non-ASCII digits, exponents, NaN, two
+    outcomes) gets the gateway's 400 naming what is wrong, on both servers; never a 5xx."""
+    status, raw = _exchange(
+        server, _request(C + b"7488", extra=b"x-pivot-fault: " + spec + b"\r\n")
+    )
+    assert status == 400, raw[:300]
+    body = json.loads(raw.split(b"\r\n\r\n", 1)[1])
+    assert re.search(reason, body["message"]) and body["statusCode"] == 400

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from flask.testing import FlaskClient
 from mockserver import create_app
 from mockserver.portal import charts, i18n, tryit
 from mockserver.portal.security import LoginThrottle
+from mockserver.state import State
 from tests.helpers import CONVENTIONS, KEY_HEADER, key_headers, path_of
 
 INVALID_KEY = CONVENTIONS.messages.invalid_key
@@ -388,30 +390,51 @@ def test_login_is_throttled_per_account_and_address(app: Flask) -> None:
 
 @pytest.mark.parametrize("on_disk", [True, False], ids=["sqlite", "memory"])
 def test_throttle_window_slides(tmp_path: Path, on_disk: bool) -> None:
-    """Failures older than the window stop counting; a success resets the count."""
+    """Attempts older than the window stop counting; a success forgets them."""
     now = [1000.0]
-    throttle = LoginThrottle(
-        tmp_path / "t.sqlite" if on_disk else None, limit=2, window=60, clock=lambda: now[0]
-    )
-    throttle.failure("full", "1.2.3.4")
+    state = State(tmp_path / "t.sqlite") if on_disk else None
+    throttle = LoginThrottle(state, limit=2, window=60, clock=lambda: now[0])
+    assert throttle.attempt("full", "1.2.3.4") == 0
     now[0] += 30
-    throttle.failure("full", "1.2.3.4")
-    assert throttle.retry_after("full", "1.2.3.4") == 30
+    assert throttle.attempt("full", "1.2.3.4") == 0
+    assert throttle.attempt("full", "1.2.3.4") == 30  # refused: the first leaves in 30 s
     now[0] += 31
-    assert throttle.retry_after("full", "1.2.3.4") == 0
-    throttle.failure("full", "1.2.3.4")
-    throttle.reset("full", "1.2.3.4")
-    throttle.failure("full", "1.2.3.4")
-    assert throttle.retry_after("full", "1.2.3.4") == 0
+    assert throttle.attempt("full", "1.2.3.4") == 0
+    throttle.succeeded("full", "1.2.3.4")
+    assert throttle.attempt("full", "1.2.3.4") == 0
+    assert throttle.attempt("full", "1.2.3.4") == 0
+    assert throttle.attempt("full", "1.2.3.4") > 0
 
 
 def test_throttle_is_shared_by_workers(tmp_path: Path) -> None:
-    """Two throttles on the same state file (two workers) count failures together."""
-    one = LoginThrottle(tmp_path / "s.sqlite", limit=2)
-    two = LoginThrottle(tmp_path / "s.sqlite", limit=2)
-    one.failure("Full ", "10.0.0.1")
-    two.failure("full", "10.0.0.1")
-    assert one.retry_after("full", "10.0.0.1") > 0
+    """Two throttles on the same state file (two workers) count attempts together."""
+    one = LoginThrottle(State(tmp_path / "s.sqlite"), limit=2)
+    two = LoginThrottle(State(tmp_path / "s.sqlite"), limit=2)
+    assert one.attempt("Full ", "10.0.0.1") == 0
+    assert two.attempt("full", "10.0.0.1") == 0
+    assert one.attempt("full", "10.0.0.1") > 0
+    assert one.attempt("full", "10.0.0.2") == 0  # another address
+
+
+@pytest.mark.parametrize("on_disk", [True, False], ids=["sqlite", "memory"])
+def test_concurrent_attempts_are_reserved_one_by_one(tmp_path: Path, on_disk: bool) -> None:
+    """40 attempts at once from 8 threads: exactly the limit of them may check a password."""
+    state = State(tmp_path / "t.sqlite") if on_disk else None
+    throttle = LoginThrottle(state, limit=5, window=60)
+    allowed: list[int] = []
+    barrier = threading.Barrier(8)
+
+    def attempt() -> None:
+        barrier.wait()
+        for _ in range(5):
+            allowed.append(throttle.attempt("full", "10.9.9.9"))
+
+    threads = [threading.Thread(target=attempt) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert allowed.count(0) == 5 and len(allowed) == 40
 
 
 # -- keys --------------------------------------------------------------------------------------
@@ -660,3 +683,107 @@ def test_site_root_opens_the_portal_without_touching_api_answers(client: FlaskCl
     post = client.post("/")
     assert post.status_code == 404
     assert post.get_json() == {"statusCode": 404, "message": "Resource not found"}
+
+
+# -- sessions end on the server; HEAD; injection through next; Secure behind a proxy -----------
+
+
+def _cookie_of(client: FlaskClient) -> str:
+    cookie = client.get_cookie("pivot_portal")
+    assert cookie is not None
+    return cookie.value
+
+
+def test_logout_ends_the_session_for_a_copied_cookie(app: Flask) -> None:
+    """A cookie copied before sign-out no longer opens the Profile (nor its keys) after it,
+    in this worker or any other on the state; signing in again works."""
+    browser = app.test_client()
+    assert _login(browser).status_code == 302
+    copied = _cookie_of(browser)
+    stolen = app.test_client()
+    stolen.set_cookie("pivot_portal", copied)
+    assert _keys(app)[0] in stolen.get(f"{PORTAL}/profile").get_data(as_text=True)
+    token = _TOKEN.search(browser.get(f"{PORTAL}/profile").get_data(as_text=True))
+    assert token is not None
+    assert browser.post(f"{PORTAL}/logout", data={"csrf_token": token.group(1)}).status_code == 302
+    replayed = stolen.get(f"{PORTAL}/profile")
+    assert replayed.status_code == 302 and "/portal/login" in replayed.headers["Location"]
+    other_worker = create_app({"PIVOT_STATE": app.config["PIVOT_STATE"], "PIVOT_USAGE_FLUSH": 0})
+    again = other_worker.test_client()
+    again.set_cookie("pivot_portal", copied)
+    assert again.get(f"{PORTAL}/profile").status_code == 302
+    assert _login(browser).status_code == 302
+    assert browser.get(f"{PORTAL}/profile").status_code == 200
+
+
+def test_regenerating_a_key_ends_the_accounts_other_sessions(app: Flask) -> None:
+    """Regenerate (portal or admin): the signed-in session goes on and sees the new key; a
+    copy of an older session cookie is signed out, so a stolen session never shows it."""
+    mine = app.test_client()
+    assert _login(mine).status_code == 302
+    thief = app.test_client()
+    thief.set_cookie("pivot_portal", _cookie_of(mine))
+    token = _TOKEN.search(mine.get(f"{PORTAL}/profile").get_data(as_text=True))
+    assert token is not None
+    done = mine.post(
+        f"{PORTAL}/profile/keys/primary/regenerate", data={"csrf_token": token.group(1)}
+    )
+    assert done.status_code == 302
+    assert _keys(app)[0] in mine.get(f"{PORTAL}/profile").get_data(as_text=True)
+    assert thief.get(f"{PORTAL}/profile").status_code == 302
+    other = app.test_client()
+    assert _login(other).status_code == 302
+    app.extensions["pivot"].regenerate_key("full", "secondary")  # as the admin endpoint does
+    assert other.get(f"{PORTAL}/profile").status_code == 302
+
+
+def test_head_of_the_login_page_is_no_sign_in(app: Flask) -> None:
+    """HEAD /portal/login answers the page's headers (200) and counts no failed sign-in."""
+    client = app.test_client()
+    for _ in range(10):
+        head = client.head(f"{PORTAL}/login")
+        assert head.status_code == 200 and head.get_data() == b""
+    assert _login(client).status_code == 302
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["/\r\nX: y", "/\nX: y", "/profile\rX", "/ x", "/\x00", "/\x7f", "//evil.example", "/" * 3000],
+)
+def test_next_with_control_characters_is_a_safe_redirect(app: Flask, target: str) -> None:
+    """Login and language with a next holding CR/LF, NUL, DEL, a space, //, or 3,000
+    characters: a redirect to the portal's own page, never a 5xx, never a second header."""
+    client = app.test_client()
+    token = _token(client)
+    login = client.post(
+        f"{PORTAL}/login",
+        data={"account": "full", "password": "full-demo", "csrf_token": token, "next": target},
+    )
+    assert login.status_code == 302 and login.headers["Location"].endswith("/portal/profile")
+    assert "X" not in login.headers
+    token = _token(client, f"{PORTAL}/profile")
+    switched = client.post(
+        f"{PORTAL}/language", data={"ui": "fr", "next": target, "csrf_token": token}
+    )
+    assert switched.status_code == 302 and switched.headers["Location"].endswith("/portal/")
+    assert client.get(f"{PORTAL}/login", query_string={"next": target}).status_code < 500
+
+
+@pytest.mark.parametrize(
+    ("trust", "forwarded", "secure"),
+    [(0, "https", False), (1, "https", True), (1, "http", False), (0, None, False)],
+)
+def test_secure_cookie_behind_a_trusted_proxy_only(
+    state_file: Path, trust: int, forwarded: str | None, secure: bool
+) -> None:
+    """The session cookie is Secure when the request came over HTTPS: X-Forwarded-Proto says
+    so only when PIVOT_TRUST_PROXY names a proxy in front (a client cannot claim it)."""
+    app = _make_app(state_file, PIVOT_TRUST_PROXY=trust)
+    client = app.test_client()
+    headers = (
+        {"X-Forwarded-Proto": forwarded, "X-Forwarded-For": "203.0.113.9"} if forwarded else {}
+    )
+    page = client.get(f"{PORTAL}/login", headers=headers)
+    cookie = page.headers.get("Set-Cookie", "")
+    assert "pivot_portal=" in cookie and ("; Secure" in cookie) is secure
+    assert "HttpOnly" in cookie

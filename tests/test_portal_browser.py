@@ -234,3 +234,26 @@ def test_french_interface(page: Page, shots: Path) -> None:
     assert page.locator("html").get_attribute("lang") == "fr"
     assert page.get_by_role("heading", level=1).inner_text() == "Profil"
     page.screenshot(path=shots / "portal-profile-fr.png", full_page=True)
+
+
+def test_sign_out_ends_a_copied_session(page: Page, browser: Browser, server: str) -> None:
+    """Sign in, copy the session cookie into a second browser, sign out in the first: the
+    second is sent to the login page and never sees a key; the first can sign in again."""
+    _login(page)
+    key = _reveal(page, "primary")
+    cookies = page.context.cookies()
+    thief = browser.new_context(base_url=server, locale="en-GB")
+    try:
+        thief.add_cookies(cookies)  # type: ignore[arg-type]
+        stolen = thief.new_page()
+        stolen.goto("/portal/profile")
+        assert stolen.url.endswith("/portal/profile")
+        page.get_by_role("button", name="Sign out").click()
+        page.wait_for_url("**/portal/login")
+        stolen.goto("/portal/profile")
+        assert "/portal/login" in stolen.url
+        assert key not in stolen.content()
+    finally:
+        thief.close()
+    _login(page)
+    assert _reveal(page, "primary") == key

@@ -23,7 +23,7 @@ from pivotkit.contract import load_contract
 from pivotkit.errors import ConfigError
 from pivotkit.fixtures import Request, read_exchange
 from pivotkit.plan import PlanItem, load_plan, plan_from_fixtures, plan_from_options
-from pivotkit.recorder import Recorder
+from pivotkit.recorder import Outcome, Recorder
 from pivotkit.redact import KEY_PLACEHOLDER, request_context_placeholder, scan_secrets
 from tests.helpers import (
     FULL,
@@ -677,7 +677,8 @@ def test_record_through_from_the_settings(
     assert seen.headers[KEY_HEADER.lower()] == KEY and seen.query == {"lang": "en"}
     assert hook(op, Request("GET", _content(7488), {"lang": "en"})) is ex
     assert len(upstream.seen) == 1
-    assert hook(op, Request("GET", _content(5))) is None
+    failed = hook(op, Request("GET", _content(5)))
+    assert isinstance(failed, Outcome) and failed.status == "failed" and "404" in failed.message
     hook.recorder.close()  # type: ignore[attr-defined]
     _assert_clean(out)
 
@@ -819,3 +820,174 @@ def test_serve_record_from_records_through_a_real_server(
     assert ex.meta["source"] == "live" and ex.response.body["data"]["id"] == 424242
     assert KEY not in log.read_text(errors="replace")
     _assert_clean(fixtures / "getContent")
+
+
+# -- upstream failures, sizes, whole-exchange timeouts, encoded keys ------------------------------
+
+
+def _record_7488(upstream: str, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """`pivotkit record` of getContent 7488 in a subprocess, the key in the environment."""
+    return subprocess.run(
+        [
+            *(sys.executable, "-c", "from pivotkit.cli import main; main()", "record"),
+            *("--upstream", upstream, "--op", "getContent", "--param", "id=7488"),
+            *("--out", str(out), *extra),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PIVOT_API_KEY": KEY},
+        timeout=120,
+    )
+
+
+_HTML = b"<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
+
+
+@pytest.mark.parametrize(
+    ("reply", "status", "named"),
+    [
+        (Reply(body=BODY, mode="reset"), 502, "connection broken"),
+        (Reply(500, {"Message": "An error has occurred."}), 502, "HTTP 500 from upstream"),
+        (Reply(raw=_HTML, headers={"content-type": "text/html"}), 502, "HTML page"),
+        (
+            Reply(raw=b'{"data": ', headers={"content-type": "application/json"}),
+            502,
+            "invalid JSON",
+        ),
+        (Reply(body=BODY, mode="truncate"), 502, "truncated or corrupt gzip"),
+        (Reply(body=BODY, mode="hang"), 504, "timed out"),
+        (Reply(raw=b"{}" * 10, gzip=False, mode="drip", drip=0.3), 504, "timed out"),
+        (
+            Reply(
+                429, {"statusCode": 429, "message": "Rate limit"}, headers={"Retry-After": "99999"}
+            ),
+            502,
+            "rate limited",
+        ),
+    ],
+    ids=["reset", "500", "html", "invalid-json", "truncated", "hang", "drip", "429-99999"],
+)
+def test_record_through_failures_are_gateway_errors(
+    tmp_path: Path, reply: Reply, status: int, named: str
+) -> None:
+    """`pivotkit serve --record-from`: an upstream that fails is the gateway's 502 (504 when
+    the whole exchange outlasts PIVOT_RECORD_TIMEOUT), marked x-pivot-mock, with the failure
+    in the body and one log line; a 429 asking a longer wait than PIVOT_RECORD_MAX_WAIT is not
+    waited (one upstream call); nothing is written."""
+    from tests.helpers import FULL, KEY_HEADER, clean_env, serve_process
+
+    out = tmp_path / "recorded"
+    with fake_upstream() as up:
+        up.route(_content(7777), reply)
+        env = clean_env(PIVOT_API_KEY=KEY, PIVOT_RECORD_TIMEOUT="1", PIVOT_RECORD_OUT=str(out))
+        args = ("--record-from", up.url, "--fixtures", str(tmp_path / "fx"))
+        shutil.copytree(ROOT / "fixtures", tmp_path / "fx")
+        with serve_process(tmp_path, *args, env=env) as (url, _, log):
+            import httpx
+
+            answer = httpx.get(url + _content(7777), headers={KEY_HEADER: FULL}, timeout=30)
+            text = log.read_text(errors="replace")
+        seen = len(up.seen)
+    assert answer.status_code == status
+    assert answer.headers["x-pivot-mock"] == "record-through-failed"
+    assert named in answer.json()["message"]
+    assert f"record-through of GET {_content(7777)} failed" in text and named in text
+    assert seen == 1
+    assert KEY not in text and KEY not in answer.text
+    assert not out.exists() or not list(out.rglob("*.json"))
+
+
+def test_a_decompression_bomb_is_stopped_while_it_streams(tmp_path: Path) -> None:
+    """A 64 MB gzip of zeros (64 KB on the wire) with --max-size 1M: stopped at 1 MB decoded,
+    nothing written, exit 1, and the recorder never held more than a few MB."""
+    import gzip
+    import tracemalloc
+
+    bomb = gzip.compress(b'{"data": "' + b"0" * (64 * 1024 * 1024) + b'"}', 1)
+    with fake_upstream() as up:
+        up.route(_content(7488), Reply(raw=bomb, gzip=False, headers={"content-encoding": "gzip"}))
+        tracemalloc.start()
+        with _recorder(up.url, tmp_path, max_size=1024 * 1024) as rec:
+            report = rec.run([_item(7488)])
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    (outcome,) = report.outcomes
+    assert outcome.status == "failed" and "over 1,048,576 bytes once decoded" in outcome.message
+    assert peak < 8 * 1024 * 1024, peak
+    assert not list(tmp_path.rglob("*.json"))
+
+
+def test_a_huge_declared_body_is_refused_unread(tmp_path: Path) -> None:
+    """Content-Length: 2 GB (identity) over --max-size: refused from the header, at once;
+    the CLI exits 1 with the reason and writes nothing."""
+    with fake_upstream() as up:
+        up.route(
+            _content(7488),
+            Reply(raw=b"0" * 65536, gzip=False, mode="repeat", length=2 * 1024**3),
+        )
+        result = _record_7488(up.url, tmp_path, "--max-size", "16M")
+    assert result.returncode == 1, result.stderr
+    assert "2,147,483,648 bytes (content-length), over --max-size 16,777,216" in (
+        result.stdout + result.stderr
+    )
+    assert not list(tmp_path.rglob("*.json"))
+
+
+def test_timeout_bounds_the_whole_exchange(tmp_path: Path) -> None:
+    """A body dripped a byte every 0.2 s (60 s in all) with --timeout 1: a failure saying the
+    exchange timed out, exit 3 (nothing reachable in time), no file; each read was quick, so
+    only a whole-exchange deadline stops it."""
+    body = json.dumps(BODY).encode()[:300]
+    with fake_upstream() as up:
+        up.route(_content(7488), Reply(raw=body, gzip=False, mode="drip", drip=0.2))
+        result = _record_7488(up.url, tmp_path, "--timeout", "1")
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "timed out: no whole answer within --timeout 1 s" in result.stdout + result.stderr
+    assert not list(tmp_path.rglob("*.json"))
+
+
+def test_an_echoed_key_is_scrubbed_in_every_encoding(tmp_path: Path) -> None:
+    """The upstream echoes the key as base64, base64url, hex (both cases), percent-encoded
+    and inside a longer base64 blob, in headers and in the body: none reaches the file, and
+    the scanner finds nothing left."""
+    import base64
+    import re
+
+    from pivotkit.redact import encoded_forms
+
+    body = json.loads(json.dumps(BODY))
+    body["data"]["echo"] = {
+        "b64": "{key_b64}",
+        "b64url": "{key_b64url}",
+        "hex": "{key_hex}",
+        "HEX": "{key_HEX}",
+        "pct": "/x?subscription-key={key_pct}",
+        "upper": "{key_upper}",
+    }
+    blob = base64.b64encode(b"user:" + KEY.encode() + b":2026").decode()
+    headers = {
+        "x-echo-b64": "{key_b64}",
+        "x-echo-hex": "{key_HEX}",
+        "authorization": "Basic " + blob,
+    }
+    with fake_upstream() as up:
+        up.route(_content(7488), Reply(body=body, headers=headers))
+        with _recorder(up.url, tmp_path) as rec:
+            (outcome,) = rec.run([_item(7488)]).outcomes
+    assert outcome.status == "recorded", outcome.message
+    text = (tmp_path / "getContent" / "7488.json").read_text("utf-8")
+    assert not re.search("|".join(encoded_forms(KEY)), text)
+    assert base64.b64encode(KEY.encode()).decode()[:20] not in text
+    _assert_clean(tmp_path)
+
+
+def test_a_header_the_mock_could_not_serve_is_left_out(tmp_path: Path) -> None:
+    """An upstream header outside ASCII (one server would send it as UTF-8, the other not at
+    all) is left out of the fixture, the outcome says so, and the fixture loads."""
+    with fake_upstream() as up:
+        up.route(_content(7488), Reply(body=BODY, headers={"x-note": "caf\u00e9"}))
+        with _recorder(up.url, tmp_path) as rec:
+            (outcome,) = rec.run([_item(7488)]).outcomes
+    assert outcome.status == "recorded" and "left out header(s) x-note" in outcome.message
+    loaded = read_exchange(tmp_path / "getContent" / "7488.json")
+    assert "x-note" not in loaded.response.headers

@@ -7,6 +7,7 @@ import json
 import re
 import secrets
 import urllib.parse
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -290,3 +291,106 @@ def test_log_text_scrubs_a_short_secret_whole_and_nothing_without_secrets() -> N
     the text is unchanged."""
     assert Redactor(secrets=("abc12",)).log_text("x abc12 abc1 y") == "x *** abc1 y"
     assert Redactor().log_text(f"key {KEY}") == f"key {KEY}"
+
+
+# -- every common encoding of a key ------------------------------------------------------------
+
+
+def _spellings(key: str) -> dict[str, str]:
+    import base64
+    import urllib.parse
+
+    raw = key.encode()
+    return {
+        "literal": key,
+        "upper": key.upper(),
+        "base64": base64.b64encode(raw).decode(),
+        "base64url": base64.urlsafe_b64encode(raw).decode().rstrip("="),
+        "base64 in a blob": base64.b64encode(b"user:" + raw + b":pw").decode(),
+        "base64 in a blob, shifted": base64.b64encode(b"us:" + raw + b":pw").decode(),
+        "hex": raw.hex(),
+        "HEX": raw.hex().upper(),
+        "percent": "".join(f"%{b:02X}" for b in raw),
+        "percent, lower": "".join(f"%{b:02x}" for b in raw),
+        "percent, partly": key[:9] + f"%{ord(key[9]):02X}" + key[10:],
+        "percent, twice": urllib.parse.quote("".join(f"%{b:02X}" for b in raw), safe=""),
+        "JSON escapes": "".join(f"\\u{ord(c):04x}" for c in key),
+    }
+
+
+@pytest.mark.parametrize("how", sorted(_spellings("0" * 32)))
+def test_every_encoding_of_the_key_is_scrubbed(how: str) -> None:
+    """The redactor removes the key however an upstream echoes it; the last guard agrees."""
+    key = secrets.token_hex(16)
+    text = f"before {_spellings(key)[how]} after"
+    redactor = Redactor.build([key])
+    cleaned = redactor.text(text)
+    assert _spellings(key)[how] not in cleaned
+    redactor.assert_clean(cleaned)
+    with pytest.raises(ConfigError, match="survived"):
+        redactor.assert_clean(text)
+
+
+@pytest.mark.parametrize("how", sorted(set(_spellings("0" * 32)) - {"literal", "upper"}))
+def test_the_scanner_finds_encoded_keys(tmp_path: Path, how: str) -> None:
+    """A key hidden in a fixture as base64, base64url, hex, percent-encoding or JSON escapes is
+    a finding that says how it was spelled (and never shows it)."""
+    from pivotkit.redact import scan_secrets
+
+    key = secrets.token_hex(16)
+    path = tmp_path / "fixtures" / "getContent" / "x.json"
+    path.parent.mkdir(parents=True)
+    path.write_text('{"note": "' + _spellings(key)[how] + '"}', encoding="utf-8")
+    findings = scan_secrets(tmp_path)
+    assert len(findings) == 1 and findings[0].line == 1
+    assert "a key, " in findings[0].kind and key not in str(findings[0])
+
+
+def test_the_scanner_leaves_encoded_demo_keys_and_plain_text_alone(tmp_path: Path) -> None:
+    """Encoded demo keys of the accounts file pass; ordinary base64 and hex (an image, a
+    hash) are not keys."""
+    import base64
+    import hashlib
+
+    from pivotkit.client import demo_key
+    from pivotkit.redact import scan_secrets
+
+    root = tmp_path / "fixtures"
+    (root / "getContent").mkdir(parents=True)
+    (root / "accounts.toml").write_text(
+        'demo_keys = true\n[[accounts]]\nname = "full"\n', encoding="utf-8"
+    )
+    demo = demo_key("full").reveal()
+    (root / "getContent" / "x.json").write_text(
+        json.dumps(
+            {
+                "demo": base64.b64encode(demo.encode()).decode(),
+                "image": base64.b64encode(bytes(range(256))).decode(),
+                "sha": hashlib.sha256(b"x").hexdigest(),
+                "text": base64.b64encode(b"The quick brown fox jumps over the lazy dog").decode(),
+            }
+        ),
+        encoding="utf-8",
+    )
+    assert scan_secrets(tmp_path) == []
+
+
+def test_log_masking_decodes_before_it_compares() -> None:
+    """mask_keys: the key parameter's name and value compared after percent-decoding."""
+    from pivotkit.redact import mask_keys
+
+    key = secrets.token_hex(16)
+    names = ["subscription-key"]
+    pct = "".join(f"%{b:02X}" for b in key.encode())
+    for line in (
+        f"GET /x?subscription%2Dkey={key} HTTP/1.1",
+        "GET /x?subscription%2dkey=short-value HTTP/1.1",
+        f"GET /x?a={pct} HTTP/1.1",
+        f"GET /v1/{key.upper()}/y HTTP/1.1",
+        f"Bad request syntax ('GET /x?subscription-key={key}')",
+    ):
+        masked = mask_keys(line, names)
+        assert key not in masked.lower() and pct not in masked and "short-value" not in masked
+    assert mask_keys("GET /v1/api/v1/contents/7488?lang=fr HTTP/1.1", names).endswith(
+        "7488?lang=fr HTTP/1.1"
+    )

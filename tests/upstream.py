@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import gzip
 import json
 import socket
@@ -28,7 +29,9 @@ class Reply:
     ``body`` is JSON-encoded unless ``raw`` bytes are given. ``mode``: ``ok`` (send it),
     ``truncate`` (cut the gzip stream in half, content-length matching the cut), ``reset``
     (send half the body, then reset the connection), ``hang`` (answer nothing until the
-    server stops: a client timeout).
+    server stops: a client timeout), ``drip`` (the body one byte every ``drip`` seconds),
+    ``repeat`` (send the payload again and again until ``length`` bytes, the declared
+    content-length, are sent or the client goes away).
     """
 
     status: int = 200
@@ -37,6 +40,8 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     gzip: bool = True
     mode: str = "ok"
+    drip: float = 0.2
+    length: int | None = None
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,25 @@ class Seen:
     path: str
     query: dict[str, str]
     headers: dict[str, str]
+
+
+def echo(text: str, key: str) -> str:
+    """``text`` with the key the client sent put where it asks: ``{key}`` as is, and
+    ``{key_b64}``, ``{key_b64url}``, ``{key_hex}``, ``{key_HEX}``, ``{key_pct}``,
+    ``{key_upper}`` encoded."""
+    raw = key.encode()
+    forms = {
+        "{key_b64}": base64.b64encode(raw).decode(),
+        "{key_b64url}": base64.urlsafe_b64encode(raw).decode().rstrip("="),
+        "{key_hex}": raw.hex(),
+        "{key_HEX}": raw.hex().upper(),
+        "{key_pct}": "".join(f"%{b:02X}" for b in raw),
+        "{key_upper}": key.upper(),
+        "{key}": key,
+    }
+    for placeholder, value in forms.items():
+        text = text.replace(placeholder, value)
+    return text
 
 
 def envelope(data: Any) -> dict[str, Any]:
@@ -120,9 +144,9 @@ class FakeUpstream:
             handler.close_connection = True
             return
         if reply.raw is not None:
-            payload = reply.raw.replace(b"{key}", key.encode())
+            payload = echo(reply.raw.decode("latin-1"), key).encode("latin-1")
         else:
-            payload = json.dumps(reply.body).replace("{key}", key).encode("utf-8")
+            payload = echo(json.dumps(reply.body), key).encode("utf-8")
         headers = {
             **PROVIDER_HEADERS,
             "request-context": f"appId=cid-v1:{uuid.uuid4()}",
@@ -133,22 +157,46 @@ class FakeUpstream:
             headers["content-encoding"] = "gzip"
         if reply.mode == "truncate":
             payload = payload[: len(payload) // 2]
-        full_length = len(payload)
+        full_length = len(payload) if reply.length is None else reply.length
         if reply.mode == "reset":
             payload = payload[: len(payload) // 2]
         handler.send_response(reply.status)
         for name, value in headers.items():
-            handler.send_header(name, value.replace("{key}", key))
+            handler.send_header(name, echo(value, key))
         handler.send_header("content-length", str(full_length))
         handler.end_headers()
-        handler.wfile.write(payload)
-        handler.wfile.flush()
+        try:
+            self._send(handler, reply, payload, full_length)
+        except OSError:  # the client went away (what a capped or timed-out client does)
+            handler.close_connection = True
+            return
         if reply.mode == "reset":
             handler.close_connection = True
             handler.connection.setsockopt(
                 socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
             )
             handler.connection.close()
+
+    def _send(
+        self, handler: BaseHTTPRequestHandler, reply: Reply, payload: bytes, length: int
+    ) -> None:
+        if reply.mode == "drip":
+            for i in range(len(payload)):
+                if self._stopping.wait(reply.drip):
+                    return
+                handler.wfile.write(payload[i : i + 1])
+                handler.wfile.flush()
+            return
+        if reply.mode == "repeat":
+            sent = 0
+            while sent < length and not self._stopping.is_set():
+                piece = payload[: length - sent]
+                handler.wfile.write(piece)
+                sent += len(piece)
+            handler.wfile.flush()
+            return
+        handler.wfile.write(payload)
+        handler.wfile.flush()
 
     def stop(self) -> None:
         """Release hanging handlers, stop serving, close the socket, join the thread."""

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask
+from flask import Flask, has_request_context, request
+from flask.sessions import SecureCookieSessionInterface
 
 from mockserver.portal.security import SECRET_META_NAME, LoginThrottle, new_secret
 from mockserver.portal.views import PortalSettings, register
+from mockserver.state import State
 
 DEFAULT_PREFIX = "/portal"
 
@@ -36,12 +38,25 @@ def _session_secret(app: Flask) -> tuple[str, str]:
     return new_secret(), "generated"
 
 
+class _SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, with ``Secure`` whenever the request came over HTTPS.
+
+    The scheme is the socket's, or ``X-Forwarded-Proto`` only when ``PIVOT_TRUST_PROXY``
+    says a proxy is in front (a client cannot switch it on for itself otherwise).
+    """
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        secure = bool(super().get_cookie_secure(app))
+        return secure or (has_request_context() and request.is_secure)
+
+
 def init_app(app: Flask) -> None:
     """Mount the portal on ``app`` (after the mock's parts are in ``app.extensions["pivot"]``).
 
     The prefix is ``PIVOT_PORTAL_PREFIX`` (default ``/portal``). Flask settings read here (pass
     them in ``create_app(config)``): ``PORTAL_SECRET_KEY`` (else one stored in the state),
-    ``PORTAL_COOKIE_SECURE`` (add Secure to the cookie behind HTTPS), ``PORTAL_LOGIN_LIMIT``
+    ``PORTAL_COOKIE_SECURE`` (Secure on every cookie; it is set anyway on a request that came
+    over HTTPS, see :class:`_SessionInterface`), ``PORTAL_LOGIN_LIMIT``
     failures (default 5) per ``PORTAL_LOGIN_WINDOW`` seconds (default 60), per account and
     client address. Session cookies are HttpOnly and SameSite=Lax.
     """
@@ -53,9 +68,10 @@ def init_app(app: Flask) -> None:
     if app.config.get("SESSION_COOKIE_NAME") in (None, "session"):
         app.config["SESSION_COOKIE_NAME"] = "pivot_portal"
     app.config["SESSION_COOKIE_SECURE"] = bool(app.config.get("PORTAL_COOKIE_SECURE"))
+    app.session_interface = _SessionInterface()
     state = _pivot_part(app, "state")
     throttle = LoginThrottle(
-        getattr(state, "path", None),
+        state if isinstance(state, State) else None,
         limit=int(app.config.get("PORTAL_LOGIN_LIMIT", 5)),
         window=float(app.config.get("PORTAL_LOGIN_WINDOW", 60.0)),
     )

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import secrets
-import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Callable
 
 from flask import Response, request, session
+
+from mockserver.state import State
 
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
@@ -63,94 +63,53 @@ def secure_headers(response: Response) -> Response:
 
 
 class LoginThrottle:
-    """Failed logins per (account, client address) over a sliding window.
+    """Sign-in attempts per (account, client address) over a sliding window.
 
-    With a ``path`` the failures live in that SQLite file (the mock's state), so every worker
-    counts them together; without one they live in this process's memory. Only a digest of the
-    account and address is stored.
+    :meth:`attempt` reserves a password check before it is made, atomically: at most ``limit``
+    checks per ``window`` seconds, however many requests arrive at once, in one worker or
+    many. A reservation counts as a failure until :meth:`succeeded` forgets them all. With a
+    ``state`` (the mock's shared state) every worker counts together; without one the counts
+    live in this process. Only a digest of the account and address is stored.
     """
 
     def __init__(
         self,
-        path: Path | str | None,
+        state: State | None,
         *,
         limit: int = 5,
         window: float = 60.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.path = Path(path) if path is not None else None
+        self.state = state
         self.limit = limit
         self.window = window
         self.clock = clock
         self._memory: dict[str, list[float]] = {}
         self._lock = threading.Lock()
-        if self.path is not None:
-            with self._connect() as db:
-                db.execute(
-                    "CREATE TABLE IF NOT EXISTS portal_login_failures "
-                    "(subject TEXT NOT NULL, at REAL NOT NULL)"
-                )
-                db.execute(
-                    "CREATE INDEX IF NOT EXISTS portal_login_failures_subject "
-                    "ON portal_login_failures (subject, at)"
-                )
-
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        """A short-lived connection: one transaction, committed, then closed."""
-        assert self.path is not None
-        db = sqlite3.connect(self.path, timeout=30.0)
-        try:
-            with db:
-                yield db
-        finally:
-            db.close()
 
     @staticmethod
     def _subject(account: str, address: str) -> str:
         return hashlib.sha256(f"{account.strip().lower()}\0{address}".encode()).hexdigest()
 
-    def _recent(self, subject: str, now: float) -> list[float]:
-        since = now - self.window
-        if self.path is None:
-            with self._lock:
-                kept = [t for t in self._memory.get(subject, []) if t > since]
-                self._memory[subject] = kept
-                return list(kept)
-        with self._connect() as db:
-            db.execute("DELETE FROM portal_login_failures WHERE at <= ?", (since,))
-            rows = db.execute(
-                "SELECT at FROM portal_login_failures WHERE subject = ? ORDER BY at", (subject,)
-            ).fetchall()
-        return [float(r[0]) for r in rows]
-
-    def retry_after(self, account: str, address: str) -> int:
-        """Seconds before this account may be tried again from this address (0: now)."""
-        now = self.clock()
-        recent = self._recent(self._subject(account, address), now)
-        if len(recent) < self.limit:
-            return 0
-        oldest_counted = recent[-self.limit]
-        return max(1, int(oldest_counted + self.window - now + 0.999))
-
-    def failure(self, account: str, address: str) -> None:
-        """Count one failed login."""
+    def attempt(self, account: str, address: str) -> int:
+        """Reserve one password check: 0 when it may be made now, else the seconds to wait."""
         subject, now = self._subject(account, address), self.clock()
-        if self.path is None:
-            with self._lock:
-                self._memory.setdefault(subject, []).append(now)
-            return
-        with self._connect() as db:
-            db.execute(
-                "INSERT INTO portal_login_failures (subject, at) VALUES (?, ?)", (subject, now)
-            )
+        if self.state is not None:
+            return self.state.login_attempt(subject, self.limit, self.window, now)
+        with self._lock:
+            kept = [t for t in self._memory.get(subject, []) if t > now - self.window]
+            if len(kept) >= self.limit:
+                self._memory[subject] = kept
+                return max(1, math.ceil(kept[-self.limit] + self.window - now))
+            kept.append(now)
+            self._memory[subject] = kept
+        return 0
 
-    def reset(self, account: str, address: str) -> None:
-        """Forget the failures of this account and address (after a successful login)."""
+    def succeeded(self, account: str, address: str) -> None:
+        """The password was right: forget this account and address's attempts."""
         subject = self._subject(account, address)
-        if self.path is None:
-            with self._lock:
-                self._memory.pop(subject, None)
+        if self.state is not None:
+            self.state.login_succeeded(subject)
             return
-        with self._connect() as db:
-            db.execute("DELETE FROM portal_login_failures WHERE subject = ?", (subject,))
+        with self._lock:
+            self._memory.pop(subject, None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,7 @@ from mockserver.portal.security import (
     csrf_valid,
     secure_headers,
 )
+from mockserver.state import State
 from pivotkit.accounts import SLOTS
 from pivotkit.contract import Contract
 from pivotkit.operations import Operation
@@ -93,11 +95,37 @@ def _error_page(title_key: str, message: str, status: int) -> Response:
 
 
 def _safe_next(target: str | None) -> str | None:
-    """A local path to go back to after login, or None (no scheme, no host, no //)."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    """A local path to go back to after login, or None (no scheme, no host, no //, no
+    control character or space: a CR/LF would split the Location header)."""
+    if (
+        not target
+        or len(target) > 2048
+        or not target.startswith("/")
+        or target.startswith("//")
+        or "\\" in target
+        or any(c <= " " or c == "\x7f" for c in target)
+    ):
         return None
     parts = urlsplit(target)
     return None if parts.scheme or parts.netloc else target
+
+
+def _state() -> State | None:
+    state = _part("state")
+    return state if isinstance(state, State) else None
+
+
+def _session_valid(name: str) -> bool:
+    """Whether this session of ``name`` is still open: it carries the stamp the shared state
+    holds for the account (sign-out and key regeneration change it, in every worker)."""
+    state = _state()
+    return state is None or session.get("stamp") == state.session_stamp(name)
+
+
+def _stamp_session(name: str) -> None:
+    state = _state()
+    if state is not None:
+        session["stamp"] = state.session_stamp(name)
 
 
 # -- every request ---------------------------------------------------------------------------
@@ -111,10 +139,11 @@ def _guard() -> Response | BaseResponse | None:
     name = session.get("account")
     g.account = None
     if isinstance(name, str):
-        try:
-            g.account = _gateway().account(name)
-        except LookupError:
+        with contextlib.suppress(LookupError):
+            g.account = _gateway().account(name) if _session_valid(name) else None
+        if g.account is None:  # ended (sign-out elsewhere, regenerated key) or unknown
             session.pop("account", None)
+            session.pop("stamp", None)
     if request.method == "POST" and not csrf_valid():
         return _error_page("csrf_title", translate("csrf"), 400)
     if g.account is None and request.endpoint not in _PUBLIC:
@@ -158,13 +187,13 @@ def index() -> BaseResponse:
 def login() -> Response | BaseResponse:
     """Sign in with an account of the accounts file (throttled per account and address)."""
     next_url = _safe_next(request.values.get("next"))
-    if request.method == "GET":
+    if request.method != "POST":  # GET, and HEAD (its headers only)
         return _page("portal/login.html", next_url=next_url, name="")
     name = request.form.get("account", "").strip()[:64]
     password = request.form.get("password", "")
     address = request.remote_addr or "-"
     throttle = _settings().throttle
-    wait = throttle.retry_after(name, address)
+    wait = throttle.attempt(name, address)
     if wait:
         response = _page(
             "portal/error.html",
@@ -175,7 +204,6 @@ def login() -> Response | BaseResponse:
         response.headers["Retry-After"] = str(wait)
         return response
     if not name or not _gateway().verify_password(name, password):
-        throttle.failure(name, address)
         # Only a known account's name is logged: people type passwords into the wrong field.
         known = {account.name for account in _gateway().accounts}
         current_app.logger.info(
@@ -184,10 +212,11 @@ def login() -> Response | BaseResponse:
         return _page(
             "portal/login.html", 401, next_url=next_url, name=name, error=translate("login_failed")
         )
-    throttle.reset(name, address)
+    throttle.succeeded(name, address)
     ui = session.get("ui")
     session.clear()  # a fresh session: no fixation, a new CSRF token
     session["account"] = name
+    _stamp_session(name)
     if ui in LANGUAGES:
         session["ui"] = ui
     csrf_token()
@@ -196,7 +225,11 @@ def login() -> Response | BaseResponse:
 
 @bp.post("/logout")
 def logout() -> BaseResponse:
-    """Sign out: the session is emptied."""
+    """Sign out: this account's sessions end in the shared state (a copy of the cookie no
+    longer opens anything, in any worker), and this one is emptied."""
+    state = _state()
+    if state is not None and g.account is not None:
+        state.end_sessions(g.account.name)
     ui = session.get("ui")
     session.clear()
     if ui in LANGUAGES:
@@ -235,7 +268,8 @@ def regenerate(slot: str) -> Response | BaseResponse:
     """Replace one key; the old value stops working at once in every worker."""
     if slot not in SLOTS:
         return _error_page("not_found_title", translate("not_found"), 404)
-    _gateway().regenerate_key(g.account.name, slot)
+    _gateway().regenerate_key(g.account.name, slot)  # ends the account's other sessions
+    _stamp_session(g.account.name)  # this one goes on
     current_app.logger.info("portal: account %r regenerated its %s key", g.account.name, slot)
     flash(translate("regenerated", slot=translate(f"slot_{slot}").lower()), "success")
     return redirect(url_for("portal.profile") + f"#key-{slot}")

@@ -60,14 +60,43 @@ from pivotkit.cli.options import fixtures_option, main, schemas_option
 )
 @click.option(
     "--workers",
-    default=None,
+    default=1,
+    show_default=True,
     type=click.IntRange(min=1),
-    help="Worker processes (implies --production when > 1; default 2 there).",
+    help="Worker processes of the fast server (they share one SQLite state).",
 )
+@click.option(
+    "--dev",
+    is_flag=True,
+    help="werkzeug's development server instead: one process, restarted when a source, "
+    "fixture or accounts file changes.",
+)
+@click.option("--no-reload", is_flag=True, help="With --dev: do not restart on changes.")
 @click.option(
     "--production",
     is_flag=True,
-    help="Serve with granian worker processes instead of the development server.",
+    help="Accepted for compatibility and ignored: the fast server is the default.",
+)
+@click.option(
+    "--port-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Write the bound port there (atomically) once connections are accepted; "
+    "for scripts, with --port 0.",
+)
+@click.option(
+    "--strict",
+    is_flag=True,
+    default=None,
+    help="Refuse to start (or reload) when any fixture is refused.",
+)
+@click.option(
+    "--trust-proxy",
+    type=click.IntRange(0, 5),
+    default=None,
+    metavar="N",
+    help="Reverse proxies in front whose X-Forwarded-For/-Proto/-Host are believed "
+    "(client address, HTTPS for the Secure cookie). Default 0: none.",
 )
 def serve(
     host: str,
@@ -81,13 +110,21 @@ def serve(
     faults: str | None,
     dynamic: bool | None,
     record_from: str | None,
-    workers: int | None,
+    workers: int,
+    dev: bool,
+    no_reload: bool,
     production: bool,
+    port_file: Path | None,
+    strict: bool | None,
+    trust_proxy: int | None,
 ) -> None:
     """Serve the mock of the Pivot API (point your client at http://HOST:PORT).
 
-    Prints each account's keys (the bundled ones are public demo keys) and the admin token.
-    Settings: defaults < --config file < PIVOT_ variables < these flags.
+    The fast server (granian) in one process by default, or --workers N; --dev for werkzeug's
+    auto-reloading development server. Prints the address bound, each account's keys (the
+    bundled ones are public demo keys), the admin token, and how many fixtures were refused
+    and why (pivotkit check lists them). Settings: defaults < --config file < PIVOT_
+    variables < these flags. A port in use: one line, exit 2.
     """
     from mockserver.server import serve as run
 
@@ -101,10 +138,21 @@ def serve(
         "PIVOT_FAULTS": faults,
         "PIVOT_DYNAMIC": dynamic,
         "PIVOT_RECORD_FROM": record_from,
+        "PIVOT_STRICT_FIXTURES": strict,
+        "PIVOT_TRUST_PROXY": trust_proxy,
     }
+    if dev and workers > 1:
+        raise click.UsageError("--dev runs one process; --workers is for the fast server")
+    if no_reload and not dev:
+        raise click.UsageError("--no-reload goes with --dev")
     given = {k: str(v) if isinstance(v, Path) else v for k, v in flags.items() if v is not None}
-    count = workers if workers is not None else (2 if production else 1)
-    try:
-        run(given, host=host, port=port, workers=count, production=production, echo=click.echo)
-    except RuntimeError as exc:
-        raise click.ClickException(str(exc)) from None
+    run(
+        given,
+        host=host,
+        port=port,
+        workers=workers,
+        dev=dev,
+        reload=not no_reload,
+        port_file=port_file,
+        echo=click.echo,
+    )

@@ -36,6 +36,22 @@ def _plan(
     return items
 
 
+_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
+
+
+def _size(value: str) -> int:
+    """``16M``, ``512K``, ``1G`` or a number of bytes; at least 1 KiB."""
+    text = value.strip().upper().removesuffix("B").removesuffix("I")
+    unit = text[-1:] if text[-1:] in _UNITS else ""
+    digits = text[: len(text) - len(unit)] if unit else text
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 12:
+        raise click.BadParameter(f"{value!r} is not a size: 16M, 512K, 1G or bytes")
+    size = int(digits) * _UNITS[unit]
+    if size < 1024:
+        raise click.BadParameter("at least 1K")
+    return size
+
+
 def _record_run(recorder: Any, items: list[Any]) -> Any:
     def show(outcome: Any) -> None:
         click.echo(outcome.line(), err=outcome.status == "failed")
@@ -185,7 +201,16 @@ def _out_dir(out: Path | None) -> Path:
     type=click.FloatRange(min=0, min_open=True),
     default=30.0,
     show_default=True,
-    help="Seconds to wait for each answer.",
+    help="Seconds one whole exchange may take: connecting, waiting and reading the body.",
+)
+@click.option(
+    "--max-size",
+    default="16M",
+    show_default=True,
+    metavar="SIZE",
+    callback=lambda ctx, param, value: _size(value),
+    help="Largest body recorded, once decoded (bytes, or with K, M, G); a bigger one is "
+    "stopped while it streams in, and nothing is written.",
 )
 @click.option(
     "--redact-header",
@@ -220,6 +245,7 @@ def record(
     max_wait: float,
     retries: int,
     timeout: float,
+    max_size: int,
     redact_headers: tuple[str, ...],
     redact_fields: tuple[str, ...],
     schemas: Path | None,
@@ -271,6 +297,7 @@ def record(
         max_wait=max_wait,
         retries=retries,
         timeout=timeout,
+        max_size=max_size,
     )
     report = _record_run(recorder, items)
     if report.stopped:
