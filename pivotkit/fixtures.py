@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from jsonschema import Draft202012Validator
 
-from pivotkit.errors import FixtureError, FixtureExists, FixtureNotFound
+from pivotkit.errors import FixtureError, FixtureExists, FixtureNotFound, PivotError
 from pivotkit.pointers import to_pointer
 
 if TYPE_CHECKING:
@@ -177,6 +177,23 @@ def _exchange(data: Mapping[str, Any], path: Path) -> Exchange:
     )
 
 
+def read_json_file(path: Path, error: Callable[..., PivotError]) -> Any:
+    """A JSON file's content; ``error(path, message, line=...)`` names the file and the line
+    when it cannot be read, is not UTF-8 or not JSON."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(path, f"not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise error(path, f"cannot read it ({exc.strerror})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise error(
+            path, f"invalid JSON: {exc.msg} (column {exc.colno})", line=exc.lineno
+        ) from None
+
+
 def read_exchange(path: Path) -> Exchange:
     """Read one fixture file; FixtureError names the file, and the line or pointer.
 
@@ -191,18 +208,7 @@ def read_exchange(path: Path) -> Exchange:
             data = None
         if data is not None and check(data) and data["meta"].get("operationId") == path.parent.name:
             return _exchange(data, path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise FixtureError(path, f"not UTF-8 ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:
-        raise FixtureError(path, f"cannot read it ({exc.strerror})") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise FixtureError(
-            path, f"invalid JSON: {exc.msg} (column {exc.colno})", line=exc.lineno
-        ) from None
+    data = read_json_file(path, FixtureError)
     exchange = Exchange.from_dict(data, name=path.stem, operation_id=path.parent.name, file=path)
     if exchange.meta.get("operationId") != path.parent.name:
         raise FixtureError(
