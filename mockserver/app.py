@@ -22,6 +22,8 @@ from mockserver.backend import Backend, load_fixtures
 from mockserver.config import Settings, resolve_settings
 from mockserver.dispatch import Dispatcher
 from mockserver.gateway import Gateway
+from mockserver.journal import Journal
+from mockserver.scenarios import Scenarios, scenarios_file
 from mockserver.state import State, UsageRow
 from mockserver.wire import HttpDate, Prepared, prepare_gateway
 from pivotkit.accounts import Account, AccountsFile, load_accounts
@@ -59,7 +61,8 @@ class PivotMock:
     Attributes: ``settings`` (validated), ``contract``, ``fixtures``, ``accounts``,
     ``backend`` (routes, prepared answers), ``gateway`` (keys, rights, limits), ``state``
     (SQLite), ``admin_token``, ``record_through`` (the callable that records unrecorded
-    requests, or None), ``dispatcher`` (the API's hot path).
+    requests, or None), ``dispatcher`` (the API's hot path), ``journal`` (the requests answered,
+    or None when off), ``scenarios`` (Prefer, sequences, timelines).
     The developer portal's API is delegated here: :attr:`accounts`, :meth:`verify_password`,
     :meth:`current_keys`, :meth:`regenerate_key`, :meth:`usage`.
     """
@@ -99,6 +102,8 @@ class PivotMock:
             e: prepare_gateway(e.status, errors.body(e), conv.gateway_content_type)
             for e in (errors.missing_key, errors.invalid_key, errors.not_found)
         }
+        self.journal = self._open_journal(settings)
+        self.scenarios = self._load_scenarios()
         self.dispatcher = Dispatcher(self)
 
     # -- loading -----------------------------------------------------------------------------
@@ -128,6 +133,19 @@ class PivotMock:
             return State(path, usage_flush=settings.usage_flush)
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError("PIVOT_STATE", f"{path}: cannot open the state ({exc})") from None
+
+    def _open_journal(self, settings: Settings) -> Journal | None:
+        if not settings.journal:
+            return None
+        path = self.state.path.with_name(self.state.path.name + ".journal")
+        try:
+            return Journal(path, settings.journal_bytes, self.contract.conventions.key_query)
+        except OSError as exc:
+            raise ConfigError("PIVOT_JOURNAL", f"{path}: cannot open the journal ({exc})") from None
+
+    def _load_scenarios(self) -> Scenarios:
+        declared = scenarios_file(self.settings.scenarios, self.fixtures_dir)
+        return Scenarios(self.state, self.contract, declared, self.backend)
 
     def _load_backend(self) -> Backend:
         fixtures, problems = load_fixtures(
@@ -160,6 +178,7 @@ class PivotMock:
         backend = self._load_backend()
         self.gateway = Gateway(accounts, self.state, self.contract.conventions)
         self.backend = backend
+        self.scenarios = self._load_scenarios()
 
     def sync(self) -> None:
         """Catch up with the other workers: a reload they asked for, regenerated keys."""
@@ -206,9 +225,13 @@ class PivotMock:
         return self.gateway.usage(name)
 
     def reset(self) -> None:
-        """Clean state for the next test: keys from the accounts file, no counters, no usage."""
+        """Clean state for the next test: keys from the accounts file, no counters, no usage,
+        an empty journal, the declared sequences from their start, no timeline started."""
         self.state.reset()
         self.gateway.sync(self.state.generations().keys)
+        self.scenarios.reset()
+        if self.journal is not None:
+            self.journal.clear()
 
 
 def _record_through(settings: Settings) -> RecordThrough | None:

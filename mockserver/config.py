@@ -155,6 +155,40 @@ def _name(value: Any) -> str:
     return text
 
 
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1024,
+    "kb": 1000,
+    "kib": 1024,
+    "m": 1024**2,
+    "mb": 1000**2,
+    "mib": 1024**2,
+    "g": 1024**3,
+    "gb": 1000**3,
+    "gib": 1024**3,
+}
+
+
+def _size(value: Any) -> int:
+    """A size in bytes: a number, or a number and a unit (64KiB, 4MiB, 4MB)."""
+    text = str(value).strip().lower().replace(" ", "")
+    digits = text.rstrip("abgikm")
+    unit = text[len(digits) :]
+    if isinstance(value, bool) or not digits.isdigit() or unit not in _UNITS or len(digits) > 12:
+        raise ValueError(f"{value!r} is not a size (a number of bytes, or 512KiB, 4MiB, 1GiB)")
+    return int(digits) * _UNITS[unit]
+
+
+def _journal_bytes(value: Any) -> int:
+    from mockserver.journal import MAX_BYTES, MIN_BYTES
+
+    size = _size(value)
+    if not MIN_BYTES <= size <= MAX_BYTES:
+        raise ValueError(f"the journal holds 64KiB to 1GiB, not {value!r}")
+    return size
+
+
 def _str_list(value: Any) -> tuple[str, ...]:
     if value is None or value == "":
         return ()
@@ -189,6 +223,9 @@ FIELDS: dict[str, tuple[Any, Callable[[Any], Any], str]] = {
     "STRICT_FIXTURES": (False, _bool, "refuse to start when a fixture file is invalid"),
     "USAGE_FLUSH": (1.0, _seconds, "seconds usage counts stay buffered per worker (0: none)"),
     "PORTAL_PREFIX": ("/portal", _prefix, "where the developer portal is mounted"),
+    "JOURNAL": (True, _bool, "write every API request in the journal (/__pivot/requests)"),
+    "JOURNAL_BYTES": (4 * 1024**2, _journal_bytes, "bytes the journal keeps (oldest forgotten)"),
+    "SCENARIOS": (None, _opt_path, "scenarios file (default: <fixtures>/scenarios.json if any)"),
 }
 
 
@@ -218,6 +255,9 @@ class Settings:
     strict_fixtures: bool
     usage_flush: float
     portal_prefix: str
+    journal: bool
+    journal_bytes: int
+    scenarios: Path | None
     sources: Mapping[str, str]
 
     def as_config(self) -> dict[str, Any]:
@@ -247,7 +287,7 @@ def _file_layer(path: Path) -> dict[str, Any]:
     return out
 
 
-_TEXT = (_opt_path, _opt_str, _url, _token, _faults, _prefix, _name, _str_list)
+_TEXT = (_opt_path, _opt_str, _url, _token, _faults, _prefix, _name, _str_list, _journal_bytes)
 
 
 def _env_layer() -> dict[str, Any]:

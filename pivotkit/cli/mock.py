@@ -59,6 +59,23 @@ from pivotkit.cli.options import fixtures_option, main, schemas_option
     help="Upstream for record-through of unrecorded requests.",
 )
 @click.option(
+    "--scenarios",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Scenarios file: sequences and timelines (default: <fixtures>/scenarios.json).",
+)
+@click.option(
+    "--journal/--no-journal",
+    default=None,
+    help="Keep every API request in the journal, GET /__pivot/requests (default: on).",
+)
+@click.option(
+    "--journal-bytes",
+    default=None,
+    metavar="SIZE",
+    help="Bytes the journal keeps, shared by the workers (default 4MiB; e.g. 64KiB, 1GiB).",
+)
+@click.option(
     "--workers",
     default=None,
     type=click.IntRange(min=1),
@@ -81,6 +98,9 @@ def serve(
     faults: str | None,
     dynamic: bool | None,
     record_from: str | None,
+    scenarios: Path | None,
+    journal: bool | None,
+    journal_bytes: str | None,
     workers: int | None,
     production: bool,
 ) -> None:
@@ -101,6 +121,9 @@ def serve(
         "PIVOT_FAULTS": faults,
         "PIVOT_DYNAMIC": dynamic,
         "PIVOT_RECORD_FROM": record_from,
+        "PIVOT_SCENARIOS": scenarios,
+        "PIVOT_JOURNAL": journal,
+        "PIVOT_JOURNAL_BYTES": journal_bytes,
     }
     given = {k: str(v) if isinstance(v, Path) else v for k, v in flags.items() if v is not None}
     count = workers if workers is not None else (2 if production else 1)
