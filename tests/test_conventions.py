@@ -65,6 +65,9 @@ def test_the_bundled_contract_states_the_documented_facts() -> None:
     }
     assert conv.request_context("00000000-0000-0000-0000-000000000000").startswith("appId=cid-v1:")
     assert conv.retry_after_header == "Retry-After"
+    assert conv.updates is not None
+    assert (conv.updates.operation_id, conv.updates.since_parameter) == ("listUpdates", "since")
+    assert conv.updates.key_fields == ("channelId", "day")
 
 
 def _rename(node: Any, old: str, new: str) -> Any:
