@@ -78,7 +78,7 @@ class RequestRecord:
         return {**self.query, **self.params}
 
     def line(self) -> str:
-        """``#3 GET /v1/api/v1/contents/7488?lang=en -> 200 (getContent, full, fixture 7488)``."""
+        """``GET /v1/api/v1/contents/7488?lang=en -> 200 (getContent, full, fixture 7488)``."""
         query = "&".join(f"{k}={v}" for k, v in self.query.items())
         about = [self.operation_id or "no operation"]
         if self.account:
@@ -87,7 +87,7 @@ class RequestRecord:
         if self.fault:
             about.append(f"fault {self.fault}")
         url = self.path + (f"?{query}" if query else "")
-        return f"#{self.id} {self.method} {url} -> {self.status} ({', '.join(about)})"
+        return f"{self.method} {url} -> {self.status} ({', '.join(about)})"
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,7 @@ def _times(n: int) -> str:
 
 def _listing(records: list[RequestRecord], title: str) -> str:
     lines = [f"{title} ({len(records)} request{'s' if len(records) != 1 else ''}):"]
-    lines += [f"  {r.line()}" for r in records[:_LISTED]]
+    lines += [f"  #{n} {r.line()}" for n, r in enumerate(records[:_LISTED], start=1)]
     if len(records) > _LISTED:
         lines.append(f"  ... and {len(records) - _LISTED} more")
     if not records:

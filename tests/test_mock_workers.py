@@ -234,7 +234,8 @@ def test_one_journal_for_both_workers(start: Callable[..., int]) -> None:
             conn.close()
         readers.add(reader)
         assert len(records) == sent
-        assert [r["id"] for r in records] == sorted(r["id"] for r in records)
+        assert [r["time"] for r in records] == sorted(r["time"] for r in records)
+        assert len({r["id"] for r in records}) == sent
         if readers == workers:
             break
     assert readers == workers
