@@ -8,6 +8,9 @@ duration) drives each of them in turn:
 - ``pivotkit dev``         ``pivotkit serve`` (the development server);
 - ``pivotkit production``  ``pivotkit serve --production --workers N`` (if the command has it);
 - ``pivotkit production, 10k fixtures``  the same over 10,000 generated fixtures;
+- ``pivotkit production, journal off``  the same with ``--no-journal`` (issue 16): the
+  journal's cost on throughput, in the same rounds, and its memory (the ring's bytes used,
+  records kept and forgotten, the file's size: bounded by ``--journal-bytes``);
 - ``WireMock 3.13``        the standalone jar bundled by the npm package ``wiremock``, one stub
   mapping with the same body and headers, matched on the key header, gzip by WireMock itself;
 - ``Prism 5.14``           ``prism mock`` on a generated, self-contained OpenAPI 3.1 document whose
@@ -456,9 +459,13 @@ def serve_help() -> str | None:
     return proc.stdout if proc.returncode == 0 else None
 
 
+ADMIN_TOKEN = "bench-admin-token"  # every pivotkit server: the journal's stats are read with it
+
+
 def pivotkit_server(name: str, extra: list[str], fixtures: Path | None = None) -> Server:
     port = _free_port()
     argv = [*pivotkit_command(), "serve", "--host", "127.0.0.1", "--port", str(port), *extra]
+    argv += ["--admin-token", ADMIN_TOKEN]
     if fixtures is not None:
         argv += ["--fixtures", str(fixtures)]
     return Server(name=name, kind="pivotkit", argv=argv, port=port, ready_timeout=60.0)
@@ -469,9 +476,11 @@ def generate_fixtures(target: Path, count: int) -> Path:
     source = _fixture()
     folder = target / "getContent"
     folder.mkdir(parents=True, exist_ok=True)
-    for other in FIXTURES.iterdir():  # accounts and any non-fixture file come along
+    for other in FIXTURES.iterdir():  # accounts, scenarios and any non-fixture file come along
         if other.is_file():
             shutil.copy2(other, target / other.name)
+    if (FIXTURES / "timelines").is_dir():  # the scenarios' timelines with them
+        shutil.copytree(FIXTURES / "timelines", target / "timelines")
     ids = [7488, *range(1_000_000, 1_000_000 + count - 1)]
     for content_id in ids:
         data = json.loads(json.dumps(source))
@@ -548,6 +557,28 @@ def check(server: Server) -> dict[str, Any]:
     }
 
 
+def journal_stats(server: Server) -> dict[str, Any] | None:
+    """The journal of a pivotkit server: capacity, bytes used, records kept, forgotten, total,
+    and its file's size; None when it is off (or the server is a peer)."""
+    if server.kind != "pivotkit":
+        return None
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    try:
+        conn.request(
+            "GET", "/__pivot/requests?limit=1", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        )
+        response = conn.getresponse()
+        body = response.read()
+    finally:
+        conn.close()
+    if response.status != 200:
+        return None
+    stats: dict[str, Any] = json.loads(body)["journal"]
+    if stats["kept"]:
+        stats["bytes_per_record"] = stats["used"] / stats["kept"]
+    return stats
+
+
 # -- the phases ------------------------------------------------------------------------------
 
 
@@ -593,6 +624,9 @@ def throughput(servers: list[Server], load: Load, rounds: int, work: Path) -> di
                     f"{result['errors']} errors",
                     file=sys.stderr,
                 )
+        for server in servers:  # while they run: the journal after every round's load
+            info[server.name]["journal"] = journal_stats(server)
+            info[server.name]["pss_loaded_mb"] = server.pss_mb()
     rows = []
     for server in servers:
         rs = runs[server.name]
@@ -608,7 +642,36 @@ def throughput(servers: list[Server], load: Load, rounds: int, work: Path) -> di
                 "runs": rs,
             }
         )
-    return {"rows": rows, "ratios": _ratios(rows)}
+    return {"rows": rows, "ratios": _ratios(rows), "journal": _journal_pairs(rows)}
+
+
+JOURNAL_OFF = ", journal off"
+
+
+def _journal_pairs(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each server measured with the journal on and off, side by side."""
+    by_name = {r["server"]: r for r in rows}
+    out = []
+    for off in (r for r in rows if r["server"].endswith(JOURNAL_OFF)):
+        on = by_name.get(off["server"].removesuffix(JOURNAL_OFF))
+        if on is None:
+            continue
+        out.append(
+            {
+                "server": on["server"],
+                "rps_on": on["rps"],
+                "rps_off": off["rps"],
+                "throughput": on["rps"] / off["rps"],
+                "p99_on_ms": on["p99_ms"],
+                "p99_off_ms": off["p99_ms"],
+                "pss_on_mb": on.get("pss_loaded_mb"),
+                "pss_off_mb": off.get("pss_loaded_mb"),
+                "rss_on_mb": on["rss_loaded_mb"],
+                "rss_off_mb": off["rss_loaded_mb"],
+                "journal": on.get("journal"),
+            }
+        )
+    return out
 
 
 def _ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -721,6 +784,35 @@ def _render_throughput(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _render_journal(result: dict[str, Any]) -> list[str]:
+    pairs = result["throughput"].get("journal") or []
+    if not pairs:
+        return []
+    lines = [
+        "",
+        "| journal (issue 16) | req/s on | req/s off | on/off | p99 on ms | p99 off ms "
+        "| PSS on MB | PSS off MB | bound | used | kept | forgotten | bytes/record |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for pair in pairs:
+        j = pair["journal"] or {}
+        lines.append(
+            f"| {pair['server']} | {pair['rps_on']:,.0f} | {pair['rps_off']:,.0f} "
+            f"| {pair['throughput']:.2f}x | {pair['p99_on_ms']:.2f} | {pair['p99_off_ms']:.2f} "
+            f"| {pair['pss_on_mb'] or 0:.0f} | {pair['pss_off_mb'] or 0:.0f} "
+            f"| {j.get('capacity', 0) / 2**20:.1f} MiB | {j.get('used', 0) / 2**20:.2f} MiB "
+            f"| {j.get('kept', 0):,} | {j.get('evicted', 0):,} "
+            f"| {j.get('bytes_per_record', 0):.0f} |"
+        )
+    lines.append("")
+    lines.append(
+        "Same rounds, same load: on/off is the journal's cost on throughput (1.00x: none). "
+        "The journal is a ring in a file beside the state, mapped by every worker: its size is "
+        "the bound whatever the load (used <= bound; the oldest records are forgotten)."
+    )
+    return lines
+
+
 def _render_startup(result: dict[str, Any]) -> list[str]:
     lines: list[str] = []
     if result.get("startup"):
@@ -759,6 +851,7 @@ def render(result: dict[str, Any]) -> str:
     ]
     if "throughput" in result:
         lines += _render_throughput(result)
+        lines += _render_journal(result)
     lines += _render_startup(result)
     for note in result.get("notes", []):
         lines.append(f"- note: {note}")
@@ -899,6 +992,9 @@ def main(argv: list[str] | None = None) -> int:
             servers.append(
                 pivotkit_server(f"{label}, {args.generated:,} fixtures", extra, generated)
             )
+        if variants and help_text is not None and "--no-journal" in help_text:
+            label, extra = variants[-1]
+            servers.append(pivotkit_server(label + JOURNAL_OFF, [*extra, "--no-journal"]))
         jar = wiremock_jar()
         if jar is None:
             notes.append(f"WireMock missing: npm install wiremock@{WIREMOCK_VERSION} in .peers/")
