@@ -29,3 +29,10 @@ def blade_runner() -> dict[str, Any]:
     """The documented getContent/7488 exchange, as a fresh dictionary."""
     data: dict[str, Any] = json.loads((FIXTURES / "getContent" / "7488.json").read_text("utf-8"))
     return data
+
+
+@pytest.fixture
+def no_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No PIVOT_API_KEY or PIVOT_TARGET leaks in from the environment."""
+    monkeypatch.delenv("PIVOT_API_KEY", raising=False)
+    monkeypatch.delenv("PIVOT_TARGET", raising=False)

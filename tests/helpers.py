@@ -19,6 +19,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 
 from pivotkit.client import demo_key
 from pivotkit.contract import load_contract
+from pivotkit.harness import MockServer, make_app
 
 WSGI = Callable[[dict[str, Any], Any], Iterable[bytes]]
 CONTRACT = load_contract()
@@ -132,3 +133,25 @@ def serve_process(
         yield url, proc, log
     finally:
         stop(proc)
+
+
+@contextmanager
+def mock_servers(tmp_path: Path, token: str) -> Iterator[Callable[..., MockServer]]:
+    """A factory of mocks on free loopback ports (``start(**settings)``), each on its own
+    state in ``tmp_path`` with the admin ``token``; every one is stopped afterwards."""
+    servers: list[MockServer] = []
+
+    def start(**config: Any) -> MockServer:
+        settings = {
+            "PIVOT_STATE": str(tmp_path / f"state-{len(servers)}.sqlite"),
+            "PIVOT_ADMIN_TOKEN": token,
+            **config,
+        }
+        servers.append(MockServer(make_app(settings)).start())
+        return servers[-1]
+
+    try:
+        yield start
+    finally:
+        for server in servers:
+            server.stop()

@@ -17,12 +17,6 @@ from pivotkit.harness import MockServer, make_app
 from .helpers import FULL, free_port, key_headers, path_of
 
 
-@pytest.fixture
-def no_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("PIVOT_API_KEY", raising=False)
-    monkeypatch.delenv("PIVOT_TARGET", raising=False)
-
-
 @pytest.fixture(scope="module")
 def mock(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MockServer]:
     state = tmp_path_factory.mktemp("control") / "state.sqlite"

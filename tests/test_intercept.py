@@ -11,13 +11,6 @@ import pytest
 
 from .helpers import FULL
 
-
-@pytest.fixture
-def no_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("PIVOT_API_KEY", raising=False)
-    monkeypatch.delenv("PIVOT_TARGET", raising=False)
-
-
 HEADER = f'KEY = {{"Ocp-Apim-Subscription-Key": "{FULL}"}}\nBASE = "https://api.plurimedia.fr/v1/api/v1"\n'
 
 

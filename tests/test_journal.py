@@ -18,7 +18,7 @@ import pytest
 from mockserver.journal import MIN_BYTES
 from pivotkit.harness import MockServer, make_app
 
-from .helpers import BASIC, CONVENTIONS, FULL, KEY_HEADER, key_headers, path_of
+from .helpers import BASIC, CONVENTIONS, FULL, KEY_HEADER, key_headers, mock_servers, path_of
 
 TOKEN = "admin-token-for-journal-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -27,21 +27,8 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 @pytest.fixture
 def serve(tmp_path: Path) -> Iterator[Callable[..., MockServer]]:
     """Start the mock on a free loopback port with extra settings; stopped afterwards."""
-    servers: list[MockServer] = []
-
-    def start(**config: Any) -> MockServer:
-        settings = {
-            "PIVOT_STATE": str(tmp_path / f"state-{len(servers)}.sqlite"),
-            "PIVOT_ADMIN_TOKEN": TOKEN,
-            **config,
-        }
-        server = MockServer(make_app(settings)).start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
+    with mock_servers(tmp_path, TOKEN) as start:
+        yield start
 
 
 def _journal(server: MockServer, **params: str) -> dict[str, Any]:

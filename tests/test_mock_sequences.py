@@ -13,10 +13,10 @@ import httpx
 import pytest
 
 from pivotkit.errors import ScenarioError
-from pivotkit.harness import MockServer, make_app
+from pivotkit.harness import MockServer
 
 from .conftest import FIXTURES
-from .helpers import BASIC, CONVENTIONS, key_headers, path_of
+from .helpers import BASIC, CONVENTIONS, key_headers, mock_servers, path_of
 
 TOKEN = "admin-token-for-sequence-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -26,21 +26,9 @@ GLADIATOR = path_of("getContent", id=7520)
 
 @pytest.fixture
 def serve(tmp_path: Path) -> Iterator[Callable[..., MockServer]]:
-    """The mock on a free loopback port (extra settings allowed), stopped afterwards."""
-    servers: list[MockServer] = []
-
-    def start(**config: Any) -> MockServer:
-        settings = {
-            "PIVOT_STATE": str(tmp_path / f"state-{len(servers)}.sqlite"),
-            "PIVOT_ADMIN_TOKEN": TOKEN,
-            **config,
-        }
-        servers.append(MockServer(make_app(settings)).start())
-        return servers[-1]
-
-    yield start
-    for server in servers:
-        server.stop()
+    """Start the mock on a free loopback port with extra settings; stopped afterwards."""
+    with mock_servers(tmp_path, TOKEN) as start:
+        yield start
 
 
 @pytest.fixture

@@ -17,13 +17,6 @@ KEY = demo_key("full").reveal()
 QUOTA = "Out of call volume quota. Quota will be replenished in 03:30:56."
 
 
-@pytest.fixture
-def no_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No PIVOT_API_KEY or PIVOT_TARGET leaks in from the environment."""
-    monkeypatch.delenv("PIVOT_API_KEY", raising=False)
-    monkeypatch.delenv("PIVOT_TARGET", raising=False)
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MockServer]:
     """A mock on a free port, playing a URL target for the inner runs."""
