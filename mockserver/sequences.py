@@ -1,7 +1,8 @@
 """Sequences at run time: which one a request matches, and its next answer.
 
-Every worker holds the same list (the scenarios file's, then those added by tests), in
-declaration order; the first that matches answers. Positions live in the SQLite state, so a
+Every worker holds the same list (the scenarios file's, then those added by tests); the most
+recently added that matches answers (as in WireMock: a test's sequence wins over the file's,
+a specific one added after a general one wins over it). Positions live in the SQLite state, so a
 series of answers is played once across all workers: "503, 503, then the fixture" gives two
 503s whichever worker each request reaches.
 """
@@ -47,7 +48,7 @@ def matches(
 
 
 class Sequences:
-    """The sequences every worker plays (declared ones first), over the shared state."""
+    """The sequences every worker plays (the newest tried first), over the shared state."""
 
     def __init__(self, state: State, declared: tuple[Sequence, ...]) -> None:
         self.state = state
@@ -72,7 +73,7 @@ class Sequences:
 
     def load(self) -> None:
         """Read the list every worker plays (after a change announced by the counter)."""
-        rows = self.state.rows("SELECT name, spec FROM scenario_sequences ORDER BY created")
+        rows = self.state.rows("SELECT name, spec FROM scenario_sequences ORDER BY created DESC")
         self.active = tuple(
             parse_sequence(json.loads(str(spec)), f"sequence {name!r}") for name, spec in rows
         )
@@ -107,7 +108,7 @@ class Sequences:
     def next(
         self, operation: Operation, call: Call, params: Mapping[str, str], account: Account
     ) -> tuple[Sequence, int, Step] | None:
-        """The first sequence the request matches, the request's number in it (1-based) and
+        """The newest sequence the request matches, the request's number in it (1-based) and
         its answer; None when none matches. Counts the request (in every worker)."""
         for sequence in self.active:
             if not matches(sequence, operation, call, params, account):
@@ -124,9 +125,10 @@ class Sequences:
         return None
 
     def describe(self) -> list[dict[str, Any]]:
-        """Every sequence with how many requests it has answered, as JSON-ready rows."""
+        """Every sequence with how many requests it has answered, in the order they are
+        tried (the newest first), as JSON-ready rows."""
         rows = self.state.rows(
-            "SELECT name, origin, spec, position FROM scenario_sequences ORDER BY created"
+            "SELECT name, origin, spec, position FROM scenario_sequences ORDER BY created DESC"
         )
         out = []
         for name, origin, spec, position in rows:

@@ -381,9 +381,13 @@ def pivot_responses(pivot_app: flask.Flask) -> Iterator[Any]:
     """pivot_respx for the ``requests`` library (``responses``, routed into the same mock
     app): the contract's live URL answered by the mock, your ``pivot_responses.add(...)``
     routes first, any other host refused, and an httpx call too (use pivot_respx)."""
+    import importlib.util
+
     try:
-        import responses  # noqa: F401
-    except ImportError:
+        missing = importlib.util.find_spec("responses") is None
+    except ValueError:  # in sys.modules as None: blocked
+        missing = True
+    if missing:
         pytest.fail(
             "pivot_responses needs the responses library: pip install 'pivotkit[requests]'",
             pytrace=False,
