@@ -137,11 +137,12 @@ class PivotMock:
     def _open_journal(self, settings: Settings) -> Journal | None:
         if not settings.journal:
             return None
-        path = self.state.path.with_name(self.state.path.name + ".journal")
         try:
-            return Journal(path, settings.journal_bytes, self.contract.conventions.key_query)
+            return Journal(
+                self.state.path, settings.journal_bytes, self.contract.conventions.key_query
+            )
         except OSError as exc:
-            raise ConfigError("PIVOT_JOURNAL", f"{path}: cannot open the journal ({exc})") from None
+            raise ConfigError("PIVOT_JOURNAL", f"cannot open the journal ({exc})") from None
 
     def _load_scenarios(self) -> Scenarios:
         declared = scenarios_file(self.settings.scenarios, self.fixtures_dir)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import shutil
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
@@ -15,7 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from mockserver.journal import MIN_BYTES
+from mockserver import journal as journal_module
+from mockserver.journal import MIN_BYTES, journal_file
 from pivotkit.harness import MockServer, make_app
 
 from .helpers import BASIC, CONVENTIONS, FULL, KEY_HEADER, key_headers, mock_servers, path_of
@@ -205,7 +207,9 @@ def test_the_key_is_never_kept_in_any_encoding(
     assert records[2]["query"]["note"] == "x" * 32
     assert records[4]["query"]["x"] == "x" * 32
     assert FULL not in records[5]["path"] and odd not in records[6]["path"]
-    stored = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
+    journal = server.app.extensions["pivot"].journal.path
+    files = [p for p in tmp_path.iterdir() if p.is_file()] + [journal]
+    stored = b"".join(p.read_bytes() for p in files)
     answered = httpx.get(f"{server.url}/__pivot/requests", headers=AUTH).content
     for secret in (FULL, BASIC, unknown, odd):
         for encoded in _encodings(secret):
@@ -219,7 +223,7 @@ def test_the_journal_is_a_ring_bounded_in_bytes(
     """With the smallest bound (64 KiB), many long requests keep the file at its size, the
     used bytes within the bound, and the most recent records, oldest forgotten first."""
     server = serve(PIVOT_JOURNAL_BYTES="64KiB")
-    journal_file = tmp_path / "state-0.sqlite.journal"
+    journal_file = server.app.extensions["pivot"].journal.path
     size = journal_file.stat().st_size
     long_value = "v" * 300
     with httpx.Client(base_url=server.url, headers=key_headers()) as client:
@@ -262,6 +266,7 @@ def test_the_journal_can_be_switched_off(
         == 200
     )
     assert not list(tmp_path.glob("*.journal"))
+    assert not journal_file(tmp_path / "state-0.sqlite").exists()
     for method in ("GET", "DELETE"):
         response = httpx.request(method, f"{server.url}/__pivot/requests", headers=AUTH)
         assert response.status_code == 409
@@ -299,9 +304,9 @@ def test_reset_empties_the_journal(serve: Callable[..., MockServer]) -> None:
     assert server.requests == []
 
 
-def test_a_restarted_mock_keeps_the_journal_of_its_state(tmp_path: Path) -> None:
-    """The journal lives beside the state file: a mock started again on it reads the records
-    (as a worker started after the others does); a different bound starts a new one."""
+def test_a_mock_started_again_on_a_state_reads_its_journal(tmp_path: Path) -> None:
+    """A mock started on the same state file reads the same journal (as a worker started
+    after the others does); a different bound starts a new one."""
     settings = {"PIVOT_STATE": str(tmp_path / "s.sqlite"), "PIVOT_ADMIN_TOKEN": TOKEN}
     with MockServer(make_app(settings)) as first:
         httpx.get(first.url + path_of("getContent", id=7488), headers=key_headers())
@@ -315,9 +320,15 @@ _WRITER = """
 import sys
 from mockserver import create_app
 
-state, count, key_header, key = sys.argv[1:5]
+import time
+from pathlib import Path
+
+state, count, key_header, key, ready, go = sys.argv[1:7]
 app = create_app({"PIVOT_STATE": state, "PIVOT_JOURNAL_BYTES": "64KiB"})
 client = app.test_client()
+Path(ready).touch()
+while not Path(go).exists():  # both start writing at the same moment
+    time.sleep(0.005)
 for n in range(int(count)):
     client.get("/v1/api/v1/contents/7488", headers={key_header: key}, query_string={"n": str(n)})
 """
@@ -333,12 +344,18 @@ def test_two_processes_writing_at_once_lose_nothing(tmp_path: Path) -> None:
     state = tmp_path / "state.sqlite"
     count = 4000
     make_app({"PIVOT_STATE": str(state), "PIVOT_JOURNAL_BYTES": "64KiB"})  # the files
+    go = tmp_path / "go"
+    ready = [tmp_path / f"ready-{n}" for n in range(2)]
     writers = [
         subprocess.Popen(
-            [sys.executable, "-c", _WRITER, str(state), str(count), KEY_HEADER, FULL],
+            [sys.executable, "-c", _WRITER, *map(str, (state, count, KEY_HEADER, FULL, mark, go))]
         )
-        for _ in range(2)
+        for mark in ready
     ]
+    deadline = time.monotonic() + 120
+    while not all(mark.exists() for mark in ready) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    go.touch()
     for writer in writers:
         assert writer.wait(timeout=120) == 0
     app = make_app({"PIVOT_STATE": str(state), "PIVOT_JOURNAL_BYTES": "64KiB"})
@@ -351,3 +368,61 @@ def test_two_processes_writing_at_once_lose_nothing(tmp_path: Path) -> None:
     assert sorted(by_worker) == sorted(w.pid for w in writers)
     for kept in by_worker.values():
         assert kept == list(range(count - len(kept), count))
+
+
+def test_the_journal_lives_in_memory_when_it_can(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a memory folder (/dev/shm) the journal goes there, named after the state; without
+    one, beside the state."""
+    memory = tmp_path / "shm"
+    memory.mkdir()
+    monkeypatch.setattr(journal_module, "MEMORY_DIRS", (memory,))
+    state = tmp_path / "a" / "state.sqlite"
+    app = make_app({"PIVOT_STATE": str(state)})
+    path = app.extensions["pivot"].journal.path
+    assert path.parent == memory and path.name.startswith("pivotkit-")
+    assert journal_file(state) == path != journal_file(tmp_path / "b" / "state.sqlite")
+    monkeypatch.setattr(journal_module, "MEMORY_DIRS", (tmp_path / "no-such-folder",))
+    assert journal_file(state) == state.with_name("state.sqlite.journal")
+
+
+_MAKER = """
+import os, sys
+from mockserver import create_app, journal
+from pathlib import Path
+
+journal.MEMORY_DIRS = (Path(sys.argv[2]),)
+app = create_app({"PIVOT_STATE": sys.argv[1]})
+print(app.extensions["pivot"].journal.path, flush=True)
+if sys.argv[3] == "kill":
+    os.kill(os.getpid(), 9)
+"""
+
+
+def test_an_in_memory_journal_goes_with_its_mock(tmp_path: Path) -> None:
+    """The process that made an in-memory journal removes it when it ends; one left by a
+    mock that was killed is removed by the next mock, once its state file is gone."""
+    import subprocess
+    import sys
+
+    memory = tmp_path / "shm"
+    memory.mkdir()
+
+    def run(state: Path, how: str) -> Path:
+        done = subprocess.run(
+            [sys.executable, "-c", _MAKER, str(state), str(memory), how],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        return Path(done.stdout.strip())
+
+    ended = run(tmp_path / "one" / "state.sqlite", "exit")
+    assert ended.parent == memory and not ended.exists()
+    killed_state = tmp_path / "two" / "state.sqlite"
+    killed = run(killed_state, "kill")
+    assert killed.exists()
+    shutil.rmtree(killed_state.parent)  # its temporary state goes, as serve's does
+    run(tmp_path / "three" / "state.sqlite", "exit")
+    assert not killed.exists() and not list(memory.iterdir())
