@@ -909,9 +909,9 @@ def _render_journal(result: dict[str, Any]) -> list[str]:
         "the server's CPU time per request (its processes' user + system time over the "
         "requests wrk counted) is the steadier figure on a shared machine. "
         "The journal is a ring in shared memory (/dev/shm, else a file beside the state), "
-        "mapped by every worker: its size is the bound whatever the load (used <= bound; the oldest records are forgotten); the "
-        "last column is what its mapping takes in the processes (RSS counts the shared pages "
-        "once per process, PSS once in all)."
+        "mapped by every worker: its size is the bound whatever the load (used <= bound; "
+        "the oldest records are forgotten); the last column is what its mapping takes in the "
+        "processes (RSS counts the shared pages once per process, PSS once in all)."
     )
     return lines
 
