@@ -34,7 +34,7 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def typecheck(session: nox.Session) -> None:
     """Type-check the library with mypy in strict mode."""
-    session.install("-e", ".[test]", "mypy", "types-PyYAML", "types-jsonschema")
+    session.install("-e", ".[test]", "mypy", "types-PyYAML", "types-jsonschema", "types-requests")
     session.run("mypy", *session.posargs)
 
 

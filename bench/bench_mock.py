@@ -8,6 +8,9 @@ duration) drives each of them in turn:
 - ``pivotkit dev``         ``pivotkit serve --dev --no-reload`` (the development server);
 - ``pivotkit production``  ``pivotkit serve --production --workers N`` (if the command has it);
 - ``pivotkit production, 10k fixtures``  the same over 10,000 generated fixtures;
+- ``pivotkit production, journal off``  the same with ``--no-journal`` (issue 16): the
+  journal's cost on throughput, in the same rounds, and its memory (the ring's bytes used,
+  records kept and forgotten, the file's size: bounded by ``--journal-bytes``);
 - ``WireMock 3.13``        the standalone jar bundled by the npm package ``wiremock``, one stub
   mapping with the same body and headers, matched on the key header, gzip by WireMock itself;
 - ``Prism 5.14``           ``prism mock`` on a generated, self-contained OpenAPI 3.1 document whose
@@ -141,6 +144,21 @@ def rss_mb(pid: int) -> float:
         if m:
             total_kb += int(m.group(1))
     return total_kb / 1024
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process tree, in seconds (from /proc/<pid>/stat): what
+    the server spent, whatever else the machine runs."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for p in _tree(pid):
+        try:
+            stat = Path(f"/proc/{p}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
 
 
 def pss_mb(pid: int) -> float | None:
@@ -458,9 +476,13 @@ def serve_help() -> str | None:
     return proc.stdout if proc.returncode == 0 else None
 
 
+ADMIN_TOKEN = "bench-admin-token"  # every pivotkit server: the journal's stats are read with it
+
+
 def pivotkit_server(name: str, extra: list[str], fixtures: Path | None = None) -> Server:
     port = _free_port()
     argv = [*pivotkit_command(), "serve", "--host", "127.0.0.1", "--port", str(port), *extra]
+    argv += ["--admin-token", ADMIN_TOKEN]
     if fixtures is not None:
         argv += ["--fixtures", str(fixtures)]
     return Server(name=name, kind="pivotkit", argv=argv, port=port, ready_timeout=60.0)
@@ -471,9 +493,11 @@ def generate_fixtures(target: Path, count: int) -> Path:
     source = _fixture()
     folder = target / "getContent"
     folder.mkdir(parents=True, exist_ok=True)
-    for other in FIXTURES.iterdir():  # accounts and any non-fixture file come along
+    for other in FIXTURES.iterdir():  # accounts, scenarios and any non-fixture file come along
         if other.is_file():
             shutil.copy2(other, target / other.name)
+    if (FIXTURES / "timelines").is_dir():  # the scenarios' timelines with them
+        shutil.copytree(FIXTURES / "timelines", target / "timelines")
     ids = [7488, *range(1_000_000, 1_000_000 + count - 1)]
     for content_id in ids:
         data = json.loads(json.dumps(source))
@@ -550,6 +574,51 @@ def check(server: Server) -> dict[str, Any]:
     }
 
 
+def mapped_mb(pid: int, suffix: str) -> tuple[float, float]:
+    """RSS and PSS, in MB, of the mappings of files named ``*suffix`` in a process tree (the
+    journal's shared file: what the journal costs in memory)."""
+    rss = pss = 0
+    for p in _tree(pid):
+        try:
+            smaps = Path(f"/proc/{p}/smaps").read_text()
+        except OSError:
+            continue
+        inside = False
+        for line in smaps.splitlines():
+            fields = line.split()
+            if fields and "-" in fields[0] and len(fields) >= 5:  # a mapping's header line
+                inside = len(fields) >= 6 and fields[-1].endswith(suffix)
+            elif inside and fields[:1] == ["Rss:"]:
+                rss += int(fields[1])
+            elif inside and fields[:1] == ["Pss:"]:
+                pss += int(fields[1])
+    return rss / 1024, pss / 1024
+
+
+def journal_stats(server: Server) -> dict[str, Any] | None:
+    """The journal of a pivotkit server: capacity, bytes used, records kept, forgotten, total,
+    and its file's size; None when it is off (or the server is a peer)."""
+    if server.kind != "pivotkit":
+        return None
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    try:
+        conn.request(
+            "GET", "/__pivot/requests?limit=1", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        )
+        response = conn.getresponse()
+        body = response.read()
+    finally:
+        conn.close()
+    if response.status != 200:
+        return None
+    stats: dict[str, Any] = json.loads(body)["journal"]
+    if stats["kept"]:
+        stats["bytes_per_record"] = stats["used"] / stats["kept"]
+    if server.proc is not None:
+        stats["mapped_rss_mb"], stats["mapped_pss_mb"] = mapped_mb(server.proc.pid, ".journal")
+    return stats
+
+
 # -- the phases ------------------------------------------------------------------------------
 
 
@@ -586,7 +655,11 @@ def throughput(servers: list[Server], load: Load, rounds: int, work: Path) -> di
             order = servers[r % len(servers) :] + servers[: r % len(servers)]
             for server in order:
                 time.sleep(1)
+                spent = cpu_seconds(server.proc.pid) if server.proc else 0.0
                 result = wrk(server.port, load, load.duration, script)
+                if server.proc and result["requests"]:
+                    spent = cpu_seconds(server.proc.pid) - spent
+                    result["cpu_us_per_request"] = spent / result["requests"] * 1e6
                 result["rss_mb"] = server.rss_mb()
                 runs[server.name].append(result)
                 print(
@@ -595,6 +668,9 @@ def throughput(servers: list[Server], load: Load, rounds: int, work: Path) -> di
                     f"{result['errors']} errors",
                     file=sys.stderr,
                 )
+        for server in servers:  # while they run: the journal after every round's load
+            info[server.name]["journal"] = journal_stats(server)
+            info[server.name]["pss_loaded_mb"] = server.pss_mb()
     rows = []
     for server in servers:
         rs = runs[server.name]
@@ -607,10 +683,44 @@ def throughput(servers: list[Server], load: Load, rounds: int, work: Path) -> di
                 "p99_ms": statistics.median(r["p99_ms"] for r in rs),
                 "errors": sum(r["errors"] for r in rs),
                 "rss_loaded_mb": max(r["rss_mb"] for r in rs),
+                "cpu_us_per_request": statistics.median(
+                    r.get("cpu_us_per_request", 0.0) for r in rs
+                ),
                 "runs": rs,
             }
         )
-    return {"rows": rows, "ratios": _ratios(rows)}
+    return {"rows": rows, "ratios": _ratios(rows), "journal": _journal_pairs(rows)}
+
+
+JOURNAL_OFF = ", journal off"
+
+
+def _journal_pairs(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each server measured with the journal on and off, side by side."""
+    by_name = {r["server"]: r for r in rows}
+    out = []
+    for off in (r for r in rows if r["server"].endswith(JOURNAL_OFF)):
+        on = by_name.get(off["server"].removesuffix(JOURNAL_OFF))
+        if on is None:
+            continue
+        out.append(
+            {
+                "server": on["server"],
+                "rps_on": on["rps"],
+                "rps_off": off["rps"],
+                "throughput": on["rps"] / off["rps"],
+                "cpu_on_us": on["cpu_us_per_request"],
+                "cpu_off_us": off["cpu_us_per_request"],
+                "p99_on_ms": on["p99_ms"],
+                "p99_off_ms": off["p99_ms"],
+                "pss_on_mb": on.get("pss_loaded_mb"),
+                "pss_off_mb": off.get("pss_loaded_mb"),
+                "rss_on_mb": on["rss_loaded_mb"],
+                "rss_off_mb": off["rss_loaded_mb"],
+                "journal": on.get("journal"),
+            }
+        )
+    return out
 
 
 def _ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -680,6 +790,55 @@ def startup(
     return rows
 
 
+def journal_cost(notes: int = 100_000) -> dict[str, Any]:
+    """CPU time of writing one request in the journal (``Journal.note``), by one process and
+    by two at once, and of answering it (``Dispatcher.answer``) for scale: CPU time, not wall
+    time, so the figure holds on a loaded machine."""
+    from mockserver import create_app
+
+    with tempfile.TemporaryDirectory(prefix="pivotkit-journal-") as tmp:
+        app = create_app({"PIVOT_STATE": str(Path(tmp) / "state.sqlite")})
+        mock = app.extensions["pivot"]
+        environ = {
+            "REQUEST_METHOD": "GET",
+            "PATH_INFO": PATH,
+            "QUERY_STRING": "",
+            "HTTP_OCP_APIM_SUBSCRIPTION_KEY": KEY,
+            "HTTP_ACCEPT_ENCODING": "gzip",
+        }
+        answer = mock.dispatcher.answer(environ)
+        started = time.process_time()
+        for _ in range(notes // 10):
+            mock.dispatcher.answer(environ)
+        answer_us = (time.process_time() - started) / (notes // 10) * 1e6
+        out: dict[str, Any] = {"answer_cpu_us": answer_us, "notes": notes}
+        for processes in (1, 2):
+            reads, children = [], []
+            for _ in range(processes):
+                read, write = os.pipe()
+                pid = os.fork()
+                if pid == 0:  # a worker: note, then say how long it took
+                    os.close(read)
+                    begun = time.process_time()
+                    for _ in range(notes):
+                        mock.journal.note(answer)
+                    os.write(write, str(time.process_time() - begun).encode())
+                    os._exit(0)
+                os.close(write)
+                reads.append(read)
+                children.append(pid)
+            spent = []
+            for read, pid in zip(reads, children, strict=True):
+                os.waitpid(pid, 0)
+                spent.append(float(os.read(read, 64)))
+                os.close(read)
+            out[f"note_cpu_us_{processes}"] = max(spent) / notes * 1e6
+        stats = mock.journal.stats()
+        out["lost"] = notes * 3 - stats.total  # every note is kept or counted as forgotten
+        mock.journal.close()
+    return out
+
+
 # -- output ----------------------------------------------------------------------------------
 
 
@@ -723,6 +882,54 @@ def _render_throughput(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _render_journal(result: dict[str, Any]) -> list[str]:
+    pairs = result["throughput"].get("journal") or []
+    if not pairs:
+        return []
+    lines = [
+        "",
+        "| journal (issue 16) | req/s on | req/s off | on/off | server CPU us/req on | off "
+        "| p99 on ms | p99 off ms | PSS on MB | PSS off MB | bound | used | kept | forgotten "
+        "| bytes/record | journal mapped RSS / PSS MB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for pair in pairs:
+        j = pair["journal"] or {}
+        lines.append(
+            f"| {pair['server']} | {pair['rps_on']:,.0f} | {pair['rps_off']:,.0f} "
+            f"| {pair['throughput']:.2f}x | {pair['cpu_on_us']:.1f} | {pair['cpu_off_us']:.1f} "
+            f"| {pair['p99_on_ms']:.2f} | {pair['p99_off_ms']:.2f} "
+            f"| {pair['pss_on_mb'] or 0:.0f} | {pair['pss_off_mb'] or 0:.0f} "
+            f"| {j.get('capacity', 0) / 2**20:.1f} MiB | {j.get('used', 0) / 2**20:.2f} MiB "
+            f"| {j.get('kept', 0):,} | {j.get('evicted', 0):,} "
+            f"| {j.get('bytes_per_record', 0):.0f} "
+            f"| {j.get('mapped_rss_mb', 0):.1f} / {j.get('mapped_pss_mb', 0):.1f} |"
+        )
+    lines.append("")
+    lines.append(
+        "Same rounds, same load: on/off is the journal's cost on throughput (1.00x: none); "
+        "the server's CPU time per request (its processes' user + system time over the "
+        "requests wrk counted) is the steadier figure on a shared machine. "
+        "The journal is a ring in shared memory (/dev/shm, else a file beside the state), "
+        "mapped by every worker: its size is the bound whatever the load (used <= bound; "
+        "the oldest records are forgotten); the last column is what its mapping takes in the "
+        "processes (RSS counts the shared pages once per process, PSS once in all)."
+    )
+    return lines
+
+
+def _render_journal_cost(result: dict[str, Any]) -> list[str]:
+    cost = result.get("journal_cost")
+    if not cost:
+        return []
+    return [
+        "",
+        f"Journal.note, CPU time per request: {cost['note_cpu_us_1']:.2f} us (one process), "
+        f"{cost['note_cpu_us_2']:.2f} us (two at once); Dispatcher.answer itself: "
+        f"{cost['answer_cpu_us']:.1f} us; {cost['lost']} of {3 * cost['notes']:,} notes lost.",
+    ]
+
+
 def _render_startup(result: dict[str, Any]) -> list[str]:
     lines: list[str] = []
     if result.get("startup"):
@@ -761,6 +968,8 @@ def render(result: dict[str, Any]) -> str:
     ]
     if "throughput" in result:
         lines += _render_throughput(result)
+        lines += _render_journal(result)
+    lines += _render_journal_cost(result)
     lines += _render_startup(result)
     for note in result.get("notes", []):
         lines.append(f"- note: {note}")
@@ -817,6 +1026,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--skip-startup", action="store_true", help="skip the start-up phase")
     parser.add_argument("--skip-throughput", action="store_true", help="skip the throughput phase")
+    parser.add_argument(
+        "--skip-journal-cost", action="store_true", help="skip the journal's CPU-time phase"
+    )
     parser.add_argument(
         "--wait-for-serve",
         type=int,
@@ -904,6 +1116,9 @@ def main(argv: list[str] | None = None) -> int:
             servers.append(
                 pivotkit_server(f"{label}, {args.generated:,} fixtures", extra, generated)
             )
+        if variants and help_text is not None and "--no-journal" in help_text:
+            label, extra = variants[-1]
+            servers.append(pivotkit_server(label + JOURNAL_OFF, [*extra, "--no-journal"]))
         jar = wiremock_jar()
         if jar is None:
             notes.append(f"WireMock missing: npm install wiremock@{WIREMOCK_VERSION} in .peers/")
@@ -919,6 +1134,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.only:
             servers = [s for s in servers if any(o.lower() in s.name.lower() for o in args.only)]
 
+        if help_text is not None and not args.skip_journal_cost:
+            print("journal cost (CPU time):", file=sys.stderr)
+            result["journal_cost"] = journal_cost(10_000 if args.quick else 100_000)
         if not args.skip_throughput:
             print(f"throughput: {', '.join(s.name for s in servers)}", file=sys.stderr)
             result["throughput"] = throughput(servers, load, args.rounds, work)

@@ -15,6 +15,7 @@ from typing import Any, TypeVar, cast
 from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from mockserver import control
 from mockserver.routing import Call
 from pivotkit.accounts import SLOTS
 from pivotkit.errors import PivotError, ReloadRefused, UnknownAccount
@@ -235,3 +236,8 @@ def usage() -> Any:
             ]
         }
     )
+
+
+# The endpoints a consumer's tests drive (journal, sequences, timelines, reset) live in
+# mockserver/control.py, behind the same token.
+control.register(admin, _protected)

@@ -26,6 +26,8 @@ from mockserver.config import Settings, resolve_settings
 from mockserver.corpus import Corpus, Loaded
 from mockserver.dispatch import Dispatcher, WSGIApp
 from mockserver.gateway import Gateway
+from mockserver.journal import Journal
+from mockserver.scenarios import Scenarios, scenarios_file
 from mockserver.state import State, UsageRow
 from mockserver.uploads import UploadGuard
 from mockserver.wire import HttpDate, Prepared, prepare_gateway
@@ -65,7 +67,8 @@ class PivotMock:
     Attributes: ``settings`` (validated), ``contract``, ``fixtures``, ``accounts``,
     ``backend`` (routes, prepared answers), ``gateway`` (keys, rights, limits), ``state``
     (SQLite), ``admin_token``, ``record_through`` (the callable that records unrecorded
-    requests, or None), ``dispatcher`` (the API's hot path).
+    requests, or None), ``dispatcher`` (the API's hot path), ``journal`` (the requests answered,
+    or None when off), ``scenarios`` (Prefer, sequences, timelines).
     The developer portal's API is delegated here: :attr:`accounts`, :meth:`verify_password`,
     :meth:`current_keys`, :meth:`regenerate_key`, :meth:`usage`.
     """
@@ -97,6 +100,7 @@ class PivotMock:
         self.date = HttpDate()
         self._switching = threading.Lock()
         self._install(loaded, self.state.generations().fixtures)
+        self.journal = self._open_journal(settings)
         conv = self.contract.conventions
         errors = self.gateway.errors
         self.errors: dict[Any, Prepared] = {
@@ -150,7 +154,22 @@ class PivotMock:
         self.refused_line = loaded.refused_line()
         self.fixture_problems = [str(r) for r in loaded.refused]
         self.gateway, self.backend = gateway, backend
+        self.scenarios = self._load_scenarios()
         self._fixtures_generation = generation
+
+    def _open_journal(self, settings: Settings) -> Journal | None:
+        if not settings.journal:
+            return None
+        try:
+            return Journal(
+                self.state.path, settings.journal_bytes, self.contract.conventions.key_query
+            )
+        except OSError as exc:
+            raise ConfigError("PIVOT_JOURNAL", f"cannot open the journal ({exc})") from None
+
+    def _load_scenarios(self) -> Scenarios:
+        declared = scenarios_file(self.settings.scenarios, self.fixtures_dir)
+        return Scenarios(self.state, self.contract, declared, self.backend)
 
     def reload(self) -> dict[str, Any]:
         """Re-read fixtures and accounts, validate them once here, then switch every worker.
@@ -244,9 +263,13 @@ class PivotMock:
         return self.gateway.usage(name)
 
     def reset(self) -> None:
-        """Clean state for the next test: keys from the accounts file, no counters, no usage."""
+        """Clean state for the next test: keys from the accounts file, no counters, no usage,
+        an empty journal, the declared sequences from their start, no timeline started."""
         self.state.reset()
         self.gateway.sync(self.state.generations().keys)
+        self.scenarios.reset()
+        if self.journal is not None:
+            self.journal.clear()
 
 
 def _record_through(settings: Settings) -> RecordThrough | None:

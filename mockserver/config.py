@@ -148,13 +148,6 @@ def _hops(value: Any) -> int:
     return number
 
 
-def _size(value: Any) -> int:
-    number = _opt_int(value)
-    if number is None or not 1024 <= number <= 4 * 1024**3:
-        raise ValueError(f"{value!r} is not a size in bytes from 1024 to 4 GiB")
-    return number
-
-
 def _timeout(value: Any) -> float:
     number = _seconds(value)
     if number <= 0:
@@ -167,6 +160,48 @@ def _name(value: Any) -> str:
     if not text or len(text) > 64 or any(c.isspace() for c in text):
         raise ValueError(f"{value!r} must be 1 to 64 characters without spaces")
     return text
+
+
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1024,
+    "kb": 1000,
+    "kib": 1024,
+    "m": 1024**2,
+    "mb": 1000**2,
+    "mib": 1024**2,
+    "g": 1024**3,
+    "gb": 1000**3,
+    "gib": 1024**3,
+}
+
+
+def _size(value: Any) -> int:
+    """A size in bytes: a number, or a number and a unit (64KiB, 4MiB, 4MB)."""
+    text = str(value).strip().lower().replace(" ", "")
+    digits = text.rstrip("abgikm")
+    unit = text[len(digits) :]
+    if isinstance(value, bool) or not digits.isdigit() or unit not in _UNITS or len(digits) > 12:
+        raise ValueError(f"{value!r} is not a size (a number of bytes, or 512KiB, 4MiB, 1GiB)")
+    return int(digits) * _UNITS[unit]
+
+
+def _record_size(value: Any) -> int:
+    """A size from 1 KiB to 4 GiB (a number of bytes, or with a unit)."""
+    number = _size(value)
+    if not 1024 <= number <= 4 * 1024**3:
+        raise ValueError(f"{value!r} is not a size in bytes from 1024 to 4 GiB")
+    return number
+
+
+def _journal_bytes(value: Any) -> int:
+    from mockserver.journal import MAX_BYTES, MIN_BYTES
+
+    size = _size(value)
+    if not MIN_BYTES <= size <= MAX_BYTES:
+        raise ValueError(f"the journal holds 64KiB to 1GiB, not {value!r}")
+    return size
 
 
 def _str_list(value: Any) -> tuple[str, ...]:
@@ -215,10 +250,13 @@ FIELDS: dict[str, tuple[Any, Callable[[Any], Any], str]] = {
     "RECORD_MAX_WAIT": (5.0, _seconds, "longest wait record-through makes on an upstream 429"),
     "RECORD_MAX_SIZE": (
         16 * 1024 * 1024,
-        _size,
+        _record_size,
         "largest decoded upstream body record-through keeps (bytes)",
     ),
     "PORTAL_PREFIX": ("/portal", _prefix, "where the developer portal is mounted"),
+    "JOURNAL": (True, _bool, "write every API request in the journal (/__pivot/requests)"),
+    "JOURNAL_BYTES": (4 * 1024**2, _journal_bytes, "bytes the journal keeps (oldest forgotten)"),
+    "SCENARIOS": (None, _opt_path, "scenarios file (default: <fixtures>/scenarios.json if any)"),
 }
 
 
@@ -252,6 +290,9 @@ class Settings:
     record_max_wait: float
     record_max_size: int
     portal_prefix: str
+    journal: bool
+    journal_bytes: int
+    scenarios: Path | None
     sources: Mapping[str, str]
 
     def as_config(self) -> dict[str, Any]:
@@ -281,7 +322,7 @@ def _file_layer(path: Path) -> dict[str, Any]:
     return out
 
 
-_TEXT = (_opt_path, _opt_str, _url, _token, _faults, _prefix, _name, _str_list)
+_TEXT = (_opt_path, _opt_str, _url, _token, _faults, _prefix, _name, _str_list, _journal_bytes)
 
 
 def _env_layer() -> dict[str, Any]:

@@ -108,27 +108,7 @@ class Corpus:
         if self.accounts is None:
             raise ConfigError(str(self.accounts_path), self.accounts_error)
         accounts = load_accounts(self.accounts_path, contract.operations, raw=self.accounts)
-        refused: list[Refused] = []
-        passed: list[Exchange] = []
-        for name, data, reason in self.files:
-            path = self.root / name
-            if data is None:
-                refused.append(Refused(path, INVALID, reason))
-                continue
-            try:
-                exchange = read_exchange(path, data)
-            except FixtureError as exc:
-                refused.append(Refused(path, INVALID, invalid_reason(exc)))
-                continue
-            result = check_exchange(contract, exchange)
-            if result.ok:
-                passed.append(exchange)
-            else:
-                refused.append(_refused(result))
-        duplicates = duplicate_results(passed, contract)
-        refused += [_refused(r) for r in duplicates]
-        dropped = {r.path for r in duplicates}
-        served = [ex for ex in passed if ex.file not in dropped]
+        served, refused = _validate(self.root, self.files, contract)
         loaded = Loaded(
             accounts, FixtureSet(served, self.root, **lang_settings(contract)), tuple(refused)
         )
@@ -166,6 +146,51 @@ class Corpus:
             raise ValueError("a corpus snapshot holds its root and accounts first")
         (root, _, _), (accounts_path, accounts, error) = records[0], records[1]
         return cls(Path(root), Path(accounts_path), accounts, error, tuple(records[2:]))
+
+
+def _validate(
+    root: Path, files: tuple[tuple[str, bytes | None, str], ...], contract: Contract
+) -> tuple[list[Exchange], list[Refused]]:
+    """The fixtures that pass every check of ``pivotkit check`` (format, operation, path,
+    status, body, duplicates), and the others with the reason."""
+    refused: list[Refused] = []
+    passed: list[Exchange] = []
+    for name, data, reason in files:
+        path = root / name
+        if data is None:
+            refused.append(Refused(path, INVALID, reason))
+            continue
+        try:
+            exchange = read_exchange(path, data)
+        except FixtureError as exc:
+            refused.append(Refused(path, INVALID, invalid_reason(exc)))
+            continue
+        result = check_exchange(contract, exchange)
+        if result.ok:
+            passed.append(exchange)
+        else:
+            refused.append(_refused(result))
+    duplicates = duplicate_results(passed, contract)
+    refused += [_refused(r) for r in duplicates]
+    dropped = {r.path for r in duplicates}
+    return [ex for ex in passed if ex.file not in dropped], refused
+
+
+def load_fixtures(
+    root: Path, contract: Contract, *, strict: bool = False
+) -> tuple[FixtureSet, list[str]]:
+    """A folder of fixtures alone (a timeline's step), validated like the corpus: the
+    fixtures served and one line per file refused; with ``strict`` a refused file is a
+    FixtureError."""
+    files = []
+    for path in iter_fixture_files(root):
+        data, reason = _read(path)
+        files.append((path.relative_to(root).as_posix(), data, reason))
+    with _gc_paused():
+        served, refused = _validate(root, tuple(files), contract)
+    if strict and refused:
+        raise FixtureError(refused[0].path, refused[0].reason)
+    return FixtureSet(served, root, **lang_settings(contract)), [str(r) for r in refused]
 
 
 @contextmanager

@@ -40,6 +40,7 @@ StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 _FAULT_ENV = "HTTP_" + FAULT_HEADER.upper().replace("-", "_")
 _MOCK_HEADER = "x-pivot-mock"
+_NO_QUERY: Mapping[str, str] = MappingProxyType({})
 
 
 def environ_name(header: str) -> str:
@@ -69,17 +70,59 @@ def abort_connection(environ: Mapping[str, Any]) -> bool:
     return True
 
 
-class Answer:
-    """What the dispatch decided: a prepared answer, extra headers, a fault to play."""
+class Seen:
+    """What the dispatch learnt of a request on its way: what the journal writes down.
 
-    __slots__ = ("extra", "fault", "prepared")
+    ``key`` is the key as presented, kept in memory for the journal to mask it; it is never
+    written anywhere.
+    """
+
+    __slots__ = (
+        "account",
+        "key",
+        "key_in",
+        "method",
+        "operation",
+        "params",
+        "path",
+        "query",
+        "slot",
+    )
+
+    def __init__(self, method: str, path: str) -> None:
+        self.method = method
+        self.path = path
+        self.query: Mapping[str, str] = _NO_QUERY
+        self.operation: Operation | None = None
+        self.params: Mapping[str, str] = _NO_QUERY
+        self.account: Account | None = None
+        self.slot: str | None = None
+        self.key: str | None = None
+        self.key_in: str | None = None
+
+
+class Answer:
+    """What the dispatch decided: a prepared answer, extra headers, a fault to play, how it
+    was chosen (``via``: gateway, fault, invalid, fixture, record-through, dynamic, empty, or
+    what a scenario chose) and the fixture it came from."""
+
+    __slots__ = ("exchange", "extra", "fault", "prepared", "seen", "via")
 
     def __init__(
-        self, prepared: Prepared, extra: tuple[tuple[str, str], ...] = (), fault: Fault = NO_FAULT
+        self,
+        prepared: Prepared,
+        extra: tuple[tuple[str, str], ...] = (),
+        fault: Fault = NO_FAULT,
+        *,
+        via: str = "gateway",
+        exchange: Exchange | None = None,
     ) -> None:
         self.prepared = prepared
         self.extra = extra
         self.fault = fault
+        self.via = via
+        self.exchange = exchange
+        self.seen: Seen | None = None
 
 
 class Dispatcher:
@@ -109,13 +152,18 @@ class Dispatcher:
                 query.setdefault(name, value)
         return query
 
-    def _identify(
-        self, environ: Mapping[str, Any], query: Mapping[str, str], operation: Operation
-    ) -> tuple[Account, str] | Answer:
+    def _key(self, environ: Mapping[str, Any], seen: Seen) -> None:
+        """The key as presented (header, else query), and where it came."""
+        key = environ.get(self._key_env)
+        seen.key_in = "header" if key else None
+        if not key and self._key_query:
+            key = seen.query.get(self._key_query)
+            seen.key_in = "query" if key else None
+        seen.key = key or None
+
+    def _identify(self, seen: Seen, operation: Operation) -> tuple[Account, str] | Answer:
         mock = self.mock
-        key = environ.get(self._key_env) or (
-            query.get(self._key_query) if self._key_query else None
-        )
+        key = seen.key
         if not key:
             return Answer(mock.errors[mock.gateway.errors.missing_key])
         who = mock.gateway.identify(key)
@@ -133,20 +181,27 @@ class Dispatcher:
 
     def answer(self, environ: Mapping[str, Any]) -> Answer:
         """Decide the answer for one API request (gateway layer, then backend layer)."""
+        seen = Seen(environ.get("REQUEST_METHOD", "GET"), decode_path(environ.get("PATH_INFO", "")))
+        answer = self._decide(environ, seen)
+        answer.seen = seen
+        return answer
+
+    def _decide(self, environ: Mapping[str, Any], seen: Seen) -> Answer:
         mock = self.mock
         mock.sync()
         backend = mock.backend
-        method = environ.get("REQUEST_METHOD", "GET")
-        path = decode_path(environ.get("PATH_INFO", ""))
+        method, path = seen.method, seen.path
+        query = seen.query = self._query(environ)
+        self._key(environ, seen)
         found = backend.router.find(Call(method, path))
         if found is None:
             return Answer(mock.errors[mock.gateway.errors.not_found])
         operation, params = found
-        query = self._query(environ)
-        who = self._identify(environ, query, operation)
+        seen.operation, seen.params = operation, params
+        who = self._identify(seen, operation)
         if isinstance(who, Answer):
             return who
-        account, slot = who
+        account, slot = seen.account, seen.slot = who
         limited = mock.gateway.check_limits(account)
         if limited is not None:
             return Answer(self.gateway_answer(limited))
@@ -155,30 +210,53 @@ class Dispatcher:
         if isinstance(fault, Answer):
             return fault
         if not self._params_valid(operation, path, params):
-            return Answer(backend.invalid_request, fault=fault)
+            return Answer(backend.invalid_request, fault=fault, via="invalid")
         call = Call(method, path, query, lang=self.conventions.lang_of(query))
+        scripted = mock.scenarios.answer(self, environ, operation, call, params, account)
+        if scripted is not None:  # a Prefer header, a sequence or a timeline chose
+            if scripted.fault is NO_FAULT:
+                scripted.fault = fault
+            return scripted
+        return self.fixture_answer(operation, call, params, account, fault)
+
+    def fixture_answer(
+        self,
+        operation: Operation,
+        call: Call,
+        params: Mapping[str, str],
+        account: Account,
+        fault: Fault = NO_FAULT,
+    ) -> Answer:
+        """The ordinary answer: the fixture, else record-through, a dynamic body or the
+        empty-200."""
+        backend = self.mock.backend
         exchange = backend.match(call)
         if exchange is not None:
-            return Answer(backend.prepared(exchange, account), fault=fault)
-        return Answer(self._unrecorded(operation, call, params, account), fault=fault)
+            return Answer(
+                backend.prepared(exchange, account), fault=fault, via="fixture", exchange=exchange
+            )
+        prepared, via = self._unrecorded(operation, call, params, account)
+        return Answer(prepared, fault=fault, via=via)
 
     def _unrecorded(
         self, operation: Operation, call: Call, params: Mapping[str, str], account: Account
-    ) -> Prepared:
+    ) -> tuple[Prepared, str]:
         """No fixture: record-through, then a generated body (dynamic), then the empty-200."""
         mock = self.mock
         if mock.record_through is not None:
             request = Request(call.method, call.path, MappingProxyType(dict(call.query)))
             recorded = mock.record_through(operation, request)
             if isinstance(recorded, Exchange):
-                return mock.backend.prepare_exchange(recorded, account)
+                return mock.backend.prepare_exchange(recorded, account), "record-through"
             if recorded is None:  # a record-through callable of one's own that gave up
-                return self._upstream_failed("nothing recorded", timed_out=False)
-            return self._upstream_failed(recorded.message, timed_out=recorded.timed_out)
+                failed = self._upstream_failed("nothing recorded", timed_out=False)
+                return failed, "record-through-failed"
+            failed = self._upstream_failed(recorded.message, timed_out=recorded.timed_out)
+            return failed, "record-through-failed"
         if mock.settings.dynamic:
             generated = mock.backend.generated(operation, call, params, account)
             if generated is not None:
-                return generated
+                return generated, "dynamic"
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "no fixture for %s %s (lang %s): empty-200; closest recorded: %s",
@@ -187,7 +265,7 @@ class Dispatcher:
                 call.lang,
                 ", ".join(mock.backend.fixtures.closest(call.path)) or "none",
             )
-        return mock.backend.empty
+        return mock.backend.empty, "empty"
 
     def _upstream_failed(self, reason: str, *, timed_out: bool) -> Prepared:
         """What a gateway answers when its backend failed: 504 when it did not answer in time,
@@ -230,23 +308,37 @@ class Dispatcher:
                         body,
                         self.conventions.gateway_content_type,
                         ((_MOCK_HEADER, "fault-error"),),
-                    )
+                    ),
+                    via="fault",
                 )
         if fault.empty or not fault.applies():
             return NO_FAULT
         if fault.status is not None:
-            return Answer(self._fault_status(fault), fault=Fault(latency_ms=fault.latency_ms))
+            return Answer(
+                self.status_answer(fault.status, fault.retry_after),
+                fault=Fault(latency_ms=fault.latency_ms),
+                via="fault",
+            )
         return fault
 
-    def _fault_status(self, fault: Fault) -> Prepared:
-        status = fault.status or 500
-        errors = self.mock.gateway.errors
+    def status_answer(self, status: int, retry_after: int = 60) -> Prepared:
+        """The mock's own answer with that status: ASP.NET's 500 and 400, the gateway's
+        invalid-key 401, 404, rate-limit 429 and quota 403 (waiting ``retry_after``), or a
+        gateway error for any other status."""
+        mock = self.mock
+        errors = mock.gateway.errors
         if status == 500:
-            return self.mock.backend.server_error
+            return mock.backend.server_error
+        if status == 400:
+            return mock.backend.invalid_request
         if status == 429:
-            return self.gateway_answer(errors.rate_limited(fault.retry_after))
+            return self.gateway_answer(errors.rate_limited(retry_after))
         if status == 403:
-            return self.gateway_answer(errors.quota_exhausted(fault.retry_after))
+            return self.gateway_answer(errors.quota_exhausted(retry_after))
+        if status == 401:
+            return mock.errors[errors.invalid_key]
+        if status == 404:
+            return mock.errors[errors.not_found]
         return self.gateway_answer(GatewayError(status, status_line(status).partition(" ")[2]))
 
     # -- sending ---------------------------------------------------------------------------
@@ -302,13 +394,23 @@ class Dispatcher:
                 answer = self.answer(environ)
             except PivotError as exc:
                 log.error("cannot answer %s: %s", path, exc, extra=self.log_extra)
-                answer = Answer(self.mock.backend.server_error)
+                answer = self._failed(environ)
             except Exception:  # never leak a traceback; answer like ASP.NET would
                 log.exception("unexpected error answering %s", path, extra=self.log_extra)
-                answer = Answer(self.mock.backend.server_error)
+                answer = self._failed(environ)
+            journal = self.mock.journal
+            if journal is not None:  # before sending: the client may ask for it at once
+                journal.note(answer)
             return self.send(environ, start_response, answer)
 
         return dispatch
+
+    def _failed(self, environ: Mapping[str, Any]) -> Answer:
+        answer = Answer(self.mock.backend.server_error, via="error")
+        answer.seen = Seen(
+            environ.get("REQUEST_METHOD", "GET"), decode_path(environ.get("PATH_INFO", ""))
+        )
+        return answer
 
 
 def _truncated(environ: Mapping[str, Any], body: bytes) -> Iterator[bytes]:

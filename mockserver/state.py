@@ -475,6 +475,16 @@ class State:
             )
         self._mirror()
 
+    # -- for the other parts of the mock (scenarios keep their tables here) ---------------
+
+    def transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        """A write transaction on this thread's connection (BEGIN IMMEDIATE ... COMMIT)."""
+        return self._write()
+
+    def rows(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        """The rows of one read-only query."""
+        return list(self._db().execute(sql, params).fetchall())
+
     def close(self) -> None:
         """Flush, stop the flushing thread and close this thread's connection."""
         self._stop.set()

@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pivotkit.contract import Contract, Violation
-from pivotkit.errors import FixtureError
+from pivotkit.errors import FixtureError, ScenarioError
 from pivotkit.fixtures import Exchange, FixtureSet, iter_fixture_files, lang_settings, read_exchange
+from pivotkit.scenarios import SCENARIOS_FILE, load_scenarios, sequence_problems, timeline_problems
 
 #: Why a fixture is refused, in the words of the mock's start-up line and ``pivotkit check``.
 INVALID = "invalid file"
@@ -91,9 +92,10 @@ def duplicate_results(exchanges: list[Exchange], contract: Contract) -> list[Fil
     ]
 
 
-def check_directory(contract: Contract, root: Path) -> list[FileResult]:
-    """Check every fixture file under ``root``; unreadable files become failed results, and so
-    does a fixture that answers the same request as an earlier one (a duplicate)."""
+def _check_files(contract: Contract, root: Path, loaded: list[Exchange]) -> list[FileResult]:
+    """The fixture files under ``root``; unreadable files become failed results, and so does
+    a fixture that answers the same request as an earlier one (a duplicate). ``loaded``
+    receives every exchange read."""
     results = []
     passed: list[Exchange] = []
     for file in iter_fixture_files(root):
@@ -102,6 +104,7 @@ def check_directory(contract: Contract, root: Path) -> list[FileResult]:
         except FixtureError as exc:
             results.append(FileResult(file, (invalid_reason(exc),), kind=INVALID))
             continue
+        loaded.append(exchange)
         result = check_exchange(contract, exchange)
         results.append(result)
         if result.ok:
@@ -114,3 +117,44 @@ def invalid_reason(error: FixtureError) -> str:
     """Where in the file and why a fixture could not be read."""
     where = f"line {error.line}" if error.line else (error.pointer or "/")
     return f"{where}: {error.reason}"
+
+
+def check_directory(
+    contract: Contract, root: Path, scenarios: Path | None = None
+) -> list[FileResult]:
+    """Check every fixture file under ``root``, then the scenarios file (``scenarios``, else
+    ``root/scenarios.json`` when there is one) and its timelines' fixtures; unreadable files
+    become failed results."""
+    loaded: list[Exchange] = []
+    results = _check_files(contract, root, loaded)
+    path = scenarios if scenarios is not None else root / SCENARIOS_FILE
+    if scenarios is not None or path.is_file():
+        fixtures = FixtureSet(loaded, root, **lang_settings(contract))
+        results += check_scenarios(contract, path, fixtures)
+    return results
+
+
+def check_scenarios(contract: Contract, path: Path, fixtures: FixtureSet) -> list[FileResult]:
+    """The scenarios file against the contract and the fixtures, then each timeline step's
+    fixtures like any other."""
+    try:
+        declared = load_scenarios(path)
+    except ScenarioError as exc:
+        where = f"line {exc.line}" if exc.line else (exc.pointer or "/")
+        return [FileResult(path, (f"{where}: {exc.reason}",))]
+    problems = [
+        f"/sequences/{i}{problem}"
+        for i, sequence in enumerate(declared.sequences)
+        for problem in sequence_problems(sequence, contract, fixtures)
+    ]
+    problems += [
+        f"/timelines/{i}{problem}"
+        for i, timeline in enumerate(declared.timelines)
+        for problem in timeline_problems(timeline, contract)
+    ]
+    results = [FileResult(path, tuple(problems))]
+    for timeline in declared.timelines:
+        for step in timeline.steps:
+            if step.fixtures is not None and step.fixtures.is_dir():
+                results += _check_files(contract, step.fixtures, [])
+    return results

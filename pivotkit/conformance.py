@@ -51,7 +51,63 @@ def request_line(request: httpx.Request, hidden: frozenset[str] | None = None) -
     return f"{request.method} {request.url.path}" + (f"?{query}" if query else "")
 
 
-def _json_body(response: httpx.Response) -> tuple[Any, str | None]:
+@dataclass(frozen=True)
+class _Seen:
+    """What a check reads of one response, whichever library made it."""
+
+    request: httpx.Request
+    status_code: int
+    headers: httpx.Headers
+    content: bytes
+    text: str
+    wire_bytes: int | None
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
+def _seen(response: Any) -> _Seen:
+    """An httpx.Response or a requests.Response, as a check reads it."""
+    if isinstance(response, _Seen):
+        return response
+    if isinstance(response, httpx.Response):
+        return _Seen(
+            response.request,
+            response.status_code,
+            response.headers,
+            response.content,
+            response.text,
+            response.num_bytes_downloaded,
+        )
+    sent = getattr(response, "request", None)
+    if (
+        sent is not None
+        and isinstance(getattr(sent, "url", None), str)
+        and hasattr(response, "status_code")
+    ):  # requests: the body is decoded; the wire's byte count is what urllib3 read
+        request = httpx.Request(
+            str(sent.method), sent.url, headers=list(dict(sent.headers).items())
+        )
+        tell = getattr(getattr(response, "raw", None), "tell", None)
+        try:
+            wire = int(tell()) if callable(tell) else None
+        except (OSError, ValueError, TypeError):
+            wire = None
+        return _Seen(
+            request,
+            int(response.status_code),
+            httpx.Headers(list(response.headers.items())),
+            bytes(response.content or b""),
+            str(response.text),
+            wire,
+        )
+    raise TypeError(
+        f"pivot_contract checks an httpx.Response or a requests.Response, not "
+        f"{type(response).__name__}"
+    )
+
+
+def _json_body(response: _Seen) -> tuple[Any, str | None]:
     try:
         return response.json(), None
     except (ValueError, UnicodeDecodeError) as exc:
@@ -102,13 +158,15 @@ class Conformance:
             for v in self.contract.validate(operation_id, status, body)
         ]
 
-    def encoding_problems(self, operation_id: str, response: httpx.Response) -> list[Problem]:
-        """gzip when the request accepts it, identity otherwise; content-length is what came.
+    def encoding_problems(self, operation_id: str, response: Any) -> list[Problem]:
+        """gzip when the request accepts it, identity otherwise; content-length is what came
+        (``response``: httpx's or requests').
 
         The request's ``Accept-Encoding`` is read as the mock reads it (:mod:`pivotkit.codings`:
         q-values, ``*``, ``identity``, case and spaces); the coding names are compared without
         case (``GZIP`` and ``x-gzip`` are gzip).
         """
+        response = _seen(response)
         out: list[Problem] = []
         accepted = accepts_gzip(response.request.headers.get("accept-encoding"))
         value = response.headers.get("content-encoding")
@@ -125,20 +183,22 @@ class Conformance:
                 )
             )
         length = response.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) != response.num_bytes_downloaded:
+        wire = response.wire_bytes
+        if length is not None and length.isdigit() and wire is not None and int(length) != wire:
             out.append(
                 Problem(
                     operation_id,
                     "/headers/content-length",
-                    f"says {length} bytes but {response.num_bytes_downloaded} came on the wire",
+                    f"says {length} bytes but {wire} came on the wire",
                     length,
                 )
             )
         return out
 
-    def header_problems(self, operation_id: str, response: httpx.Response) -> list[Problem]:
+    def header_problems(self, operation_id: str, response: Any) -> list[Problem]:
         """The provider's headers a 200 must carry, each against its schema, and the
         encoding (:meth:`encoding_problems`)."""
+        response = _seen(response)
         problems = self.encoding_problems(operation_id, response)
         for name, schema in self.declared_headers(operation_id, response.status_code).items():
             if name.lower() == "content-encoding":
@@ -163,7 +223,7 @@ class Conformance:
         self,
         name: str,
         op: Operation | None,
-        response: httpx.Response,
+        response: _Seen,
         expect: int | Iterable[int] | None,
     ) -> list[Problem]:
         status = response.status_code
@@ -190,9 +250,7 @@ class Conformance:
             ]
         return []
 
-    def _type_problems(
-        self, name: str, op: Operation | None, response: httpx.Response
-    ) -> list[Problem]:
+    def _type_problems(self, name: str, op: Operation | None, response: _Seen) -> list[Problem]:
         ctype = response.headers.get("content-type", "")
         media, params = _media(ctype)
         status = response.status_code
@@ -214,14 +272,16 @@ class Conformance:
 
     def problems(
         self,
-        response: httpx.Response,
+        response: Any,
         operation_id: str | None = None,
         *,
         expect: int | Iterable[int] | None = None,
         headers: bool = True,
     ) -> list[Problem]:
-        """Every problem of one response: status (declared, or in ``expect``), content type,
-        body against the contract and, on a 200, the provider's headers."""
+        """Every problem of one response (an ``httpx.Response`` or a ``requests.Response``):
+        status (declared, or in ``expect``), content type, body against the contract and, on
+        a 200, the provider's headers."""
+        response = _seen(response)
         op = (
             self.contract.operation(operation_id)
             if operation_id
@@ -253,14 +313,16 @@ class Conformance:
 
     def check(
         self,
-        response: httpx.Response,
+        response: Any,
         operation_id: str | None = None,
         *,
         expect: int | Iterable[int] | None = None,
         headers: bool = True,
     ) -> Any:
         """Raise ResponseMismatch (an AssertionError) listing every problem; return the JSON
-        body when there is none."""
+        body when there is none. ``response``: an ``httpx.Response`` or a
+        ``requests.Response``."""
+        response = _seen(response)
         found = self.problems(response, operation_id, expect=expect, headers=headers)
         if found:
             line = request_line(response.request, self._hidden)

@@ -20,7 +20,10 @@ record, drift, docs and the portal follow.
 - Retry-After: the header the 429 responses declare;
 - content types: ``x-pivot-wire.backendContentType``, and the gateway errors' media type;
 - compression: ``x-pivot-wire.compression`` (the Content-Encoding when the request allows it);
-- request headers: ``x-pivot-wire.requestHeaders`` (what the provider's sample sends).
+- request headers: ``x-pivot-wire.requestHeaders`` (what the provider's sample sends);
+- the update workflow: the operation marked ``x-pivot-role: updates`` (its one path parameter
+  is the date-time asked), and the properties of ``update-item.json`` marked ``x-pivot-role``
+  channel and day (what names one channel/day).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ Lookup = Callable[[str], Any]
 ENVELOPE_FILE = "envelope.json"
 GATEWAY_ERROR_FILE = "gateway-error.json"
 INVALID_REQUEST_FILE = "invalid-request.json"
+UPDATE_ITEM_FILE = "update-item.json"
 _METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 
 
@@ -114,6 +118,16 @@ class GatewayMessages:
 
 
 @dataclass(frozen=True)
+class Updates:
+    """The incremental workflow: the operation listing what changed since a date-time, its
+    date-time parameter, and the fields of an item that name one channel/day."""
+
+    operation_id: str
+    since_parameter: str
+    key_fields: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Conventions:
     """Every fact of the API that is not an operation or a schema (see the module table)."""
 
@@ -134,6 +148,7 @@ class Conventions:
     gateway_content_type: str
     retry_after_header: str
     request_headers: Mapping[str, str]
+    updates: Updates | None = None
 
     def request_context(self, guid: str) -> str:
         """The ``request-context`` value for an application id."""
@@ -313,6 +328,32 @@ class _Reader:
             )
         return wire
 
+    def updates(self) -> Updates | None:
+        found: list[tuple[str, Mapping[str, Any]]] = []
+        for template, item in self.openapi.get("paths", {}).items():
+            for method in _METHODS:
+                spec = item.get(method) if isinstance(item, Mapping) else None
+                if isinstance(spec, Mapping) and spec.get("x-pivot-role") == "updates":
+                    found.append((f"/paths/{escape_pointer_segment(template)}/{method}", spec))
+        if not found:
+            return None
+        pointer, spec = found[0]
+        if len(found) > 1:
+            raise self.fail(found[1][0], "only one operation may have x-pivot-role: updates")
+        names = [
+            str(param.get("name"))
+            for param in map(self.deref, spec.get("parameters") or [])
+            if isinstance(param, Mapping) and param.get("in") == "path"
+        ]
+        if len(names) != 1:
+            raise self.fail(
+                pointer + "/parameters",
+                "the updates operation (x-pivot-role: updates) takes one path "
+                "parameter: the date-time asked",
+            )
+        keys = self.roles(UPDATE_ITEM_FILE, ("channel", "day"))
+        return Updates(str(spec.get("operationId")), names[0], (keys["channel"], keys["day"]))
+
     def gateway_content_type(self) -> str:
         for _, response in self.responses("404"):
             for media in response.get("content") or {}:
@@ -357,6 +398,7 @@ def read_conventions(openapi: Mapping[str, Any], lookup: Lookup, path: Path) -> 
         gateway_content_type=reader.gateway_content_type(),
         retry_after_header=retry,
         request_headers=MappingProxyType(dict(wire.get("requestHeaders") or {})),
+        updates=reader.updates(),
     )
 
 

@@ -143,6 +143,27 @@ class FixtureExists(PivotError, FileExistsError):
         )
 
 
+class ScenarioError(PivotError, ValueError):
+    """A scenarios file, a sequence or a timeline is invalid, or cannot do what was asked.
+
+    ``origin`` names what the user wrote (the file, ``sequence 'flaky'``, ``timeline 'x'``),
+    ``pointer`` the JSON pointer inside it (when there is one).
+    """
+
+    exit_code = EXIT_USAGE
+
+    def __init__(
+        self, origin: Path | str, message: str, pointer: str = "", line: int | None = None
+    ) -> None:
+        self.origin = str(origin)
+        self.pointer = pointer
+        self.line = line
+        self.reason = message
+        where = f"{self.origin}:{line}" if line is not None else self.origin
+        at = f" at {pointer}" if pointer else ""
+        super().__init__(f"{where}{at}: {message}")
+
+
 # -- configuration -----------------------------------------------------------------------
 
 
@@ -293,6 +314,38 @@ class ResponseMismatch(PivotError, AssertionError):
         super().__init__(f"{line} -> {status} breaks the contract:\n{listed}")
 
 
+class CallMismatch(PivotError, AssertionError):
+    """The mock was not called as a test expected; the message lists what was called."""
+
+    def __init__(self, expected: str, listing: str) -> None:
+        self.expected = expected
+        self.listing = listing
+        super().__init__(f"{expected}\n{listing}")
+
+
+class UnmockedRequest(PivotError, AssertionError):
+    """A test sent a request that no mock answers; it was stopped before the network.
+
+    An AssertionError on purpose: a client's ``except httpx.HTTPError`` (or
+    ``requests.RequestException``) retry loop does not swallow it.
+    """
+
+    def __init__(self, method: str, url: str, how: str) -> None:
+        self.method = method
+        self.url = url
+        super().__init__(f"{method} {url} is not mocked and was not sent: {how}")
+
+
+class MockAdminError(PivotError, RuntimeError):
+    """The mock's admin API (``/__pivot/``) refused a request; says what it answered."""
+
+    def __init__(self, what: str, status: int, message: str) -> None:
+        self.what = what
+        self.status = status
+        self.reason = message
+        super().__init__(f"{what}: the mock answered {status}: {message}")
+
+
 class NoSamples(PivotError, LookupError):
     """No fixture of the operation has a non-empty 200 body to infer from."""
 
@@ -312,12 +365,14 @@ __all__ = [
     "EXIT_UNAVAILABLE",
     "EXIT_USAGE",
     "BudgetExhausted",
+    "CallMismatch",
     "ConfigError",
     "ContractFileError",
     "FaultSpecError",
     "FixtureError",
     "FixtureExists",
     "FixtureNotFound",
+    "MockAdminError",
     "NoSamples",
     "PivotError",
     "PortUnavailable",
@@ -325,9 +380,11 @@ __all__ = [
     "QuotaExhausted",
     "ReloadRefused",
     "ResponseMismatch",
+    "ScenarioError",
     "TargetUnreachable",
     "UnknownAccount",
     "UnknownOperation",
+    "UnmockedRequest",
     "UnresolvableRef",
     "exit_code",
 ]

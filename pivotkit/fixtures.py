@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from jsonschema import Draft202012Validator
 
-from pivotkit.errors import ConfigError, FixtureError, FixtureExists, FixtureNotFound
+from pivotkit.errors import ConfigError, FixtureError, FixtureExists, FixtureNotFound, PivotError
 from pivotkit.pointers import to_pointer
 
 if TYPE_CHECKING:
@@ -269,6 +269,23 @@ def _bounded_loads(raw: bytes, path: Path) -> Any:
     if data is None or too_deep(data):
         raise FixtureError(path, f"the JSON nests more than {MAX_DEPTH} levels deep")
     return data
+
+
+def read_json_file(path: Path, error: Callable[..., PivotError]) -> Any:
+    """A JSON file's content; ``error(path, message, line=...)`` names the file and the line
+    when it cannot be read, is not UTF-8 or not JSON."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(path, f"not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise error(path, f"cannot read it ({exc.strerror})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise error(
+            path, f"invalid JSON: {exc.msg} (column {exc.colno})", line=exc.lineno
+        ) from None
 
 
 def read_exchange(path: Path, raw: bytes | None = None) -> Exchange:

@@ -1,4 +1,5 @@
-"""Running the mock inside tests: a loopback thread server, and a respx router into the app."""
+"""Running the mock inside tests: a loopback thread server, and routers into the app (respx for
+httpx, responses for requests: :mod:`pivotkit.intercept`)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,8 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal
 
-import httpx
-
 from pivotkit.client import ApiKey, PivotClient, demo_key
+from pivotkit.control import Controls, MockControl
 
 if TYPE_CHECKING:
     import flask
@@ -40,18 +40,25 @@ def _quiet_handler() -> type[Any]:
     return _Quiet
 
 
-class MockServer:
+class MockServer(Controls):
     """The mock app served on a free 127.0.0.1 port by a background thread.
 
     ``url`` is its base URL, ``key(account)`` a demo key, ``client(account)`` a PivotClient
-    bound to it. Exceptions raised inside the app are kept and re-raised by
-    :meth:`check_errors` (the ``pivot_mock`` fixture does it after each test): its own app's
-    only, a Flask view's and those the mock logs while answering (their record names the app,
-    :data:`LOG_APP`), so several servers may run at once.
+    bound to it; ``requests``, ``assert_called``, ``sequence``, ``timeline`` come from
+    :class:`~pivotkit.control.Controls`. Exceptions raised inside the app are kept and
+    re-raised by :meth:`check_errors` (the ``pivot_mock`` fixture does it after each test): its
+    own app's only, a Flask view's and those the mock logs while answering (their record names
+    the app, :data:`LOG_APP`), so several servers may run at once.
     """
 
     def __init__(self, app: flask.Flask, host: str = "127.0.0.1", port: int = 0) -> None:
+        if "pivot" not in app.extensions:
+            raise TypeError(
+                f"MockServer serves the mock's app (pivotkit.harness.make_app), not {app.name!r}"
+            )
         self.app = app
+        self.control = MockControl.for_app(app)
+        self.contract = app.extensions["pivot"].contract
         self.host = host
         self.port = port
         self.errors: list[BaseException] = []
@@ -158,38 +165,6 @@ def reset_app(app: flask.Flask) -> None:
         pivot.reset()
 
 
-def _answer(transport: httpx.WSGITransport, request: httpx.Request) -> httpx.Response:
-    response = transport.handle_request(request)
-    stream = response.stream
-    assert isinstance(stream, httpx.SyncByteStream)
-    try:
-        raw = b"".join(stream)
-    finally:
-        stream.close()
-    # A plain bytes body serves sync and async clients alike; httpx decodes the gzip itself.
-    return httpx.Response(
-        response.status_code, headers=response.headers.raw, content=raw, request=request
-    )
-
-
-def _declines_for_others(
-    router: respx.MockRouter, fallback: respx.Route, transport: httpx.WSGITransport
-) -> Any:
-    """The fallback's side effect: None (respx's "no match") when a route the user added
-    matches, so the user's routes win wherever they were added; else the app's answer."""
-
-    def side_effect(request: httpx.Request) -> httpx.Response | None:
-        for route in router.routes:
-            if route is fallback:
-                continue
-            pattern = route.pattern
-            if pattern is None or pattern.match(request):
-                return None
-        return _answer(transport, request)
-
-    return side_effect
-
-
 @contextmanager
 def respx_router(
     app: flask.Flask, base_url: str | None = None, *, assert_all_called: bool = False
@@ -200,33 +175,33 @@ def respx_router(
     Routing into the app through WSGI, rather than re-implementing its rules, keeps the
     answers identical to the mock's: key check and exact 401s, empty-200, 404, lang
     fallback, gzip and the provider's headers. Routes you add win over the mock (the app
-    answers only what no route of yours matches); a request to another host is refused.
+    answers only what no route of yours matches); a request to another host is refused
+    (:class:`~pivotkit.errors.UnmockedRequest`). The router has the mock's
+    :class:`~pivotkit.control.Controls` (``requests``, ``assert_called``, ``sequence``...).
 
     With ``assert_all_called=True``, leaving the block fails when a route *you* added was
     never called (``router.assert_all_called()`` checks the same at any time); the router's
     own route into the app (named ``pivot-mock``) does not count, called or not.
     """
-    import respx
+    from pivotkit.intercept import PivotRouter
 
-    if base_url is None:
-        base_url = app.extensions["pivot"].contract.conventions.live_url
-    transport = httpx.WSGITransport(app=app)
-
-    class _Router(respx.MockRouter):
-        def assert_all_called(self) -> None:
-            """Every route the caller added was called (the route into the app is not one)."""
-            missed = [route for route in self.routes if route is not fallback and not route.called]
-            assert not missed, f"RESPX: some routes were not called! {missed}"
-
-    router = _Router(base_url=base_url, assert_all_called=assert_all_called)
-    fallback = router.route(url__startswith=base_url.rstrip("/") + "/", name="pivot-mock")
-    fallback.side_effect = _declines_for_others(router, fallback, transport)
-    with router:
+    with PivotRouter(app, base_url, assert_all_called=assert_all_called) as router:
         yield router
+
+
+@contextmanager
+def responses_router(app: flask.Flask, base_url: str | None = None) -> Iterator[Any]:
+    """The same for the ``requests`` library: a ``responses.RequestsMock`` into the mock app
+    (needs ``pip install 'pivotkit[requests]'``)."""
+    from pivotkit.intercept import responses_router as router
+
+    with router(app, base_url) as mock:
+        yield mock
 
 
 __all__ = [
     "MockServer",
     "make_app",
+    "responses_router",
     "respx_router",
 ]

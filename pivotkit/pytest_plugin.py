@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Generator, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -344,9 +345,11 @@ def pivot_mock_server(pivot_app: flask.Flask) -> Iterator[MockServer]:
 
 @pytest.fixture
 def pivot_mock(pivot_mock_server: MockServer) -> Iterator[MockServer]:
-    """The session's running mock (``.url``, ``.key(account)``), reset after each test; an
-    error inside the server is re-raised in the test that caused it."""
+    """The session's running mock (``.url``, ``.key(account)``; ``.requests``,
+    ``.assert_called``, ``.sequence``, ``.timeline``), reset after each test; an error
+    inside the server is re-raised in the test that caused it."""
     pivot_mock_server.clear_errors()
+    _clear_journal(pivot_mock_server.app)
     yield pivot_mock_server
     try:
         pivot_mock_server.check_errors()
@@ -378,11 +381,61 @@ def pivot_client(
         yield client
 
 
+def _clear_journal(app: flask.Flask) -> None:
+    """Forget what other fixtures' calls (pivot_client...) left in the journal."""
+    journal = app.extensions["pivot"].journal
+    if journal is not None:
+        journal.clear()
+
+
+@contextmanager
+def _routed(
+    app: flask.Flask, router: AbstractContextManager[Any], guard: AbstractContextManager[None]
+) -> Iterator[Any]:
+    """A router into the app for one test: an empty journal first, the app reset after."""
+    from pivotkit.harness import reset_app
+
+    _clear_journal(app)
+    try:
+        with router as routed, guard:
+            yield routed
+    finally:
+        reset_app(app)
+
+
 @pytest.fixture
 def pivot_respx(pivot_app: flask.Flask) -> Iterator[respx.MockRouter]:
     """A respx router answering the contract's live URL from every fixture, through the
-    mock app itself (key check, exact 401s, empty-200, 404, lang fallback, gzip)."""
+    mock app itself (key check, exact 401s, empty-200, 404, lang fallback, gzip), with the
+    mock's ``.requests``, ``.assert_called``, ``.sequence``, ``.timeline``. Any other host is
+    refused, and so is a ``requests`` call (use pivot_responses); reset after each test."""
     from pivotkit.harness import respx_router
+    from pivotkit.intercept import refuse_requests_library
 
-    with respx_router(pivot_app) as router:
+    guard = refuse_requests_library("pivot_respx", "pivot_responses")
+    with _routed(pivot_app, respx_router(pivot_app), guard) as router:
         yield router
+
+
+@pytest.fixture
+def pivot_responses(pivot_app: flask.Flask) -> Iterator[Any]:
+    """pivot_respx for the ``requests`` library (``responses``, routed into the same mock
+    app): the contract's live URL answered by the mock, your ``pivot_responses.add(...)``
+    routes first, any other host refused, and an httpx call too (use pivot_respx)."""
+    import importlib.util
+
+    try:
+        missing = importlib.util.find_spec("responses") is None
+    except ValueError:  # in sys.modules as None: blocked
+        missing = True
+    if missing:
+        pytest.fail(
+            "pivot_responses needs the responses library: pip install 'pivotkit[requests]'",
+            pytrace=False,
+        )
+    from pivotkit.harness import responses_router
+    from pivotkit.intercept import refuse_httpx_library
+
+    guard = refuse_httpx_library("pivot_responses", "pivot_respx")
+    with _routed(pivot_app, responses_router(pivot_app), guard) as mock:
+        yield mock

@@ -22,7 +22,7 @@ def _validator() -> Draft202012Validator:
     return Draft202012Validator(schema)
 
 
-def _message(error: ValidationError) -> str:
+def message_of(error: ValidationError) -> str:
     """The failing keyword's ``x-message`` (or its schema's), else jsonschema's own text."""
     schema = error.schema if isinstance(error.schema, dict) else {}
     hint = schema.get("x-message")
@@ -42,4 +42,4 @@ def check_structure(openapi: Any, path: Path) -> None:
     error = best_match(_validator().iter_errors(openapi))
     if error is None:
         return
-    raise ContractFileError(path, _message(error), pointer=to_pointer(error.absolute_path))
+    raise ContractFileError(path, message_of(error), pointer=to_pointer(error.absolute_path))

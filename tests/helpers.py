@@ -20,6 +20,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 
 from pivotkit.client import demo_key
 from pivotkit.contract import load_contract
+from pivotkit.harness import MockServer, make_app
 from pivotkit.operations import Operation
 
 WSGI = Callable[[dict[str, Any], Any], Iterable[bytes]]
@@ -201,3 +202,25 @@ def broken_fixtures(root: Path) -> dict[str, Path]:
     made["breaks"].write_text(json.dumps(data), "utf-8")
     made["duplicate"].write_text(text, "utf-8")
     return made
+
+
+@contextmanager
+def mock_servers(tmp_path: Path, token: str) -> Iterator[Callable[..., MockServer]]:
+    """A factory of mocks on free loopback ports (``start(**settings)``), each on its own
+    state in ``tmp_path`` with the admin ``token``; every one is stopped afterwards."""
+    servers: list[MockServer] = []
+
+    def start(**config: Any) -> MockServer:
+        settings = {
+            "PIVOT_STATE": str(tmp_path / f"state-{len(servers)}.sqlite"),
+            "PIVOT_ADMIN_TOKEN": token,
+            **config,
+        }
+        servers.append(MockServer(make_app(settings)).start())
+        return servers[-1]
+
+    try:
+        yield start
+    finally:
+        for server in servers:
+            server.stop()

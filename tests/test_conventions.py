@@ -65,6 +65,9 @@ def test_the_bundled_contract_states_the_documented_facts() -> None:
     }
     assert conv.request_context("00000000-0000-0000-0000-000000000000").startswith("appId=cid-v1:")
     assert conv.retry_after_header == "Retry-After"
+    assert conv.updates is not None
+    assert (conv.updates.operation_id, conv.updates.since_parameter) == ("listUpdates", "since")
+    assert conv.updates.key_fields == ("channelId", "day")
 
 
 def _rename(node: Any, old: str, new: str) -> Any:
@@ -99,8 +102,11 @@ def _edit_schemas(root: Path) -> None:
 
 
 def _edit_fixtures(root: Path) -> None:
-    for path in root.glob("*/*.json"):
+    """Every exchange under ``root``: the operations' folders and the timelines' steps."""
+    for path in root.rglob("*.json"):
         data = json.loads(path.read_text("utf-8"))
+        if not (isinstance(data, dict) and "response" in data and "meta" in data):
+            continue  # scenarios.json and other files that are not exchanges
         body = data["response"]["body"]
         if isinstance(body, dict) and "data" in body:
             data["response"]["body"] = {

@@ -171,10 +171,12 @@ def test_corpus_is_large_enough() -> None:
 
 
 def test_every_fixture_passes_check() -> None:
-    """`pivotkit check` passes on every file: format, path, status and body against the contract."""
+    """`pivotkit check` passes on every file: format, path, status and body against the
+    contract; and on scenarios.json and its timelines' fixtures."""
     results = check_directory(load_contract(), FIXTURES)
     failures = [line for r in results if not r.ok for line in r.lines()]
-    assert len(results) == len(_corpus())
+    timeline_files = list((FIXTURES / "timelines").rglob("*.json"))
+    assert len(results) == len(_corpus()) + 1 + len(timeline_files)  # + scenarios.json
     assert not failures, "\n".join(failures)
 
 

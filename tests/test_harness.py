@@ -98,10 +98,15 @@ def test_reset_brings_the_keys_back(app: flask.Flask) -> None:
 
 
 def test_reset_leaves_an_app_that_is_not_the_mock_alone() -> None:
-    """reset() on a server of a plain Flask app (no mock state) changes nothing."""
+    """reset_app() on a plain Flask app (no mock state) changes nothing; a MockServer of it
+    is refused with a message naming what it serves."""
+    from pivotkit.harness import reset_app
+
     plain = flask.Flask("plain")
-    MockServer(plain).reset()
+    reset_app(plain)
     assert "pivot" not in plain.extensions
+    with pytest.raises(TypeError, match="make_app"):
+        MockServer(plain)
 
 
 def test_an_exception_raised_in_a_flask_view_is_reraised(tmp_path: Path) -> None:

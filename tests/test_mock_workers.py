@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -11,6 +12,7 @@ import httpx
 import pytest
 
 from pivotkit.client import demo_key
+from pivotkit.control import RemoteMock
 from tests.helpers import (
     CONVENTIONS,
     FULL,
@@ -129,3 +131,98 @@ def test_production_workers_share_keys_and_keep_connections(start: Callable[...,
         if len(pids) >= 2:
             break
     assert len(pids) == 2
+
+
+def _fresh(
+    port: int, method: str, path: str, headers: dict[str, str]
+) -> tuple[int, dict[str, str], bytes]:
+    """One request on a new connection (so that either worker may take it)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request(method, path, headers=headers)
+        response = conn.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        conn.close()
+
+
+def _records(port: int) -> list[dict[str, object]]:
+    status, _, body = _fresh(port, "GET", "/__pivot/requests", AUTH)
+    assert status == 200
+    records: list[dict[str, object]] = json.loads(body)["requests"]
+    return records
+
+
+def test_one_journal_for_both_workers(start: Callable[..., int]) -> None:
+    """--production --workers 2: every request either worker answered is in the journal
+    either worker reads, in order; DELETE through one empties it for both."""
+    port = int(start("--workers", "2").rsplit(":", 1)[1])
+    key = {"Ocp-Apim-Subscription-Key": FULL}
+    sent = 0
+    for _ in range(100):  # fresh connections until both workers have answered some
+        _fresh(port, "GET", "/v1/api/v1/contents/7488", key)
+        sent += 1
+        workers = {r["worker"] for r in _records(port)}
+        if len(workers) == 2 and sent >= 10:
+            break
+    assert len(workers) == 2
+    readers: set[int] = set()
+    for _ in range(100):  # until both workers have read the same journal
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:  # one connection, one worker: who it is, then what it reads
+            conn.request("GET", "/__pivot/health")
+            reader = json.loads(conn.getresponse().read())["pid"]
+            conn.request("GET", "/__pivot/requests", headers=AUTH)
+            records = json.loads(conn.getresponse().read())["requests"]
+        finally:
+            conn.close()
+        readers.add(reader)
+        assert len(records) == sent
+        assert [r["time"] for r in records] == sorted(r["time"] for r in records)
+        assert len({r["id"] for r in records}) == sent
+        if readers == workers:
+            break
+    assert readers == workers
+    assert _fresh(port, "DELETE", "/__pivot/requests", AUTH)[0] == 200
+    for _ in range(10):
+        assert _records(port) == []
+
+
+def test_a_sequence_is_played_once_across_workers(start: Callable[..., int]) -> None:
+    """A scripted series (thirty 503s, then the fixture; a 429 with Retry-After 2, then 200)
+    is consumed request by request whichever worker takes it."""
+    port = int(start("--workers", "2").rsplit(":", 1)[1])
+    with RemoteMock(f"http://127.0.0.1:{port}", TOKEN) as mock:
+        mock.sequence("getContent", [{"status": 503, "times": 30}, "fixture"], params={"id": 7488})
+        mock.sequence("getContent", ["status=429,retry-after=2", 200], params={"id": 7520})
+        key = {"Ocp-Apim-Subscription-Key": FULL}
+        statuses = [_fresh(port, "GET", "/v1/api/v1/contents/7488", key)[0] for _ in range(34)]
+        assert statuses == [503] * 30 + [200] * 4
+        limited = [_fresh(port, "GET", "/v1/api/v1/contents/7520", key) for _ in range(3)]
+        assert [s for s, _, _ in limited] == [429, 200, 200]
+        assert limited[0][1]["retry-after"] == "2"
+        assert (
+            json.loads(limited[0][2])["message"]
+            == "Rate limit is exceeded. Try again in 2 seconds."
+        )
+        failed = mock.find_requests("getContent", status=503)
+        assert len(failed) == 30 and len({r.worker for r in failed}) == 2
+        mock.assert_called("getContent", times=34, params={"id": 7488})
+        mock.reset()
+        assert _fresh(port, "GET", "/v1/api/v1/contents/7488", key)[0] == 200
+
+
+def test_a_timeline_step_is_seen_by_every_worker(start: Callable[..., int]) -> None:
+    """Advancing the bundled timeline through one worker changes the data both answer."""
+    port = int(start("--workers", "2").rsplit(":", 1)[1])
+    key = {"Ocp-Apim-Subscription-Key": FULL}
+    path = "/v1/api/v1/broadcasts/34/20241112/20241112"
+    with RemoteMock(f"http://127.0.0.1:{port}", TOKEN) as mock:
+        timeline = mock.timeline("canal-plus-evening")
+        assert json.loads(_fresh(port, "GET", path, key)[2]) == {}
+        for step, count in ((1, 3), (2, 2)):
+            assert timeline.advance().step == step
+            for _ in range(12):
+                body = json.loads(_fresh(port, "GET", path, key)[2])
+                assert len(body["data"]) == count
+        assert len({r.worker for r in mock.find_requests("listBroadcasts")}) == 2

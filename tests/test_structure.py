@@ -35,8 +35,24 @@ def _set_responses_key(doc: dict[str, Any], old: str, new: str) -> None:
 
 
 # (what is broken, how, what the line must say)
+def _mark_updates(doc: dict[str, Any], template: str, *, only: bool) -> None:
+    if only:
+        doc["paths"]["/v1/api/v1/updates/{since}"]["get"].pop("x-pivot-role")
+    doc["paths"][template]["get"]["x-pivot-role"] = "updates"
+
+
 OPENAPI_CASES: list[tuple[str, Edit, str]] = [
     ("paths as a list", lambda d: d.update(paths=[]), "paths is a mapping"),
+    (
+        "two updates operations",
+        lambda d: _mark_updates(d, "/v1/api/v1/contents/{id}", only=False),
+        "only one operation may have x-pivot-role: updates",
+    ),
+    (
+        "an updates operation with three path parameters",
+        lambda d: _mark_updates(d, "/v1/api/v1/broadcasts/{channelId}/{start}/{end}", only=True),
+        "takes one path parameter: the date-time asked",
+    ),
     ("no operationId", lambda d: _get(d).pop("operationId"), "operationId"),
     ("a default response", lambda d: _set_responses_key(d, "404", "default"), "'default'"),
     ("a status range", lambda d: _set_responses_key(d, "404", "4XX"), "2XX"),
@@ -167,6 +183,12 @@ SCHEMA_CASES: list[tuple[str, str, Callable[[dict[str, Any]], None], str]] = [
         "day.json",
         lambda d: d.update({"$id": "https://example.org/other.json"}),
         "$id",
+    ),
+    (
+        "update items without the day role",
+        "update-item.json",
+        lambda d: d["properties"]["day"].pop("x-pivot-role"),
+        "x-pivot-role channel, day (missing: day)",
     ),
 ]
 

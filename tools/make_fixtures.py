@@ -8,6 +8,9 @@ times and every field name beyond the documented five are made up or assumed, an
 ``meta`` says which. ``fixtures/getContent/7488.json`` (the provider's documented sample) is read,
 never written.
 
+It also writes the bundled timeline (``timelines/`` and ``scenarios.json``), derived from the
+corpus (see ``build_timeline``).
+
 Usage: ``python tools/make_fixtures.py [TARGET_DIR]`` (default: the checkout's fixtures/).
 """
 
@@ -20,6 +23,7 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE = "/v1/api/v1"
@@ -1943,18 +1947,161 @@ def build() -> dict[tuple[str, str], Json]:
     return dict(FILES)
 
 
+# --------------------------------------------------------------------------------------------
+# The bundled timeline (fixtures/timelines/ and fixtures/scenarios.json), derived from the
+# corpus above: Canal+'s Tuesday evening of 5 November 2024, aired again a week later, on
+# 12 November, and changed along the way:
+# 1. schedule (published Monday 11 November, 18:00): three broadcasts, each content the
+#    corpus's own (Le Bureau des légendes, episodes 1 and 2, then La Haine).
+# 2. edits (Tuesday 09:00): La Haine removed, episode 2 moved from 22:05 to 22:15, the synopsis
+#    of episode 1 edited; the updates report Canal+/20241112 with a lastUpdate later than a
+#    poll made after step 1.
+# 3. content (Tuesday 15:00): a content-only change (episode 2's short synopsis): the
+#    broadcasts stay as they are, and the updates report Canal+/20241112 with the same
+#    lastUpdate as in step 2, earlier than a poll made after step 2 [doc].
+# --------------------------------------------------------------------------------------------
+
+TIMELINE_NAME = "canal-plus-evening"
+TL_CHANNEL, TL_DAY, TL_BASE_DAY = 34, "20241112", "20241105"
+# (folder, step name, published at, the day's lastUpdate reported by the updates)
+TL_STEPS = (
+    ("1-schedule", "schedule", "20241111180000", "2024-11-11T17:58:03.41"),
+    ("2-edits", "edits", "20241112090000", "2024-11-12T08:47:12.205"),
+    ("3-content", "content", "20241112150000", "2024-11-12T08:47:12.205"),
+)
+TL_SYNOPSIS = (
+    " Ce qu'il a vécu en Syrie, il ne le raconte à personne, pas même à ceux qui l'ont formé."
+)
+TL_SHORT = "Malotru reprend ses fonctions au Bureau des légendes, sous une nouvelle couverture."
+TL_NOTES = (
+    "Synthetic timeline canal-plus-evening, step 1: Canal+'s evening of 5 November aired "
+    "again on 12 November (new broadcast ids), each content the corpus's own.",
+    "Synthetic timeline canal-plus-evening, step 2: broadcast 901203 (La Haine) removed, "
+    "901202 moved from 22:05 to 22:15, the synopsis of content 50311 edited. Deletes are "
+    "never reported [doc]: only the re-imported day says 901203 is gone.",
+    "Synthetic timeline canal-plus-evening, step 3: only the short synopsis of content "
+    "50312 changed; the broadcasts and their lastUpdate did not.",
+)
+
+
+def _week_later(stamp: str) -> str:
+    """A date-time of 5 or 6 November moved a week later."""
+    return f"{stamp[:8]}{int(stamp[8:10]) + 7:02d}{stamp[10:]}"
+
+
+def _timeline_file(template: Json, path: str, data: Any, at: str, notes: str) -> Json:
+    """An exchange like ``template`` (same request and provider headers), published ``at``."""
+    local = datetime.strptime(at, "%Y%m%d%H%M%S").replace(tzinfo=ZoneInfo("Europe/Paris"))
+    when = local.astimezone(UTC)  # the API's times are Paris time [assumed], date is GMT
+    headers = {**template["response"]["headers"], "date": format_datetime(when, usegmt=True)}
+    return {
+        "request": {"method": "GET", "path": path, "headers": dict(template["request"]["headers"])},
+        "response": {"status": 200, "headers": headers, "body": envelope(data)},
+        "meta": {
+            "operationId": template["meta"]["operationId"],
+            "source": "synthetic",
+            "recorded": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "account": "full",
+            "synthetic": ["/data"],
+            "notes": notes,
+        },
+    }
+
+
+def build_timeline(corpus: dict[tuple[str, str], Json]) -> dict[str, Json]:
+    """The timeline's files and scenarios.json, keyed by their path in the fixtures folder,
+    derived from the corpus that :func:`build` returns."""
+    schedule = corpus[("listBroadcasts", f"{TL_CHANNEL}-{TL_BASE_DAY}")]
+    contents = {cid: corpus[("getContent", str(cid))] for cid in (50311, 50312)}
+    edited = {cid: copy.deepcopy(c["response"]["body"]["data"]) for cid, c in contents.items()}
+    broadcasts = copy.deepcopy(schedule["response"]["body"]["data"])
+    for number, broadcast in enumerate(broadcasts, start=1):
+        old, new = f"/broadcasts/{900200 + number}", f"/broadcasts/{901200 + number}"
+        broadcast["id"] = 901200 + number
+        broadcast["start"] = _week_later(broadcast["start"])
+        broadcast["end"] = _week_later(broadcast["end"])
+        broadcast["lastUpdate"] = TL_STEPS[0][3]
+        for image in broadcast["images"]:
+            image["url"] = image["url"].replace(old, new)
+    day_path = f"/v1/api/v1/broadcasts/{TL_CHANNEL}/{TL_DAY}/{TL_DAY}"
+    files: dict[str, Json] = {}
+
+    def publish(step: int, changed: tuple[int, ...] = ()) -> None:
+        folder, _, at, _ = TL_STEPS[step]
+        base = f"timelines/{TIMELINE_NAME}/{folder}"
+        files[f"{base}/listBroadcasts/{TL_CHANNEL}-{TL_DAY}.json"] = _timeline_file(
+            schedule, day_path, copy.deepcopy(broadcasts), at, TL_NOTES[step]
+        )
+        for cid in changed:
+            files[f"{base}/getContent/{cid}.json"] = _timeline_file(
+                contents[cid], f"{BASE}/contents/{cid}", edited[cid], at, TL_NOTES[step]
+            )
+
+    publish(0)
+    broadcasts.pop()  # step 2: La Haine removed, episode 2 moved, episode 1's synopsis edited
+    broadcasts[1].update(
+        start="2024-11-12T22:15:00", end="2024-11-12T23:10:00", lastUpdate=TL_STEPS[1][3]
+    )
+    edited[50311].update(
+        synopsis=edited[50311]["synopsis"] + TL_SYNOPSIS, lastUpdate="2024-11-12T08:44:51.6"
+    )
+    broadcasts[0]["content"] = copy.deepcopy(edited[50311])
+    publish(1, (50311,))
+    edited[50312].update(shortSynopsis=TL_SHORT, lastUpdate="2024-11-12T14:52:08.37")
+    broadcasts[1]["content"] = copy.deepcopy(edited[50312])  # step 3: a content-only change
+    publish(2, (50312,))
+    files["scenarios.json"] = timeline_scenarios()
+    return files
+
+
+def timeline_scenarios() -> Json:
+    """The scenarios file: the bundled timeline only (a sequence would change every user's
+    answers; tests add their own)."""
+    descriptions = (
+        "The schedule of Canal+ on 12 November, as published the day before.",
+        "One broadcast removed (901203), one moved (901202), one content edited (50311).",
+        "A content-only change (50312): the reported lastUpdate is earlier than a poll "
+        "made after step 2.",
+    )
+    steps = [
+        {
+            "name": name,
+            "at": at,
+            "fixtures": f"timelines/{TIMELINE_NAME}/{folder}",
+            "updates": [{"channelId": TL_CHANNEL, "day": TL_DAY, "lastUpdate": last_update}],
+            "description": description,
+        }
+        for (folder, name, at, last_update), description in zip(TL_STEPS, descriptions, strict=True)
+    ]
+    return {
+        "description": "Scenarios of the bundled fixtures (written by tools/make_fixtures.py).",
+        "timelines": [
+            {
+                "name": TIMELINE_NAME,
+                "description": "The incremental update workflow on Canal+, 12 November 2024.",
+                "steps": steps,
+            }
+        ],
+    }
+
+
 def main(argv: list[str]) -> int:
     target = Path(argv[1]) if len(argv) > 1 else ROOT / "fixtures"
     files = build()
-    for (op, name), data in sorted(files.items()):
-        path = target / op / f"{name}.json"
+    written = {f"{op}/{name}.json": data for (op, name), data in files.items()}
+    written.update(build_timeline(files))
+    for relative, data in sorted(written.items()):
+        path = target / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
         if not path.exists() or path.read_text("utf-8") != text:
             tmp = path.with_name(f".{path.name}.tmp")
             tmp.write_text(text, "utf-8")
             tmp.replace(path)
-    print(f"{len(files)} fixture files under {target} (getContent/7488.json untouched)")
+    print(
+        f"{len(files)} fixture files and the timeline under {target} "
+        "(getContent/7488.json untouched)"
+    )
     return 0
 
 

@@ -59,6 +59,23 @@ from pivotkit.cli.options import fixtures_option, main, schemas_option
     help="Upstream for record-through of unrecorded requests.",
 )
 @click.option(
+    "--scenarios",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Scenarios file: sequences and timelines (default: <fixtures>/scenarios.json).",
+)
+@click.option(
+    "--journal/--no-journal",
+    default=None,
+    help="Keep every API request in the journal, GET /__pivot/requests (default: on).",
+)
+@click.option(
+    "--journal-bytes",
+    default=None,
+    metavar="SIZE",
+    help="Bytes the journal keeps, shared by the workers (default 4MiB; e.g. 64KiB, 1GiB).",
+)
+@click.option(
     "--workers",
     default=1,
     show_default=True,
@@ -113,6 +130,9 @@ def serve(
     workers: int,
     dev: bool,
     no_reload: bool,
+    scenarios: Path | None,
+    journal: bool | None,
+    journal_bytes: str | None,
     production: bool,
     port_file: Path | None,
     strict: bool | None,
@@ -140,6 +160,9 @@ def serve(
         "PIVOT_RECORD_FROM": record_from,
         "PIVOT_STRICT_FIXTURES": strict,
         "PIVOT_TRUST_PROXY": trust_proxy,
+        "PIVOT_SCENARIOS": scenarios,
+        "PIVOT_JOURNAL": journal,
+        "PIVOT_JOURNAL_BYTES": journal_bytes,
     }
     if dev and workers > 1:
         raise click.UsageError("--dev runs one process; --workers is for the fast server")
