@@ -35,7 +35,7 @@ from pivotkit.accounts import Account, AccountsFile
 from pivotkit.check import DUPLICATE
 from pivotkit.contract import Contract, load_contract
 from pivotkit.errors import ConfigError, PivotError, ReloadRefused
-from pivotkit.fixtures import FixtureSet, default_fixtures_dir
+from pivotkit.fixtures import FixtureSet, default_fixtures_dir, outside_package
 from pivotkit.recorder import RecordThrough
 
 log = logging.getLogger("pivotkit.mock")
@@ -287,7 +287,10 @@ def _record_through(settings: Settings) -> RecordThrough | None:
             f"${settings.record_key_env}; export it (the key is never written "
             "anywhere)",
         )
-    out = settings.record_out or settings.fixtures or default_fixtures_dir()
+    out = outside_package(
+        settings.record_out or settings.fixtures or default_fixtures_dir(),
+        "PIVOT_RECORD_OUT" if settings.record_out else "--fixtures",
+    )
     contract = load_contract(settings.schemas)
     redactor = Redactor.build(
         headers=settings.record_redact_headers,

@@ -30,7 +30,9 @@ from flask import Flask
 
 from mockserver import logs
 from mockserver.app import ADMIN_PREFIX, PivotMock, create_app
+from mockserver.config import resolve_settings
 from mockserver.workers import run_granian
+from pivotkit.client import demo_key
 from pivotkit.errors import PortUnavailable
 from pivotkit.fixtures import atomic_write_text
 from pivotkit.redact import mask_keys
@@ -167,9 +169,13 @@ def banner(
     )
     for account in mock.gateway.accounts:
         primary, secondary = mock.current_keys(account.name)
-        regenerated = (primary, secondary) != (account.primary_key, account.secondary_key)
+        # In clear only a key that is its account's public demo key: a file that says
+        # demo_keys may still hold real ones, and a regenerated key is never a demo key.
         shown = (
-            (primary, secondary) if demo and not regenerated else (_mask(primary), _mask(secondary))
+            primary if demo and primary == demo_key(account.name).reveal() else _mask(primary),
+            secondary
+            if demo and secondary == demo_key(account.name, "secondary").reveal()
+            else _mask(secondary),
         )
         ops = (
             "all operations"
@@ -215,7 +221,8 @@ def serve(
     ``reload`` is false.
     """
     settings = dict(flags)
-    token_generated = not (settings.get("PIVOT_ADMIN_TOKEN") or os.environ.get("PIVOT_ADMIN_TOKEN"))
+    # The flags, the PIVOT_ variables and the --config file may each give the token.
+    token_generated = resolve_settings(settings).admin_token is None
     # Logging is configured by the server that runs: granian applies logs.config() itself (in
     # its supervisor and every worker), the development server just below.
     if dev:

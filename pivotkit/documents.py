@@ -46,10 +46,14 @@ def default_schemas_dir() -> Path:
     if env:
         return Path(env)
     here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "schemas", here / "_bundled" / "schemas"):
+    # The checkout's schemas/ only in a checkout: beside an installed package is
+    # site-packages, where another distribution's schemas/ would shadow the bundled ones.
+    checkout = (here.parent / "pyproject.toml").is_file()
+    candidates = ([here.parent / "schemas"] if checkout else []) + [here / "_bundled" / "schemas"]
+    for candidate in candidates:
         if (candidate / OPENAPI_NAME).is_file():
             return candidate
-    return here.parent / "schemas"
+    return candidates[0]
 
 
 def _text(path: Path) -> str:

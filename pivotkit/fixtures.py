@@ -48,10 +48,13 @@ def default_fixtures_dir() -> Path:
     if env:
         return Path(env)
     here = PACKAGE_DIR
-    for candidate in (here.parent / "fixtures", here / "_bundled" / "fixtures"):
+    # The checkout's fixtures/ only in a checkout (see documents.default_schemas_dir).
+    checkout = (here.parent / "pyproject.toml").is_file()
+    candidates = ([here.parent / "fixtures"] if checkout else []) + [here / "_bundled" / "fixtures"]
+    for candidate in candidates:
         if candidate.is_dir():
             return candidate
-    return here.parent / "fixtures"
+    return candidates[0]
 
 
 @cache

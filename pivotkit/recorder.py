@@ -5,11 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import re
 import time
-import zlib
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
@@ -21,10 +18,6 @@ from pivotkit.cache import BoundedCache
 from pivotkit.client import KEY_EXTENSION, CallBudget, ExchangeTimer, PivotClient
 from pivotkit.contract import Contract, load_contract
 from pivotkit.errors import (
-    EXIT_FAILED,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_UNAVAILABLE,
     BudgetExhausted,
     ConfigError,
     PivotError,
@@ -34,6 +27,14 @@ from pivotkit.fixtures import Exchange, Request, Response, header_problem, place
 from pivotkit.operations import Operation
 from pivotkit.plan import PlanItem
 from pivotkit.redact import Redactor
+from pivotkit.upstream_answer import (
+    TEXT_KEPT,
+    Outcome,
+    Report,
+    StreamedBody,
+    UpstreamFailure,
+    parse_answer,
+)
 
 log = logging.getLogger("pivotkit.record")
 
@@ -54,88 +55,6 @@ UNSTORED_HEADERS = frozenset(
 )
 RECORDED_ENCODING = "gzip"
 DEFAULT_MAX_SIZE = 16 * 1024 * 1024  # decoded bytes of one recorded body
-_TEXT_KEPT = 2000  # characters of a non-JSON answer kept in its failure, to compare
-
-Status = Literal["recorded", "unchanged", "skipped", "failed"]
-STATUSES: tuple[Status, ...] = ("recorded", "unchanged", "skipped", "failed")
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What recording one plan item did."""
-
-    item: PlanItem
-    status: Status
-    message: str = ""
-    path: Path | None = None
-    exchange: Exchange | None = None
-    unreachable: bool = False
-    timed_out: bool = False
-    http_status: int | None = None
-    body: Any = None
-
-    def line(self) -> str:
-        """One report line: status, then the file or the request, then why."""
-        what = str(self.path) if self.path is not None else self.item.label()
-        tail = f": {self.message}" if self.message else ""
-        return f"{self.status:<9} {what}{tail}"
-
-
-@dataclass
-class Report:
-    """Every outcome of a run, and why it stopped early if it did."""
-
-    outcomes: list[Outcome] = field(default_factory=list)
-    calls: int = 0
-    stopped: str = ""
-    quota_exhausted: bool = False
-    interrupted: bool = False
-
-    def count(self, status: Status) -> int:
-        """How many outcomes have this status."""
-        return sum(1 for o in self.outcomes if o.status == status)
-
-    @property
-    def all_unreachable(self) -> bool:
-        """Whether every request that was sent failed to reach the upstream at all."""
-        sent = [o for o in self.outcomes if o.status != "skipped" and not o.item.error]
-        return bool(sent) and all(o.unreachable for o in sent)
-
-    @property
-    def exit_code(self) -> int:
-        """0 no failure; 1 some request failed; 3 quota exhausted or upstream unreachable;
-        130 interrupted (Ctrl-C)."""
-        if self.interrupted:
-            return EXIT_INTERRUPTED
-        if self.quota_exhausted or self.all_unreachable:
-            return EXIT_UNAVAILABLE
-        return EXIT_FAILED if self.count("failed") else EXIT_OK
-
-    def summary(self) -> str:
-        """The final line: the four counts, then the upstream calls made."""
-        counts = ", ".join(f"{s} {self.count(s)}" for s in STATUSES)
-        return f"{counts} ({len(self.outcomes)} requests, {self.calls} upstream calls)"
-
-
-class _Failure(Exception):
-    """A request that produced nothing worth writing (internal to the recorder)."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        unreachable: bool = False,
-        status: Status = "failed",
-        timed_out: bool = False,
-        http_status: int | None = None,
-        body: Any = None,
-    ) -> None:
-        super().__init__(message)
-        self.unreachable = unreachable
-        self.timed_out = timed_out
-        self.status: Status = status
-        self.http_status = http_status
-        self.body = body
 
 
 def base_url(upstream: str) -> str:
@@ -159,92 +78,6 @@ def _key_extension(key: str | bool) -> dict[str, Any]:
 
 def _utc_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-class _Body:
-    """A response body decoded as it streams in, and refused past ``cap`` decoded bytes (so
-    a small gzip that expands to gigabytes never does, in memory or on disk)."""
-
-    def __init__(self, encoding: str, cap: int) -> None:
-        self.encoding = encoding.strip().lower() or "identity"
-        if self.encoding not in ("identity", "gzip", "deflate"):
-            raise _Failure(f"unsupported content-encoding {self.encoding!r}")
-        self.cap = cap
-        self.raw = 0
-        self.size = 0
-        self._parts: list[bytes] = []
-        self._z = self._decompressor()
-
-    def _decompressor(self) -> Any:
-        if self.encoding == "gzip":
-            return zlib.decompressobj(16 + zlib.MAX_WBITS)
-        return zlib.decompressobj() if self.encoding == "deflate" else None
-
-    def feed(self, chunk: bytes) -> None:
-        self.raw += len(chunk)
-        if self._z is None:
-            self._keep(chunk)
-            return
-        data = chunk
-        try:
-            while data:
-                self._keep(self._z.decompress(data, self.cap - self.size + 1))
-                data = self._z.unconsumed_tail
-                if self._z.eof:
-                    data = self._z.unused_data
-                    if data and self.encoding != "gzip":
-                        raise zlib.error("data after the end of the stream")
-                    if data:  # another gzip member
-                        self._z = self._decompressor()
-        except zlib.error as exc:
-            raise self._corrupt(exc) from None
-
-    def _keep(self, data: bytes) -> None:
-        self.size += len(data)
-        if self.size > self.cap:
-            raise _Failure(
-                f"the body is over {self.cap:,} bytes once decoded ({self.raw:,} received); "
-                "not recorded, nothing written (raise --max-size)"
-            )
-        if data:
-            self._parts.append(data)
-
-    def _corrupt(self, exc: Exception) -> _Failure:
-        return _Failure(f"truncated or corrupt {self.encoding} body ({self.raw} bytes): {exc}")
-
-    def finish(self) -> bytes:
-        if self._z is not None and not self._z.eof:
-            raise self._corrupt(EOFError("the compressed stream ends early"))
-        return b"".join(self._parts)
-
-
-def _parse_json(response: httpx.Response, data: bytes) -> Any:
-    ctype = response.headers.get("content-type", "")
-    status = response.status_code
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise _Failure(
-            f"body is not UTF-8 ({exc.reason} at byte {exc.start})", http_status=status
-        ) from None
-    # The failure keeps the start of the text: a caller compares non-JSON answers with it.
-    kept = text[:_TEXT_KEPT]
-    if "html" in ctype or text.lstrip()[:1] == "<":
-        title = re.search(r"<title>(.*?)</title>", text, re.I | re.S)
-        hint = f" {title.group(1).strip()[:60]!r}" if title else ""
-        raise _Failure(
-            f"HTML page instead of JSON (HTTP {status}, {ctype or 'no content-type'}){hint}",
-            http_status=status,
-            body=kept,
-        )
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise _Failure(
-            f"invalid JSON (HTTP {status}): {exc.msg} at line {exc.lineno} column {exc.colno}",
-            http_status=status,
-            body=kept,
-        ) from None
 
 
 class Recorder:
@@ -341,7 +174,7 @@ class Recorder:
     ) -> tuple[httpx.Response, bytes]:
         """One GET upstream (retries inside the client): the response and its decoded body,
         within ``timeout`` seconds for the whole exchange and ``max_size`` decoded bytes.
-        Transport trouble, quota and budget become _Failure."""
+        Transport trouble, quota and budget become UpstreamFailure."""
         timer = ExchangeTimer(self.timeout)
         try:
             request = self._client.build_request(
@@ -360,26 +193,26 @@ class Recorder:
             finally:
                 response.close()
         except QuotaExhausted as exc:
-            raise _Failure(
+            raise UpstreamFailure(
                 f"not recorded: quota exhausted ({exc.message})", status="skipped"
             ) from None
         except BudgetExhausted as exc:
-            raise _Failure(
+            raise UpstreamFailure(
                 f"not sent: the budget of {exc.limit} calls is spent", status="skipped"
             ) from None
         except httpx.ConnectError as exc:
-            raise _Failure(
+            raise UpstreamFailure(
                 f"cannot connect to {self.upstream}: {self.redactor.text(str(exc))}",
                 unreachable=True,
             ) from None
         except httpx.TransportError as exc:
             if timer.expired or isinstance(exc, httpx.TimeoutException):
-                raise _Failure(
+                raise UpstreamFailure(
                     f"timed out: no whole answer within --timeout {self.timeout:g} s",
                     unreachable=True,
                     timed_out=True,
                 ) from None
-            raise _Failure(
+            raise UpstreamFailure(
                 f"connection broken mid-response ({type(exc).__name__}: "
                 f"{self.redactor.text(str(exc))})",
                 unreachable=True,
@@ -389,11 +222,11 @@ class Recorder:
 
     def _read(self, response: httpx.Response, timer: ExchangeTimer) -> bytes:
         """The decoded body, refused early when the declared length is already too much."""
-        body = _Body(response.headers.get("content-encoding", "identity"), self.max_size)
+        body = StreamedBody(response.headers.get("content-encoding", "identity"), self.max_size)
         declared = response.headers.get("content-length", "")
         digits = declared.isascii() and declared.isdigit() and len(declared) < 20
         if body.encoding == "identity" and digits and int(declared) > self.max_size:
-            raise _Failure(
+            raise UpstreamFailure(
                 f"the body is {int(declared):,} bytes (content-length), over --max-size "
                 f"{self.max_size:,}; not recorded, nothing written"
             )
@@ -411,19 +244,19 @@ class Recorder:
         key: str | bool = True,
         errors: bool = False,
     ) -> Response:
-        """The upstream's answer as a (not yet redacted) Response; _Failure otherwise (and for
-        any non-2xx answer, unless ``errors``: then a JSON error answer is returned too)."""
+        """The upstream's answer as a (not yet redacted) Response; UpstreamFailure otherwise
+        (and for any non-2xx answer, unless ``errors``: then a JSON error answer is returned)."""
         response, data = self._get(path, query, key=key)
         status = response.status_code
         if status == 429 and not errors:
-            raise _Failure(
+            raise UpstreamFailure(
                 f"rate limited (429) {self.retries + 1} times, or asked to wait "
                 f"longer than --max-wait {self._client.max_wait:g} s; lower --rate",
                 http_status=429,
             )
         if not 200 <= status < 300 and not errors:
             raise self._refusal(operation, response, data)
-        body = _parse_json(response, data)
+        body = parse_answer(response, data)
         headers: dict[str, str] = {}
         for name, value in response.headers.multi_items():
             low = name.lower()
@@ -431,7 +264,9 @@ class Recorder:
                 headers[low] = f"{headers[low]}, {value}" if low in headers else value
         return Response(status, body, MappingProxyType(headers))
 
-    def _refusal(self, operation: Operation, response: httpx.Response, body: bytes) -> _Failure:
+    def _refusal(
+        self, operation: Operation, response: httpx.Response, body: bytes
+    ) -> UpstreamFailure:
         """The failure for a non-2xx answer (quota answers never get here: see _get)."""
         status = response.status_code
         try:
@@ -448,23 +283,25 @@ class Recorder:
         try:
             parsed = json.loads(body.decode("utf-8-sig"))
         except ValueError:  # a page, not JSON: its start, to compare with other answers
-            parsed = body[:_TEXT_KEPT].decode("utf-8", "replace")
+            parsed = body[:TEXT_KEPT].decode("utf-8", "replace")
         failure = self._refusal_text(operation, status, detail)
         failure.http_status, failure.body = status, parsed
         return failure
 
     @staticmethod
-    def _refusal_text(operation: Operation, status: int, detail: str) -> _Failure:
+    def _refusal_text(operation: Operation, status: int, detail: str) -> UpstreamFailure:
         if status == 401:
-            return _Failure(
+            return UpstreamFailure(
                 f"HTTP 401{detail} (check the key, and that the account may call "
                 f"{operation.operation_id})"
             )
         if status == 404:
-            return _Failure(f"HTTP 404{detail} (is the path in schemas/openapi.yaml right?)")
-        return _Failure(f"HTTP {status}" + (" from upstream" if status >= 500 else "") + detail)
+            return UpstreamFailure(f"HTTP 404{detail} (is the path in schemas/openapi.yaml right?)")
+        return UpstreamFailure(
+            f"HTTP {status}" + (" from upstream" if status >= 500 else "") + detail
+        )
 
-    def _failed(self, item: PlanItem, exc: _Failure) -> Outcome:
+    def _failed(self, item: PlanItem, exc: UpstreamFailure) -> Outcome:
         """The outcome of a request that produced nothing worth writing."""
         return Outcome(
             item,
@@ -482,7 +319,7 @@ class Recorder:
         item = PlanItem(operation.operation_id)
         try:
             response = self.fetch(operation, path, {}, key=key, errors=True)
-        except _Failure as exc:
+        except UpstreamFailure as exc:
             return self._failed(item, exc)
         body = self.redactor.body(response.body)
         return Outcome(
@@ -516,7 +353,7 @@ class Recorder:
         request = item.request(self.contract)
         try:
             response = self.fetch(op, request.path, request.query, key=key, errors=errors)
-        except _Failure as exc:
+        except UpstreamFailure as exc:
             return self._failed(item, exc)
         # A header the mock could not serve as written (not ASCII, control characters) would
         # make the fixture refused at load: it is left out, and the outcome says so.

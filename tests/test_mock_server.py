@@ -261,3 +261,44 @@ def test_dev_restarts_when_a_fixture_changes(tmp_path: Path) -> None:
         assert httpx.get(url + "/__pivot/fixtures", headers=auth).status_code == 200
         child = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
     assert all(not Path(f"/proc/{pid}").exists() for pid in child + children)
+
+
+def test_an_admin_token_from_the_config_file_is_used_and_not_printed(tmp_path: Path) -> None:
+    """`--config` naming admin_token: the banner says it comes from the configuration (no
+    "(generated)", no token printed), and it is the one the admin API accepts."""
+    token = "token-from-the-config-" + secrets.token_hex(8)
+    config = tmp_path / "mock.toml"
+    config.write_text(f'admin_token = "{token}"\n', "utf-8")
+    with serve_process(tmp_path, "--config", str(config), env=_env()) as (url, _, log):
+        assert (
+            httpx.get(
+                f"{url}/__pivot/requests", headers={"Authorization": f"Bearer {token}"}
+            ).status_code
+            == 200
+        )
+        assert (
+            httpx.get(f"{url}/__pivot/requests", headers={"Authorization": "Bearer no"}).status_code
+            == 401
+        )
+        text = log.read_text(errors="replace")
+    assert "admin token: from configuration" in text
+    assert "(generated)" not in text and token not in text
+
+
+def test_the_banner_shows_only_demo_keys_in_clear(tmp_path: Path) -> None:
+    """A file that says demo_keys = true but holds a key of its own: that key is masked in
+    the banner, the demo keys beside it are shown."""
+    from pivotkit.client import demo_key
+
+    real = secrets.token_hex(16)
+    accounts = tmp_path / "accounts.toml"
+    accounts.write_text(
+        'demo_keys = true\n\n[[accounts]]\nname = "full"\n'
+        f'primary_key = "{demo_key("full").reveal()}"\nsecondary_key = "{real}"\n'
+        'operations = ["*"]\nfields = ["*"]\n',
+        "utf-8",
+    )
+    with serve_process(tmp_path, "--accounts", str(accounts), env=_env()) as (_, _, log):
+        text = log.read_text(errors="replace")
+    assert demo_key("full").reveal() in text
+    assert real not in text and real[:8] not in text

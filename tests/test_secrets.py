@@ -9,7 +9,8 @@ import tomllib
 from pathlib import Path
 
 from pivotkit.client import demo_key
-from pivotkit.redact import KEY_PLACEHOLDER, demo_keys, files_to_scan, scan_secrets
+from pivotkit.redact import KEY_PLACEHOLDER
+from pivotkit.scanner import demo_keys, files_to_scan, scan_secrets
 from tests.helpers import KEY_HEADER, key_headers
 
 ROOT = Path(__file__).resolve().parent.parent
