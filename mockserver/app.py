@@ -35,7 +35,8 @@ from pivotkit.accounts import Account, AccountsFile
 from pivotkit.check import DUPLICATE
 from pivotkit.contract import Contract, load_contract
 from pivotkit.errors import ConfigError, PivotError, ReloadRefused
-from pivotkit.fixtures import FixtureSet, default_fixtures_dir, outside_package
+from pivotkit.fixtures import FixtureSet
+from pivotkit.locations import default_fixtures_dir, outside_package
 from pivotkit.recorder import RecordThrough
 
 log = logging.getLogger("pivotkit.mock")

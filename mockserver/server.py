@@ -34,7 +34,7 @@ from mockserver.config import resolve_settings
 from mockserver.workers import run_granian
 from pivotkit.client import demo_key
 from pivotkit.errors import PortUnavailable
-from pivotkit.fixtures import atomic_write_text
+from pivotkit.locations import atomic_write_text
 from pivotkit.redact import mask_keys
 
 # The app the supervising process built (and warmed) before granian forked its workers: they

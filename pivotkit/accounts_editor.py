@@ -21,7 +21,7 @@ from typing import Any
 
 from pivotkit.accounts import SLOTS, parse_accounts, read_source, read_text
 from pivotkit.errors import AccountExists, ConfigError, UnknownAccount
-from pivotkit.fixtures import atomic_write_text, outside_package
+from pivotkit.locations import atomic_write_text, outside_package
 
 _HEADER = re.compile(r"^\s*\[\[\s*accounts\s*\]\]\s*(?:#.*)?$")
 _ANY_HEADER = re.compile(r"^\s*\[")

@@ -12,7 +12,8 @@ from pivotkit.contract import Contract
 from pivotkit.difference import DIFF_KINDS, Difference, diff_shape  # noqa: F401 (re-exported)
 from pivotkit.documents import refuse_inside
 from pivotkit.errors import NoSamples
-from pivotkit.fixtures import Exchange, FixtureSet, atomic_write_text
+from pivotkit.fixtures import Exchange, FixtureSet
+from pivotkit.locations import atomic_write_text
 from pivotkit.observer import Observer
 from pivotkit.schema_view import View, contract_view
 

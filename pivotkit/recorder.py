@@ -202,7 +202,7 @@ class Recorder:
             ) from None
         except httpx.ConnectError as exc:
             raise UpstreamFailure(
-                f"cannot connect to {self.upstream}: {self.redactor.text(str(exc))}",
+                f"cannot connect to {self.upstream}: {self.redactor.log_text(str(exc))}",
                 unreachable=True,
             ) from None
         except httpx.TransportError as exc:
@@ -214,7 +214,7 @@ class Recorder:
                 ) from None
             raise UpstreamFailure(
                 f"connection broken mid-response ({type(exc).__name__}: "
-                f"{self.redactor.text(str(exc))})",
+                f"{self.redactor.log_text(str(exc))})",
                 unreachable=True,
             ) from None
         finally:
@@ -306,7 +306,7 @@ class Recorder:
         return Outcome(
             item,
             exc.status,
-            self.redactor.text(str(exc)),
+            self.redactor.log_text(str(exc)),
             unreachable=exc.unreachable,
             timed_out=exc.timed_out,
             http_status=exc.http_status,
@@ -378,7 +378,7 @@ class Recorder:
                 )
             outcome = self._write(item, exchange)
         except (PivotError, OSError) as exc:
-            return Outcome(item, "failed", self.redactor.text(f"not written: {exc}"))
+            return Outcome(item, "failed", self.redactor.log_text(f"not written: {exc}"))
         outcome = dataclasses.replace(outcome, http_status=response.status)
         if outcome.status != "recorded":
             return outcome
@@ -442,7 +442,7 @@ class Recorder:
         if not violations:
             return ""
         first = violations[0]
-        return self.redactor.text(
+        return self.redactor.log_text(
             f"breaks the contract at {len(violations)} place(s), first {first.pointer or '/'}: "
             f"{first.message[:80]} (run pivotkit check)"
         )

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from pivotkit.fixtures import atomic_write_text
+from pivotkit.locations import atomic_write_text
 
 _ICONS = {
     "passed": "✅",

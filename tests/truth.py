@@ -37,7 +37,8 @@ import yaml
 
 from pivotkit.contract import load_contract
 from pivotkit.documents import default_schemas_dir
-from pivotkit.fixtures import default_fixtures_dir, read_exchange
+from pivotkit.fixtures import read_exchange
+from pivotkit.locations import default_fixtures_dir
 from pivotkit.pointers import escape_pointer_segment
 
 ID_SHIFT = 500_000

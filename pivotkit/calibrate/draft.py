@@ -19,7 +19,7 @@ import yaml
 
 from pivotkit.documents import OPENAPI_NAME, read_json, read_yaml
 from pivotkit.errors import ContractFileError
-from pivotkit.fixtures import atomic_write_text
+from pivotkit.locations import atomic_write_text
 from pivotkit.pointers import escape_pointer_segment, split_pointer
 
 Site = tuple[str, str]

@@ -35,7 +35,8 @@ from pivotkit.check import check_directory
 from pivotkit.contract import Contract
 from pivotkit.documents import default_schemas_dir, refuse_inside
 from pivotkit.errors import ConfigError
-from pivotkit.fixtures import Exchange, atomic_write_text, default_fixtures_dir, place_exchange
+from pivotkit.fixtures import Exchange, place_exchange
+from pivotkit.locations import atomic_write_text, default_fixtures_dir
 
 ACCOUNTS_FILE = "accounts.toml"
 

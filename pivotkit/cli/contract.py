@@ -20,7 +20,7 @@ def check(fixtures_dir: Path | None, schemas: Path | None, quiet: bool) -> None:
     Prints one line per file; exits 1 if any fixture fails, naming file, pointer and message.
     """
     from pivotkit.check import check_directory
-    from pivotkit.fixtures import default_fixtures_dir
+    from pivotkit.locations import default_fixtures_dir
 
     contract = Contract.load(schemas)
     root = fixtures_dir or default_fixtures_dir()
@@ -59,7 +59,7 @@ def check(fixtures_dir: Path | None, schemas: Path | None, quiet: bool) -> None:
 def docs(out: Path, check_only: bool, schemas: Path | None) -> None:
     """Generate the API reference (Markdown) from the contract in schemas/."""
     from pivotkit.docs import render_reference
-    from pivotkit.fixtures import atomic_write_text
+    from pivotkit.locations import atomic_write_text
 
     text = render_reference(Contract.load(schemas))
     current = out.read_text(encoding="utf-8") if out.is_file() else None
@@ -110,7 +110,7 @@ def export_openapi(bundled: bool, fmt: str, out: Path | None, schemas: Path | No
     """The contract's OpenAPI document: as it is, or --bundle for the tools that read one file
     only (openapi-python-client, Postman, datamodel-code-generator)."""
     from pivotkit.bundle import bundle, dumps
-    from pivotkit.fixtures import atomic_write_text
+    from pivotkit.locations import atomic_write_text
 
     contract = Contract.load(schemas)
     document = bundle(contract) if bundled else contract.openapi
@@ -150,7 +150,7 @@ def diff(old: str, new: str, fmt: str, out: Path | None) -> None:
     import tempfile
 
     from pivotkit.drift.changelog import compare_contracts, load_side, to_json, to_markdown
-    from pivotkit.fixtures import atomic_write_text
+    from pivotkit.locations import atomic_write_text
 
     with tempfile.TemporaryDirectory(prefix="pivotkit-diff-") as work:
         before = load_side(old, new, Path(work))

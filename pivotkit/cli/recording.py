@@ -23,7 +23,7 @@ def _plan(
     params: Sequence[str],
     langs: Sequence[str],
 ) -> list[Any]:
-    from pivotkit.fixtures import default_fixtures_dir
+    from pivotkit.locations import default_fixtures_dir
     from pivotkit.plan import PlanItem, load_plan, plan_from_fixtures, plan_from_options
 
     items: list[PlanItem] = []
@@ -99,7 +99,7 @@ def _out_dir(out: Path | None) -> Path:
     """Where record writes: --out, else $PIVOT_FIXTURES, else the project's ./fixtures;
     never into the installed package (ConfigError: one line, exit 2)."""
     from pivotkit.errors import ConfigError
-    from pivotkit.fixtures import outside_package
+    from pivotkit.locations import outside_package
 
     env = os.environ.get("PIVOT_FIXTURES")
     chosen = out or (Path(env) if env else Path("fixtures"))

@@ -32,7 +32,8 @@ from pivotkit.drift.report import (
 )
 from pivotkit.drift.updates import write_drift_fixtures
 from pivotkit.errors import EXIT_UNAVAILABLE, ConfigError
-from pivotkit.fixtures import FixtureSet, atomic_write_text
+from pivotkit.fixtures import FixtureSet
+from pivotkit.locations import atomic_write_text
 from pivotkit.plan import PlanItem, plan_from_fixtures, sample
 
 

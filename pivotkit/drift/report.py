@@ -20,7 +20,7 @@ from pivotkit.drift.deviations import Deviation
 from pivotkit.drift.findings import FORMAT, Finding
 from pivotkit.drift.replay import Answer, RunResult
 from pivotkit.errors import EXIT_FAILED, EXIT_OK
-from pivotkit.fixtures import atomic_write_text
+from pivotkit.locations import atomic_write_text
 
 #: When a run alerts (webhook, exit 1): ``breaking`` an active breaking finding, ``new`` a
 #: breaking finding the last run did not have (every finding is new without a history),
