@@ -137,7 +137,10 @@ def _wsgi_call(
         base_url=f"{url.scheme}://{url.netloc}",
         query_string=url.query,
         method=request.method or "GET",
-        headers=list(request.headers.items()),
+        headers=[
+            (k, v.decode("latin-1") if isinstance(v, bytes) else v)
+            for k, v in request.headers.items()
+        ],
         data=body if isinstance(body, bytes) else None,
     )
     try:

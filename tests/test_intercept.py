@@ -71,7 +71,9 @@ def test_rules(pivot_responses):
     with requests.Session() as session:
         session.headers.update(KEY)
         assert session.get(BASE + "/channels").json()["data"][0]["name"] == "TF1"
-    pivot_responses.assert_called("getContent", times=3)
+    as_bytes = {name: value.encode("ascii") for name, value in KEY.items()}  # requests allows it
+    assert requests.get(BASE + "/contents/7488", headers=as_bytes).status_code == 200
+    pivot_responses.assert_called("getContent", times=4)
     pivot_responses.assert_called("listChannels", account="full")
 """
     )
