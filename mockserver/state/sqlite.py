@@ -15,10 +15,17 @@ import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
-from pivotkit.accounts import SLOTS
+from mockserver.state.base import (
+    Generations,
+    Refusal,
+    SequenceRow,
+    SharedState,
+    UsageRow,
+    Window,
+    check_slot,
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -40,38 +47,16 @@ CREATE TABLE IF NOT EXISTS corpus (generation INTEGER PRIMARY KEY, data BLOB NOT
 INSERT OR IGNORE INTO meta (name, value) VALUES ('keys_generation', '0');
 INSERT OR IGNORE INTO meta (name, value) VALUES ('fixtures_generation', '0');
 INSERT OR IGNORE INTO meta (name, value) VALUES ('sessions_epoch', '0');
+INSERT OR IGNORE INTO meta (name, value) VALUES ('scenarios_generation', '0');
+CREATE TABLE IF NOT EXISTS scenario_sequences (
+    name TEXT PRIMARY KEY, origin TEXT NOT NULL, spec TEXT NOT NULL,
+    position INTEGER NOT NULL DEFAULT 0, created INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS scenario_timelines (name TEXT PRIMARY KEY, step INTEGER NOT NULL);
 """
 
-_GEN = struct.Struct("<qq")  # keys generation, fixtures generation
-
-
-@dataclass(frozen=True)
-class UsageRow:
-    """Calls of one account on one UTC day, per operation and key slot."""
-
-    day: str
-    operation_id: str
-    slot: str
-    count: int
-
-
-@dataclass(frozen=True)
-class Window:
-    """A limit on an account's calls: ``calls`` per ``period`` seconds, counted in a sliding
-    window (the gateway's rate limit) or in fixed windows (its quota)."""
-
-    kind: str
-    calls: int
-    period: float
-    sliding: bool
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """A call an account's limits refuse: which limit, and the seconds until one is allowed."""
-
-    kind: str
-    wait: int
+_GEN = struct.Struct("<qqq")  # keys, fixtures and scenarios generations
+_NEXT = "(SELECT COALESCE(MAX(created), 0) + 1 FROM scenario_sequences)"
+_GENERATIONS = ("keys_generation", "fixtures_generation", "scenarios_generation")
 
 
 def _private_file(path: Path) -> None:
@@ -86,15 +71,7 @@ def _private_file(path: Path) -> None:
         os.close(fd)
 
 
-@dataclass(frozen=True)
-class Generations:
-    """Counters bumped on every change another worker must see (keys, fixtures)."""
-
-    keys: int
-    fixtures: int
-
-
-class State:
+class State(SharedState):
     """SQLite state in WAL mode, one connection per thread and process.
 
     Every worker that opens the same file sees the same keys and counters: a regenerated key is
@@ -106,11 +83,13 @@ class State:
     (limits, keys, sessions, logins) is written before the request is answered.
 
     The file and its companions (``-wal``, ``-shm``, ``.gen``) are created 0600. Callers use
-    methods only (no SQL outside this module), so another store can take its place.
+    methods only (no SQL outside this module): :class:`mockserver.state.base.SharedState` is
+    the interface, which the Redis store implements too.
     """
 
     def __init__(self, path: Path | str, *, usage_flush: float = 1.0) -> None:
         self.path = Path(path)
+        self.local_path = self.path
         self.usage_flush = usage_flush
         self._local = threading.local()
         self._lock = threading.Lock()
@@ -173,36 +152,45 @@ class State:
 
     def _mirror(self, mapped: mmap.mmap | None = None) -> None:
         """Copy the committed generation rows from SQLite into the shared map (always after
-        the commit: a worker that sees a new generation must find what it stands for)."""
+        the commit: a worker that sees a new generation must find what it stands for). One
+        slice assignment, so a reader in another process never sees half a write."""
         current = self._read_generations()
-        _GEN.pack_into(
-            mapped if mapped is not None else self._gen_map, 0, current.keys, current.fixtures
-        )
+        target = mapped if mapped is not None else self._gen_map
+        target[: _GEN.size] = _GEN.pack(current.keys, current.fixtures, current.scenarios)
 
     def _read_generations(self) -> Generations:
+        marks = ", ".join("?" * len(_GENERATIONS))
         rows = dict(
             self._db()
-            .execute(
-                "SELECT name, value FROM meta "
-                "WHERE name IN ('keys_generation', 'fixtures_generation')"
-            )
+            .execute(f"SELECT name, value FROM meta WHERE name IN ({marks})", _GENERATIONS)
             .fetchall()
         )
-        return Generations(int(rows["keys_generation"]), int(rows["fixtures_generation"]))
+        return Generations(*(int(rows[name]) for name in _GENERATIONS))
 
     def generations(self) -> Generations:
         """The current generation counters (a shared-memory read: called on every request)."""
-        keys, fixtures = _GEN.unpack_from(self._gen_map, 0)
-        return Generations(keys, fixtures)
+        return Generations(*_GEN.unpack(self._gen_map[: _GEN.size]))
+
+    def describe(self) -> str:
+        """The SQLite file, for the banner."""
+        return f"SQLite {self.path}"
+
+    def ping(self) -> bool:
+        """Whether the file answers a query now."""
+        try:
+            self._db().execute("SELECT 1").fetchone()
+        except sqlite3.Error:
+            return False
+        return True
+
+    def _bump(self, db: sqlite3.Connection, name: str) -> None:
+        db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE name = ?", (name,))
 
     def publish_corpus(self, data: bytes) -> int:
         """Store a validated corpus (fixtures and accounts, see mockserver.corpus) as the next
         fixtures generation, which every worker then switches to; returns the generation."""
         with self._write() as db:
-            db.execute(
-                "UPDATE meta SET value = CAST(value AS INTEGER) + 1 "
-                "WHERE name = 'fixtures_generation'"
-            )
+            self._bump(db, "fixtures_generation")
             row = db.execute("SELECT value FROM meta WHERE name = 'fixtures_generation'").fetchone()
             generation = int(row[0])
             db.execute("DELETE FROM corpus")
@@ -235,8 +223,7 @@ class State:
 
     def set_key(self, account: str, slot: str, key: str) -> None:
         """Store a regenerated key and bump the generation every worker checks."""
-        if slot not in SLOTS:
-            raise ValueError(f"slot must be one of {SLOTS}, not {slot!r}")
+        check_slot(slot)
         with self._write() as db:
             db.execute(
                 "INSERT INTO keys (account, slot, key, updated) VALUES (?, ?, ?, ?) "
@@ -244,9 +231,7 @@ class State:
                 "updated = excluded.updated",
                 (account, slot, key, time.time()),
             )
-            db.execute(
-                "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE name = 'keys_generation'"
-            )
+            self._bump(db, "keys_generation")
         self._mirror()
 
     # -- limits (rate limit, quota) ----------------------------------------------------------
@@ -346,10 +331,7 @@ class State:
         worker: the stamp they carry no longer matches."""
         with self._write() as db:
             if account is None:
-                db.execute(
-                    "UPDATE meta SET value = CAST(value AS INTEGER) + 1 "
-                    "WHERE name = 'sessions_epoch'"
-                )
+                self._bump(db, "sessions_epoch")
             else:
                 db.execute(
                     "INSERT INTO sessions (account, generation) VALUES (?, 1) "
@@ -467,23 +449,105 @@ class State:
             db.execute("DELETE FROM calls")
             db.execute("DELETE FROM usage")
             db.execute("DELETE FROM login_attempts")
-            db.execute(
-                "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE name = 'keys_generation'"
-            )
-            db.execute(
-                "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE name = 'sessions_epoch'"
-            )
+            self._bump(db, "keys_generation")
+            self._bump(db, "sessions_epoch")
         self._mirror()
 
-    # -- for the other parts of the mock (scenarios keep their tables here) ---------------
+    # -- scenarios: sequence positions and timeline steps ----------------------------------
 
-    def transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
-        """A write transaction on this thread's connection (BEGIN IMMEDIATE ... COMMIT)."""
-        return self._write()
+    def scenarios_changed(self) -> None:
+        """Bump the scenarios generation: every worker reads sequences and timelines again."""
+        with self._write() as db:
+            self._bump(db, "scenarios_generation")
+        self._mirror()
 
-    def rows(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
-        """The rows of one read-only query."""
-        return list(self._db().execute(sql, params).fetchall())
+    def declare_sequences(self, declared: Sequence[tuple[str, str]]) -> None:
+        """The scenarios file's sequences (name, spec): those no longer declared go, a new or
+        changed one starts from its first answer, an unchanged one keeps its position."""
+        names = [name for name, _ in declared]
+        with self._write() as db:
+            db.execute(
+                "DELETE FROM scenario_sequences WHERE origin = 'file' AND name NOT IN "
+                f"({', '.join('?' * len(names))})",
+                names,
+            )
+            for name, spec in declared:
+                db.execute(
+                    "INSERT INTO scenario_sequences (name, origin, spec, position, created) "
+                    f"VALUES (?, 'file', ?, 0, {_NEXT}) ON CONFLICT (name) DO UPDATE SET "
+                    "spec = excluded.spec, position = 0 "
+                    "WHERE origin = 'file' AND spec != excluded.spec",
+                    (name, spec),
+                )
+
+    def sequences(self) -> list[SequenceRow]:
+        """Every sequence, the most recently added first."""
+        rows = self._db().execute(
+            "SELECT name, origin, spec, position FROM scenario_sequences ORDER BY created DESC"
+        )
+        return [SequenceRow(str(n), str(o), str(s), int(p)) for n, o, s, p in rows.fetchall()]
+
+    def add_sequence(self, name: str, spec: str) -> None:
+        """Add a test's sequence (replacing one of that name), from its first answer."""
+        with self._write() as db:
+            db.execute("DELETE FROM scenario_sequences WHERE name = ?", (name,))
+            db.execute(
+                "INSERT INTO scenario_sequences (name, origin, spec, position, created) "
+                f"VALUES (?, 'test', ?, 0, {_NEXT})",
+                (name, spec),
+            )
+
+    def remove_sequence(self, name: str) -> bool:
+        """Remove a sequence; False when there is none of that name."""
+        with self._write() as db:
+            gone = db.execute("DELETE FROM scenario_sequences WHERE name = ?", (name,)).rowcount
+        return bool(gone)
+
+    def reset_sequences(self, declared: Sequence[tuple[str, str]]) -> None:
+        """Only the declared sequences, each at its first answer."""
+        with self._write() as db:
+            db.execute("DELETE FROM scenario_sequences")
+            for name, spec in declared:
+                db.execute(
+                    "INSERT INTO scenario_sequences (name, origin, spec, position, created) "
+                    f"VALUES (?, 'file', ?, 0, {_NEXT})",
+                    (name, spec),
+                )
+
+    def advance_sequence(self, name: str) -> int | None:
+        """Count one request in a sequence: its new position (None: no such sequence)."""
+        with self._write() as db:
+            row = db.execute(
+                "UPDATE scenario_sequences SET position = position + 1 WHERE name = ? "
+                "RETURNING position",
+                (name,),
+            ).fetchone()
+        return None if row is None else int(row[0])
+
+    def timeline_steps(self) -> dict[str, int]:
+        """The step of every started timeline."""
+        rows = self._db().execute("SELECT name, step FROM scenario_timelines WHERE step > 0")
+        return {str(n): int(s) for n, s in rows.fetchall()}
+
+    def move_timeline(self, name: str, target: Callable[[int], int]) -> int:
+        """Set a timeline's step to ``target(current)`` in one transaction (``target`` may
+        raise: nothing changes)."""
+        with self._write() as db:
+            row = db.execute(
+                "SELECT step FROM scenario_timelines WHERE name = ?", (name,)
+            ).fetchone()
+            step = target(int(row[0]) if row else 0)
+            db.execute(
+                "INSERT INTO scenario_timelines (name, step) VALUES (?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET step = excluded.step",
+                (name, step),
+            )
+        return step
+
+    def reset_timelines(self) -> None:
+        """Every timeline back to not started."""
+        with self._write() as db:
+            db.execute("DELETE FROM scenario_timelines")
 
     def close(self) -> None:
         """Flush, stop the flushing thread and close this thread's connection."""
