@@ -146,6 +146,23 @@ def redacted(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
+def _check_url(url: str) -> None:
+    """ValueError unless ``url`` is ``redis[s]://[[user]:password@]host[:port][/db]`` or
+    ``unix://path``: a port that is a number, a database that is a number."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() == "unix":
+        if not parts.path:
+            raise ValueError("unix:// needs the socket's path")
+        return
+    if not parts.hostname:
+        raise ValueError("no host")
+    if parts.port is None and parts.netloc.rpartition("@")[2].endswith(":"):
+        raise ValueError("an empty port")
+    db = parts.path.strip("/")
+    if db and not (db.isascii() and db.isdigit()):
+        raise ValueError(f"the database must be a number, not {db!r}")
+
+
 def _password(url: str) -> str | None:
     with contextlib.suppress(ValueError):
         return urlsplit(url).password
@@ -176,6 +193,7 @@ class RedisState(SharedState):
             return text.replace(secret, "***") if secret else text
 
         try:
+            _check_url(url)
             self._r: Any = redis.Redis.from_url(
                 url, socket_connect_timeout=3, socket_timeout=10, health_check_interval=30
             )
