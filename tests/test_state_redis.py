@@ -118,21 +118,14 @@ def test_quota_renews_at_fixed_boundaries_and_refusals_do_not_count(opener: Open
     now[0] = 10_800.0
     assert one.admit("basic", both, clock) is None
     for _ in range(10):  # refused by the rate limit: the quota does not see them
-        got = two.admit("basic", both, clock)
-        assert got is not None and got.kind == "rate"
+        refusal = two.admit("basic", both, clock)
+        assert refusal is not None and refusal.kind == "rate"
     now[0] += 10
     assert one.admit("basic", both, clock) is None
     now[0] = 14_399.5  # still the same quota window: 2 counted of 5
     got = [two.admit("basic", [both[1]], clock) for _ in range(4)]
-    assert (
-        got[:3] == [None] * 3
-        and got[3] is not None
-        and (got[3].kind, got[3].wait)
-        == (
-            "quota",
-            1,
-        )
-    )
+    last = got[3]
+    assert got[:3] == [None] * 3 and last is not None and (last.kind, last.wait) == ("quota", 1)
 
 
 def test_limits_are_exact_under_concurrency_on_the_real_clock(opener: Opener) -> None:
@@ -218,7 +211,8 @@ def test_sequences_are_shared(opener: Opener) -> None:
     positions = {r.name: r.position for r in one.sequences()}
     assert positions == {"a": 2, "b": 0}
     one.add_sequence("t", '{"t": 1}')
-    assert [r.name for r in two.sequences()][0] == "t" and two.sequences()[0].origin == "test"
+    newest = two.sequences()[0]
+    assert (newest.name, newest.origin) == ("t", "test")
     one.declare_sequences([("a", '{"a": 1}')])  # b no longer declared; the test's stays
     assert sorted(r.name for r in two.sequences()) == ["a", "t"]
     assert two.remove_sequence("t") and not two.remove_sequence("t")
