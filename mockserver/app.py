@@ -27,6 +27,7 @@ from mockserver.corpus import Corpus, Loaded
 from mockserver.dispatch import Dispatcher, WSGIApp
 from mockserver.gateway import Gateway
 from mockserver.journal import Journal
+from mockserver.readiness import Readiness
 from mockserver.scenarios import Scenarios, scenarios_file
 from mockserver.state import SharedState, UsageRow, is_redis_url, open_state
 from mockserver.uploads import UploadGuard
@@ -98,6 +99,7 @@ class PivotMock:
             "request_context", self.contract.conventions.request_context(str(uuid.uuid4()))
         )
         self.date = HttpDate()
+        self.readiness = Readiness()
         self._switching = threading.Lock()
         self._install(loaded, self.state.generations().fixtures)
         self.journal = self._open_journal(settings)

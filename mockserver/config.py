@@ -276,6 +276,11 @@ FIELDS: dict[str, tuple[Any, Callable[[Any], Any], str]] = {
     "JOURNAL": (True, _bool, "write every API request in the journal (/__pivot/requests)"),
     "JOURNAL_BYTES": (4 * 1024**2, _journal_bytes, "bytes the journal keeps (oldest forgotten)"),
     "SCENARIOS": (None, _opt_path, "scenarios file (default: <fixtures>/scenarios.json if any)"),
+    "DRAIN_DELAY": (
+        0.0,
+        _seconds,
+        "seconds /__pivot/ready answers 503 after SIGTERM before the server stops accepting",
+    ),
 }
 
 
@@ -312,6 +317,7 @@ class Settings:
     journal: bool
     journal_bytes: int
     scenarios: Path | None
+    drain_delay: float
     sources: Mapping[str, str]
 
     def as_config(self) -> dict[str, Any]:

@@ -247,8 +247,16 @@ def serve(
     gc.freeze()  # keep the loaded objects' pages shared with the forked workers
     _PREBUILT = app
     PortFile(port_file).when_ready(host, port)
-    timeout = app.extensions["pivot"].settings.client_timeout
-    run_granian(settings, host=host, port=port, workers=max(1, workers), head_timeout=timeout)
+    mock: PivotMock = app.extensions["pivot"]
+    run_granian(
+        settings,
+        host=host,
+        port=port,
+        workers=max(1, workers),
+        head_timeout=mock.settings.client_timeout,
+        drain=mock.readiness.drain,
+        drain_delay=mock.settings.drain_delay,
+    )
 
 
 def _on_redis(settings: Mapping[str, Any]) -> bool:

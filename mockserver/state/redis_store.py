@@ -245,7 +245,12 @@ class RedisState(SharedState):
 
     def generations(self) -> Generations:
         """The generation counters: one HMGET, on every request."""
-        keys, fixtures, scenarios = self._r.hmget(self._k("gen"), "keys", "fixtures", "scenarios")
+        try:
+            keys, fixtures, scenarios = self._r.hmget(
+                self._k("gen"), "keys", "fixtures", "scenarios"
+            )
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise TargetUnreachable(f"the Redis state {self._shown}", str(exc)) from None
         return Generations(int(keys or 0), int(fixtures or 0), int(scenarios or 0))
 
     def publish_corpus(self, data: bytes) -> int:
