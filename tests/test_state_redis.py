@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -324,3 +325,60 @@ def test_serve_with_a_bad_state_says_so_in_one_line(state: str, code: int, says:
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and says in lines[0], done.stderr
     assert "pw-never-shown" not in done.stderr + done.stdout
+
+
+def _listening(store: SharedState) -> None:
+    """Wait until a Redis store's process listens for changes (its cache is in use)."""
+    cache = store._generations  # type: ignore[attr-defined]
+    for _ in range(200):
+        store.generations()
+        if cache._live:
+            return
+        time.sleep(0.01)
+    pytest.fail("the generations cache never subscribed")
+
+
+def test_cached_generations_are_dropped_before_a_change_answers(redis_url: str) -> None:
+    """With both caches warm, every change through one store is seen by the other's very
+    next read: the change answers only once every subscriber dropped its copy."""
+    redis.Redis.from_url(redis_url).flushdb()
+    one, two = RedisState(redis_url), RedisState(redis_url)
+    try:
+        _listening(one)
+        _listening(two)
+        for i in range(20):
+            seen = two.generations()
+            one.set_key("full", "primary", f"{i:032d}")
+            assert two.generations().keys == seen.keys + 1
+            one.scenarios_changed()
+            assert two.generations().scenarios == seen.scenarios + 1
+        blob = one.publish_corpus(b"x")
+        assert two.generations().fixtures == blob
+    finally:
+        one.close()
+        two.close()
+
+
+def test_a_silent_subscriber_delays_a_change_at_most_the_ack_wait(
+    redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A process that died between receiving a change and acknowledging it (here: a bare
+    subscriber) holds a change for ACK_WAIT seconds at most, with a warning."""
+    from mockserver.state.invalidation import ACK_WAIT
+
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    silent = client.pubsub()
+    silent.subscribe("pivotkit:changes")
+    store = RedisState(redis_url)
+    try:
+        _listening(store)
+        started = time.monotonic()
+        store.set_key("full", "primary", "k" * 32)
+        waited = time.monotonic() - started
+        assert ACK_WAIT - 0.1 <= waited < ACK_WAIT + 5
+        assert "did not acknowledge a change" in caplog.text
+        assert store.key_overrides() == {("full", "primary"): "k" * 32}
+    finally:
+        silent.close()
+        store.close()

@@ -8,8 +8,10 @@ the server with ``requirepass`` and ``rediss://``), regenerated ``keys``, the pu
 ``sessions`` and sign-in attempts (``login:<digest>``), sequences (``seq``, ``seqpos``) and
 timeline steps (``timelines``).
 
-Each request reads the generations in one round trip (HMGET), so a key regenerated or a corpus
-published through any instance is seen by the next request of every instance. Limits are one
+Each process caches the generations and drops its copy when a change is announced on a pub/sub
+channel; the change answers only once every process has acknowledged (else each request reads
+them, one HMGET): a key regenerated or a corpus published through any instance is seen by the
+next request of every instance. Limits are one
 Lua script per call (check every window, then count in all or none), on the Redis server's
 clock (``TIME``) unless a clock is injected, so instances' clocks do not matter. Usage counts
 are buffered per process as with SQLite and flushed with HINCRBY.
@@ -42,6 +44,7 @@ from mockserver.state.base import (
     Window,
     check_slot,
 )
+from mockserver.state.invalidation import GenerationCache
 from pivotkit.errors import ConfigError, TargetUnreachable
 
 PREFIX = "pivotkit:"
@@ -226,6 +229,9 @@ class RedisState(SharedState):
         self._day_key = -1
         self._day = ""
         atexit.register(self._flush_at_exit)
+        self._generations = GenerationCache(
+            self._r, self._k("changes"), self._k("ack:"), self._read_generations
+        )
 
     def _k(self, name: str) -> str:
         return self._prefix + name
@@ -244,7 +250,11 @@ class RedisState(SharedState):
     # -- generations, corpus, meta -----------------------------------------------------------
 
     def generations(self) -> Generations:
-        """The generation counters: one HMGET, on every request."""
+        """The generation counters, cached in this process while its subscription to the
+        changes holds (:mod:`mockserver.state.invalidation`), else one HMGET."""
+        return self._generations.get()
+
+    def _read_generations(self) -> Generations:
         try:
             keys, fixtures, scenarios = self._r.hmget(
                 self._k("gen"), "keys", "fixtures", "scenarios"
@@ -255,7 +265,9 @@ class RedisState(SharedState):
 
     def publish_corpus(self, data: bytes) -> int:
         """Store a validated corpus as the next fixtures generation; returns the generation."""
-        return int(self._publish(keys=[self._k("gen"), self._k("corpus")], args=[data]))
+        generation = int(self._publish(keys=[self._k("gen"), self._k("corpus")], args=[data]))
+        self._generations.announce()
+        return generation
 
     def corpus(self, generation: int) -> bytes | None:
         """The corpus published as ``generation`` (None if a newer one replaced it)."""
@@ -286,6 +298,7 @@ class RedisState(SharedState):
         pipe.hset(self._k("keys"), f"{account}{_SEP}{slot}", key)
         pipe.hincrby(self._k("gen"), "keys", 1)
         pipe.execute()
+        self._generations.announce()
 
     # -- limits ------------------------------------------------------------------------------
 
@@ -431,12 +444,14 @@ class RedisState(SharedState):
         pipe.hincrby(self._k("gen"), "keys", 1)
         pipe.hincrby(self._k("gen"), "sessions", 1)
         pipe.execute()
+        self._generations.announce()
 
     # -- scenarios -------------------------------------------------------------------------
 
     def scenarios_changed(self) -> None:
         """Bump the scenarios generation: every instance reads the scenarios again."""
         self._r.hincrby(self._k("gen"), "scenarios", 1)
+        self._generations.announce()
 
     def _stored_sequences(self, client: Any) -> dict[str, dict[str, Any]]:
         raw = client.hgetall(self._k("seq"))
@@ -549,4 +564,5 @@ class RedisState(SharedState):
         with contextlib.suppress(redis.RedisError, OSError):
             self.flush_usage()
         atexit.unregister(self._flush_at_exit)
+        self._generations.close()
         self._r.close()
