@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import shutil
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -27,9 +31,12 @@ from tests.helpers import (
     KEY_HEADER,
     LIMITED,
     clean_env,
+    free_port,
     path_of,
     redis_server,
     serve_process,
+    stop,
+    wait_ready,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,6 +44,7 @@ TOKEN = "admin-token-for-instance-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 CONTENT = path_of("getContent", id=7488)
 FULL_2 = demo_key("full", "secondary").reveal()
+CLI = "from pivotkit.cli import main; main()"
 RATE = 3  # limited: 3 calls per second (sliding)
 QUOTA = 5  # basic: 5 calls per 2-second window (fixed)
 
@@ -309,3 +317,54 @@ def test_instances_on_one_redis_share_a_generated_admin_token(tmp_path: Path) ->
             tokens.append(line.split()[3])
         assert tokens[0] == tokens[1]
         assert redis.Redis.from_url(url).hget("pivotkit:meta", "admin_token") is not None
+
+
+def _deployment_section() -> str:
+    readme = (ROOT / "README.md").read_text("utf-8")
+    start = readme.index("### Deployment: several instances behind a load balancer")
+    return readme[start : readme.index("\n## ", start)]
+
+
+def test_the_deployment_snippet_runs_as_written(tmp_path: Path) -> None:
+    """The README's deployment commands, as written (Redis with a password, the host, port
+    and fixtures folder replaced by this machine's), start two instances that act as one;
+    SIGTERM drains them (ready 503) and they exit 0. The nginx example sends to that port."""
+    section = _deployment_section()
+    [script] = re.findall(r"```sh\n(.*?)```", section, flags=re.S)
+    [nginx] = re.findall(r"```nginx\n(.*?)```", section, flags=re.S)
+    assert re.findall(r"server [\d.]+:(\d+)", nginx) == ["8081", "8081"]
+    assert "http_503" in nginx
+    password = "deploy-pass-not-printed"
+    with redis_server(tmp_path, password=password) as url, ExitStack() as stack:
+        port = url.rsplit(":", 1)[1].split("/")[0]
+        procs = []
+        for n in (1, 2):
+            listen = free_port()
+            text = script.replace(":6379/", f":{port}/").replace("--port 8081", f"--port {listen}")
+            text = text.replace("/srv/pivot/fixtures", str(ROOT / "fixtures"))
+            text = text.replace("--host 0.0.0.0", "--host 127.0.0.1")
+            text = text.replace("\npivotkit serve", f'\nexec "{sys.executable}" -c "{CLI}" serve')
+            log = tmp_path / f"deploy-{n}.log"
+            env = clean_env(
+                REDIS_PASSWORD=password,
+                REDIS_HOST="127.0.0.1",
+                PIVOT_TOKEN=TOKEN,
+                RUST_BACKTRACE="0",
+            )
+            with log.open("wb") as out:
+                proc = subprocess.Popen(["bash", "-c", text], stdout=out, stderr=out, env=env)
+            stack.callback(stop, proc)
+            wait_ready(f"http://127.0.0.1:{listen}", proc, log)
+            procs.append((proc, f"http://127.0.0.1:{listen}", log))
+        urls = (procs[0][1], procs[1][1])
+        assert all(httpx.get(f"{u}/__pivot/ready").status_code == 200 for u in urls)
+        new = _regenerate(urls[1])
+        assert _get(urls[0]) == 401 and _get(urls[0], new) == 200
+        for proc, _, _ in procs:
+            proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        assert [httpx.get(f"{u}/__pivot/ready").status_code for u in urls] == [503, 503]
+        assert [proc.wait(timeout=30) for proc, _, _ in procs] == [0, 0]
+        for _, _, log in procs:
+            text = log.read_text(errors="replace")
+            assert password not in text and "redis://:***@127.0.0.1" in text

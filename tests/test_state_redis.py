@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -366,7 +367,7 @@ def test_a_silent_subscriber_delays_a_change_at_most_the_ack_wait(
     subscriber) holds a change for ACK_WAIT seconds at most, with a warning."""
     from mockserver.state.invalidation import ACK_WAIT
 
-    client = redis.Redis.from_url(redis_url)
+    client: Any = redis.Redis.from_url(redis_url)
     client.flushdb()
     silent = client.pubsub()
     silent.subscribe("pivotkit:changes")
