@@ -25,9 +25,7 @@ import json
 import os
 import shutil
 import tempfile
-import threading
 import time
-import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -45,6 +43,7 @@ from mockserver.state.base import (
     check_slot,
 )
 from mockserver.state.invalidation import GenerationCache
+from mockserver.state.usage import BufferedUsage, Counts, UsageBuffer
 from pivotkit.errors import ConfigError, TargetUnreachable
 
 PREFIX = "pivotkit:"
@@ -177,7 +176,7 @@ def _remove_if_owner(folder: str, owner: int) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-class RedisState(SharedState):
+class RedisState(BufferedUsage, SharedState):
     """The state on a Redis server (see the module docstring).
 
     ConfigError (exit 2) for a URL that is not a Redis URL or credentials Redis refuses;
@@ -222,13 +221,7 @@ class RedisState(SharedState):
         folder = tempfile.mkdtemp(prefix="pivotkit-redis-")
         atexit.register(_remove_if_owner, folder, os.getpid())
         self.local_path = Path(folder) / "state"
-        self._lock = threading.Lock()
-        self._pending: dict[str, int] = {}
-        self._flusher_pid = 0
-        self._stop = threading.Event()
-        self._day_key = -1
-        self._day = ""
-        atexit.register(self._flush_at_exit)
+        self._usage = UsageBuffer(usage_flush, self._write_usage, (redis.RedisError,))
         self._generations = GenerationCache(
             self._r, self._k("changes"), self._k("ack:"), self._read_generations
         )
@@ -352,68 +345,12 @@ class RedisState(SharedState):
 
     # -- usage -----------------------------------------------------------------------------
 
-    def record_call(
-        self,
-        account: str,
-        operation_id: str,
-        slot: str,
-        *,
-        now: float | None = None,
-        write_through: bool = False,
-    ) -> None:
-        """Count one call in the usage (buffered unless ``write_through``)."""
-        stamp = time.time() if now is None else now
-        day_key = int(stamp // 86400)
-        if day_key != self._day_key:
-            self._day = time.strftime("%Y-%m-%d", time.gmtime(stamp))
-            self._day_key = day_key
-        field = _SEP.join((self._day, account, operation_id, slot))
-        with self._lock:
-            self._pending[field] = self._pending.get(field, 0) + 1
-        if write_through or self.usage_flush <= 0:
-            self.flush_usage()
-        elif self._flusher_pid != os.getpid():
-            self._start_flusher()
-
-    def _start_flusher(self) -> None:
-        """Flush every ``usage_flush`` seconds from a daemon thread of this process (each
-        forked worker starts its own); the thread holds the state weakly."""
-        self._flusher_pid = os.getpid()
-        ref = weakref.ref(self)
-        interval, stop = self.usage_flush, self._stop
-
-        def flush_periodically() -> None:
-            while not stop.wait(interval):
-                state = ref()
-                if state is None:
-                    return
-                with contextlib.suppress(redis.RedisError, OSError):
-                    state.flush_usage()
-                del state
-
-        threading.Thread(target=flush_periodically, name="pivot-usage-flush", daemon=True).start()
-
-    def flush_usage(self) -> None:
-        """Add this process's buffered counts to the shared ones (HINCRBY, one round trip);
-        on an error the counts are kept for the next flush."""
-        with self._lock:
-            pending, self._pending = self._pending, {}
-        if not pending:
-            return
-        try:
-            pipe = self._r.pipeline(transaction=True)
-            for field, count in pending.items():
-                pipe.hincrby(self._k("usage"), field, count)
-            pipe.execute()
-        except (redis.RedisError, OSError):
-            with self._lock:
-                for field, count in pending.items():
-                    self._pending[field] = self._pending.get(field, 0) + count
-            raise
-
-    def _flush_at_exit(self) -> None:
-        with contextlib.suppress(redis.RedisError, OSError):
-            self.flush_usage()
+    def _write_usage(self, pending: Counts) -> None:
+        """Add the counts to the shared ones (HINCRBY, one round trip)."""
+        pipe = self._r.pipeline(transaction=True)
+        for key, count in pending.items():
+            pipe.hincrby(self._k("usage"), _SEP.join(key), count)
+        pipe.execute()
 
     def all_usage(self) -> list[tuple[str, UsageRow]]:
         """Usage rows of every account as (account, row), by account then newest day."""
@@ -434,8 +371,7 @@ class RedisState(SharedState):
     def reset(self) -> None:
         """Forget regenerated keys, limits, usage, sign-in attempts and portal sessions, in
         every instance (their next request sees the keys generation move)."""
-        with self._lock:
-            self._pending = {}
+        self._usage.clear()
         doomed = [self._k("keys"), self._k("usage")]
         for pattern in ("limit:*", "login:*"):
             doomed += list(self._r.scan_iter(match=self._k(pattern), count=1000))
@@ -560,9 +496,7 @@ class RedisState(SharedState):
 
     def close(self) -> None:
         """Flush, stop the flushing thread and close this process's connections."""
-        self._stop.set()
         with contextlib.suppress(redis.RedisError, OSError):
-            self.flush_usage()
-        atexit.unregister(self._flush_at_exit)
+            self._usage.close()
         self._generations.close()
         self._r.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import math
 import mmap
@@ -12,7 +11,6 @@ import stat
 import struct
 import threading
 import time
-import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +24,7 @@ from mockserver.state.base import (
     Window,
     check_slot,
 )
+from mockserver.state.usage import BufferedUsage, Counts, UsageBuffer
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -71,7 +70,7 @@ def _private_file(path: Path) -> None:
         os.close(fd)
 
 
-class State(SharedState):
+class State(BufferedUsage, SharedState):
     """SQLite state in WAL mode, one connection per thread and process.
 
     Every worker that opens the same file sees the same keys and counters: a regenerated key is
@@ -92,10 +91,6 @@ class State(SharedState):
         self.local_path = self.path
         self.usage_flush = usage_flush
         self._local = threading.local()
-        self._lock = threading.Lock()
-        self._pending: dict[tuple[str, str, str, str], int] = {}
-        self._flusher_pid = 0
-        self._stop = threading.Event()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         for companion in ("", "-wal", "-shm"):
             candidate = self.path.with_name(self.path.name + companion)
@@ -103,9 +98,7 @@ class State(SharedState):
                 _private_file(candidate)
         self._db().executescript(_SCHEMA)
         self._gen_map = self._open_generation_map()
-        self._day_key = -1
-        self._day = ""
-        atexit.register(self._flush_at_exit)
+        self._usage = UsageBuffer(usage_flush, self._write_usage, (sqlite3.Error,))
 
     # -- connections ---------------------------------------------------------------------
 
@@ -341,71 +334,14 @@ class State(SharedState):
 
     # -- usage -----------------------------------------------------------------------------
 
-    def record_call(
-        self,
-        account: str,
-        operation_id: str,
-        slot: str,
-        *,
-        now: float | None = None,
-        write_through: bool = False,
-    ) -> None:
-        """Count one call in the usage table (buffered unless ``write_through``)."""
-        stamp = time.time() if now is None else now
-        day_key = int(stamp // 86400)
-        if day_key != self._day_key:
-            self._day = time.strftime("%Y-%m-%d", time.gmtime(stamp))
-            self._day_key = day_key
-        key = (self._day, account, operation_id, slot)
-        with self._lock:
-            self._pending[key] = self._pending.get(key, 0) + 1
-        if write_through or self.usage_flush <= 0:
-            self.flush_usage()
-        elif self._flusher_pid != os.getpid():  # first call in this process (or this fork)
-            self._start_flusher()
-
-    def _start_flusher(self) -> None:
-        """Write the buffered counts every ``usage_flush`` seconds from a daemon thread of
-        this process (threads do not survive a fork: each worker starts its own). The thread
-        holds the state weakly and ends with it."""
-        self._flusher_pid = os.getpid()
-        ref = weakref.ref(self)
-        interval, stop = self.usage_flush, self._stop
-
-        def flush_periodically() -> None:
-            while not stop.wait(interval):
-                state = ref()
-                if state is None:
-                    return
-                with contextlib.suppress(sqlite3.Error, OSError):
-                    state.flush_usage()
-                del state
-
-        threading.Thread(target=flush_periodically, name="pivot-usage-flush", daemon=True).start()
-
-    def flush_usage(self) -> None:
-        """Write this process's buffered usage counts."""
-        with self._lock:
-            pending, self._pending = self._pending, {}
-        if not pending:
-            return
-        try:
-            with self._write() as db:
-                db.executemany(
-                    "INSERT INTO usage (day, account, operation_id, slot, count) "
-                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (day, account, operation_id, slot) "
-                    "DO UPDATE SET count = count + excluded.count",
-                    [(*k, n) for k, n in pending.items()],
-                )
-        except sqlite3.Error:
-            with self._lock:  # keep the counts for the next flush
-                for k, n in pending.items():
-                    self._pending[k] = self._pending.get(k, 0) + n
-            raise
-
-    def _flush_at_exit(self) -> None:
-        with contextlib.suppress(sqlite3.Error, OSError):  # the state file may be gone
-            self.flush_usage()
+    def _write_usage(self, pending: Counts) -> None:
+        with self._write() as db:
+            db.executemany(
+                "INSERT INTO usage (day, account, operation_id, slot, count) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (day, account, operation_id, slot) "
+                "DO UPDATE SET count = count + excluded.count",
+                [(*k, n) for k, n in pending.items()],
+            )
 
     def usage(self, account: str) -> list[UsageRow]:
         """Usage rows of one account, newest day first."""
@@ -441,8 +377,7 @@ class State(SharedState):
         Keys go back to the accounts file; the keys generation is bumped so every worker
         drops its cached keys on its next request.
         """
-        with self._lock:
-            self._pending = {}
+        self._usage.clear()
         with self._write() as db:
             db.execute("DELETE FROM keys")
             db.execute("DELETE FROM counters")
@@ -551,11 +486,9 @@ class State(SharedState):
 
     def close(self) -> None:
         """Flush, stop the flushing thread and close this thread's connection."""
-        self._stop.set()
-        self.flush_usage()
+        self._usage.close()
         db = getattr(self._local, "db", None)
         if db is not None and self._local.pid == os.getpid():
             db.close()
         self._local = threading.local()
-        atexit.unregister(self._flush_at_exit)
         self._gen_map.close()
