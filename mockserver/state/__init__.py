@@ -9,15 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mockserver.state.base import (
-    Generations,
-    Refusal,
-    SequenceRow,
-    SharedState,
-    UsageRow,
-    Window,
-)
-from mockserver.state.sqlite import State
+from mockserver.state.base import Generations as Generations
+from mockserver.state.base import Refusal as Refusal
+from mockserver.state.base import SequenceRow as SequenceRow
+from mockserver.state.base import SharedState as SharedState
+from mockserver.state.base import UsageRow as UsageRow
+from mockserver.state.base import Window as Window
+from mockserver.state.sqlite import State as State
 
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
@@ -34,17 +32,3 @@ def open_state(setting: Path | str, *, usage_flush: float = 1.0) -> SharedState:
 
         return RedisState(str(setting), usage_flush=usage_flush)
     return State(Path(setting), usage_flush=usage_flush)
-
-
-__all__ = [
-    "REDIS_SCHEMES",
-    "Generations",
-    "Refusal",
-    "SequenceRow",
-    "SharedState",
-    "State",
-    "UsageRow",
-    "Window",
-    "is_redis_url",
-    "open_state",
-]
