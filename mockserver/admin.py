@@ -1,6 +1,7 @@
-"""Admin endpoints under /__pivot/: health, fixtures, explain, reload, accounts, usage, keys.
+"""Admin endpoints under /__pivot/: health, ready, fixtures, explain, reload, accounts, usage, keys.
 
-Every endpoint but ``health`` needs ``Authorization: Bearer <admin token>`` (the token is
+Every endpoint but ``health``, ``ready`` and ``openapi`` needs ``Authorization: Bearer <admin
+token>`` (the token is
 ``PIVOT_ADMIN_TOKEN``, or generated and printed by ``pivotkit serve``).
 """
 
@@ -15,7 +16,7 @@ from typing import Any, TypeVar, cast
 from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from mockserver import control
+from mockserver import control, readiness
 from mockserver.routing import Call
 from pivotkit.accounts import SLOTS
 from pivotkit.errors import PivotError, ReloadRefused, UnknownAccount
@@ -60,7 +61,7 @@ def _http_error(exc: HTTPException) -> tuple[Response, int]:
 
 @admin.get("/health")
 def health() -> Response:
-    """Readiness: open to everyone (no secrets)."""
+    """Liveness: open to everyone (no secrets); readiness is ``/ready``."""
     mock = _mock()
     return jsonify(
         {
@@ -70,6 +71,14 @@ def health() -> Response:
             "operations": len(mock.contract.operations),
         }
     )
+
+
+@admin.get("/ready")
+def ready() -> Any:
+    """Readiness for a load balancer (see mockserver.readiness): 200 ready, 503 loading,
+    state unreachable or draining after SIGTERM. Open to everyone (no secrets)."""
+    status, body = readiness.report(_mock())
+    return jsonify(body), status
 
 
 @admin.get("/openapi.<fmt>")

@@ -27,8 +27,9 @@ from mockserver.corpus import Corpus, Loaded
 from mockserver.dispatch import Dispatcher, WSGIApp
 from mockserver.gateway import Gateway
 from mockserver.journal import Journal
+from mockserver.readiness import Readiness
 from mockserver.scenarios import Scenarios, scenarios_file
-from mockserver.state import State, UsageRow
+from mockserver.state import SharedState, UsageRow, is_redis_url, open_state
 from mockserver.uploads import UploadGuard
 from mockserver.wire import HttpDate, Prepared, prepare_gateway
 from pivotkit.accounts import Account, AccountsFile
@@ -67,7 +68,7 @@ class PivotMock:
 
     Attributes: ``settings`` (validated), ``contract``, ``fixtures``, ``accounts``,
     ``backend`` (routes, prepared answers), ``gateway`` (keys, rights, limits), ``state``
-    (SQLite), ``admin_token``, ``record_through`` (the callable that records unrecorded
+    (SQLite or Redis), ``admin_token``, ``record_through`` (the callable that records unrecorded
     requests, or None), ``dispatcher`` (the API's hot path), ``journal`` (the requests answered,
     or None when off), ``scenarios`` (Prefer, sequences, timelines).
     The developer portal's API is delegated here: :attr:`accounts`, :meth:`verify_password`,
@@ -99,6 +100,7 @@ class PivotMock:
             "request_context", self.contract.conventions.request_context(str(uuid.uuid4()))
         )
         self.date = HttpDate()
+        self.readiness = Readiness()
         self._switching = threading.Lock()
         self._install(loaded, self.state.generations().fixtures)
         self.journal = self._open_journal(settings)
@@ -126,15 +128,18 @@ class PivotMock:
                 )
 
     @staticmethod
-    def _open_state(settings: Settings) -> State:
+    def _open_state(settings: Settings) -> SharedState:
+        path: Path | str
         if settings.state is not None:
             path = settings.state
+            if is_redis_url(path):  # its own errors: bad URL (exit 2), unreachable (exit 3)
+                return open_state(path, usage_flush=settings.usage_flush)
         else:
             folder = tempfile.mkdtemp(prefix="pivotkit-state-")
             atexit.register(_remove_if_owner, folder, os.getpid())
             path = Path(folder) / "state.sqlite"
         try:
-            return State(path, usage_flush=settings.usage_flush)
+            return open_state(path, usage_flush=settings.usage_flush)
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError("PIVOT_STATE", f"{path}: cannot open the state ({exc})") from None
 
@@ -163,7 +168,7 @@ class PivotMock:
             return None
         try:
             return Journal(
-                self.state.path, settings.journal_bytes, self.contract.conventions.key_query
+                self.state.local_path, settings.journal_bytes, self.contract.conventions.key_query
             )
         except OSError as exc:
             raise ConfigError("PIVOT_JOURNAL", f"cannot open the journal ({exc})") from None
@@ -208,6 +213,7 @@ class PivotMock:
         if generations.fixtures != self._fixtures_generation:
             self._switch(generations.fixtures)
         self.gateway.sync(generations.keys)
+        self.scenarios.sync(generations.scenarios)
 
     def _switch(self, generation: int) -> None:
         """Serve the corpus another worker published as ``generation``. Requests of this worker

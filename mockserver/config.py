@@ -48,6 +48,20 @@ def _opt_path(value: Any) -> Path | None:
     raise ValueError(f"{value!r} is not a path")
 
 
+def _state(value: Any) -> Path | str | None:
+    """A SQLite file (a path) or a Redis server (``redis://``, ``rediss://``, ``unix://``)."""
+    from mockserver.state import REDIS_SCHEMES
+
+    if isinstance(value, str) and value.strip().lower().startswith(REDIS_SCHEMES):
+        return value.strip()
+    if isinstance(value, str) and "://" in value:
+        raise ValueError(
+            "not a state: a SQLite file path, or redis://[:password@]host:port/db "
+            "(rediss:// with TLS, unix:///path.sock)"
+        )
+    return _opt_path(value)
+
+
 def _opt_str(value: Any) -> str | None:
     if value is None or value == "":
         return None
@@ -219,7 +233,12 @@ FIELDS: dict[str, tuple[Any, Callable[[Any], Any], str]] = {
     "SCHEMAS": (None, _opt_path, "contract directory (default: the bundled schemas/)"),
     "FIXTURES": (None, _opt_path, "fixtures directory (default: the bundled fixtures/)"),
     "ACCOUNTS": (None, _opt_path, "accounts file (default: <fixtures>/accounts.toml)"),
-    "STATE": (None, _opt_path, "SQLite state file shared by workers (default: a fresh temp file)"),
+    "STATE": (
+        None,
+        _state,
+        "state shared by workers: a SQLite file (default: a fresh temp file), or "
+        "redis://host:port/db shared by several instances",
+    ),
     "DYNAMIC": (False, _bool, "answer unrecorded ids with a body generated from the schema"),
     "RECORD_FROM": (None, _url, "upstream base URL: unrecorded requests are recorded through"),
     "RECORD_KEY_ENV": ("PIVOT_API_KEY", _name, "variable holding the upstream's key"),
@@ -257,6 +276,11 @@ FIELDS: dict[str, tuple[Any, Callable[[Any], Any], str]] = {
     "JOURNAL": (True, _bool, "write every API request in the journal (/__pivot/requests)"),
     "JOURNAL_BYTES": (4 * 1024**2, _journal_bytes, "bytes the journal keeps (oldest forgotten)"),
     "SCENARIOS": (None, _opt_path, "scenarios file (default: <fixtures>/scenarios.json if any)"),
+    "DRAIN_DELAY": (
+        0.0,
+        _seconds,
+        "seconds /__pivot/ready answers 503 after SIGTERM before the server stops accepting",
+    ),
 }
 
 
@@ -267,7 +291,7 @@ class Settings:
     schemas: Path | None
     fixtures: Path | None
     accounts: Path | None
-    state: Path | None
+    state: Path | str | None
     dynamic: bool
     record_from: str | None
     record_key_env: str
@@ -293,6 +317,7 @@ class Settings:
     journal: bool
     journal_bytes: int
     scenarios: Path | None
+    drain_delay: float
     sources: Mapping[str, str]
 
     def as_config(self) -> dict[str, Any]:
@@ -316,13 +341,26 @@ def _file_layer(path: Path) -> dict[str, Any]:
             raise ConfigError(
                 str(path), f"unknown setting {key!r}; known: {', '.join(n.lower() for n in FIELDS)}"
             )
-        if isinstance(value, str) and FIELDS[name][1] is _opt_path:
+        if isinstance(value, str) and (
+            FIELDS[name][1] is _opt_path or (FIELDS[name][1] is _state and "://" not in value)
+        ):
             value = str((path.parent / value).resolve()) if not Path(value).is_absolute() else value
         out[name] = value
     return out
 
 
-_TEXT = (_opt_path, _opt_str, _url, _token, _faults, _prefix, _name, _str_list, _journal_bytes)
+_TEXT = (
+    _opt_path,
+    _state,
+    _opt_str,
+    _url,
+    _token,
+    _faults,
+    _prefix,
+    _name,
+    _str_list,
+    _journal_bytes,
+)
 
 
 def _env_layer() -> dict[str, Any]:

@@ -383,7 +383,10 @@ class Dispatcher:
         def dispatch(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
             path = environ.get("PATH_INFO", "")
             if path.startswith(prefixes) or path in own:
-                self.mock.sync()  # the admin and portal pages show this worker's fixtures too
+                try:  # the admin and portal pages show this worker's fixtures too
+                    self.mock.sync()
+                except PivotError as exc:  # the state is gone: health and ready still answer
+                    log.error("cannot sync with the state: %s", exc, extra=self.log_extra)
                 return flask_wsgi(environ, start_response)
             if portal and path == "/" and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
                 # The portal's home is the site root, as on the provider's developer portal;

@@ -24,7 +24,7 @@ from typing import Any
 
 from werkzeug.security import check_password_hash
 
-from mockserver.state import State, UsageRow, Window
+from mockserver.state import SharedState, UsageRow, Window
 from pivotkit.accounts import SLOTS, Account, AccountsFile
 from pivotkit.conventions import Conventions
 from pivotkit.errors import UnknownAccount
@@ -79,7 +79,7 @@ def _windows(account: Account) -> tuple[Window, ...]:
 
 
 class Gateway:
-    """Keys, rights and limits of every account, over the shared :class:`State`.
+    """Keys, rights and limits of every account, over the shared state (:class:`SharedState`).
 
     ``identify`` compares the presented key with every current key in constant time
     (``hmac.compare_digest`` over all candidates) and re-reads the regenerated keys whenever
@@ -90,7 +90,7 @@ class Gateway:
     def __init__(
         self,
         accounts: AccountsFile,
-        state: State,
+        state: SharedState,
         conventions: Conventions,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -184,7 +184,7 @@ class Gateway:
 
         The rate limit is a sliding window (at most ``calls`` in any ``period`` seconds), the
         quota a fixed window renewed every ``period`` seconds; both are checked and counted in
-        one step of the shared state (:meth:`State.admit`), so they hold exactly across
+        one step of the shared state (:meth:`SharedState.admit`), so they hold exactly across
         threads, workers and window boundaries, and a refused call is not counted.
         """
         windows = _windows(account)

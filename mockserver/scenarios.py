@@ -7,8 +7,8 @@ data itself. With none of them, the hook costs a memory read and a dictionary lo
 
 Sequences and timelines come from the scenarios file beside the fixtures
 (``<fixtures>/scenarios.json``, or ``PIVOT_SCENARIOS``) and from tests (``/__pivot/`` endpoints).
-A change is written to the SQLite state, then announced through a shared counter: every worker
-reads the new state on its next request.
+A change is written to the shared state (SQLite or Redis), then announced by its scenarios
+generation: every worker (of every host) reads the new state on its next request.
 """
 
 from __future__ import annotations
@@ -22,8 +22,7 @@ from mockserver.faults import NO_FAULT, Fault, parse_fault
 from mockserver.preference import APPLIED_HEADER, PREFER_ENV, PREFER_HEADER, parse_prefer
 from mockserver.routing import Call
 from mockserver.sequences import Sequences
-from mockserver.shared import SharedCounter
-from mockserver.state import State
+from mockserver.state import SharedState
 from mockserver.timelines import Timelines
 from mockserver.wire import prepare_gateway
 from pivotkit.accounts import Account
@@ -64,7 +63,7 @@ class Scenarios:
     """Prefer, sequences and timelines of one mock (see the module docstring)."""
 
     def __init__(
-        self, state: State, contract: Contract, declared: ScenariosFile, backend: Backend
+        self, state: SharedState, contract: Contract, declared: ScenariosFile, backend: Backend
     ) -> None:
         self.contract = contract
         self.declared = declared
@@ -77,7 +76,7 @@ class Scenarios:
             self._refuse(problems, origin, f"/timelines/{i}", f"timeline {timeline.name!r}: ")
         self.sequences = Sequences(state, declared.sequences)
         self.timelines = Timelines(state, contract, declared.timelines)
-        self._changes = SharedCounter(state.path.with_name(state.path.name + ".scenarios"))
+        self.state = state
         self._seen = -1
 
     @staticmethod
@@ -92,8 +91,10 @@ class Scenarios:
 
     # -- shared state ------------------------------------------------------------------------
 
-    def _sync(self) -> None:
-        seen = self._changes.value
+    def sync(self, generation: int) -> None:
+        """Read sequences and timelines again when the scenarios ``generation`` moved (the
+        mock's sync passes it on every request)."""
+        seen = generation
         if seen != self._seen:
             self._seen = seen
             self.sequences.load()
@@ -101,7 +102,7 @@ class Scenarios:
 
     def changed(self) -> None:
         """Announce a change to every worker (this one included)."""
-        self._changes.bump()
+        self.state.scenarios_changed()
 
     def reset(self) -> None:
         """The declared sequences from their first answer, no test's sequence, every
@@ -139,8 +140,8 @@ class Scenarios:
         params: Mapping[str, str],
         account: Account,
     ) -> Answer | None:
-        """The answer a Prefer header, a sequence or a timeline chooses, or None (ordinary)."""
-        self._sync()
+        """The answer a Prefer header, a sequence or a timeline chooses, or None (ordinary).
+        The dispatch synced the scenarios first (:meth:`sync`, through the mock's sync)."""
         prefer = environ.get(PREFER_ENV)
         if not prefer and not self.sequences.active and not self.timelines.active:
             return None

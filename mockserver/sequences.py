@@ -2,9 +2,9 @@
 
 Every worker holds the same list (the scenarios file's, then those added by tests); the most
 recently added that matches answers (as in WireMock: a test's sequence wins over the file's,
-a specific one added after a general one wins over it). Positions live in the SQLite state, so a
-series of answers is played once across all workers: "503, 503, then the fixture" gives two
-503s whichever worker each request reaches.
+a specific one added after a general one wins over it). Positions live in the shared state
+(SQLite or Redis), so a series of answers is played once across all workers (and hosts):
+"503, 503, then the fixture" gives two 503s whichever worker each request reaches.
 """
 
 from __future__ import annotations
@@ -14,17 +14,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from mockserver.routing import Call
-from mockserver.state import State
+from mockserver.state import SharedState
 from pivotkit.accounts import Account
 from pivotkit.operations import Operation
 from pivotkit.scenarios import Sequence, Step, parse_sequence
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS scenario_sequences (
-    name TEXT PRIMARY KEY, origin TEXT NOT NULL, spec TEXT NOT NULL,
-    position INTEGER NOT NULL DEFAULT 0, created INTEGER NOT NULL)
-"""
-_NEXT = "(SELECT COALESCE(MAX(created), 0) + 1 FROM scenario_sequences)"
 
 
 def matches(
@@ -50,60 +43,34 @@ def matches(
 class Sequences:
     """The sequences every worker plays (the newest tried first), over the shared state."""
 
-    def __init__(self, state: State, declared: tuple[Sequence, ...]) -> None:
+    def __init__(self, state: SharedState, declared: tuple[Sequence, ...]) -> None:
         self.state = state
         self.declared = declared
         self.active: tuple[Sequence, ...] = ()
-        with state.transaction() as db:
-            db.execute(_SCHEMA)
-            names = [s.name for s in declared]
-            db.execute(
-                "DELETE FROM scenario_sequences WHERE origin = 'file' AND name NOT IN "
-                f"({', '.join('?' * len(names))})",
-                names,
-            )
-            for sequence in declared:  # a changed declaration starts again from its first answer
-                db.execute(
-                    "INSERT INTO scenario_sequences (name, origin, spec, position, created) "
-                    f"VALUES (?, 'file', ?, 0, {_NEXT}) ON CONFLICT (name) DO UPDATE SET "
-                    "spec = excluded.spec, position = 0 "
-                    "WHERE origin = 'file' AND spec != excluded.spec",
-                    (sequence.name, _spec(sequence)),
-                )
+        # a changed declaration starts again from its first answer
+        state.declare_sequences(self._declared())
+
+    def _declared(self) -> list[tuple[str, str]]:
+        return [(s.name, _spec(s)) for s in self.declared]
 
     def load(self) -> None:
         """Read the list every worker plays (after a change announced by the counter)."""
-        rows = self.state.rows("SELECT name, spec FROM scenario_sequences ORDER BY created DESC")
         self.active = tuple(
-            parse_sequence(json.loads(str(spec)), f"sequence {name!r}") for name, spec in rows
+            parse_sequence(json.loads(row.spec), f"sequence {row.name!r}")
+            for row in self.state.sequences()
         )
 
     def add(self, sequence: Sequence) -> None:
         """Add a sequence (or replace the one of that name), from its first answer."""
-        with self.state.transaction() as db:
-            db.execute("DELETE FROM scenario_sequences WHERE name = ?", (sequence.name,))
-            db.execute(
-                "INSERT INTO scenario_sequences (name, origin, spec, position, created) "
-                f"VALUES (?, 'test', ?, 0, {_NEXT})",
-                (sequence.name, _spec(sequence)),
-            )
+        self.state.add_sequence(sequence.name, _spec(sequence))
 
     def remove(self, name: str) -> bool:
         """Remove a sequence; False when there is none of that name."""
-        with self.state.transaction() as db:
-            gone = db.execute("DELETE FROM scenario_sequences WHERE name = ?", (name,)).rowcount
-        return bool(gone)
+        return self.state.remove_sequence(name)
 
     def reset(self) -> None:
         """Back to the declared sequences, each at its first answer."""
-        with self.state.transaction() as db:
-            db.execute("DELETE FROM scenario_sequences")
-            for sequence in self.declared:
-                db.execute(
-                    "INSERT INTO scenario_sequences (name, origin, spec, position, created) "
-                    f"VALUES (?, 'file', ?, 0, {_NEXT})",
-                    (sequence.name, _spec(sequence)),
-                )
+        self.state.reset_sequences(self._declared())
 
     def next(
         self, operation: Operation, call: Call, params: Mapping[str, str], account: Account
@@ -113,32 +80,23 @@ class Sequences:
         for sequence in self.active:
             if not matches(sequence, operation, call, params, account):
                 continue
-            with self.state.transaction() as db:
-                row = db.execute(
-                    "UPDATE scenario_sequences SET position = position + 1 WHERE name = ? "
-                    "RETURNING position",
-                    (sequence.name,),
-                ).fetchone()
-            if row is not None:
-                number = int(row[0])
+            number = self.state.advance_sequence(sequence.name)
+            if number is not None:
                 return sequence, number, sequence.step_at(number - 1)
         return None
 
     def describe(self) -> list[dict[str, Any]]:
         """Every sequence with how many requests it has answered, in the order they are
         tried (the newest first), as JSON-ready rows."""
-        rows = self.state.rows(
-            "SELECT name, origin, spec, position FROM scenario_sequences ORDER BY created DESC"
-        )
         out = []
-        for name, origin, spec, position in rows:
-            data = json.loads(str(spec))
-            sequence = parse_sequence(data, f"sequence {name!r}")
+        for row in self.state.sequences():
+            data = json.loads(row.spec)
+            sequence = parse_sequence(data, f"sequence {row.name!r}")
             out.append(
                 {
                     **data,
-                    "origin": origin,
-                    "answered": position,
+                    "origin": row.origin,
+                    "answered": row.position,
                     "length": sequence.length,
                 }
             )

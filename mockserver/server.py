@@ -31,6 +31,7 @@ from flask import Flask
 from mockserver import logs
 from mockserver.app import ADMIN_PREFIX, PivotMock, create_app
 from mockserver.config import resolve_settings
+from mockserver.state import is_redis_url
 from mockserver.workers import run_granian
 from pivotkit.client import demo_key
 from pivotkit.errors import PortUnavailable
@@ -195,6 +196,8 @@ def banner(
             f"developer portal: {base}{mock.settings.portal_prefix}/ "
             "(log in with an account name and its password)"
         )
+    if is_redis_url(mock.settings.state or ""):
+        lines.append(f"shared state: {mock.state.describe()} (journal per instance)")
     if mock.settings.dynamic:
         lines.append(
             "dynamic mode: unrecorded ids get schema-generated bodies (x-pivot-mock: dynamic)"
@@ -215,8 +218,9 @@ def serve(
 ) -> None:
     """Check the port, validate the settings, print the banner, then serve until interrupted.
 
-    The fast server runs the app in ``workers`` granian processes sharing one SQLite state
-    (a temporary one unless PIVOT_STATE is set) and one admin token. ``dev`` runs werkzeug's
+    The fast server runs the app in ``workers`` granian processes sharing one state (a
+    temporary SQLite file unless PIVOT_STATE names a file or a Redis server) and one admin
+    token. ``dev`` runs werkzeug's
     development server in one process instead, restarting on code and fixture changes unless
     ``reload`` is false.
     """
@@ -231,7 +235,8 @@ def serve(
     port = reserve_port(host, port)
     if not (settings.get("PIVOT_STATE") or os.environ.get("PIVOT_STATE")):
         settings["PIVOT_STATE"] = _temporary_state()
-    if token_generated:
+    if token_generated and not _on_redis(settings):
+        # On Redis the generated token is the one every instance shares (kept in the state).
         settings["PIVOT_ADMIN_TOKEN"] = secrets.token_urlsafe(24)
     app = create_app(settings)
     for line in banner(app, host, port, token_generated=token_generated, workers=workers):
@@ -242,8 +247,21 @@ def serve(
     gc.freeze()  # keep the loaded objects' pages shared with the forked workers
     _PREBUILT = app
     PortFile(port_file).when_ready(host, port)
-    timeout = app.extensions["pivot"].settings.client_timeout
-    run_granian(settings, host=host, port=port, workers=max(1, workers), head_timeout=timeout)
+    mock: PivotMock = app.extensions["pivot"]
+    run_granian(
+        settings,
+        host=host,
+        port=port,
+        workers=max(1, workers),
+        head_timeout=mock.settings.client_timeout,
+        drain=mock.readiness.drain,
+        drain_delay=mock.settings.drain_delay,
+    )
+
+
+def _on_redis(settings: Mapping[str, Any]) -> bool:
+    setting = settings.get("PIVOT_STATE") or os.environ.get("PIVOT_STATE") or ""
+    return is_redis_url(str(setting).strip())
 
 
 def _temporary_state() -> str:

@@ -12,7 +12,6 @@ import contextlib
 import fcntl
 import mmap
 import os
-import struct
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -97,28 +96,3 @@ class SharedFile:
         if self._pid == os.getpid() and self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
-
-
-_COUNTER = struct.Struct("<q")
-
-
-class SharedCounter:
-    """A number every worker reads at the cost of a memory read, bumped to say "changed"."""
-
-    def __init__(self, path: Path) -> None:
-        self._file = SharedFile(path, _COUNTER.size)
-
-    @property
-    def value(self) -> int:
-        """The current value (no lock: an aligned 8-byte read)."""
-        return int(_COUNTER.unpack_from(self._file.map, 0)[0])
-
-    def bump(self) -> int:
-        """Add one; returns the new value."""
-        with self._file.locked() as view:
-            value = int(_COUNTER.unpack_from(view, 0)[0]) + 1
-            _COUNTER.pack_into(view, 0, value)
-        return value
-
-    def close(self) -> None:
-        self._file.close()

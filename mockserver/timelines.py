@@ -5,7 +5,7 @@ fixtures of steps k, k-1, ..., 1 are found before the ordinary ones (a later ste
 updates operation (the contract's ``x-pivot-role: updates``) reports, for the date-time asked,
 the items of every step up to k published after it (``at`` later than the date-time; both are
 written alike, so they compare as text), one per channel/day (the latest step's), or the
-empty-200. Current steps live in the SQLite state, shared by every worker.
+empty-200. Current steps live in the shared state (SQLite or Redis), shared by every worker.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 from mockserver.backend import Backend
 from mockserver.corpus import load_fixtures
 from mockserver.routing import Call
-from mockserver.state import State
+from mockserver.state import SharedState
 from mockserver.wire import Prepared
 from pivotkit.accounts import Account
 from pivotkit.contract import Contract
@@ -26,16 +26,15 @@ from pivotkit.fixtures import Exchange, FixtureSet, Request, Response
 from pivotkit.operations import Operation
 from pivotkit.scenarios import Timeline
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS scenario_timelines (name TEXT PRIMARY KEY, step INTEGER NOT NULL)
-"""
 _CACHE = 256  # prepared updates answers kept (per date-time, account and steps)
 
 
 class Timelines:
     """Every timeline of the scenarios file, with its steps' fixtures loaded."""
 
-    def __init__(self, state: State, contract: Contract, timelines: tuple[Timeline, ...]) -> None:
+    def __init__(
+        self, state: SharedState, contract: Contract, timelines: tuple[Timeline, ...]
+    ) -> None:
         self.state = state
         self.contract = contract
         self.specs = {t.name: t for t in timelines}
@@ -46,8 +45,6 @@ class Timelines:
             ]
         self.steps: Mapping[str, int] = MappingProxyType({})
         self._cache: dict[tuple[Any, ...], Prepared] = {}
-        with state.transaction() as db:
-            db.execute(_SCHEMA)
 
     def _load(self, timeline: Timeline, index: int) -> FixtureSet:
         step = timeline.steps[index]
@@ -74,10 +71,8 @@ class Timelines:
 
     def load(self) -> None:
         """Read the current steps (after a change announced by the counter)."""
-        rows = self.state.rows("SELECT name, step FROM scenario_timelines WHERE step > 0")
-        self.steps = MappingProxyType(
-            {str(n): int(str(s)) for n, s in rows if str(n) in self.specs}
-        )
+        steps = self.state.timeline_steps()
+        self.steps = MappingProxyType({n: s for n, s in steps.items() if n in self.specs})
         self._cache.clear()
 
     # -- changing the step ---------------------------------------------------------------------
@@ -85,8 +80,7 @@ class Timelines:
     def state_of(self, name: str) -> dict[str, Any]:
         """Where a timeline is: its step (0: not started), the step's name and time."""
         timeline = self._timeline(name)
-        rows = self.state.rows("SELECT step FROM scenario_timelines WHERE name = ?", (name,))
-        number = int(str(rows[0][0])) if rows else 0
+        number = self.state.timeline_steps().get(name, 0)
         step = timeline.step(number) if number else None
         return {
             "name": name,
@@ -108,34 +102,28 @@ class Timelines:
     def go(self, name: str, number: int | None = None) -> dict[str, Any]:
         """Go to step ``number`` (0: not started), or to the next step when None."""
         timeline = self._timeline(name)
-        with self.state.transaction() as db:
-            row = db.execute(
-                "SELECT step FROM scenario_timelines WHERE name = ?", (name,)
-            ).fetchone()
-            current = int(row[0]) if row else 0
-            target = current + 1 if number is None else number
+
+        def target(current: int) -> int:
+            step = current + 1 if number is None else number
             if number is None and current >= len(timeline.steps):
                 raise ScenarioError(
                     f"timeline {name!r}",
                     f"at its last step ({current} of {len(timeline.steps)}); reset it or go to a "
                     "step by number",
                 )
-            if not 0 <= target <= len(timeline.steps):
+            if not 0 <= step <= len(timeline.steps):
                 raise ScenarioError(
                     f"timeline {name!r}",
-                    f"has steps 1 to {len(timeline.steps)} (0: not started), not {target}",
+                    f"has steps 1 to {len(timeline.steps)} (0: not started), not {step}",
                 )
-            db.execute(
-                "INSERT INTO scenario_timelines (name, step) VALUES (?, ?) "
-                "ON CONFLICT (name) DO UPDATE SET step = excluded.step",
-                (name, target),
-            )
+            return step
+
+        self.state.move_timeline(name, target)
         return self.state_of(name)
 
     def reset(self) -> None:
         """Every timeline back to not started."""
-        with self.state.transaction() as db:
-            db.execute("DELETE FROM scenario_timelines")
+        self.state.reset_timelines()
 
     # -- answering -----------------------------------------------------------------------------
 

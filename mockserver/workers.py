@@ -13,7 +13,9 @@ What each setting bounds (measured with granian 2.8.9, see the README's deployme
   h2c, whose settings these are not); request bodies are bounded by mockserver.uploads;
 - a worker holds at most :data:`BACKPRESSURE` connections and runs the app in
   :data:`THREADS` Python threads; a worker over its memory ceiling is replaced gracefully;
-- SIGTERM lets requests in flight finish for :data:`KILL_TIMEOUT` seconds, then kills.
+- SIGTERM turns ``/__pivot/ready`` to 503 at once, waits ``PIVOT_DRAIN_DELAY`` seconds (0 by
+  default) for the balancer to notice, then closes the listener and lets requests in flight
+  finish for :data:`KILL_TIMEOUT` seconds, then kills.
 
 Not bounded here: a connection that never sends a byte (granian has no timeout for it), and
 the connections one client address holds. A front end (nginx) bounds both.
@@ -22,7 +24,8 @@ the connections one client address holds. A front end (nginx) bounds both.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from mockserver.logs import config as log_config
@@ -54,10 +57,36 @@ def rss_mb() -> float:
     return 0.0
 
 
+def drain_first(server: Any, drain: Callable[[], None], delay: float) -> None:
+    """On SIGTERM (or SIGINT), call ``drain`` (readiness turns 503) at once, then let granian
+    stop after ``delay`` seconds: it closes the listener and lets requests in flight finish
+    (at most :data:`KILL_TIMEOUT` seconds). A second signal stops without waiting."""
+    stop = server.signal_handler_interrupt
+    signalled: list[bool] = []
+
+    def interrupt(*args: Any, **kwargs: Any) -> None:
+        drain()
+        if delay > 0 and not signalled:
+            signalled.append(True)
+            threading.Timer(delay, stop).start()
+        else:
+            stop(*args, **kwargs)
+
+    server.signal_handler_interrupt = interrupt
+
+
 def run_granian(
-    settings: Mapping[str, Any], *, host: str, port: int, workers: int, head_timeout: float = 10.0
+    settings: Mapping[str, Any],
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    head_timeout: float = 10.0,
+    drain: Callable[[], None] | None = None,
+    drain_delay: float = 0.0,
 ) -> None:
-    """Serve the prebuilt app (mockserver.server) in ``workers`` granian processes."""
+    """Serve the prebuilt app (mockserver.server) in ``workers`` granian processes; with
+    ``drain``, SIGTERM drains first (:func:`drain_first`)."""
     try:
         from granian import Granian
         from granian.constants import HTTPModes, Interfaces
@@ -73,7 +102,7 @@ def run_granian(
         if key.startswith("PIVOT_") and value is not None:
             os.environ[key] = _env_value(value)
     loaded = rss_mb()
-    Granian(
+    server = Granian(
         FACTORY,
         address=host,
         port=port,
@@ -96,7 +125,10 @@ def run_granian(
         workers_max_rss=max_rss_mb(loaded) if loaded else None,
         rss_sample_interval=10,
         rss_samples=2,
-    ).serve()
+    )
+    if drain is not None:
+        drain_first(server, drain, drain_delay)
+    server.serve()
 
 
 def _env_value(value: Any) -> str:

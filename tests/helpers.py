@@ -224,3 +224,44 @@ def mock_servers(tmp_path: Path, token: str) -> Iterator[Callable[..., MockServe
     finally:
         for server in servers:
             server.stop()
+
+
+REDIS_SERVER = "/usr/bin/redis-server"
+
+
+@contextmanager
+def redis_server(tmp_path: Path, *, password: str | None = None) -> Iterator[str]:
+    """A real ``redis-server`` on a free loopback port (no persistence, its files in
+    ``tmp_path``), stopped by its pid afterwards; yields its URL (db 0). Skipped when
+    redis-server is not installed, a failure instead when PIVOT_REQUIRE_REDIS=1 (CI)."""
+    import shutil
+
+    binary = REDIS_SERVER if Path(REDIS_SERVER).exists() else shutil.which("redis-server")
+    if binary is None:
+        if os.environ.get("PIVOT_REQUIRE_REDIS") == "1":
+            pytest.fail("PIVOT_REQUIRE_REDIS=1 but redis-server is not installed")
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    port = free_port()
+    folder = tmp_path / f"redis-{port}"
+    folder.mkdir()
+    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly"]
+    command += ["no", "--dir", str(folder), "--logfile", str(folder / "redis.log")]
+    if password is not None:
+        command += ["--requirepass", password]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(64).startswith((b"+PONG", b"-NOAUTH")):
+                        break
+            except OSError:
+                time.sleep(0.05)
+        else:
+            pytest.fail(f"redis-server did not start: {(folder / 'redis.log').read_text()}")
+        auth = f":{password}@" if password is not None else ""
+        yield f"redis://{auth}127.0.0.1:{port}/0"
+    finally:
+        stop(proc)

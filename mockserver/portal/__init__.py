@@ -10,7 +10,7 @@ from flask.sessions import SecureCookieSessionInterface
 
 from mockserver.portal.security import SECRET_META_NAME, LoginThrottle, new_secret
 from mockserver.portal.views import PortalSettings, register
-from mockserver.state import State
+from mockserver.state import SharedState
 
 DEFAULT_PREFIX = "/portal"
 
@@ -71,7 +71,7 @@ def init_app(app: Flask) -> None:
     app.session_interface = _SessionInterface()
     state = _pivot_part(app, "state")
     throttle = LoginThrottle(
-        state if isinstance(state, State) else None,
+        state if isinstance(state, SharedState) else None,
         limit=int(app.config.get("PORTAL_LOGIN_LIMIT", 5)),
         window=float(app.config.get("PORTAL_LOGIN_WINDOW", 60.0)),
     )

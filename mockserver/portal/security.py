@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from flask import Response, request, session
 
-from mockserver.state import State
+from mockserver.state import SharedState
 
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
@@ -74,7 +74,7 @@ class LoginThrottle:
 
     def __init__(
         self,
-        state: State | None,
+        state: SharedState | None,
         *,
         limit: int = 5,
         window: float = 60.0,

@@ -32,7 +32,7 @@ from mockserver.portal.security import (
     csrf_valid,
     secure_headers,
 )
-from mockserver.state import State
+from mockserver.state import SharedState
 from pivotkit.accounts import SLOTS
 from pivotkit.contract import Contract
 from pivotkit.operations import Operation
@@ -110,9 +110,9 @@ def _safe_next(target: str | None) -> str | None:
     return None if parts.scheme or parts.netloc else target
 
 
-def _state() -> State | None:
+def _state() -> SharedState | None:
     state = _part("state")
-    return state if isinstance(state, State) else None
+    return state if isinstance(state, SharedState) else None
 
 
 def _session_valid(name: str) -> bool:

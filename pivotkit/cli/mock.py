@@ -28,9 +28,11 @@ from pivotkit.cli.options import fixtures_option, main, schemas_option
 @schemas_option()
 @click.option(
     "--state",
-    type=click.Path(path_type=Path, dir_okay=False),
     default=None,
-    help="SQLite state shared by workers: keys, usage (default: a temp file).",
+    metavar="FILE|URL",
+    help="State shared by workers: keys, limits, usage. A SQLite file (default: a temp "
+    "file), or redis://[:password@]host:port/db for several instances (better in "
+    "PIVOT_STATE: a password on the command line is visible to other users).",
 )
 @click.option(
     "--config",
@@ -121,7 +123,7 @@ def serve(
     fixtures_dir: Path | None,
     accounts: Path | None,
     schemas: Path | None,
-    state: Path | None,
+    state: str | None,
     config_file: Path | None,
     admin_token: str | None,
     faults: str | None,

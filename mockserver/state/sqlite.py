@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import math
 import mmap
@@ -12,13 +11,20 @@ import stat
 import struct
 import threading
 import time
-import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
-from pivotkit.accounts import SLOTS
+from mockserver.state.base import (
+    Generations,
+    Refusal,
+    SequenceRow,
+    SharedState,
+    UsageRow,
+    Window,
+    check_slot,
+)
+from mockserver.state.usage import BufferedUsage, Counts, UsageBuffer
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -40,38 +46,16 @@ CREATE TABLE IF NOT EXISTS corpus (generation INTEGER PRIMARY KEY, data BLOB NOT
 INSERT OR IGNORE INTO meta (name, value) VALUES ('keys_generation', '0');
 INSERT OR IGNORE INTO meta (name, value) VALUES ('fixtures_generation', '0');
 INSERT OR IGNORE INTO meta (name, value) VALUES ('sessions_epoch', '0');
+INSERT OR IGNORE INTO meta (name, value) VALUES ('scenarios_generation', '0');
+CREATE TABLE IF NOT EXISTS scenario_sequences (
+    name TEXT PRIMARY KEY, origin TEXT NOT NULL, spec TEXT NOT NULL,
+    position INTEGER NOT NULL DEFAULT 0, created INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS scenario_timelines (name TEXT PRIMARY KEY, step INTEGER NOT NULL);
 """
 
-_GEN = struct.Struct("<qq")  # keys generation, fixtures generation
-
-
-@dataclass(frozen=True)
-class UsageRow:
-    """Calls of one account on one UTC day, per operation and key slot."""
-
-    day: str
-    operation_id: str
-    slot: str
-    count: int
-
-
-@dataclass(frozen=True)
-class Window:
-    """A limit on an account's calls: ``calls`` per ``period`` seconds, counted in a sliding
-    window (the gateway's rate limit) or in fixed windows (its quota)."""
-
-    kind: str
-    calls: int
-    period: float
-    sliding: bool
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """A call an account's limits refuse: which limit, and the seconds until one is allowed."""
-
-    kind: str
-    wait: int
+_GEN = struct.Struct("<qqq")  # keys, fixtures and scenarios generations
+_NEXT = "(SELECT COALESCE(MAX(created), 0) + 1 FROM scenario_sequences)"
+_GENERATIONS = ("keys_generation", "fixtures_generation", "scenarios_generation")
 
 
 def _private_file(path: Path) -> None:
@@ -86,15 +70,7 @@ def _private_file(path: Path) -> None:
         os.close(fd)
 
 
-@dataclass(frozen=True)
-class Generations:
-    """Counters bumped on every change another worker must see (keys, fixtures)."""
-
-    keys: int
-    fixtures: int
-
-
-class State:
+class State(BufferedUsage, SharedState):
     """SQLite state in WAL mode, one connection per thread and process.
 
     Every worker that opens the same file sees the same keys and counters: a regenerated key is
@@ -106,17 +82,15 @@ class State:
     (limits, keys, sessions, logins) is written before the request is answered.
 
     The file and its companions (``-wal``, ``-shm``, ``.gen``) are created 0600. Callers use
-    methods only (no SQL outside this module), so another store can take its place.
+    methods only (no SQL outside this module): :class:`mockserver.state.base.SharedState` is
+    the interface, which the Redis store implements too.
     """
 
     def __init__(self, path: Path | str, *, usage_flush: float = 1.0) -> None:
         self.path = Path(path)
+        self.local_path = self.path
         self.usage_flush = usage_flush
         self._local = threading.local()
-        self._lock = threading.Lock()
-        self._pending: dict[tuple[str, str, str, str], int] = {}
-        self._flusher_pid = 0
-        self._stop = threading.Event()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         for companion in ("", "-wal", "-shm"):
             candidate = self.path.with_name(self.path.name + companion)
@@ -124,9 +98,7 @@ class State:
                 _private_file(candidate)
         self._db().executescript(_SCHEMA)
         self._gen_map = self._open_generation_map()
-        self._day_key = -1
-        self._day = ""
-        atexit.register(self._flush_at_exit)
+        self._usage = UsageBuffer(usage_flush, self._write_usage, (sqlite3.Error,))
 
     # -- connections ---------------------------------------------------------------------
 
@@ -173,36 +145,45 @@ class State:
 
     def _mirror(self, mapped: mmap.mmap | None = None) -> None:
         """Copy the committed generation rows from SQLite into the shared map (always after
-        the commit: a worker that sees a new generation must find what it stands for)."""
+        the commit: a worker that sees a new generation must find what it stands for). One
+        slice assignment, so a reader in another process never sees half a write."""
         current = self._read_generations()
-        _GEN.pack_into(
-            mapped if mapped is not None else self._gen_map, 0, current.keys, current.fixtures
-        )
+        target = mapped if mapped is not None else self._gen_map
+        target[: _GEN.size] = _GEN.pack(current.keys, current.fixtures, current.scenarios)
 
     def _read_generations(self) -> Generations:
+        marks = ", ".join("?" * len(_GENERATIONS))
         rows = dict(
             self._db()
-            .execute(
-                "SELECT name, value FROM meta "
-                "WHERE name IN ('keys_generation', 'fixtures_generation')"
-            )
+            .execute(f"SELECT name, value FROM meta WHERE name IN ({marks})", _GENERATIONS)
             .fetchall()
         )
-        return Generations(int(rows["keys_generation"]), int(rows["fixtures_generation"]))
+        return Generations(*(int(rows[name]) for name in _GENERATIONS))
 
     def generations(self) -> Generations:
         """The current generation counters (a shared-memory read: called on every request)."""
-        keys, fixtures = _GEN.unpack_from(self._gen_map, 0)
-        return Generations(keys, fixtures)
+        return Generations(*_GEN.unpack(self._gen_map[: _GEN.size]))
+
+    def describe(self) -> str:
+        """The SQLite file, for the banner."""
+        return f"SQLite {self.path}"
+
+    def ping(self) -> bool:
+        """Whether the file answers a query now."""
+        try:
+            self._db().execute("SELECT 1").fetchone()
+        except sqlite3.Error:
+            return False
+        return True
+
+    def _bump(self, db: sqlite3.Connection, name: str) -> None:
+        db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE name = ?", (name,))
 
     def publish_corpus(self, data: bytes) -> int:
         """Store a validated corpus (fixtures and accounts, see mockserver.corpus) as the next
         fixtures generation, which every worker then switches to; returns the generation."""
         with self._write() as db:
-            db.execute(
-                "UPDATE meta SET value = CAST(value AS INTEGER) + 1 "
-                "WHERE name = 'fixtures_generation'"
-            )
+            self._bump(db, "fixtures_generation")
             row = db.execute("SELECT value FROM meta WHERE name = 'fixtures_generation'").fetchone()
             generation = int(row[0])
             db.execute("DELETE FROM corpus")
@@ -235,8 +216,7 @@ class State:
 
     def set_key(self, account: str, slot: str, key: str) -> None:
         """Store a regenerated key and bump the generation every worker checks."""
-        if slot not in SLOTS:
-            raise ValueError(f"slot must be one of {SLOTS}, not {slot!r}")
+        check_slot(slot)
         with self._write() as db:
             db.execute(
                 "INSERT INTO keys (account, slot, key, updated) VALUES (?, ?, ?, ?) "
@@ -244,9 +224,7 @@ class State:
                 "updated = excluded.updated",
                 (account, slot, key, time.time()),
             )
-            db.execute(
-                "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE name = 'keys_generation'"
-            )
+            self._bump(db, "keys_generation")
         self._mirror()
 
     # -- limits (rate limit, quota) ----------------------------------------------------------
@@ -346,10 +324,7 @@ class State:
         worker: the stamp they carry no longer matches."""
         with self._write() as db:
             if account is None:
-                db.execute(
-                    "UPDATE meta SET value = CAST(value AS INTEGER) + 1 "
-                    "WHERE name = 'sessions_epoch'"
-                )
+                self._bump(db, "sessions_epoch")
             else:
                 db.execute(
                     "INSERT INTO sessions (account, generation) VALUES (?, 1) "
@@ -359,71 +334,14 @@ class State:
 
     # -- usage -----------------------------------------------------------------------------
 
-    def record_call(
-        self,
-        account: str,
-        operation_id: str,
-        slot: str,
-        *,
-        now: float | None = None,
-        write_through: bool = False,
-    ) -> None:
-        """Count one call in the usage table (buffered unless ``write_through``)."""
-        stamp = time.time() if now is None else now
-        day_key = int(stamp // 86400)
-        if day_key != self._day_key:
-            self._day = time.strftime("%Y-%m-%d", time.gmtime(stamp))
-            self._day_key = day_key
-        key = (self._day, account, operation_id, slot)
-        with self._lock:
-            self._pending[key] = self._pending.get(key, 0) + 1
-        if write_through or self.usage_flush <= 0:
-            self.flush_usage()
-        elif self._flusher_pid != os.getpid():  # first call in this process (or this fork)
-            self._start_flusher()
-
-    def _start_flusher(self) -> None:
-        """Write the buffered counts every ``usage_flush`` seconds from a daemon thread of
-        this process (threads do not survive a fork: each worker starts its own). The thread
-        holds the state weakly and ends with it."""
-        self._flusher_pid = os.getpid()
-        ref = weakref.ref(self)
-        interval, stop = self.usage_flush, self._stop
-
-        def flush_periodically() -> None:
-            while not stop.wait(interval):
-                state = ref()
-                if state is None:
-                    return
-                with contextlib.suppress(sqlite3.Error, OSError):
-                    state.flush_usage()
-                del state
-
-        threading.Thread(target=flush_periodically, name="pivot-usage-flush", daemon=True).start()
-
-    def flush_usage(self) -> None:
-        """Write this process's buffered usage counts."""
-        with self._lock:
-            pending, self._pending = self._pending, {}
-        if not pending:
-            return
-        try:
-            with self._write() as db:
-                db.executemany(
-                    "INSERT INTO usage (day, account, operation_id, slot, count) "
-                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (day, account, operation_id, slot) "
-                    "DO UPDATE SET count = count + excluded.count",
-                    [(*k, n) for k, n in pending.items()],
-                )
-        except sqlite3.Error:
-            with self._lock:  # keep the counts for the next flush
-                for k, n in pending.items():
-                    self._pending[k] = self._pending.get(k, 0) + n
-            raise
-
-    def _flush_at_exit(self) -> None:
-        with contextlib.suppress(sqlite3.Error, OSError):  # the state file may be gone
-            self.flush_usage()
+    def _write_usage(self, pending: Counts) -> None:
+        with self._write() as db:
+            db.executemany(
+                "INSERT INTO usage (day, account, operation_id, slot, count) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (day, account, operation_id, slot) "
+                "DO UPDATE SET count = count + excluded.count",
+                [(*k, n) for k, n in pending.items()],
+            )
 
     def usage(self, account: str) -> list[UsageRow]:
         """Usage rows of one account, newest day first."""
@@ -459,39 +377,118 @@ class State:
         Keys go back to the accounts file; the keys generation is bumped so every worker
         drops its cached keys on its next request.
         """
-        with self._lock:
-            self._pending = {}
+        self._usage.clear()
         with self._write() as db:
             db.execute("DELETE FROM keys")
             db.execute("DELETE FROM counters")
             db.execute("DELETE FROM calls")
             db.execute("DELETE FROM usage")
             db.execute("DELETE FROM login_attempts")
-            db.execute(
-                "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE name = 'keys_generation'"
-            )
-            db.execute(
-                "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE name = 'sessions_epoch'"
-            )
+            self._bump(db, "keys_generation")
+            self._bump(db, "sessions_epoch")
         self._mirror()
 
-    # -- for the other parts of the mock (scenarios keep their tables here) ---------------
+    # -- scenarios: sequence positions and timeline steps ----------------------------------
 
-    def transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
-        """A write transaction on this thread's connection (BEGIN IMMEDIATE ... COMMIT)."""
-        return self._write()
+    def scenarios_changed(self) -> None:
+        """Bump the scenarios generation: every worker reads sequences and timelines again."""
+        with self._write() as db:
+            self._bump(db, "scenarios_generation")
+        self._mirror()
 
-    def rows(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
-        """The rows of one read-only query."""
-        return list(self._db().execute(sql, params).fetchall())
+    def declare_sequences(self, declared: Sequence[tuple[str, str]]) -> None:
+        """The scenarios file's sequences (name, spec): those no longer declared go, a new or
+        changed one starts from its first answer, an unchanged one keeps its position."""
+        names = [name for name, _ in declared]
+        with self._write() as db:
+            db.execute(
+                "DELETE FROM scenario_sequences WHERE origin = 'file' AND name NOT IN "
+                f"({', '.join('?' * len(names))})",
+                names,
+            )
+            for name, spec in declared:
+                db.execute(
+                    "INSERT INTO scenario_sequences (name, origin, spec, position, created) "
+                    f"VALUES (?, 'file', ?, 0, {_NEXT}) ON CONFLICT (name) DO UPDATE SET "
+                    "spec = excluded.spec, position = 0 "
+                    "WHERE origin = 'file' AND spec != excluded.spec",
+                    (name, spec),
+                )
+
+    def sequences(self) -> list[SequenceRow]:
+        """Every sequence, the most recently added first."""
+        rows = self._db().execute(
+            "SELECT name, origin, spec, position FROM scenario_sequences ORDER BY created DESC"
+        )
+        return [SequenceRow(str(n), str(o), str(s), int(p)) for n, o, s, p in rows.fetchall()]
+
+    def add_sequence(self, name: str, spec: str) -> None:
+        """Add a test's sequence (replacing one of that name), from its first answer."""
+        with self._write() as db:
+            db.execute("DELETE FROM scenario_sequences WHERE name = ?", (name,))
+            db.execute(
+                "INSERT INTO scenario_sequences (name, origin, spec, position, created) "
+                f"VALUES (?, 'test', ?, 0, {_NEXT})",
+                (name, spec),
+            )
+
+    def remove_sequence(self, name: str) -> bool:
+        """Remove a sequence; False when there is none of that name."""
+        with self._write() as db:
+            gone = db.execute("DELETE FROM scenario_sequences WHERE name = ?", (name,)).rowcount
+        return bool(gone)
+
+    def reset_sequences(self, declared: Sequence[tuple[str, str]]) -> None:
+        """Only the declared sequences, each at its first answer."""
+        with self._write() as db:
+            db.execute("DELETE FROM scenario_sequences")
+            for name, spec in declared:
+                db.execute(
+                    "INSERT INTO scenario_sequences (name, origin, spec, position, created) "
+                    f"VALUES (?, 'file', ?, 0, {_NEXT})",
+                    (name, spec),
+                )
+
+    def advance_sequence(self, name: str) -> int | None:
+        """Count one request in a sequence: its new position (None: no such sequence)."""
+        with self._write() as db:
+            row = db.execute(
+                "UPDATE scenario_sequences SET position = position + 1 WHERE name = ? "
+                "RETURNING position",
+                (name,),
+            ).fetchone()
+        return None if row is None else int(row[0])
+
+    def timeline_steps(self) -> dict[str, int]:
+        """The step of every started timeline."""
+        rows = self._db().execute("SELECT name, step FROM scenario_timelines WHERE step > 0")
+        return {str(n): int(s) for n, s in rows.fetchall()}
+
+    def move_timeline(self, name: str, target: Callable[[int], int]) -> int:
+        """Set a timeline's step to ``target(current)`` in one transaction (``target`` may
+        raise: nothing changes)."""
+        with self._write() as db:
+            row = db.execute(
+                "SELECT step FROM scenario_timelines WHERE name = ?", (name,)
+            ).fetchone()
+            step = target(int(row[0]) if row else 0)
+            db.execute(
+                "INSERT INTO scenario_timelines (name, step) VALUES (?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET step = excluded.step",
+                (name, step),
+            )
+        return step
+
+    def reset_timelines(self) -> None:
+        """Every timeline back to not started."""
+        with self._write() as db:
+            db.execute("DELETE FROM scenario_timelines")
 
     def close(self) -> None:
         """Flush, stop the flushing thread and close this thread's connection."""
-        self._stop.set()
-        self.flush_usage()
+        self._usage.close()
         db = getattr(self._local, "db", None)
         if db is not None and self._local.pid == os.getpid():
             db.close()
         self._local = threading.local()
-        atexit.unregister(self._flush_at_exit)
         self._gen_map.close()
