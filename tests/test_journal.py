@@ -323,14 +323,26 @@ from mockserver import create_app
 import time
 from pathlib import Path
 
-state, count, key_header, key, ready, go = sys.argv[1:7]
+state, count, key_header, key, ready, go, finish = sys.argv[1:8]
 app = create_app({"PIVOT_STATE": state, "PIVOT_JOURNAL_BYTES": "64KiB"})
 client = app.test_client()
-Path(ready).touch()
-while not Path(go).exists():  # both start writing at the same moment
-    time.sleep(0.005)
-for n in range(int(count)):
+
+
+def get(n):
     client.get("/v1/api/v1/contents/7488", headers={key_header: key}, query_string={"n": str(n)})
+
+
+def wait(mark):
+    while not Path(mark).exists():
+        time.sleep(0.005)
+
+
+Path(ready).touch()
+wait(go)  # both start writing at the same moment
+for n in range(int(count)):
+    get(n)
+Path(ready + ".done").touch()
+wait(finish)  # alive until both are done: a dead writer's segment is free for the other to take
 """
 
 
@@ -344,18 +356,24 @@ def test_two_processes_writing_at_once_lose_nothing(tmp_path: Path) -> None:
     state = tmp_path / "state.sqlite"
     count = 4000
     make_app({"PIVOT_STATE": str(state), "PIVOT_JOURNAL_BYTES": "64KiB"})  # the files
-    go = tmp_path / "go"
+    go, finish = tmp_path / "go", tmp_path / "finish"
     ready = [tmp_path / f"ready-{n}" for n in range(2)]
+    args = (state, count, KEY_HEADER, FULL)
     writers = [
-        subprocess.Popen(
-            [sys.executable, "-c", _WRITER, *map(str, (state, count, KEY_HEADER, FULL, mark, go))]
-        )
+        subprocess.Popen([sys.executable, "-c", _WRITER, *map(str, (*args, mark, go, finish))])
         for mark in ready
     ]
-    deadline = time.monotonic() + 120
-    while not all(mark.exists() for mark in ready) and time.monotonic() < deadline:
-        time.sleep(0.01)
+
+    def all_there(marks: list[Path]) -> None:
+        deadline = time.monotonic() + 120
+        while not all(mark.exists() for mark in marks) and time.monotonic() < deadline:
+            assert all(w.poll() is None for w in writers), "a writer ended early"
+            time.sleep(0.01)
+
+    all_there(ready)
     go.touch()
+    all_there([mark.with_name(mark.name + ".done") for mark in ready])
+    finish.touch()
     for writer in writers:
         assert writer.wait(timeout=120) == 0
     app = make_app({"PIVOT_STATE": str(state), "PIVOT_JOURNAL_BYTES": "64KiB"})
@@ -366,7 +384,7 @@ def test_two_processes_writing_at_once_lose_nothing(tmp_path: Path) -> None:
     for entry in entries:
         by_worker.setdefault(entry["worker"], []).append(int(entry["query"]["n"]))
     assert sorted(by_worker) == sorted(w.pid for w in writers)
-    for kept in by_worker.values():
+    for kept in by_worker.values():  # the segment a live writer holds is never taken from it
         assert kept == list(range(count - len(kept), count))
 
 
