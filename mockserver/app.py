@@ -21,14 +21,15 @@ from typing import Any
 from flask import Flask, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from mockserver.backend import Backend
+from mockserver.backend import Backend, prepared_cache
 from mockserver.config import Settings, resolve_settings
-from mockserver.corpus import Corpus, Loaded
+from mockserver.corpus import Corpus, Loaded, Refused
 from mockserver.dispatch import Dispatcher, WSGIApp
 from mockserver.gateway import Gateway
 from mockserver.journal import Journal
 from mockserver.scenarios import Scenarios, scenarios_file
 from mockserver.state import State, UsageRow
+from mockserver.store import RACY_NS, IndexFile, Line, contract_digest
 from mockserver.uploads import UploadGuard
 from mockserver.wire import HttpDate, Prepared, prepare_gateway
 from pivotkit.accounts import Account, AccountsFile
@@ -89,7 +90,17 @@ class PivotMock:
             else bundled_accounts_file()
         )
         self._check(settings)
-        loaded = self._read().load(self.contract, strict=settings.strict_fixtures)
+        self.index = IndexFile(
+            settings.state.parent if isinstance(settings.state, Path) else None,
+            self.fixtures_dir,
+            contract_digest(self.contract),
+        )
+        previous, trusted = self.index.read()
+        self.corpus = self._read(previous, trusted)
+        loaded = self.corpus.load(self.contract, strict=settings.strict_fixtures)
+        if self.corpus.walk.read or len(previous) != len(self.corpus.lines):
+            self.index.write(list(self.corpus.lines), self.corpus.built_ns)
+        self.fixture_cache = prepared_cache(settings.fixture_cache)
         self.state = self._open_state(settings)
         self.admin_token = settings.admin_token or self.state.meta(
             "admin_token", secrets.token_urlsafe(24)
@@ -137,8 +148,8 @@ class PivotMock:
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError("PIVOT_STATE", f"{path}: cannot open the state ({exc})") from None
 
-    def _read(self) -> Corpus:
-        return Corpus.read(self.fixtures_dir, self.accounts_path)
+    def _read(self, previous: Mapping[str, Line] | None = None, trusted: int = 0) -> Corpus:
+        return Corpus.read(self.fixtures_dir, self.accounts_path, self.contract, previous, trusted)
 
     def _install(self, loaded: Loaded, generation: int) -> None:
         """Serve ``loaded`` (validated fixtures and accounts) as fixtures ``generation``."""
@@ -148,11 +159,10 @@ class PivotMock:
             request_context=self.request_context,
             empty_body=self.settings.empty_body,
             dynamic=self.settings.dynamic,
+            cache=self.fixture_cache,
         )
         gateway = Gateway(loaded.accounts, self.state, self.contract.conventions)
-        self.refused = loaded.refused
-        self.refused_line = loaded.refused_line()
-        self.fixture_problems = [str(r) for r in loaded.refused]
+        self._loaded = loaded
         self.gateway, self.backend = gateway, backend
         self.scenarios = self._load_scenarios()
         self._fixtures_generation = generation
@@ -181,7 +191,8 @@ class PivotMock:
         listed, as at start. Otherwise the snapshot of exactly the bytes validated here is
         published in the shared state and every worker switches to it on its next request.
         """
-        corpus = self._read()
+        current = self.corpus
+        corpus = self._read(current.by_path(), current.built_ns - RACY_NS)
         try:
             loaded = corpus.load(self.contract, strict=self.settings.strict_fixtures)
         except PivotError as exc:
@@ -193,12 +204,15 @@ class PivotMock:
         with self._switching:
             generation = self.state.publish_corpus(corpus.to_blob())
             self._install(loaded, generation)
+            self.corpus = corpus
+        self.index.write(list(corpus.lines), corpus.built_ns)
         return {
             "fixtures": len(self.backend.fixtures),
             "generation": generation,
             "refused": self.refused_line,
             "problems": self.fixture_problems,
             "accounts": [a.name for a in self.gateway.accounts],
+            "index": corpus.walk.as_dict(),
         }
 
     def sync(self) -> None:
@@ -228,6 +242,22 @@ class PivotMock:
                 self._fixtures_generation = generation  # do not retry on every request
                 return
             self._install(loaded, generation)
+            self.corpus = corpus
+
+    @property
+    def refused(self) -> tuple[Refused, ...]:
+        """The fixture files left out: at load, and (in this worker) found broken on use."""
+        return (*self._loaded.refused, *self.backend.stats.broken)
+
+    @property
+    def refused_line(self) -> str:
+        """One line: how many fixtures were refused and why ("" when none was)."""
+        return Loaded(self._loaded.accounts, self._loaded.fixtures, self.refused).refused_line()
+
+    @property
+    def fixture_problems(self) -> list[str]:
+        """One line per fixture file left out."""
+        return [str(r) for r in self.refused]
 
     # -- the portal's API ----------------------------------------------------------------------
 

@@ -204,6 +204,13 @@ def _journal_bytes(value: Any) -> int:
     return size
 
 
+def _cache_bytes(value: Any) -> int:
+    size = _size(value)
+    if not 1024**2 <= size <= 64 * 1024**3:
+        raise ValueError(f"the fixture cache holds 1MiB to 64GiB, not {value!r}")
+    return size
+
+
 def _str_list(value: Any) -> tuple[str, ...]:
     if value is None or value == "":
         return ()
@@ -257,6 +264,11 @@ FIELDS: dict[str, tuple[Any, Callable[[Any], Any], str]] = {
     "JOURNAL": (True, _bool, "write every API request in the journal (/__pivot/requests)"),
     "JOURNAL_BYTES": (4 * 1024**2, _journal_bytes, "bytes the journal keeps (oldest forgotten)"),
     "SCENARIOS": (None, _opt_path, "scenarios file (default: <fixtures>/scenarios.json if any)"),
+    "FIXTURE_CACHE": (
+        64 * 1024**2,
+        _cache_bytes,
+        "bytes of prepared fixture answers each worker keeps (least recently used dropped)",
+    ),
 }
 
 
@@ -293,6 +305,7 @@ class Settings:
     journal: bool
     journal_bytes: int
     scenarios: Path | None
+    fixture_cache: int
     sources: Mapping[str, str]
 
     def as_config(self) -> dict[str, Any]:
@@ -322,7 +335,18 @@ def _file_layer(path: Path) -> dict[str, Any]:
     return out
 
 
-_TEXT = (_opt_path, _opt_str, _url, _token, _faults, _prefix, _name, _str_list, _journal_bytes)
+_TEXT = (
+    _opt_path,
+    _opt_str,
+    _url,
+    _token,
+    _faults,
+    _prefix,
+    _name,
+    _str_list,
+    _journal_bytes,
+    _cache_bytes,
+)
 
 
 def _env_layer() -> dict[str, Any]:

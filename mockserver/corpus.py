@@ -11,13 +11,23 @@ from __future__ import annotations
 
 import gc
 import struct
+import time
 import zlib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from mockserver.store import (
+    Line,
+    Source,
+    Walk,
+    build_lines,
+    fixtures_of,
+    lines_blob,
+    lines_from_blob,
+)
 from pivotkit.accounts import AccountsFile, load_accounts
 from pivotkit.check import (
     INVALID,
@@ -38,7 +48,7 @@ from pivotkit.fixtures import (
     read_exchange,
 )
 
-_MAGIC = b"pivotkit-corpus-1\n"
+_MAGIC = b"pivotkit-corpus-2\n"
 _RECORD = struct.Struct("<IiI")  # name length, data length (-1: unreadable), reason length
 
 
@@ -75,32 +85,44 @@ class Loaded:
 
 @dataclass(frozen=True)
 class Corpus:
-    """The bytes of a fixtures directory and an accounts file, as read at one moment.
+    """A fixtures directory known by its index (:mod:`mockserver.store`) and an accounts file,
+    as read at one moment.
 
-    ``files`` holds (path relative to ``root``, bytes or None when unreadable, the reason).
+    ``lines`` holds one index line per fixture file (its stat, what matching needs, and the
+    verdict of its own checks); ``unreadable`` the files that could not be read, with why.
     """
 
     root: Path
     accounts_path: Path
     accounts: bytes | None
     accounts_error: str
-    files: tuple[tuple[str, bytes | None, str], ...]
+    lines: tuple[Line, ...]
+    unreadable: tuple[tuple[str, str], ...] = ()
+    walk: Walk = field(default_factory=Walk)
+    built_ns: int = 0
 
     @classmethod
-    def read(cls, root: Path, accounts_path: Path) -> Corpus:
-        """Read every ``<operationId>/<name>.json`` under ``root`` and the accounts file."""
-        files = []
-        for path in iter_fixture_files(root):
-            data, reason = _read(path)
-            files.append((path.relative_to(root).as_posix(), data, reason))
+    def read(
+        cls,
+        root: Path,
+        accounts_path: Path,
+        contract: Contract,
+        previous: Mapping[str, Line] | None = None,
+        trusted_before: int = 0,
+    ) -> Corpus:
+        """Index every ``<operationId>/<name>.json`` under ``root`` (a file whose stat matches
+        its line in ``previous`` is not read again) and read the accounts file."""
+        built = time.time_ns()
+        lines, walk = build_lines(root, contract, previous or {}, trusted_before)
         accounts, error = _read(accounts_path)
         error = error.replace("cannot read it", "cannot read the accounts file")
-        return cls(root, accounts_path, accounts, error, tuple(files))
+        return cls(root, accounts_path, accounts, error, tuple(lines), (), walk, built)
 
     def load(self, contract: Contract, *, strict: bool = False) -> Loaded:
-        """Validate everything: the accounts (ConfigError if they are wrong), then each
-        fixture (format, operation, path, status, parameters, body against the contract, and
-        duplicates). With ``strict`` any refused fixture is a ConfigError naming them."""
+        """Validate everything: the accounts (ConfigError if they are wrong), then the
+        fixtures' verdicts (format, operation, path, status, parameters, body against the
+        contract, found when each file was indexed) and duplicates. With ``strict`` any
+        refused fixture is a ConfigError naming them."""
         with _gc_paused():
             return self._load(contract, strict=strict)
 
@@ -108,7 +130,14 @@ class Corpus:
         if self.accounts is None:
             raise ConfigError(str(self.accounts_path), self.accounts_error)
         accounts = load_accounts(self.accounts_path, contract.operations, raw=self.accounts)
-        served, refused = _validate(self.root, self.files, contract)
+        refused = [
+            Refused(self.root / ln.sig[0], ln.kind, ln.reason) for ln in self.lines if ln.kind
+        ]
+        passed: list[Exchange] = list(fixtures_of(self.lines, Source(self.root, contract)))
+        duplicates = duplicate_results(passed, contract)
+        refused += [_refused(r) for r in duplicates]
+        dropped = {r.path for r in duplicates}
+        served = [ex for ex in passed if ex.file not in dropped] if dropped else passed
         loaded = Loaded(
             accounts, FixtureSet(served, self.root, **lang_settings(contract)), tuple(refused)
         )
@@ -119,15 +148,20 @@ class Corpus:
             )
         return loaded
 
+    def by_path(self) -> dict[str, Line]:
+        """The index lines by path relative to the root (the previous index of a reload)."""
+        return {line.sig[0]: line for line in self.lines}
+
     # -- the snapshot in the shared state ---------------------------------------------------
 
     def to_blob(self) -> bytes:
-        """The corpus as compressed bytes (see :meth:`from_blob`)."""
+        """The corpus as compressed bytes: the root, the accounts file's bytes and the index
+        (see :meth:`from_blob`); no fixture body is in it."""
         out = bytearray(_MAGIC)
         records = [
             (str(self.root), b"", ""),
             (str(self.accounts_path), self.accounts, self.accounts_error),
-            *self.files,
+            ("index", lines_blob(list(self.lines)), str(self.built_ns)),
         ]
         for name, data, reason in records:
             encoded, why = name.encode(), reason.encode()
@@ -142,10 +176,12 @@ class Corpus:
         if not raw.startswith(_MAGIC):
             raise ValueError("not a pivotkit corpus snapshot")
         records = list(_records(raw, len(_MAGIC)))
-        if len(records) < 2:
-            raise ValueError("a corpus snapshot holds its root and accounts first")
+        if len(records) != 3 or records[2][0] != "index" or records[2][1] is None:
+            raise ValueError("a corpus snapshot holds its root, accounts and index")
         (root, _, _), (accounts_path, accounts, error) = records[0], records[1]
-        return cls(Path(root), Path(accounts_path), accounts, error, tuple(records[2:]))
+        lines = lines_from_blob(records[2][1])
+        built = int(records[2][2] or 0)
+        return cls(Path(root), Path(accounts_path), accounts, error, tuple(lines), built_ns=built)
 
 
 def _validate(

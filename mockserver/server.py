@@ -237,7 +237,6 @@ def serve(
     for line in banner(app, host, port, token_generated=token_generated, workers=workers):
         echo(line)
     global _PREBUILT
-    app.extensions["pivot"].backend.warmed.wait()  # fork once everything is prepared
     gc.collect()
     gc.freeze()  # keep the loaded objects' pages shared with the forked workers
     _PREBUILT = app

@@ -35,8 +35,10 @@ class BoundedCache(Generic[K, V]):
     Every entry is sized when it is stored (its key by :func:`size_of`, its value by ``sizer``,
     plus :data:`ENTRY_OVERHEAD`); an entry larger than ``max_entry`` bytes is not stored at
     all (the caller computed it and uses it once), so a request cannot fill the cache with one
-    huge key; when the budget is full the oldest entries are dropped first. Reads take no
-    lock (one dictionary lookup); writes do, so the byte count stays exact across threads.
+    huge key; when the budget is full the oldest entries are dropped first (with ``lru``,
+    the least recently read or written). Reads take no lock (one dictionary lookup; with
+    ``lru`` a read of an entry that is not the newest moves it, under the lock); writes do,
+    so the byte count stays exact across threads.
     """
 
     def __init__(
@@ -45,6 +47,7 @@ class BoundedCache(Generic[K, V]):
         *,
         max_entry: int | None = None,
         sizer: Callable[[V], int] = size_of,
+        lru: bool = False,
     ) -> None:
         if max_bytes <= 0:
             raise ValueError("max_bytes must be more than 0")
@@ -55,6 +58,8 @@ class BoundedCache(Generic[K, V]):
         self._sizes: dict[K, int] = {}
         self._bytes = 0
         self._lock = threading.Lock()
+        self._lru = lru
+        self._newest: object = None
 
     @property
     def nbytes(self) -> int:
@@ -69,6 +74,14 @@ class BoundedCache(Generic[K, V]):
 
     def get(self, key: K, default: D) -> V | D:
         """The value stored for ``key``, else ``default``."""
+        if self._lru and key != self._newest:
+            with self._lock:
+                if key not in self._data:
+                    return default
+                value = self._data.pop(key)
+                self._data[key] = value
+                self._newest = key
+                return value
         return self._data.get(key, default)
 
     def put(self, key: K, value: V) -> V:
@@ -88,6 +101,7 @@ class BoundedCache(Generic[K, V]):
             self._data[key] = value
             self._sizes[key] = size
             self._bytes += size
+            self._newest = key
         return value
 
     def clear(self) -> None:
@@ -96,3 +110,4 @@ class BoundedCache(Generic[K, V]):
             self._data.clear()
             self._sizes.clear()
             self._bytes = 0
+            self._newest = None
