@@ -126,7 +126,7 @@ def fixtures() -> Response:
             "fixtures": mock.backend.describe(),
             "refused": mock.refused_line,
             "problems": mock.fixture_problems,
-            "index": {**mock.corpus.walk.as_dict(), "file": str(mock.index.path or "")},
+            "index": {**mock.corpus.walk.as_dict(), "file": str(mock.corpus.index.path)},
             "cache": _cache_stats(mock),
         }
     )

@@ -26,10 +26,10 @@ from mockserver.config import Settings, resolve_settings
 from mockserver.corpus import Corpus, Loaded, Refused
 from mockserver.dispatch import Dispatcher, WSGIApp
 from mockserver.gateway import Gateway
+from mockserver.index import FixtureIndex
 from mockserver.journal import Journal
 from mockserver.scenarios import Scenarios, scenarios_file
 from mockserver.state import State, UsageRow
-from mockserver.store import RACY_NS, IndexFile, Line, contract_digest
 from mockserver.uploads import UploadGuard
 from mockserver.wire import HttpDate, Prepared, prepare_gateway
 from pivotkit.accounts import Account, AccountsFile
@@ -90,16 +90,9 @@ class PivotMock:
             else bundled_accounts_file()
         )
         self._check(settings)
-        self.index = IndexFile(
-            settings.state.parent if isinstance(settings.state, Path) else None,
-            self.fixtures_dir,
-            contract_digest(self.contract),
-        )
-        previous, trusted = self.index.read()
-        self.corpus = self._read(previous, trusted)
+        self.index_folder = self._index_folder(settings)
+        self.corpus = self._read()
         loaded = self.corpus.load(self.contract, strict=settings.strict_fixtures)
-        if self.corpus.walk.read or len(previous) != len(self.corpus.lines):
-            self.index.write(list(self.corpus.lines), self.corpus.built_ns)
         self.fixture_cache = prepared_cache(settings.fixture_cache)
         self.state = self._open_state(settings)
         self.admin_token = settings.admin_token or self.state.meta(
@@ -148,8 +141,27 @@ class PivotMock:
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError("PIVOT_STATE", f"{path}: cannot open the state ({exc})") from None
 
-    def _read(self, previous: Mapping[str, Line] | None = None, trusted: int = 0) -> Corpus:
-        return Corpus.read(self.fixtures_dir, self.accounts_path, self.contract, previous, trusted)
+    @staticmethod
+    def _index_folder(settings: Settings) -> Path:
+        """Where the fixture index is kept: beside the state file (reused by the next start),
+        else in a temporary folder of this process."""
+        if isinstance(settings.state, Path):
+            return settings.state.parent
+        folder = tempfile.mkdtemp(prefix="pivotkit-index-")
+        atexit.register(_remove_if_owner, folder, os.getpid())
+        return Path(folder)
+
+    def _read(self, previous: FixtureIndex | None = None) -> Corpus:
+        try:
+            return Corpus.read(
+                self.fixtures_dir, self.accounts_path, self.contract, self.index_folder, previous
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigError(
+                "PIVOT_STATE",
+                f"{self.index_folder}: cannot open the state folder to keep the fixture index "
+                f"({getattr(exc, 'strerror', None) or exc})",
+            ) from None
 
     def _install(self, loaded: Loaded, generation: int) -> None:
         """Serve ``loaded`` (validated fixtures and accounts) as fixtures ``generation``."""
@@ -192,20 +204,22 @@ class PivotMock:
         published in the shared state and every worker switches to it on its next request.
         """
         current = self.corpus
-        corpus = self._read(current.by_path(), current.built_ns - RACY_NS)
+        corpus = self._read(current.index)
         try:
             loaded = corpus.load(self.contract, strict=self.settings.strict_fixtures)
         except PivotError as exc:
             raise ReloadRefused([str(exc)]) from None
-        served = {ex.file for ex in self.backend.fixtures}
-        dropped = [r for r in loaded.refused if r.path in served and r.kind != DUPLICATE]
+        dropped = [
+            r
+            for r in loaded.refused
+            if r.kind != DUPLICATE and current.index.serves(r.path.relative_to(self.fixtures_dir))
+        ]
         if dropped:
             raise ReloadRefused([f"{r} (served now: fix it, or delete the file)" for r in dropped])
         with self._switching:
             generation = self.state.publish_corpus(corpus.to_blob())
             self._install(loaded, generation)
             self.corpus = corpus
-        self.index.write(list(corpus.lines), corpus.built_ns)
         return {
             "fixtures": len(self.backend.fixtures),
             "generation": generation,

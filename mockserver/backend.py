@@ -9,7 +9,8 @@ from typing import Any
 
 from mockserver.corpus import Refused
 from mockserver.generator import BodyGenerator
-from mockserver.routing import Call, Method, PathIs, Pattern, QueryParam, Router
+from mockserver.index import IndexedFixtures
+from mockserver.routing import Call, Router
 from mockserver.store import Fixture
 from mockserver.wire import Prepared, dumps, prepare_backend, provider_headers
 from pivotkit.accounts import Account
@@ -17,7 +18,7 @@ from pivotkit.cache import BoundedCache
 from pivotkit.check import INVALID
 from pivotkit.contract import Contract
 from pivotkit.errors import FixtureError
-from pivotkit.fixtures import Exchange, FixtureSet
+from pivotkit.fixtures import Exchange
 from pivotkit.operations import Operation
 
 MOCK_HEADER = "x-pivot-mock"
@@ -25,7 +26,18 @@ DYNAMIC_CACHE_BYTES = 32 * 1024 * 1024  # generated answers kept (dynamic mode)
 #: Bytes of prepared fixture answers a worker keeps by default (PIVOT_FIXTURE_CACHE).
 FIXTURE_CACHE_BYTES = 64 * 1024 * 1024
 
+#: Bytes of the request -> fixture answers matching remembers (per worker).
+MATCH_CACHE_BYTES = 16 * 1024 * 1024
+
 log = logging.getLogger("pivotkit.mock")
+_UNKNOWN = object()
+Specific = tuple[tuple[tuple[str, str], ...], str, "Fixture"]
+
+
+def _head_size(found: Fixture | None) -> int:
+    """About what a fixture known by its index line holds."""
+    return 64 if found is None else 1024
+
 
 PreparedKey = tuple[tuple[str, int, int, int, int], str | None]
 
@@ -67,7 +79,7 @@ class Backend:
     def __init__(
         self,
         contract: Contract,
-        fixtures: FixtureSet,
+        fixtures: IndexedFixtures,
         *,
         request_context: str,
         empty_body: Any = None,
@@ -79,22 +91,15 @@ class Backend:
         self.fixtures = fixtures
         self.cache = cache if cache is not None else prepared_cache()
         self.stats = CacheStats()
-        # Fixtures recorded with query parameters besides ``lang`` match only requests that
-        # carry them (Method & PathIs & QueryParam...); the others are one dictionary lookup.
-        self._index: dict[tuple[str, str, str], Exchange] = {}
-        self._by_query: dict[tuple[str, str], list[tuple[Pattern, Exchange]]] = {}
-        for exchange in fixtures:
-            extra = self._extra_query(exchange)
-            if not extra:
-                if exchange.response.status < 400:
-                    self._index.setdefault(fixtures.key(exchange), exchange)
-                continue
-            pattern: Pattern = Method(exchange.request.method) & PathIs(exchange.request.path)
-            for name, value in sorted(extra.items()):
-                pattern = pattern & QueryParam(name, value)
-            self._by_query.setdefault((exchange.request.method, exchange.request.path), []).append(
-                (pattern, exchange)
-            )
+        # Matching asks the index; what it found (a fixture, or none) is remembered per
+        # request key, within a bound.
+        self._plain: BoundedCache[tuple[str, str, str], Fixture | None] = BoundedCache(
+            MATCH_CACHE_BYTES, sizer=_head_size
+        )
+        self._specific: BoundedCache[tuple[str, str], tuple[Specific, ...]] = BoundedCache(
+            MATCH_CACHE_BYTES // 4, sizer=lambda found: 256 + 1024 * len(found)
+        )
+        self._broken: set[str] = set()
         self.router = Router(contract)
         self.dynamic = dynamic
         self.request_context = request_context
@@ -113,10 +118,6 @@ class Backend:
         self._dynamic: BoundedCache[tuple[str, str, str, str | None], Prepared | None] = (
             BoundedCache(DYNAMIC_CACHE_BYTES, max_entry=DYNAMIC_CACHE_BYTES // 8, sizer=_size)
         )
-
-    def _extra_query(self, exchange: Exchange) -> dict[str, str]:
-        lang = self.conventions.lang_parameter
-        return {k: v for k, v in exchange.request.query.items() if k != lang}
 
     def filter_body(self, body: Any, account: Account | None) -> Any:
         """The body with the payload's fields outside the account's rights removed."""
@@ -172,12 +173,9 @@ class Backend:
             return None
 
     def _drop(self, fixture: Fixture, error: FixtureError) -> None:
-        key = self.fixtures.key(fixture)
-        if self._index.get(key) is fixture:
-            del self._index[key]
-        specific = self._by_query.get((fixture.request.method, fixture.request.path))
-        if specific:
-            specific[:] = [(p, ex) for p, ex in specific if ex is not fixture]
+        self._broken.add(fixture.sig[0])
+        self._plain.clear()
+        self._specific.clear()
         reason = error.reason if error.line is None else f"line {error.line}: {error.reason}"
         refused = Refused(fixture.file, INVALID, f"{reason} (found on first use)")
         if all(r.path != refused.path for r in self.stats.broken):
@@ -204,17 +202,42 @@ class Backend:
 
     def _match(self, call: Call) -> Exchange | None:
         default = self.fixtures.default_lang
-        specific = self._by_query.get((call.method, call.path))
+        specific = self._specific_of(call.method, call.path)
         if specific:
             for lang in dict.fromkeys((call.lang, default)):
-                for pattern, exchange in specific:
-                    if self.fixtures.lang_of(exchange) == lang and pattern(call):
-                        return exchange
+                for extra, fixture_lang, fixture in specific:
+                    if fixture_lang == lang and all(call.query.get(k) == v for k, v in extra):
+                        return fixture
         lang = call.lang or default
         method = call.method.upper()
-        found = self._index.get((method, call.path, lang))
+        found = self._plain_of(method, call.path, lang)
         if found is None and lang != default:
-            found = self._index.get((method, call.path, default))
+            found = self._plain_of(method, call.path, default)
+        return found
+
+    def _plain_of(self, method: str, path: str, lang: str) -> Fixture | None:
+        key = (method, path, lang)
+        found = self._plain.get(key, _UNKNOWN)
+        if found is _UNKNOWN:
+            row = self.fixtures.index.plain(method, path, lang)
+            fixture = None if row is None else self.fixtures.fixture(row)
+            if fixture is not None and fixture.sig[0] in self._broken:
+                fixture = None
+            return self._plain.put(key, fixture)
+        return found  # type: ignore[return-value]
+
+    def _specific_of(self, method: str, path: str) -> tuple[Specific, ...]:
+        key = (method, path)
+        found = self._specific.get(key, None)
+        if found is None:
+            lang = self.conventions.lang_parameter
+            found = tuple(
+                (tuple((k, v) for k, v in fx.request.query.items() if k != lang), row[9], fx)
+                for row in self.fixtures.index.specific(method, path)
+                if row[0] not in self._broken
+                for fx in (self.fixtures.fixture(row),)
+            )
+            self._specific.put(key, found)
         return found
 
     def generated(

@@ -11,25 +11,21 @@ from __future__ import annotations
 
 import gc
 import struct
-import time
 import zlib
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mockserver.index import FixtureIndex, IndexedFixtures, build_index, open_index
 from mockserver.store import (
-    Line,
     Source,
     Walk,
-    build_lines,
-    fixtures_of,
-    lines_blob,
-    lines_from_blob,
 )
 from pivotkit.accounts import AccountsFile, load_accounts
 from pivotkit.check import (
+    DUPLICATE,
     INVALID,
     KINDS,
     FileResult,
@@ -70,7 +66,7 @@ class Loaded:
     """A corpus once validated: the accounts, the fixtures served, the files refused."""
 
     accounts: AccountsFile
-    fixtures: FixtureSet
+    fixtures: IndexedFixtures
     refused: tuple[Refused, ...]
 
     def refused_line(self) -> str:
@@ -85,21 +81,15 @@ class Loaded:
 
 @dataclass(frozen=True)
 class Corpus:
-    """A fixtures directory known by its index (:mod:`mockserver.store`) and an accounts file,
-    as read at one moment.
-
-    ``lines`` holds one index line per fixture file (its stat, what matching needs, and the
-    verdict of its own checks); ``unreadable`` the files that could not be read, with why.
-    """
+    """A fixtures directory known by its index (:mod:`mockserver.index`) and the bytes of an
+    accounts file, as read at one moment; ``walk`` says what building the index did."""
 
     root: Path
     accounts_path: Path
     accounts: bytes | None
     accounts_error: str
-    lines: tuple[Line, ...]
-    unreadable: tuple[tuple[str, str], ...] = ()
+    index: FixtureIndex
     walk: Walk = field(default_factory=Walk)
-    built_ns: int = 0
 
     @classmethod
     def read(
@@ -107,40 +97,32 @@ class Corpus:
         root: Path,
         accounts_path: Path,
         contract: Contract,
-        previous: Mapping[str, Line] | None = None,
-        trusted_before: int = 0,
+        folder: Path,
+        previous: FixtureIndex | None = None,
     ) -> Corpus:
-        """Index every ``<operationId>/<name>.json`` under ``root`` (a file whose stat matches
-        its line in ``previous`` is not read again) and read the accounts file."""
-        built = time.time_ns()
-        lines, walk = build_lines(root, contract, previous or {}, trusted_before)
+        """Index every ``<operationId>/<name>.json`` under ``root`` into ``folder`` (a file
+        whose stat ``previous`` knows is not read again) and read the accounts file."""
+        index, walk = build_index(root, contract, folder, previous)
         accounts, error = _read(accounts_path)
         error = error.replace("cannot read it", "cannot read the accounts file")
-        return cls(root, accounts_path, accounts, error, tuple(lines), (), walk, built)
+        return cls(root, accounts_path, accounts, error, index, walk)
 
     def load(self, contract: Contract, *, strict: bool = False) -> Loaded:
-        """Validate everything: the accounts (ConfigError if they are wrong), then the
-        fixtures' verdicts (format, operation, path, status, parameters, body against the
-        contract, found when each file was indexed) and duplicates. With ``strict`` any
+        """Validate the accounts (ConfigError if they are wrong) and serve the fixtures the
+        index found passing every check of ``pivotkit check`` (format, operation, path,
+        status, parameters, body against the contract, duplicates). With ``strict`` any
         refused fixture is a ConfigError naming them."""
-        with _gc_paused():
-            return self._load(contract, strict=strict)
-
-    def _load(self, contract: Contract, *, strict: bool) -> Loaded:
         if self.accounts is None:
             raise ConfigError(str(self.accounts_path), self.accounts_error)
         accounts = load_accounts(self.accounts_path, contract.operations, raw=self.accounts)
         refused = [
-            Refused(self.root / ln.sig[0], ln.kind, ln.reason) for ln in self.lines if ln.kind
+            Refused(self.root / row[0], row[13] or DUPLICATE, row[14] or row[15])
+            for row in self.index.refused()
         ]
-        passed: list[Exchange] = list(fixtures_of(self.lines, Source(self.root, contract)))
-        duplicates = duplicate_results(passed, contract)
-        refused += [_refused(r) for r in duplicates]
-        dropped = {r.path for r in duplicates}
-        served = [ex for ex in passed if ex.file not in dropped] if dropped else passed
-        loaded = Loaded(
-            accounts, FixtureSet(served, self.root, **lang_settings(contract)), tuple(refused)
+        fixtures = IndexedFixtures(
+            self.index, Source(self.root, contract), **lang_settings(contract)
         )
+        loaded = Loaded(accounts, fixtures, tuple(refused))
         if strict and refused:
             raise ConfigError(
                 f"{self.root} (--strict)",
@@ -148,20 +130,16 @@ class Corpus:
             )
         return loaded
 
-    def by_path(self) -> dict[str, Line]:
-        """The index lines by path relative to the root (the previous index of a reload)."""
-        return {line.sig[0]: line for line in self.lines}
-
     # -- the snapshot in the shared state ---------------------------------------------------
 
     def to_blob(self) -> bytes:
-        """The corpus as compressed bytes: the root, the accounts file's bytes and the index
-        (see :meth:`from_blob`); no fixture body is in it."""
+        """The corpus as compressed bytes: the root, the accounts file's bytes and where the
+        index is (see :meth:`from_blob`); no fixture is in it."""
         out = bytearray(_MAGIC)
         records = [
             (str(self.root), b"", ""),
             (str(self.accounts_path), self.accounts, self.accounts_error),
-            ("index", lines_blob(list(self.lines)), str(self.built_ns)),
+            (str(self.index.path), b"", self.index.meta["files"]),
         ]
         for name, data, reason in records:
             encoded, why = name.encode(), reason.encode()
@@ -171,17 +149,19 @@ class Corpus:
 
     @classmethod
     def from_blob(cls, blob: bytes) -> Corpus:
-        """The corpus :meth:`to_blob` wrote (ValueError if the bytes are not one)."""
+        """The corpus :meth:`to_blob` wrote (ValueError if the bytes are not one, or its
+        index is gone or another)."""
         raw = zlib.decompress(blob)
         if not raw.startswith(_MAGIC):
             raise ValueError("not a pivotkit corpus snapshot")
         records = list(_records(raw, len(_MAGIC)))
-        if len(records) != 3 or records[2][0] != "index" or records[2][1] is None:
+        if len(records) != 3:
             raise ValueError("a corpus snapshot holds its root, accounts and index")
         (root, _, _), (accounts_path, accounts, error) = records[0], records[1]
-        lines = lines_from_blob(records[2][1])
-        built = int(records[2][2] or 0)
-        return cls(Path(root), Path(accounts_path), accounts, error, tuple(lines), built_ns=built)
+        index = open_index(Path(records[2][0]))
+        if index is None or index.meta.get("files") != records[2][2]:
+            raise ValueError(f"the index {records[2][0]} is gone or was replaced")
+        return cls(Path(root), Path(accounts_path), accounts, error, index)
 
 
 def _validate(

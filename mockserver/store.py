@@ -15,12 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sys
-import time
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 import orjson
@@ -37,7 +34,6 @@ INDEX_FORMAT = 2
 #: or reload instead of trusted.
 RACY_NS = 2_000_000_000
 
-_EMPTY: Mapping[str, str] = MappingProxyType({})
 
 #: A file as indexed: path relative to the root, size, mtime_ns, inode, ctime_ns (which no
 #: tool can set back: a rewrite of the same size, dated back, is seen).
@@ -51,11 +47,18 @@ def signature(rel: str, stat: os.stat_result) -> Stat:
 
 def contract_digest(contract: Contract) -> str:
     """A digest of everything the contract says (a verdict holds for this digest only)."""
+    known = _DIGESTS.get(id(contract))
+    if known is not None and known[0] is contract:
+        return known[1]
     digest = hashlib.sha256(f"{__version__}|{INDEX_FORMAT}|{MAX_FIXTURE_BYTES}".encode())
     for document in contract.documents:
         digest.update(document.uri.encode())
         digest.update(orjson.dumps(document.contents, option=orjson.OPT_SORT_KEYS))
-    return digest.hexdigest()
+    _DIGESTS[id(contract)] = (contract, digest.hexdigest())
+    return _DIGESTS[id(contract)][1]
+
+
+_DIGESTS: dict[int, tuple[Contract, str]] = {}
 
 
 class Source:
@@ -164,84 +167,22 @@ class Fixture(Exchange):
 
 
 @dataclass
-class Line:
-    """One line of the index: a file's stat and what it was found to be."""
-
-    sig: Stat
-    operation_id: str
-    method: str = ""
-    path: str = ""
-    query: tuple[tuple[str, str], ...] = ()
-    status: int = 0
-    source: str = ""
-    kind: str = ""  # "" when the file passes every check of its own
-    reason: str = ""
-
-    def row(self) -> list[Any]:
-        return [
-            *self.sig,
-            self.method,
-            self.path,
-            self.query,
-            self.status,
-            self.source,
-            self.kind,
-            self.reason,
-        ]
-
-    @classmethod
-    def of(cls, row: list[Any]) -> Line:
-        rel, size, mtime, ino, ctime, method, path, query, status, source, kind, reason = row
-        return cls(
-            (str(rel), int(size), int(mtime), int(ino), int(ctime)),
-            str(rel).split("/", 1)[0],
-            str(method),
-            str(path),
-            tuple((str(k), str(v)) for k, v in query),
-            int(status),
-            str(source),
-            str(kind),
-            str(reason),
-        )
-
-
-@dataclass
 class Walk:
-    """What building an index did: lines kept from the previous index, files read."""
+    """What building an index did: files whose line was kept from the previous index, files
+    read and checked, and whether every file was as the previous index knew it."""
 
     reused: int = 0
     read: int = 0
-    unreadable: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
+    unchanged: bool = False
 
     def as_dict(self) -> dict[str, Any]:
-        return {"reused": self.reused, "read": self.read, "seconds": round(self.seconds, 3)}
-
-
-class Interner:
-    """One shared object per distinct small value (query maps, meta maps, strings)."""
-
-    def __init__(self) -> None:
-        self._queries: dict[tuple[tuple[str, str], ...], Mapping[str, str]] = {(): _EMPTY}
-        self._metas: dict[tuple[str, str], Mapping[str, Any]] = {}
-
-    def query(self, items: tuple[tuple[str, str], ...]) -> Mapping[str, str]:
-        found = self._queries.get(items)
-        if found is None:
-            found = self._queries[items] = MappingProxyType(dict(items))
-        return found
-
-    def meta(self, operation_id: str, source: str) -> Mapping[str, Any]:
-        key = (operation_id, source)
-        found = self._metas.get(key)
-        if found is None:
-            data = (
-                {"operationId": operation_id, "source": source}
-                if source
-                else {"operationId": operation_id}
-            )
-            found = self._metas[key] = MappingProxyType(data)
-        return found
+        return {
+            "reused": self.reused,
+            "read": self.read,
+            "seconds": round(self.seconds, 3),
+            "unchanged": self.unchanged,
+        }
 
 
 def scan(root: Path) -> Iterator[tuple[str, os.stat_result]]:
@@ -266,12 +207,25 @@ def scan(root: Path) -> Iterator[tuple[str, os.stat_result]]:
                 continue
             if entry.is_file():
                 found.append((f"{folder}/{entry.name}", stat))
-    found.sort(key=lambda item: item[0])
+    found.sort()  # by path: paths are unique, so the stats are never compared
     yield from found
 
 
-def index_line(root: Path, rel: str, stat: os.stat_result, contract: Contract) -> Line:
-    """Read and check one file (everything ``pivotkit check`` checks but duplicates)."""
+def files_digest(items: list[tuple[str, os.stat_result]], contract: str) -> tuple[str, int]:
+    """A digest of every file's :data:`Stat` and the contract's digest, and the latest time
+    a file changed (mtime or ctime, in ns)."""
+    parts = [contract]
+    latest = 0
+    for rel, st in items:
+        mtime, ctime = st.st_mtime_ns, st.st_ctime_ns
+        parts.append(f"{rel}\0{st.st_size}\0{mtime}\0{st.st_ino}\0{ctime}")
+        latest = max(latest, mtime, ctime)
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest(), latest
+
+
+def index_row(root: Path, rel: str, stat: os.stat_result, contract: Contract) -> tuple[Any, ...]:
+    """Read and check one file (everything ``pivotkit check`` checks but duplicates): its row
+    of the index (see :data:`mockserver.index.COLUMNS`)."""
     sig = signature(rel, stat)
     operation_id = rel.split("/", 1)[0]
     path = root / rel
@@ -280,130 +234,34 @@ def index_line(root: Path, rel: str, stat: os.stat_result, contract: Contract) -
             raw = handle.read(MAX_FIXTURE_BYTES + 1)
         exchange = read_exchange(path, raw)
     except OSError as exc:
-        return Line(
-            sig, operation_id, kind=INVALID, reason=f"cannot read it ({exc.strerror or exc})"
-        )
+        reason = f"cannot read it ({exc.strerror or exc})"
+        return (*sig, operation_id, "", "", "", "", 1, 0, "", INVALID, reason, "")
     except FixtureError as exc:
-        return Line(sig, operation_id, kind=INVALID, reason=invalid_reason(exc))
+        return (*sig, operation_id, "", "", "", "", 1, 0, "", INVALID, invalid_reason(exc), "")
     request = exchange.request
-    line = Line(
-        sig,
-        operation_id,
-        request.method,
-        request.path,
-        tuple(sorted(request.query.items())),
-        exchange.response.status,
-        exchange.source,
-    )
+    conv = contract.conventions
+    query = sorted(request.query.items())
+    lang = request.query.get(conv.lang_parameter) or conv.default_lang
+    plain = all(k == conv.lang_parameter for k, _ in query)
+    kind = reason = ""
     result = check_exchange(contract, exchange)
     if not result.ok:
         reasons = [
             *result.problems,
             *(f"{v.pointer or '/'}: {v.message}" for v in result.violations),
         ]
-        line.kind, line.reason = result.kind, reasons[0]
-    return line
-
-
-def build_lines(
-    root: Path, contract: Contract, previous: Mapping[str, Line], trusted_before: int
-) -> tuple[list[Line], Walk]:
-    """The index of ``root``: the previous line of a file whose stat is unchanged (and that
-    was not written within :data:`RACY_NS` of the previous index), else the file read again."""
-    started = time.perf_counter()
-    walk = Walk()
-    lines = []
-    for rel, stat in scan(root):
-        old = previous.get(rel)
-        sig = signature(rel, stat)
-        if old is not None and old.sig == sig and max(sig[2], sig[4]) < trusted_before:
-            walk.reused += 1
-            lines.append(old)
-            continue
-        walk.read += 1
-        lines.append(index_line(root, rel, stat, contract))
-    walk.seconds = time.perf_counter() - started
-    return lines, walk
-
-
-def fixtures_of(lines: Iterable[Line], source: Source) -> list[Fixture]:
-    """A :class:`Fixture` for every line that passed its own checks."""
-    interner = Interner()
-    strings: dict[str, str] = {}
-    out = []
-    for line in lines:
-        if line.kind:
-            continue
-        method = strings.setdefault(line.method, line.method)
-        operation_id = sys.intern(line.operation_id)
-        request = Request(method, line.path, interner.query(line.query), _EMPTY)
-        meta = interner.meta(operation_id, sys.intern(line.source))
-        out.append(Fixture(source, line.sig, operation_id, request, line.status, meta))
-    return out
-
-
-class IndexFile:
-    """The index kept on disk for one fixtures root and one contract."""
-
-    def __init__(self, folder: Path | None, root: Path, digest: str) -> None:
-        name = hashlib.sha256(os.fsencode(root.resolve())).hexdigest()[:20]
-        self.path = None if folder is None else folder / "fixture-index" / f"{name}.json"
-        self.root = root
-        self.digest = digest
-
-    def read(self) -> tuple[dict[str, Line], int]:
-        """The lines of the stored index by path, and the time before which a file's stat is
-        trusted (empty and 0 when there is no usable index)."""
-        if self.path is None:
-            return {}, 0
-        try:
-            data = orjson.loads(self.path.read_bytes())
-            if (
-                data.get("format") != INDEX_FORMAT
-                or data.get("contract") != self.digest
-                or data.get("root") != str(self.root)
-            ):
-                return {}, 0
-            lines = [Line.of(row) for row in data["files"]]
-            trusted = int(data["built_ns"]) - RACY_NS
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            return {}, 0
-        return {line.sig[0]: line for line in lines}, trusted
-
-    def write(self, lines: list[Line], built_ns: int) -> None:
-        """Store the index atomically (a failure to write only costs the next start);
-        ``built_ns`` is when its files were first stat'ed."""
-        if self.path is None:
-            return
-        data = orjson.dumps(
-            {
-                "format": INDEX_FORMAT,
-                "contract": self.digest,
-                "root": str(self.root),
-                "built_ns": built_ns,
-                "files": [line.row() for line in lines],
-            }
-        )
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_bytes(data)
-            os.replace(tmp, self.path)
-        except OSError:
-            tmp.unlink(missing_ok=True)
-
-
-def lines_blob(lines: list[Line]) -> bytes:
-    """The index lines as bytes, for the snapshot other workers build from."""
-    return orjson.dumps([line.row() for line in lines])
-
-
-def lines_from_blob(data: bytes) -> list[Line]:
-    """The lines :func:`lines_blob` wrote (ValueError when they are not)."""
-    rows = orjson.loads(data)
-    if not isinstance(rows, list):
-        raise ValueError("not an index")
-    try:
-        return [Line.of(row) for row in rows]
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"not an index ({exc})") from None
+        kind, reason = result.kind, reasons[0]
+    return (
+        *sig,
+        operation_id,
+        request.method,
+        request.path,
+        orjson.dumps(query).decode() if query else "",
+        lang,
+        int(plain),
+        exchange.response.status,
+        exchange.source,
+        kind,
+        reason,
+        "",
+    )

@@ -117,6 +117,7 @@ def test_a_second_start_on_an_unchanged_corpus_reads_no_fixture(
         "read": 0,
         "reused": 20,
         "seconds": 0,
+        "unchanged": True,
     }
     assert _title(second.url, 800_003) == "title 3"
     _content(corpus, 800_003, title="edited")
@@ -130,17 +131,21 @@ def test_a_second_start_on_an_unchanged_corpus_reads_no_fixture(
     assert _title(third.url, 800_004) is None  # the empty-200
 
 
-def test_an_index_of_another_contract_or_format_is_rebuilt(
-    start: Callable[..., MockServer],
+def test_an_index_of_another_contract_or_a_damaged_one_is_not_used(
+    start: Callable[..., MockServer], tmp_path: Path
 ) -> None:
-    """The index holds the contract's digest: another digest (or a damaged file) is not
-    trusted, every file is read again and the index is written anew."""
+    """The index is named after the contract's digest and every file's stat: another contract
+    (one description changed) reads every file again; a damaged index file is rebuilt."""
     path = Path(_admin(start().url, "fixtures")["index"]["file"])
-    data = json.loads(path.read_bytes())
-    path.write_text(json.dumps(data | {"contract": "0" * 64}), "utf-8")
-    assert _admin(start().url, "fixtures")["index"]["read"] == 20
-    assert json.loads(path.read_bytes())["contract"] == data["contract"]
-    path.write_text("{not json", "utf-8")
+    schemas = tmp_path / "schemas"
+    shutil.copytree(BUNDLED.parent / "schemas", schemas)
+    openapi = schemas / "openapi.yaml"
+    openapi.write_text(openapi.read_text("utf-8").replace("info:\n", "info:\n  x-note: v2\n", 1))
+    other = _admin(start(PIVOT_SCHEMAS=str(schemas)).url, "fixtures")["index"]
+    assert other["read"] == 20 and other["file"] != str(path)
+    again = _admin(start().url, "fixtures")["index"]
+    assert (again["read"], again["file"]) == (20, str(path))  # the other one replaced it
+    Path(again["file"]).write_bytes(b"not an index" * 100)
     assert _admin(start().url, "fixtures")["index"]["read"] == 20
     assert _admin(start().url, "fixtures")["index"]["read"] == 0
 
