@@ -126,7 +126,7 @@ def startup_table(
             )
             for _ in range(args.repeat)
         ]
-        index_file = next((state / "fixture-index").glob("*.json"), None)
+        index_file = next((state / "fixture-index").glob("*.sqlite"), None)
         row: dict[str, Any] = {
             "fixtures": n,
             "cold": cold,
@@ -324,6 +324,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cold", type=int, default=200, help="fixtures asked once, cold")
     parser.add_argument("--cache", type=Path, default=bm.RESULTS, help="where corpora are kept")
     parser.add_argument("--baseline", default=BASELINE, help="the previous design's commit")
+    parser.add_argument(
+        "--baseline-tree", type=Path, default=None, help="a checkout of it (default: made)"
+    )
     parser.add_argument("--baseline-max", type=int, default=10_000)
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--threads", type=int, default=2)
@@ -352,7 +355,9 @@ def main(argv: list[str] | None = None) -> int:
         (work / "logs").mkdir()
         tree = None
         if not args.no_baseline:
-            tree = baseline_tree(args.baseline, bm.RESULTS / f"baseline-{args.baseline}")
+            tree = baseline_tree(
+                args.baseline, args.baseline_tree or bm.RESULTS / f"baseline-{args.baseline}"
+            )
         with contextlib.suppress(KeyboardInterrupt):
             if "startup" not in args.skip:
                 print("start-up and memory:", file=sys.stderr)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import fcntl
 import importlib
 import importlib.util
 import logging
@@ -15,6 +16,7 @@ import threading
 import uuid
 import zlib
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,9 @@ from pivotkit.recorder import RecordThrough
 log = logging.getLogger("pivotkit.mock")
 
 ADMIN_PREFIX = "/__pivot"
+#: Flask setting of the production server: start on the index kept from the last run and stat
+#: the files after the first request, in one worker (a reload when anything changed).
+DEFER_INDEX_CHECK = "PIVOTKIT_DEFER_INDEX_CHECK"
 
 
 def bundled_accounts_file() -> Path:
@@ -91,7 +96,13 @@ class PivotMock:
         )
         self._check(settings)
         self.index_folder = self._index_folder(settings)
-        self.corpus = self._read()
+        kept = None
+        if app.config.get(DEFER_INDEX_CHECK):
+            kept = Corpus.kept(
+                self.fixtures_dir, self.accounts_path, self.contract, self.index_folder
+            )
+        self.corpus = kept or self._read()
+        self._check_pending = kept is not None
         loaded = self.corpus.load(self.contract, strict=settings.strict_fixtures)
         self.fixture_cache = prepared_cache(settings.fixture_cache)
         self.state = self._open_state(settings)
@@ -193,8 +204,9 @@ class PivotMock:
         declared = scenarios_file(self.settings.scenarios, self.fixtures_dir)
         return Scenarios(self.state, self.contract, declared, self.backend)
 
-    def reload(self) -> dict[str, Any]:
-        """Re-read fixtures and accounts, validate them once here, then switch every worker.
+    def reload(self, *, only_if_changed: bool = False) -> dict[str, Any]:
+        """Re-read fixtures and accounts, validate them once here, then switch every worker
+        (``only_if_changed``: unless every file and the accounts are as they were).
 
         All or nothing: when the accounts file is wrong, or a fixture served now would be
         dropped because its file no longer loads (truncated, invalid, breaking the contract),
@@ -205,6 +217,10 @@ class PivotMock:
         """
         current = self.corpus
         corpus = self._read(current.index)
+        same = corpus.index.path == current.index.path and corpus.accounts == current.accounts
+        if only_if_changed and same and corpus.walk.unchanged:
+            self.corpus = replace(current, walk=corpus.walk)
+            return {"fixtures": len(self.backend.fixtures), "index": corpus.walk.as_dict()}
         try:
             loaded = corpus.load(self.contract, strict=self.settings.strict_fixtures)
         except PivotError as exc:
@@ -231,10 +247,41 @@ class PivotMock:
 
     def sync(self) -> None:
         """Catch up with the other workers: a reload they validated, regenerated keys."""
+        if self._check_pending:
+            self._check_pending = False
+            threading.Thread(
+                target=self._check_files, name="pivot-index-check", daemon=True
+            ).start()
         generations = self.state.generations()
         if generations.fixtures != self._fixtures_generation:
             self._switch(generations.fixtures)
         self.gateway.sync(generations.keys)
+
+    def _check_files(self) -> None:
+        """After a start on the kept index: stat the files (in one worker: the first that
+        takes the lock), and reload when anything changed while the mock was stopped."""
+        lock = self.index_folder / "fixture-index" / ".check.lock"
+        try:
+            handle = lock.open("a")
+        except OSError:
+            return
+        with handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                return  # another worker checks
+            try:
+                done = self.reload(only_if_changed=True)
+            except ReloadRefused as exc:
+                log.warning(
+                    "fixtures changed while the mock was stopped: %s", "; ".join(exc.reasons)
+                )
+                return
+            except (PivotError, OSError, sqlite3.Error) as exc:
+                log.error("checking the fixtures against their index failed: %s", exc)
+                return
+            if "generation" in done:
+                log.info("fixtures changed while the mock was stopped: %s", done["index"])
 
     def _switch(self, generation: int) -> None:
         """Serve the corpus another worker published as ``generation``. Requests of this worker

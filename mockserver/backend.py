@@ -39,7 +39,8 @@ def _head_size(found: Fixture | None) -> int:
     return 64 if found is None else 1024
 
 
-PreparedKey = tuple[tuple[str, int, int, int, int], str | None]
+#: A fixture's answer: its file's stat (unfiltered), or that and a restricted account's name.
+PreparedKey = tuple[str, int, int, int, int] | tuple[tuple[str, int, int, int, int], str]
 
 
 def _size(prepared: Prepared | None) -> int:
@@ -152,7 +153,7 @@ class Backend:
                     exchange, account if name else None
                 )
             return eager
-        key: PreparedKey = (exchange.sig, name)
+        key: PreparedKey = exchange.sig if name is None else (exchange.sig, name)
         found = self.cache.get(key, None)
         if found is not None:
             self.stats.hits += 1
@@ -184,7 +185,7 @@ class Backend:
 
     def _ready(self, exchange: Exchange) -> bool:
         """Whether a matched fixture can be served (its unfiltered answer prepared)."""
-        if not isinstance(exchange, Fixture) or (exchange.sig, None) in self.cache:
+        if not isinstance(exchange, Fixture) or exchange.sig in self.cache:
             return True
         return self.prepared(exchange, None) is not self.empty
 

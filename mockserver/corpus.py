@@ -1,10 +1,11 @@
-"""What a mock serves, as one snapshot: every fixture file and the accounts file, read once.
+"""What a mock serves, as one snapshot: the fixture index and the accounts file.
 
-A reload reads the files once (:meth:`Corpus.read`) and validates them (:meth:`Corpus.load`)
-in the worker that was asked; the snapshot of exactly those bytes is then published in the
-shared state (:meth:`Corpus.to_blob`), and every other worker builds the same fixtures and
-accounts from it (:meth:`Corpus.from_blob`) instead of reading the files again, so a file
-edited in between cannot make two workers disagree.
+A reload builds the index once (:meth:`Corpus.read`: every file stat'ed, a file whose stat
+changed, or a new one, read and checked) and validates the accounts (:meth:`Corpus.load`) in
+the worker that was asked; the snapshot (the accounts file's bytes and where the index is, no
+fixture body: :meth:`Corpus.to_blob`) is then published in the shared state, and every other
+worker opens the same read-only index (:meth:`Corpus.from_blob`) instead of reading the files
+again. Bodies are read when first asked for, and checked again then (mockserver.store).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mockserver.index import FixtureIndex, IndexedFixtures, build_index, open_index
+from mockserver.index import FixtureIndex, IndexedFixtures, build_index, kept_index, open_index
 from mockserver.store import (
     Source,
     Walk,
@@ -106,6 +107,19 @@ class Corpus:
         accounts, error = _read(accounts_path)
         error = error.replace("cannot read it", "cannot read the accounts file")
         return cls(root, accounts_path, accounts, error, index, walk)
+
+    @classmethod
+    def kept(
+        cls, root: Path, accounts_path: Path, contract: Contract, folder: Path
+    ) -> Corpus | None:
+        """The corpus of the index kept from the last run (the files not stat'ed: see
+        :meth:`read`), or None when there is none for this contract."""
+        index = kept_index(root, contract, folder)
+        if index is None:
+            return None
+        accounts, error = _read(accounts_path)
+        error = error.replace("cannot read it", "cannot read the accounts file")
+        return cls(root, accounts_path, accounts, error, index, Walk(deferred=True))
 
     def load(self, contract: Contract, *, strict: bool = False) -> Loaded:
         """Validate the accounts (ConfigError if they are wrong) and serve the fixtures the

@@ -353,6 +353,14 @@ def _with_duplicates(rows: list[Row], root: Path, contract: Contract) -> list[Ro
     return [(*row[:15], found.get(str(root / row[0]), "")) for row in rows]
 
 
+def kept_index(root: Path, contract: Contract, folder: Path) -> FixtureIndex | None:
+    """The newest index kept in ``folder`` for ``root`` and this contract, or None."""
+    index = _latest(index_path(folder, root, ""))
+    if index is None or index.meta.get("contract") != contract_digest(contract):
+        return None
+    return index
+
+
 def _latest(path: Path) -> FixtureIndex | None:
     """The newest index file kept for the same root as ``path``."""
     prefix = path.name.split("-", 1)[0]

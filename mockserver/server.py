@@ -29,7 +29,7 @@ from typing import Any
 from flask import Flask
 
 from mockserver import logs
-from mockserver.app import ADMIN_PREFIX, PivotMock, create_app
+from mockserver.app import ADMIN_PREFIX, DEFER_INDEX_CHECK, PivotMock, create_app
 from mockserver.config import resolve_settings
 from mockserver.workers import run_granian
 from pivotkit.client import demo_key
@@ -233,7 +233,7 @@ def serve(
         settings["PIVOT_STATE"] = _temporary_state()
     if token_generated:
         settings["PIVOT_ADMIN_TOKEN"] = secrets.token_urlsafe(24)
-    app = create_app(settings)
+    app = create_app({**settings, DEFER_INDEX_CHECK: True})
     for line in banner(app, host, port, token_generated=token_generated, workers=workers):
         echo(line)
     global _PREBUILT

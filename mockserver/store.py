@@ -1,14 +1,13 @@
-"""The fixture store: an index of the corpus, bodies read and prepared on first use.
+"""Fixtures known by their index line: read, checked and prepared on first use.
 
-At start (and on reload) every fixture file is known by one line of an index: its path, size,
-mtime and inode, and what matching needs (method, path, query, status, source), with the
-verdict of the checks ``pivotkit check`` makes (the kind and reason when it is refused). The
-index is kept beside the state (``<state dir>/fixture-index/<root digest>.json``), keyed by
-the contract's digest: a start on an unchanged corpus reads the index and stats the files; only
-a file whose stat changed (or a new one) is read and validated again. Memory holds one small
-:class:`Fixture` per file; its body is read, validated again and prepared (serialised,
-gzipped, headers) when it is first asked for, into each worker's prepared-answer cache, which
-is bounded in bytes (least recently used answers dropped first).
+Every fixture file is known by one row of the index (:mod:`mockserver.index`): its stat (see
+:data:`Stat`), what matching needs (method, path, query, language, status, source) and the
+verdict of the checks ``pivotkit check`` makes. A :class:`Fixture` is made from a row when a
+request asks for it; its body is read from the file, checked again against the contract and
+against its row (same request, same status) by :meth:`Source.read`, and prepared by the backend
+into each worker's prepared-answer cache, bounded in bytes. Building a row (:func:`index_row`)
+reads and checks a file once; :func:`scan` and :func:`files_digest` are the stat walk that tells
+whether the files are still the ones the index knows.
 """
 
 from __future__ import annotations
@@ -168,13 +167,15 @@ class Fixture(Exchange):
 
 @dataclass
 class Walk:
-    """What building an index did: files whose line was kept from the previous index, files
-    read and checked, and whether every file was as the previous index knew it."""
+    """What building an index did: files whose row was kept from the previous index, files
+    read and checked, whether every file was as the previous index knew it, and whether the
+    walk is still to come (a production start serves the kept index at once)."""
 
     reused: int = 0
     read: int = 0
     seconds: float = 0.0
     unchanged: bool = False
+    deferred: bool = False  # the index kept from the last run, the files not stat'ed yet
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -182,6 +183,7 @@ class Walk:
             "read": self.read,
             "seconds": round(self.seconds, 3),
             "unchanged": self.unchanged,
+            "deferred": self.deferred,
         }
 
 

@@ -74,7 +74,7 @@ class BoundedCache(Generic[K, V]):
 
     def get(self, key: K, default: D) -> V | D:
         """The value stored for ``key``, else ``default``."""
-        if self._lru and key != self._newest:
+        if self._lru and key is not self._newest and key != self._newest:
             with self._lock:
                 if key not in self._data:
                     return default
