@@ -23,6 +23,7 @@ from mockserver.index import FixtureIndex, IndexedFixtures, build_index, kept_in
 from mockserver.store import (
     Source,
     Walk,
+    first_reason,
 )
 from pivotkit.accounts import AccountsFile, load_accounts
 from pivotkit.check import (
@@ -243,8 +244,7 @@ def _gc_paused() -> Iterator[None]:
 
 def _refused(result: FileResult) -> Refused:
     """The first reason a checked fixture fails."""
-    reasons = [*result.problems, *(f"{v.pointer or '/'}: {v.message}" for v in result.violations)]
-    return Refused(result.path, result.kind, reasons[0])
+    return Refused(result.path, result.kind, first_reason(result))
 
 
 def _records(raw: bytes, offset: int) -> Iterator[tuple[str, bytes | None, str]]:

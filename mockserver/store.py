@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from pivotkit import __version__
-from pivotkit.check import INVALID, check_exchange, invalid_reason
+from pivotkit.check import INVALID, FileResult, check_exchange, invalid_reason
 from pivotkit.contract import Contract
 from pivotkit.errors import FixtureError
 from pivotkit.fixtures import MAX_FIXTURE_BYTES, Exchange, Request, Response, read_exchange
@@ -42,6 +42,12 @@ Stat = tuple[str, int, int, int, int]
 def signature(rel: str, stat: os.stat_result) -> Stat:
     """The :data:`Stat` of a file."""
     return (rel, stat.st_size, stat.st_mtime_ns, stat.st_ino, stat.st_ctime_ns)
+
+
+def first_reason(result: FileResult) -> str:
+    """The first reason a checked fixture fails."""
+    reasons = [*result.problems, *(f"{v.pointer or '/'}: {v.message}" for v in result.violations)]
+    return reasons[0]
 
 
 def contract_digest(contract: Contract) -> str:
@@ -79,11 +85,7 @@ class Source:
         exchange = read_exchange(path, raw)
         result = check_exchange(self.contract, exchange)
         if not result.ok:
-            reasons = [
-                *result.problems,
-                *(f"{v.pointer or '/'}: {v.message}" for v in result.violations),
-            ]
-            raise FixtureError(path, f"{result.kind}: {reasons[0]}")
+            raise FixtureError(path, f"{result.kind}: {first_reason(result)}")
         if _matching(exchange) != _matching(fixture):
             raise FixtureError(path, "its request or status changed since it was indexed (reload)")
         return exchange
@@ -110,7 +112,10 @@ class IndexedResponse(Response):
     def _loaded(self) -> Response:
         source: Source = object.__getattribute__(self, "_source")
         sig: Stat = object.__getattribute__(self, "_sig")
-        return read_exchange(source.root / sig[0]).response
+        try:
+            return read_exchange(source.root / sig[0]).response
+        except FixtureError:  # broken since it was indexed: nothing to show (served as absent)
+            return Response(self.status, None)
 
     @property
     def body(self) -> Any:
@@ -248,11 +253,7 @@ def index_row(root: Path, rel: str, stat: os.stat_result, contract: Contract) ->
     kind = reason = ""
     result = check_exchange(contract, exchange)
     if not result.ok:
-        reasons = [
-            *result.problems,
-            *(f"{v.pointer or '/'}: {v.message}" for v in result.violations),
-        ]
-        kind, reason = result.kind, reasons[0]
+        kind, reason = result.kind, first_reason(result)
     return (
         *sig,
         operation_id,
