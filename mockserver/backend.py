@@ -101,6 +101,8 @@ class Backend:
             MATCH_CACHE_BYTES // 4, sizer=lambda found: 256 + 1024 * len(found)
         )
         self._broken: set[str] = set()
+        self._plain_get, self._specific_get = self._plain.reader(), self._specific.reader()
+        self._prepared_now = self.cache.keys()  # a live view: membership at C speed
         self.router = Router(contract)
         self.dynamic = dynamic
         self.request_context = request_context
@@ -183,9 +185,9 @@ class Backend:
             self.stats.broken.append(refused)
         log.warning("fixture refused on first use, answered as absent: %s", refused)
 
-    def _ready(self, exchange: Exchange) -> bool:
+    def _ready(self, exchange: Fixture) -> bool:
         """Whether a matched fixture can be served (its unfiltered answer prepared)."""
-        if not isinstance(exchange, Fixture) or exchange.sig in self.cache:
+        if exchange.sig in self.cache:
             return True
         return self.prepared(exchange, None) is not self.empty
 
@@ -198,10 +200,10 @@ class Backend:
         """
         while True:
             found = self._match(call)
-            if found is None or self._ready(found):
+            if found is None or found.sig in self._prepared_now or self._ready(found):
                 return found
 
-    def _match(self, call: Call) -> Exchange | None:
+    def _match(self, call: Call) -> Fixture | None:
         default = self.fixtures.default_lang
         specific = self._specific_of(call.method, call.path)
         if specific:
@@ -218,7 +220,7 @@ class Backend:
 
     def _plain_of(self, method: str, path: str, lang: str) -> Fixture | None:
         key = (method, path, lang)
-        found = self._plain.get(key, _UNKNOWN)
+        found = self._plain_get(key, _UNKNOWN)
         if found is _UNKNOWN:
             row = self.fixtures.index.plain(method, path, lang)
             fixture = None if row is None else self.fixtures.fixture(row)
@@ -229,7 +231,7 @@ class Backend:
 
     def _specific_of(self, method: str, path: str) -> tuple[Specific, ...]:
         key = (method, path)
-        found = self._specific.get(key, None)
+        found = self._specific_get(key, None)
         if found is None:
             lang = self.conventions.lang_parameter
             found = tuple(

@@ -151,10 +151,7 @@ class Fixture(Exchange):
         object.__setattr__(self, "meta", meta)
         object.__setattr__(self, "sig", sig)
         object.__setattr__(self, "origin", source)
-
-    @property
-    def name(self) -> str:
-        return self.sig[0].rsplit("/", 1)[-1][: -len(".json")]
+        object.__setattr__(self, "name", sig[0].rsplit("/", 1)[-1][: -len(".json")])
 
     @property
     def file(self) -> Path:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, KeysView
 from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
@@ -71,6 +71,15 @@ class BoundedCache(Generic[K, V]):
 
     def __contains__(self, key: object) -> bool:
         return key in self._data
+
+    def keys(self) -> KeysView[K]:
+        """A live view of the keys (membership without a method call)."""
+        return self._data.keys()
+
+    def reader(self) -> Callable[[K, D], V | D]:
+        """``get`` at the speed of a dictionary look-up (without ``lru``: a read then moves
+        nothing; with it, :meth:`get` itself)."""
+        return self.get if self._lru else self._data.get
 
     def get(self, key: K, default: D) -> V | D:
         """The value stored for ``key``, else ``default``."""
