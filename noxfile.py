@@ -65,7 +65,8 @@ def bench(session: nox.Session) -> None:
     Installs what is missing: jsonschema-rs and granian into the session, WireMock and Prism
     into .peers/ (tools/peers.py, pinned versions), wrk with apt-get when run as root. Results
     go to bench/results/. `nox -s bench -- --quick` is a smoke run; other arguments go to
-    bench/bench_mock.py.
+    bench/bench_mock.py. The fixture store at scale (bench/bench_scale.py: 1,000 to 100,000
+    generated fixtures, made once into bench/results/) runs last.
     """
     import sys
     from pathlib import Path
@@ -80,6 +81,7 @@ def bench(session: nox.Session) -> None:
     session.run("python", "bench/bench_validate.py", *quick)
     session.run("python", "bench/bench_drift.py", *(["--answers", "1000"] if quick else []))
     session.run("python", "bench/bench_mock.py", *session.posargs)
+    session.run("python", "bench/bench_scale.py", *quick)
 
 
 def _wrk(session: nox.Session) -> None:

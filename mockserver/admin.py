@@ -69,6 +69,7 @@ def health() -> Response:
             "pid": os.getpid(),
             "fixtures": len(mock.backend.fixtures),
             "operations": len(mock.contract.operations),
+            "fixtureCache": _cache_stats(mock),
         }
     )
 
@@ -79,6 +80,20 @@ def ready() -> Any:
     state unreachable or draining after SIGTERM. Open to everyone (no secrets)."""
     status, body = readiness.report(_mock())
     return jsonify(body), status
+
+
+def _cache_stats(mock: Any) -> dict[str, int]:
+    """This worker's prepared-answer cache: bytes held and their bound, entries, hits,
+    fixtures read and prepared, fixtures found broken on first use."""
+    backend = mock.backend
+    return {
+        "bytes": backend.cache.nbytes,
+        "maxBytes": backend.cache.max_bytes,
+        "entries": len(backend.cache),
+        "hits": backend.stats.hits,
+        "prepared": backend.stats.prepared,
+        "broken": len(backend.stats.broken),
+    }
 
 
 @admin.get("/openapi.<fmt>")
@@ -120,6 +135,8 @@ def fixtures() -> Response:
             "fixtures": mock.backend.describe(),
             "refused": mock.refused_line,
             "problems": mock.fixture_problems,
+            "index": {**mock.corpus.walk.as_dict(), "file": str(mock.corpus.index.path)},
+            "cache": _cache_stats(mock),
         }
     )
 

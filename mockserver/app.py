@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import fcntl
 import importlib
 import importlib.util
 import logging
@@ -15,17 +16,19 @@ import threading
 import uuid
 import zlib
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from flask import Flask, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from mockserver.backend import Backend
+from mockserver.backend import Backend, prepared_cache
 from mockserver.config import Settings, resolve_settings
-from mockserver.corpus import Corpus, Loaded
+from mockserver.corpus import Corpus, Loaded, Refused
 from mockserver.dispatch import Dispatcher, WSGIApp
 from mockserver.gateway import Gateway
+from mockserver.index import FixtureIndex
 from mockserver.journal import Journal
 from mockserver.readiness import Readiness
 from mockserver.scenarios import Scenarios, scenarios_file
@@ -43,6 +46,9 @@ from pivotkit.recorder import RecordThrough
 log = logging.getLogger("pivotkit.mock")
 
 ADMIN_PREFIX = "/__pivot"
+#: Flask setting of the production server: start on the index kept from the last run and stat
+#: the files after the first request, in one worker (a reload when anything changed).
+DEFER_INDEX_CHECK = "PIVOTKIT_DEFER_INDEX_CHECK"
 
 
 def bundled_accounts_file() -> Path:
@@ -91,7 +97,16 @@ class PivotMock:
             else bundled_accounts_file()
         )
         self._check(settings)
-        loaded = self._read().load(self.contract, strict=settings.strict_fixtures)
+        self.index_folder = self._index_folder(settings)
+        kept = None
+        if app.config.get(DEFER_INDEX_CHECK):
+            kept = Corpus.kept(
+                self.fixtures_dir, self.accounts_path, self.contract, self.index_folder
+            )
+        self.corpus = kept or self._read()
+        self._check_pending = kept is not None
+        loaded = self.corpus.load(self.contract, strict=settings.strict_fixtures)
+        self.fixture_cache = prepared_cache(settings.fixture_cache)
         self.state = self._open_state(settings)
         self.admin_token = settings.admin_token or self.state.meta(
             "admin_token", secrets.token_urlsafe(24)
@@ -143,8 +158,27 @@ class PivotMock:
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError("PIVOT_STATE", f"{path}: cannot open the state ({exc})") from None
 
-    def _read(self) -> Corpus:
-        return Corpus.read(self.fixtures_dir, self.accounts_path)
+    @staticmethod
+    def _index_folder(settings: Settings) -> Path:
+        """Where the fixture index is kept: beside the state file (reused by the next start),
+        else in a temporary folder of this process."""
+        if isinstance(settings.state, Path):
+            return settings.state.parent
+        folder = tempfile.mkdtemp(prefix="pivotkit-index-")
+        atexit.register(_remove_if_owner, folder, os.getpid())
+        return Path(folder)
+
+    def _read(self, previous: FixtureIndex | None = None) -> Corpus:
+        try:
+            return Corpus.read(
+                self.fixtures_dir, self.accounts_path, self.contract, self.index_folder, previous
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigError(
+                "PIVOT_STATE",
+                f"{self.index_folder}: cannot open the state folder to keep the fixture index "
+                f"({getattr(exc, 'strerror', None) or exc})",
+            ) from None
 
     def _install(self, loaded: Loaded, generation: int) -> None:
         """Serve ``loaded`` (validated fixtures and accounts) as fixtures ``generation``."""
@@ -154,11 +188,10 @@ class PivotMock:
             request_context=self.request_context,
             empty_body=self.settings.empty_body,
             dynamic=self.settings.dynamic,
+            cache=self.fixture_cache,
         )
         gateway = Gateway(loaded.accounts, self.state, self.contract.conventions)
-        self.refused = loaded.refused
-        self.refused_line = loaded.refused_line()
-        self.fixture_problems = [str(r) for r in loaded.refused]
+        self._loaded = loaded
         self.gateway, self.backend = gateway, backend
         self.scenarios = self._load_scenarios()
         self._fixtures_generation = generation
@@ -177,8 +210,9 @@ class PivotMock:
         declared = scenarios_file(self.settings.scenarios, self.fixtures_dir)
         return Scenarios(self.state, self.contract, declared, self.backend)
 
-    def reload(self) -> dict[str, Any]:
-        """Re-read fixtures and accounts, validate them once here, then switch every worker.
+    def reload(self, *, only_if_changed: bool = False) -> dict[str, Any]:
+        """Re-read fixtures and accounts, validate them once here, then switch every worker
+        (``only_if_changed``: unless every file and the accounts are as they were).
 
         All or nothing: when the accounts file is wrong, or a fixture served now would be
         dropped because its file no longer loads (truncated, invalid, breaking the contract),
@@ -187,33 +221,74 @@ class PivotMock:
         listed, as at start. Otherwise the snapshot of exactly the bytes validated here is
         published in the shared state and every worker switches to it on its next request.
         """
-        corpus = self._read()
+        current = self.corpus
+        corpus = self._read(current.index)
+        same = corpus.index.path == current.index.path and corpus.accounts == current.accounts
+        if only_if_changed and same and corpus.walk.unchanged:
+            self.corpus = replace(current, walk=corpus.walk)
+            return {"fixtures": len(self.backend.fixtures), "index": corpus.walk.as_dict()}
         try:
             loaded = corpus.load(self.contract, strict=self.settings.strict_fixtures)
         except PivotError as exc:
             raise ReloadRefused([str(exc)]) from None
-        served = {ex.file for ex in self.backend.fixtures}
-        dropped = [r for r in loaded.refused if r.path in served and r.kind != DUPLICATE]
+        dropped = [
+            r
+            for r in loaded.refused
+            if r.kind != DUPLICATE and current.index.serves(r.path.relative_to(self.fixtures_dir))
+        ]
         if dropped:
             raise ReloadRefused([f"{r} (served now: fix it, or delete the file)" for r in dropped])
         with self._switching:
             generation = self.state.publish_corpus(corpus.to_blob())
             self._install(loaded, generation)
+            self.corpus = corpus
         return {
             "fixtures": len(self.backend.fixtures),
             "generation": generation,
             "refused": self.refused_line,
             "problems": self.fixture_problems,
             "accounts": [a.name for a in self.gateway.accounts],
+            "index": corpus.walk.as_dict(),
         }
 
     def sync(self) -> None:
         """Catch up with the other workers: a reload they validated, regenerated keys."""
+        if self._check_pending:
+            self._check_pending = False
+            threading.Thread(
+                target=self._check_files, name="pivot-index-check", daemon=True
+            ).start()
         generations = self.state.generations()
         if generations.fixtures != self._fixtures_generation:
             self._switch(generations.fixtures)
         self.gateway.sync(generations.keys)
         self.scenarios.sync(generations.scenarios)
+
+    def _check_files(self) -> None:
+        """After a start on the kept index: stat the files (in one worker: the first that
+        takes the lock), and reload when anything changed while the mock was stopped."""
+        lock = self.index_folder / "fixture-index" / ".check.lock"
+        try:
+            handle = lock.open("a")
+        except OSError:
+            return
+        with handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                return  # another worker checks
+            try:
+                done = self.reload(only_if_changed=True)
+            except ReloadRefused as exc:
+                log.warning(
+                    "fixtures changed while the mock was stopped: %s", "; ".join(exc.reasons)
+                )
+                return
+            except (PivotError, OSError, sqlite3.Error) as exc:
+                log.error("checking the fixtures against their index failed: %s", exc)
+                return
+            if "generation" in done:
+                log.info("fixtures changed while the mock was stopped: %s", done["index"])
 
     def _switch(self, generation: int) -> None:
         """Serve the corpus another worker published as ``generation``. Requests of this worker
@@ -235,6 +310,22 @@ class PivotMock:
                 self._fixtures_generation = generation  # do not retry on every request
                 return
             self._install(loaded, generation)
+            self.corpus = corpus
+
+    @property
+    def refused(self) -> tuple[Refused, ...]:
+        """The fixture files left out: at load, and (in this worker) found broken on use."""
+        return (*self._loaded.refused, *self.backend.stats.broken)
+
+    @property
+    def refused_line(self) -> str:
+        """One line: how many fixtures were refused and why ("" when none was)."""
+        return Loaded(self._loaded.accounts, self._loaded.fixtures, self.refused).refused_line()
+
+    @property
+    def fixture_problems(self) -> list[str]:
+        """One line per fixture file left out."""
+        return [str(r) for r in self.refused]
 
     # -- the portal's API ----------------------------------------------------------------------
 

@@ -218,6 +218,13 @@ def _journal_bytes(value: Any) -> int:
     return size
 
 
+def _cache_bytes(value: Any) -> int:
+    size = _size(value)
+    if not 1024**2 <= size <= 64 * 1024**3:
+        raise ValueError(f"the fixture cache holds 1MiB to 64GiB, not {value!r}")
+    return size
+
+
 def _str_list(value: Any) -> tuple[str, ...]:
     if value is None or value == "":
         return ()
@@ -281,6 +288,11 @@ FIELDS: dict[str, tuple[Any, Callable[[Any], Any], str]] = {
         _seconds,
         "seconds /__pivot/ready answers 503 after SIGTERM before the server stops accepting",
     ),
+    "FIXTURE_CACHE": (
+        64 * 1024**2,
+        _cache_bytes,
+        "bytes of prepared fixture answers each worker keeps (least recently used dropped)",
+    ),
 }
 
 
@@ -318,6 +330,7 @@ class Settings:
     journal_bytes: int
     scenarios: Path | None
     drain_delay: float
+    fixture_cache: int
     sources: Mapping[str, str]
 
     def as_config(self) -> dict[str, Any]:
@@ -360,6 +373,7 @@ _TEXT = (
     _name,
     _str_list,
     _journal_bytes,
+    _cache_bytes,
 )
 
 

@@ -1,10 +1,11 @@
-"""What a mock serves, as one snapshot: every fixture file and the accounts file, read once.
+"""What a mock serves, as one snapshot: the fixture index and the accounts file.
 
-A reload reads the files once (:meth:`Corpus.read`) and validates them (:meth:`Corpus.load`)
-in the worker that was asked; the snapshot of exactly those bytes is then published in the
-shared state (:meth:`Corpus.to_blob`), and every other worker builds the same fixtures and
-accounts from it (:meth:`Corpus.from_blob`) instead of reading the files again, so a file
-edited in between cannot make two workers disagree.
+A reload builds the index once (:meth:`Corpus.read`: every file stat'ed, a file whose stat
+changed, or a new one, read and checked) and validates the accounts (:meth:`Corpus.load`) in
+the worker that was asked; the snapshot (the accounts file's bytes and where the index is, no
+fixture body: :meth:`Corpus.to_blob`) is then published in the shared state, and every other
+worker opens the same read-only index (:meth:`Corpus.from_blob`) instead of reading the files
+again. Bodies are read when first asked for, and checked again then (mockserver.store).
 """
 
 from __future__ import annotations
@@ -15,11 +16,18 @@ import zlib
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from mockserver.index import FixtureIndex, IndexedFixtures, build_index, kept_index, open_index
+from mockserver.store import (
+    Source,
+    Walk,
+    first_reason,
+)
 from pivotkit.accounts import AccountsFile, load_accounts
 from pivotkit.check import (
+    DUPLICATE,
     INVALID,
     KINDS,
     FileResult,
@@ -38,7 +46,7 @@ from pivotkit.fixtures import (
     read_exchange,
 )
 
-_MAGIC = b"pivotkit-corpus-1\n"
+_MAGIC = b"pivotkit-corpus-2\n"
 _RECORD = struct.Struct("<IiI")  # name length, data length (-1: unreadable), reason length
 
 
@@ -60,7 +68,7 @@ class Loaded:
     """A corpus once validated: the accounts, the fixtures served, the files refused."""
 
     accounts: AccountsFile
-    fixtures: FixtureSet
+    fixtures: IndexedFixtures
     refused: tuple[Refused, ...]
 
     def refused_line(self) -> str:
@@ -75,43 +83,61 @@ class Loaded:
 
 @dataclass(frozen=True)
 class Corpus:
-    """The bytes of a fixtures directory and an accounts file, as read at one moment.
-
-    ``files`` holds (path relative to ``root``, bytes or None when unreadable, the reason).
-    """
+    """A fixtures directory known by its index (:mod:`mockserver.index`) and the bytes of an
+    accounts file, as read at one moment; ``walk`` says what building the index did."""
 
     root: Path
     accounts_path: Path
     accounts: bytes | None
     accounts_error: str
-    files: tuple[tuple[str, bytes | None, str], ...]
+    index: FixtureIndex
+    walk: Walk = field(default_factory=Walk)
 
     @classmethod
-    def read(cls, root: Path, accounts_path: Path) -> Corpus:
-        """Read every ``<operationId>/<name>.json`` under ``root`` and the accounts file."""
-        files = []
-        for path in iter_fixture_files(root):
-            data, reason = _read(path)
-            files.append((path.relative_to(root).as_posix(), data, reason))
+    def read(
+        cls,
+        root: Path,
+        accounts_path: Path,
+        contract: Contract,
+        folder: Path,
+        previous: FixtureIndex | None = None,
+    ) -> Corpus:
+        """Index every ``<operationId>/<name>.json`` under ``root`` into ``folder`` (a file
+        whose stat ``previous`` knows is not read again) and read the accounts file."""
+        index, walk = build_index(root, contract, folder, previous)
         accounts, error = _read(accounts_path)
         error = error.replace("cannot read it", "cannot read the accounts file")
-        return cls(root, accounts_path, accounts, error, tuple(files))
+        return cls(root, accounts_path, accounts, error, index, walk)
+
+    @classmethod
+    def kept(
+        cls, root: Path, accounts_path: Path, contract: Contract, folder: Path
+    ) -> Corpus | None:
+        """The corpus of the index kept from the last run (the files not stat'ed: see
+        :meth:`read`), or None when there is none for this contract."""
+        index = kept_index(root, contract, folder)
+        if index is None:
+            return None
+        accounts, error = _read(accounts_path)
+        error = error.replace("cannot read it", "cannot read the accounts file")
+        return cls(root, accounts_path, accounts, error, index, Walk(deferred=True))
 
     def load(self, contract: Contract, *, strict: bool = False) -> Loaded:
-        """Validate everything: the accounts (ConfigError if they are wrong), then each
-        fixture (format, operation, path, status, parameters, body against the contract, and
-        duplicates). With ``strict`` any refused fixture is a ConfigError naming them."""
-        with _gc_paused():
-            return self._load(contract, strict=strict)
-
-    def _load(self, contract: Contract, *, strict: bool) -> Loaded:
+        """Validate the accounts (ConfigError if they are wrong) and serve the fixtures the
+        index found passing every check of ``pivotkit check`` (format, operation, path,
+        status, parameters, body against the contract, duplicates). With ``strict`` any
+        refused fixture is a ConfigError naming them."""
         if self.accounts is None:
             raise ConfigError(str(self.accounts_path), self.accounts_error)
         accounts = load_accounts(self.accounts_path, contract.operations, raw=self.accounts)
-        served, refused = _validate(self.root, self.files, contract)
-        loaded = Loaded(
-            accounts, FixtureSet(served, self.root, **lang_settings(contract)), tuple(refused)
+        refused = [
+            Refused(self.root / row[0], row[13] or DUPLICATE, row[14] or row[15])
+            for row in self.index.refused()
+        ]
+        fixtures = IndexedFixtures(
+            self.index, Source(self.root, contract), **lang_settings(contract)
         )
+        loaded = Loaded(accounts, fixtures, tuple(refused))
         if strict and refused:
             raise ConfigError(
                 f"{self.root} (--strict)",
@@ -122,12 +148,13 @@ class Corpus:
     # -- the snapshot in the shared state ---------------------------------------------------
 
     def to_blob(self) -> bytes:
-        """The corpus as compressed bytes (see :meth:`from_blob`)."""
+        """The corpus as compressed bytes: the root, the accounts file's bytes and where the
+        index is (see :meth:`from_blob`); no fixture is in it."""
         out = bytearray(_MAGIC)
         records = [
             (str(self.root), b"", ""),
             (str(self.accounts_path), self.accounts, self.accounts_error),
-            *self.files,
+            (str(self.index.path), b"", self.index.meta["files"]),
         ]
         for name, data, reason in records:
             encoded, why = name.encode(), reason.encode()
@@ -137,15 +164,19 @@ class Corpus:
 
     @classmethod
     def from_blob(cls, blob: bytes) -> Corpus:
-        """The corpus :meth:`to_blob` wrote (ValueError if the bytes are not one)."""
+        """The corpus :meth:`to_blob` wrote (ValueError if the bytes are not one, or its
+        index is gone or another)."""
         raw = zlib.decompress(blob)
         if not raw.startswith(_MAGIC):
             raise ValueError("not a pivotkit corpus snapshot")
         records = list(_records(raw, len(_MAGIC)))
-        if len(records) < 2:
-            raise ValueError("a corpus snapshot holds its root and accounts first")
+        if len(records) != 3:
+            raise ValueError("a corpus snapshot holds its root, accounts and index")
         (root, _, _), (accounts_path, accounts, error) = records[0], records[1]
-        return cls(Path(root), Path(accounts_path), accounts, error, tuple(records[2:]))
+        index = open_index(Path(records[2][0]))
+        if index is None or index.meta.get("files") != records[2][2]:
+            raise ValueError(f"the index {records[2][0]} is gone or was replaced")
+        return cls(Path(root), Path(accounts_path), accounts, error, index)
 
 
 def _validate(
@@ -213,8 +244,7 @@ def _gc_paused() -> Iterator[None]:
 
 def _refused(result: FileResult) -> Refused:
     """The first reason a checked fixture fails."""
-    reasons = [*result.problems, *(f"{v.pointer or '/'}: {v.message}" for v in result.violations)]
-    return Refused(result.path, result.kind, reasons[0])
+    return Refused(result.path, result.kind, first_reason(result))
 
 
 def _records(raw: bytes, offset: int) -> Iterator[tuple[str, bytes | None, str]]:

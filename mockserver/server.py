@@ -29,7 +29,7 @@ from typing import Any
 from flask import Flask
 
 from mockserver import logs
-from mockserver.app import ADMIN_PREFIX, PivotMock, create_app
+from mockserver.app import ADMIN_PREFIX, DEFER_INDEX_CHECK, PivotMock, create_app
 from mockserver.config import resolve_settings
 from mockserver.state import is_redis_url
 from mockserver.workers import run_granian
@@ -238,11 +238,10 @@ def serve(
     if token_generated and not _on_redis(settings):
         # On Redis the generated token is the one every instance shares (kept in the state).
         settings["PIVOT_ADMIN_TOKEN"] = secrets.token_urlsafe(24)
-    app = create_app(settings)
+    app = create_app({**settings, DEFER_INDEX_CHECK: True})
     for line in banner(app, host, port, token_generated=token_generated, workers=workers):
         echo(line)
     global _PREBUILT
-    app.extensions["pivot"].backend.warmed.wait()  # fork once everything is prepared
     gc.collect()
     gc.freeze()  # keep the loaded objects' pages shared with the forked workers
     _PREBUILT = app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, KeysView
 from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
@@ -35,8 +35,10 @@ class BoundedCache(Generic[K, V]):
     Every entry is sized when it is stored (its key by :func:`size_of`, its value by ``sizer``,
     plus :data:`ENTRY_OVERHEAD`); an entry larger than ``max_entry`` bytes is not stored at
     all (the caller computed it and uses it once), so a request cannot fill the cache with one
-    huge key; when the budget is full the oldest entries are dropped first. Reads take no
-    lock (one dictionary lookup); writes do, so the byte count stays exact across threads.
+    huge key; when the budget is full the oldest entries are dropped first (with ``lru``,
+    the least recently read or written). Reads take no lock (one dictionary lookup; with
+    ``lru`` a read of an entry that is not the newest moves it, under the lock); writes do,
+    so the byte count stays exact across threads.
     """
 
     def __init__(
@@ -45,6 +47,7 @@ class BoundedCache(Generic[K, V]):
         *,
         max_entry: int | None = None,
         sizer: Callable[[V], int] = size_of,
+        lru: bool = False,
     ) -> None:
         if max_bytes <= 0:
             raise ValueError("max_bytes must be more than 0")
@@ -55,6 +58,8 @@ class BoundedCache(Generic[K, V]):
         self._sizes: dict[K, int] = {}
         self._bytes = 0
         self._lock = threading.Lock()
+        self._lru = lru
+        self._newest: object = None
 
     @property
     def nbytes(self) -> int:
@@ -67,8 +72,25 @@ class BoundedCache(Generic[K, V]):
     def __contains__(self, key: object) -> bool:
         return key in self._data
 
+    def keys(self) -> KeysView[K]:
+        """A live view of the keys (membership without a method call)."""
+        return self._data.keys()
+
+    def reader(self) -> Callable[[K, D], V | D]:
+        """``get`` at the speed of a dictionary look-up (without ``lru``: a read then moves
+        nothing; with it, :meth:`get` itself)."""
+        return self.get if self._lru else self._data.get
+
     def get(self, key: K, default: D) -> V | D:
         """The value stored for ``key``, else ``default``."""
+        if self._lru and key is not self._newest and key != self._newest:
+            with self._lock:
+                if key not in self._data:
+                    return default
+                value = self._data.pop(key)
+                self._data[key] = value
+                self._newest = key
+                return value
         return self._data.get(key, default)
 
     def put(self, key: K, value: V) -> V:
@@ -88,6 +110,7 @@ class BoundedCache(Generic[K, V]):
             self._data[key] = value
             self._sizes[key] = size
             self._bytes += size
+            self._newest = key
         return value
 
     def clear(self) -> None:
@@ -96,3 +119,4 @@ class BoundedCache(Generic[K, V]):
             self._data.clear()
             self._sizes.clear()
             self._bytes = 0
+            self._newest = None

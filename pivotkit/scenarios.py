@@ -350,10 +350,14 @@ def find_example(
 ) -> tuple[Exchange | None, str | None]:
     """The fixture of that name of the operation, or why there is none: no such name, or it
     answers another status than ``status``."""
-    exchanges = fixtures.for_operation(operation_id)
-    found = next((ex for ex in exchanges if ex.name == name), None)
+    named = getattr(fixtures, "named", None)  # an indexed set finds one file at once
+    found = (
+        named(operation_id, name)
+        if callable(named)
+        else next((ex for ex in fixtures.for_operation(operation_id) if ex.name == name), None)
+    )
     if found is None:
-        names = sorted(ex.name for ex in exchanges)
+        names = sorted(ex.name for ex in fixtures.for_operation(operation_id))
         listed = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "")
         return None, f"{operation_id} has no fixture {name!r} (its fixtures: {listed or 'none'})"
     if status is not None and found.response.status != status:

@@ -30,6 +30,20 @@ def test_an_entry_too_big_is_used_and_not_kept() -> None:
     assert len(cache) == 1 and cache.get("k", None) == b"smaller"
 
 
+def test_with_lru_the_least_recently_read_goes_first() -> None:
+    """With ``lru`` a read keeps an entry: the one neither read nor written for longest is
+    dropped; without it, the oldest written is, read or not."""
+    for lru, dropped in ((True, "b"), (False, "a")):
+        cache: BoundedCache[str, bytes] = BoundedCache(3_000, max_entry=3_000, sizer=len, lru=lru)
+        for key in "abc":
+            cache.put(key, b"x" * 800)
+        assert cache.get("a", None) == b"x" * 800
+        assert cache.get("a", None) == b"x" * 800  # the newest already: nothing moves
+        cache.put("d", b"x" * 800)
+        assert dropped not in cache and len(cache) == 3 and cache.nbytes <= 3_000
+        assert cache.get("zz", None) is None
+
+
 def test_the_byte_count_is_exact_across_threads() -> None:
     """Eight threads storing and replacing: the count equals the sum of what is held."""
     cache: BoundedCache[int, bytes] = BoundedCache(50_000, max_entry=5_000, sizer=len)

@@ -826,45 +826,17 @@ def test_bundled_accounts_file_keys_are_derived_demo_keys() -> None:
 # -- loading a large corpus ------------------------------------------------------------------
 
 
-def test_large_corpus_is_prepared_once_in_the_background(
-    make_app: Callable[..., Flask], fixtures_dir: Path
-) -> None:
-    """Beyond the first batch, fixtures are serialised and gzipped by the warm-up thread."""
-    import mockserver.backend as backend_module
-
-    source = json.loads(BUNDLED_7488.read_text(encoding="utf-8"))
-    count = backend_module._WARM_SYNC + 50
-    for i in range(count):
-        source["request"]["path"] = path_of("getContent", id=500_000 + i)
-        source["response"]["body"]["data"]["id"] = 500_000 + i
-        (fixtures_dir / "getContent" / f"{500_000 + i}.json").write_text(json.dumps(source))
-    app = make_app()
-    backend = app.extensions["pivot"].backend
-    assert backend.warmed.wait(60)
-    unfiltered = [key for key in backend._prepared if key[1] is None]
-    assert len(unfiltered) == len(backend.fixtures) == count + 3
-    last = _get(
-        app.test_client(),
-        path_of("getContent", id=500_000 + count - 1),
-        **{"Accept-Encoding": "gzip"},
-    )
-    assert last.headers["content-encoding"] == "gzip"
-    assert json.loads(gzip.decompress(last.data))["data"]["id"] == 500_000 + count - 1
-
-
 def test_fast_and_standard_json_loaders_read_the_same(
     fixtures_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The orjson path and the standard library path build identical exchanges."""
     import pivotkit.fixtures as fixtures_module
-    from mockserver.app import bundled_accounts_file
-    from mockserver.corpus import Corpus
-    from pivotkit.contract import load_contract
+    from pivotkit.fixtures import iter_fixture_files, read_exchange
 
-    corpus = Corpus.read(fixtures_dir, bundled_accounts_file())
-    fast = corpus.load(load_contract()).fixtures
+    files = list(iter_fixture_files(fixtures_dir))
+    fast = [read_exchange(path) for path in files]
     monkeypatch.setattr(fixtures_module, "_fast_loads", lambda raw: json.loads(raw.decode("utf-8")))
-    slow = corpus.load(load_contract()).fixtures
+    slow = [read_exchange(path) for path in files]
     assert [ex.to_dict() for ex in fast] == [ex.to_dict() for ex in slow]
     assert len(fast) == 3
 
@@ -893,8 +865,8 @@ def test_reload_keeps_serving_and_says_why(
 ) -> None:
     """New broken files (truncated, 100,000 deep, a CR/LF header, breaking the contract, a
     duplicate) are refused and listed and the reload goes through; a served fixture that no
-    longer loads makes the reload refused (409) and it is still served; with strict, any
-    refused file refuses the reload."""
+    longer loads makes the reload refused (409) and its prepared answer is still served; with
+    strict, any refused file refuses the reload."""
     from tests.helpers import broken_fixtures
 
     made = broken_fixtures(fixtures_dir)
@@ -907,6 +879,7 @@ def test_reload_keeps_serving_and_says_why(
     )
     assert {Path(p.split(": ", 1)[0]) for p in body["problems"]} == set(made.values())
     served = fixtures_dir / "getContent" / "7488.json"
+    assert _get(client, "/v1/api/v1/contents/7488").status_code == 200  # prepared now
     served.write_text(served.read_text("utf-8")[:100], "utf-8")
     refused = client.post("/__pivot/reload", headers=AUTH)
     assert refused.status_code == 409 and refused.get_json()["changed"] is False

@@ -351,16 +351,13 @@ def _prefill(op: Operation) -> dict[str, str]:
     exchanges = (
         []
         if fixtures is None
-        else [
-            ex
-            for ex in fixtures.for_operation(op.operation_id)
-            if ex.response.status == 200 and ex.response.body not in ({}, [], None)
-        ]
+        else [ex for ex in fixtures.for_operation(op.operation_id) if ex.response.status == 200]
     )
     exchanges.sort(key=lambda ex: _SOURCE_RANK.get(ex.source, 2))
     for exchange in exchanges:
         matched = op.match(exchange.request.path)
-        if matched is not None:
+        # The body last: an indexed fixture reads its file for it (one, not the corpus).
+        if matched is not None and exchange.response.body not in ({}, [], None):
             values.update(matched)
             values.update(
                 {
