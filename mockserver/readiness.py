@@ -1,7 +1,7 @@
 """Readiness for a load balancer: ``/__pivot/ready`` is 200 only while this instance should
 get traffic.
 
-503 until the fixtures are loaded and prepared, while the shared state (SQLite or Redis) does
+503 until the fixtures are known (their index open), while the shared state (SQLite or Redis) does
 not answer, and from SIGTERM on (draining: requests in flight finish, new ones should go to
 another instance). ``/__pivot/health`` stays the liveness check: 200 while the process answers.
 The draining flag is one byte of anonymous shared memory made before granian forks its
@@ -38,7 +38,7 @@ def report(mock: PivotMock) -> tuple[int, dict[str, Any]]:
     """The status and the JSON body of ``/__pivot/ready`` (no secret: the state is named
     by its kind only)."""
     checks = {
-        "fixtures": mock.backend.warmed.is_set(),
+        "fixtures": mock.corpus is not None,  # the index is open: every fixture is known
         "state": mock.state.ping(),
         "draining": mock.readiness.draining,
     }

@@ -27,6 +27,17 @@ def _private(path: Path) -> int:
     return fd
 
 
+_FIRST_USE = threading.Lock()
+
+
+def _new_first_use_lock() -> None:
+    global _FIRST_USE
+    _FIRST_USE = threading.Lock()  # a thread of the parent may have held it at fork time
+
+
+os.register_at_fork(after_in_child=_new_first_use_lock)
+
+
 class SharedFile:
     """``size`` bytes of ``path``, memory-mapped; ``fresh`` says the file was just made.
 
@@ -48,10 +59,15 @@ class SharedFile:
             self.map = mmap.mmap(handle.fileno(), size)
 
     def _lock_fd(self) -> int:
-        if self._pid != os.getpid():
-            self._fd = _private(self.path.with_name(self.path.name + ".lock"))
-            self._pid = os.getpid()
-            self._thread_lock = threading.Lock()  # a lock held at fork time stays held in the child
+        if self._pid != os.getpid():  # first use in this process (a forked worker)
+            with _FIRST_USE:  # one thread opens; the others must not each make their own
+                if self._pid != os.getpid():
+                    # a lock held at fork time stays held in the child: a new one, and a new
+                    # descriptor (an inherited one would share its flock with the parent);
+                    # the pid last, so a thread that sees it also sees both
+                    self._thread_lock = threading.Lock()
+                    self._fd = _private(self.path.with_name(self.path.name + ".lock"))
+                    self._pid = os.getpid()
         return self._fd
 
     @contextlib.contextmanager
