@@ -160,8 +160,10 @@ class PivotMock:
 
     @staticmethod
     def _index_folder(settings: Settings) -> Path:
-        """Where the fixture index is kept: beside the state file (reused by the next start),
-        else in a temporary folder of this process."""
+        """Where the fixture index is kept: ``PIVOT_INDEX_DIR``, else beside the state file
+        (reused by the next start), else in a temporary folder of this process."""
+        if settings.index_dir is not None:
+            return settings.index_dir
         if isinstance(settings.state, Path):
             return settings.state.parent
         folder = tempfile.mkdtemp(prefix="pivotkit-index-")
@@ -301,9 +303,7 @@ class PivotMock:
                 generation = self.state.generations().fixtures
                 blob = self.state.corpus(generation)
             try:
-                corpus = Corpus.from_blob(blob) if blob is not None else None
-                if corpus is None or corpus.root != self.fixtures_dir:
-                    raise ValueError("no snapshot of these fixtures in the state")
+                corpus = self._published(blob, generation)
                 loaded = corpus.load(self.contract)
             except (PivotError, ValueError, zlib.error) as exc:
                 log.error("fixtures generation %s cannot be served here: %s", generation, exc)
@@ -311,6 +311,21 @@ class PivotMock:
                 return
             self._install(loaded, generation)
             self.corpus = corpus
+
+    def _published(self, blob: bytes | None, generation: int) -> Corpus:
+        """The corpus of a reload published as ``blob``. Its index is opened when it lies in
+        this instance's index folder (another worker of this machine made it); an instance
+        elsewhere (another host on the same Redis) reads and validates the same fixtures
+        folder itself, against its own index, and publishes nothing."""
+        if blob is None:
+            raise ValueError("no snapshot of these fixtures in the state")
+        root, index_path = Corpus.blob_paths(blob)
+        if root != self.fixtures_dir:
+            raise ValueError(f"the reload was of {root}, this instance serves {self.fixtures_dir}")
+        if index_path.parent.parent.resolve() == self.index_folder.resolve():
+            return Corpus.from_blob(blob)
+        log.info("fixtures generation %s: reloaded elsewhere, reading them here", generation)
+        return self._read(self.corpus.index)
 
     @property
     def refused(self) -> tuple[Refused, ...]:

@@ -293,6 +293,12 @@ FIELDS: dict[str, tuple[Any, Callable[[Any], Any], str]] = {
         _cache_bytes,
         "bytes of prepared fixture answers each worker keeps (least recently used dropped)",
     ),
+    "INDEX_DIR": (
+        None,
+        _opt_path,
+        "where the fixture index is kept, reused by the next start (default: beside a SQLite "
+        "--state, else a temporary folder)",
+    ),
 }
 
 
@@ -331,6 +337,7 @@ class Settings:
     scenarios: Path | None
     drain_delay: float
     fixture_cache: int
+    index_dir: Path | None
     sources: Mapping[str, str]
 
     def as_config(self) -> dict[str, Any]:

@@ -162,6 +162,18 @@ class Corpus:
             out += encoded + (data or b"") + why
         return zlib.compress(bytes(out), 1)
 
+    @staticmethod
+    def blob_paths(blob: bytes) -> tuple[Path, Path]:
+        """The fixtures folder and the index file a snapshot names (ValueError if the bytes
+        are not a snapshot)."""
+        raw = zlib.decompress(blob)
+        if not raw.startswith(_MAGIC):
+            raise ValueError("not a pivotkit corpus snapshot")
+        records = list(_records(raw, len(_MAGIC)))
+        if len(records) != 3:
+            raise ValueError("a corpus snapshot holds its root, accounts and index")
+        return Path(records[0][0]), Path(records[2][0])
+
     @classmethod
     def from_blob(cls, blob: bytes) -> Corpus:
         """The corpus :meth:`to_blob` wrote (ValueError if the bytes are not one, or its

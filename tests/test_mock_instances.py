@@ -23,6 +23,7 @@ import httpx
 import pytest
 import redis
 
+from mockserver.store import RACY_NS
 from pivotkit.client import demo_key
 from pivotkit.control import RemoteMock
 from tests.helpers import (
@@ -265,6 +266,8 @@ def test_a_reload_through_one_reaches_both(both: Pair) -> None:
         reload = httpx.post(f"{one}/__pivot/reload", headers=AUTH, timeout=30)
         assert reload.status_code == 200, reload.text
         assert [_content_id(two, path), _content_id(one, path)] == [987654, 987654]
+        if both.store == "redis":  # as on another host: the first's index is not in its folder
+            assert "reloaded elsewhere, reading them here" in both.logs[1].read_text("utf-8")
     finally:
         made.unlink()
         httpx.post(f"{one}/__pivot/reload", headers=AUTH, timeout=30)
@@ -319,10 +322,35 @@ def test_instances_on_one_redis_share_a_generated_admin_token(tmp_path: Path) ->
         assert redis.Redis.from_url(url).hget("pivotkit:meta", "admin_token") is not None
 
 
+def test_an_instance_on_redis_keeps_its_index_in_index_dir(tmp_path: Path) -> None:
+    """With a Redis state there is no state file to keep the fixture index beside:
+    PIVOT_INDEX_DIR keeps it, so the next start reads no fixture; without it, every start
+    reads them all (a temporary folder)."""
+    fixtures = tmp_path / "fixtures"
+    shutil.copytree(ROOT / "fixtures", fixtures)
+    total = len(list(fixtures.glob("*/*.json")))
+    time.sleep(RACY_NS / 1e9 + 0.1)  # a stat younger than this window is never trusted
+
+    def index(url: str, **env: str) -> dict[str, object]:
+        args = ("--state", url, "--fixtures", str(fixtures), "--admin-token", TOKEN)
+        with serve_process(tmp_path, *args, env=clean_env(RUST_BACKTRACE="0", **env)) as served:
+            answer = httpx.get(f"{served[0]}/__pivot/fixtures", headers=AUTH, timeout=10)
+            found: dict[str, object] = answer.json()["index"]
+            return found
+
+    kept = tmp_path / "index"
+    with redis_server(tmp_path) as url:
+        first, second = (index(url, PIVOT_INDEX_DIR=str(kept)) for _ in (1, 2))
+        assert (first["read"], second["read"], second["reused"]) == (total, 0, total)
+        assert Path(str(second["file"])).parent.parent == kept
+        assert index(url)["read"] == index(url)["read"] == total
+
+
 def _deployment_section() -> str:
     readme = (ROOT / "README.md").read_text("utf-8")
     start = readme.index("### Deployment: several instances behind a load balancer")
-    return readme[start : readme.index("\n## ", start)]
+    ends = [readme.find(mark, start + 1) for mark in ("\n## ", "\n### ")]
+    return readme[start : min(end for end in ends if end > 0)]
 
 
 def test_the_deployment_snippet_runs_as_written(tmp_path: Path) -> None:
