@@ -166,29 +166,30 @@ class Corpus:
     def blob_paths(blob: bytes) -> tuple[Path, Path]:
         """The fixtures folder and the index file a snapshot names (ValueError if the bytes
         are not a snapshot)."""
-        raw = zlib.decompress(blob)
-        if not raw.startswith(_MAGIC):
-            raise ValueError("not a pivotkit corpus snapshot")
-        records = list(_records(raw, len(_MAGIC)))
-        if len(records) != 3:
-            raise ValueError("a corpus snapshot holds its root, accounts and index")
+        records = _snapshot_records(blob)
         return Path(records[0][0]), Path(records[2][0])
 
     @classmethod
     def from_blob(cls, blob: bytes) -> Corpus:
         """The corpus :meth:`to_blob` wrote (ValueError if the bytes are not one, or its
         index is gone or another)."""
-        raw = zlib.decompress(blob)
-        if not raw.startswith(_MAGIC):
-            raise ValueError("not a pivotkit corpus snapshot")
-        records = list(_records(raw, len(_MAGIC)))
-        if len(records) != 3:
-            raise ValueError("a corpus snapshot holds its root, accounts and index")
+        records = _snapshot_records(blob)
         (root, _, _), (accounts_path, accounts, error) = records[0], records[1]
         index = open_index(Path(records[2][0]))
         if index is None or index.meta.get("files") != records[2][2]:
             raise ValueError(f"the index {records[2][0]} is gone or was replaced")
         return cls(Path(root), Path(accounts_path), accounts, error, index)
+
+
+def _snapshot_records(blob: bytes) -> list[tuple[str, bytes | None, str]]:
+    """The three records of a snapshot (root, accounts, index), or ValueError."""
+    raw = zlib.decompress(blob)
+    if not raw.startswith(_MAGIC):
+        raise ValueError("not a pivotkit corpus snapshot")
+    records = list(_records(raw, len(_MAGIC)))
+    if len(records) != 3:
+        raise ValueError("a corpus snapshot holds its root, accounts and index")
+    return records
 
 
 def _validate(
