@@ -38,8 +38,8 @@ from pivotkit.errors import PortUnavailable
 from pivotkit.locations import atomic_write_text
 from pivotkit.redact import mask_keys
 
-# The app the supervising process built (and warmed) before granian forked its workers: they
-# inherit it copy-on-write instead of each loading every fixture again.
+# The app the supervising process built (its fixture index open) before granian forked its
+# workers: they inherit it copy-on-write instead of each opening the corpus again.
 _PREBUILT: Flask | None = None
 _RELOADED_CHILD = "WERKZEUG_RUN_MAIN"
 

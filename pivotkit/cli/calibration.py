@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from pivotkit.cli.options import fixtures_option, main, schemas_option
+from pivotkit.cli.options import fixtures_option, main, max_wait_option, rate_option, schemas_option
 
 
 @main.command()
@@ -46,11 +46,7 @@ from pivotkit.cli.options import fixtures_option, main, schemas_option
     show_default=True,
     help="At most this many upstream calls.",
 )
-@click.option(
-    "--rate",
-    type=click.FloatRange(min=0, min_open=True),
-    help="At most this many calls per second.",
-)
+@rate_option()
 @click.option(
     "--per-operation",
     type=click.IntRange(min=1),
@@ -65,13 +61,7 @@ from pivotkit.cli.options import fixtures_option, main, schemas_option
     help="The account profile written in the fixtures' meta.account.",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sampling.")
-@click.option(
-    "--max-wait",
-    type=click.FloatRange(min=0),
-    default=60.0,
-    show_default=True,
-    help="Longest wait on a 429 Retry-After, in seconds.",
-)
+@max_wait_option(60.0)
 @click.option("--quiet", "-q", is_flag=True, help="Print the summary only, not every request.")
 @schemas_option()
 @fixtures_option("Input fixtures (only accounts.toml is read from them).")

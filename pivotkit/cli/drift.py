@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from pivotkit.cli.options import fixtures_option, main, schemas_option
+from pivotkit.cli.options import fixtures_option, main, max_wait_option, rate_option, schemas_option
 
 
 @main.group(invoke_without_command=True, subcommand_metavar="[history [OPTIONS]]")
@@ -49,20 +49,8 @@ from pivotkit.cli.options import fixtures_option, main, schemas_option
     show_default=True,
     help="Requests in flight at once.",
 )
-@click.option(
-    "--rate",
-    type=click.FloatRange(0, min_open=True),
-    default=5.0,
-    show_default=True,
-    help="Most requests started per second.",
-)
-@click.option(
-    "--max-wait",
-    type=click.FloatRange(min=0),
-    default=120.0,
-    show_default=True,
-    help="Longest Retry-After wait on a 429, in seconds.",
-)
+@rate_option(5.0)
+@max_wait_option(120.0)
 @click.option(
     "--account-profile",
     type=click.Path(path_type=Path, dir_okay=False),

@@ -54,6 +54,28 @@ def schemas_option(dest: str = "schemas") -> Callable[[F], F]:
     )
 
 
+def rate_option(default: float | None = None) -> Callable[[F], F]:
+    """The ``--rate R`` option of every command that calls the upstream (the client's pacer)."""
+    return click.option(
+        "--rate",
+        type=click.FloatRange(min=0, min_open=True),
+        default=default,
+        show_default=default is not None,
+        help="At most this many calls started per second.",
+    )
+
+
+def max_wait_option(default: float) -> Callable[[F], F]:
+    """The ``--max-wait S`` option: the longest Retry-After of a 429 the client waits."""
+    return click.option(
+        "--max-wait",
+        type=click.FloatRange(min=0),
+        default=default,
+        show_default=True,
+        help="Longest wait on a 429 Retry-After, in seconds.",
+    )
+
+
 @click.group(cls=_Group)
 @click.version_option(package_name="pivotkit")
 def main() -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from pivotkit.cli.options import fixtures_option, main, schemas_option
+from pivotkit.cli.options import fixtures_option, main, max_wait_option, rate_option, schemas_option
 from pivotkit.contract import Contract
 
 
@@ -177,18 +177,8 @@ def _out_dir(out: Path | None) -> Path:
     help="Replace a fixture that differs (default: keep it, write <name>-2.json).",
 )
 @click.option("--budget", type=click.IntRange(min=0), help="At most this many upstream calls.")
-@click.option(
-    "--rate",
-    type=click.FloatRange(min=0, min_open=True),
-    help="At most this many calls per second.",
-)
-@click.option(
-    "--max-wait",
-    type=click.FloatRange(min=0),
-    default=60.0,
-    show_default=True,
-    help="Longest wait on a 429 Retry-After, in seconds.",
-)
+@rate_option()
+@max_wait_option(60.0)
 @click.option(
     "--retries",
     type=click.IntRange(min=0),
