@@ -76,8 +76,8 @@ def health() -> Response:
 
 @admin.get("/ready")
 def ready() -> Any:
-    """Readiness for a load balancer (see mockserver.readiness): 200 ready, 503 loading,
-    state unreachable or draining after SIGTERM. Open to everyone (no secrets)."""
+    """Readiness for a load balancer (see mockserver.readiness): 200 ready, 503 state
+    unreachable or draining after SIGTERM. Open to everyone (no secrets)."""
     status, body = readiness.report(_mock())
     return jsonify(body), status
 

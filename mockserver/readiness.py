@@ -1,9 +1,10 @@
 """Readiness for a load balancer: ``/__pivot/ready`` is 200 only while this instance should
 get traffic.
 
-503 until the fixtures are known (their index open), while the shared state (SQLite or Redis) does
-not answer, and from SIGTERM on (draining: requests in flight finish, new ones should go to
-another instance). ``/__pivot/health`` stays the liveness check: 200 while the process answers.
+503 while the shared state (SQLite or Redis) does not answer, and from SIGTERM on (draining:
+requests in flight finish, new ones should go to another instance). Nothing listens before the
+fixtures are known: the app is built, its index open, before the server binds.
+``/__pivot/health`` stays the liveness check: 200 while the process answers.
 The draining flag is one byte of anonymous shared memory made before granian forks its
 workers, so the supervisor that receives SIGTERM sets it for every worker at once.
 """
@@ -38,14 +39,13 @@ def report(mock: PivotMock) -> tuple[int, dict[str, Any]]:
     """The status and the JSON body of ``/__pivot/ready`` (no secret: the state is named
     by its kind only)."""
     checks = {
-        "fixtures": mock.corpus is not None,  # the index is open: every fixture is known
+        "fixtures": mock.corpus
+        is not None,  # always, once it answers: kept for the balancer's logs
         "state": mock.state.ping(),
         "draining": mock.readiness.draining,
     }
     if checks["draining"]:
         status = "draining"
-    elif not checks["fixtures"]:
-        status = "loading"
     elif not checks["state"]:
         status = "state unreachable"
     else:
