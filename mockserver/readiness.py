@@ -2,8 +2,8 @@
 get traffic.
 
 503 while the shared state (SQLite or Redis) does not answer, and from SIGTERM on (draining:
-requests in flight finish, new ones should go to another instance). Nothing listens before the
-fixtures are known: the app is built, its index open, before the server binds.
+requests in flight finish, new ones should go to another instance). Nothing answers before the
+fixtures are known: the app opens their index before it serves a request.
 ``/__pivot/health`` stays the liveness check: 200 while the process answers.
 The draining flag is one byte of anonymous shared memory made before granian forks its
 workers, so the supervisor that receives SIGTERM sets it for every worker at once.
